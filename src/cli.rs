@@ -1,0 +1,194 @@
+//! The command line as clap sees it: derive definitions only, no I/O and no defaults that depend
+//! on the environment. `settings` turns these raw values into typed settings, so commands never
+//! see a clap type.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keep etcd alive: health, status and members over TLS, snapshots, restore, certificate expiry.
+///
+/// Connection settings come from flags, then ETCDCTL_* environment variables, then the etcd
+/// static-pod manifest (/etc/kubernetes/manifests/etcd.yaml), then built-in defaults.
+#[derive(Debug, Parser)]
+#[command(
+    name = "etcdops",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts; the connection ones only matter to online commands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Comma-separated etcd client URLs [env: ETCDCTL_ENDPOINTS]
+    #[arg(long, global = true, value_name = "URLS")]
+    pub endpoints: Option<String>,
+
+    /// CA bundle that signed the server certificates [env: ETCDCTL_CACERT]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) [env: ETCDCTL_CERT]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM) [env: ETCDCTL_KEY]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Accept any server certificate (encryption without authentication of the server)
+    /// [env: ETCDCTL_INSECURE_SKIP_TLS_VERIFY]
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// User name, or name:password [env: ETCDCTL_USER]
+    #[arg(long, global = true, value_name = "NAME[:PASSWORD]")]
+    pub user: Option<String>,
+
+    /// Password of --user [env: ETCDCTL_PASSWORD]
+    #[arg(long, global = true)]
+    pub password: Option<String>,
+
+    /// Time allowed to establish a connection, e.g. 2s, 500ms [default: 2s] [env: ETCDCTL_DIAL_TIMEOUT]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub dial_timeout: Option<String>,
+
+    /// Time allowed for one request, e.g. 5s [default: 5s] [env: ETCDCTL_COMMAND_TIMEOUT]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub command_timeout: Option<String>,
+
+    /// Output format [default: table] [env: ETCDCTL_WRITE_OUT]
+    #[arg(short = 'w', long, global = true, value_name = "FORMAT")]
+    pub write_out: Option<OutputFormat>,
+
+    /// The etcd static-pod manifest to read settings from [env: ETCDOPS_MANIFEST]
+    /// [default: /etc/kubernetes/manifests/etcd.yaml when it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+
+    /// Say on stderr where each setting came from
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Simple,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that every endpoint commits a read and has no active alarm
+    Health(ClusterArgs),
+    /// Show each endpoint's version, db size, leader and raft indexes
+    Status(ClusterArgs),
+    /// List the cluster's members
+    Members,
+    /// etcdctl spelling: `endpoint health` and `endpoint status`
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// etcdctl spelling: `member list`
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Save, inspect and restore snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Report when certificates expire (files, directories, kubeconfigs)
+    CertExpiry(CertExpiryArgs),
+    /// Show what the etcd static-pod manifest configures
+    ManifestRead,
+    /// Print a shell completion script
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Use every member's client URLs from the member list instead of --endpoints alone
+    #[arg(long)]
+    pub cluster: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Same as `etcdops health`
+    Health(ClusterArgs),
+    /// Same as `etcdops status`
+    Status(ClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Same as `etcdops members`
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Stream a snapshot from one endpoint into FILE
+    Save {
+        /// Where to write the snapshot
+        file: PathBuf,
+    },
+    /// Offline: hash, revision, total keys and size of a snapshot file
+    Status {
+        /// Snapshot file (or a member/snap/db)
+        file: PathBuf,
+    },
+    /// Offline: build a data directory that etcd starts from
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot file to restore
+    pub file: PathBuf,
+    /// Data directory to create [default: <name>.etcd]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Separate WAL directory
+    #[arg(long, value_name = "DIR")]
+    pub wal_dir: Option<PathBuf>,
+    /// Name of this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Initial cluster configuration [default: <name>=<initial-advertise-peer-urls>]
+    #[arg(long, value_name = "NAME=URL,...")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster token
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// This member's peer URLs
+    #[arg(long, default_value = "http://localhost:2380", value_name = "URLS")]
+    pub initial_advertise_peer_urls: String,
+    /// Restore a raw db file that has no sha256 trailer
+    #[arg(long)]
+    pub skip_hash_check: bool,
+    /// Add N to every revision (needs --mark-compacted)
+    #[arg(long, value_name = "N")]
+    pub bump_revision: Option<u64>,
+    /// Mark the bumped revision as compacted (needs --bump-revision)
+    #[arg(long)]
+    pub mark_compacted: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertExpiryArgs {
+    /// Certificate files, directories or kubeconfigs [default: /etc/kubernetes/pki and kubeconfigs]
+    pub paths: Vec<PathBuf>,
+    /// Certificates expiring within this many days are a warning
+    #[arg(long, default_value_t = 30)]
+    pub warn_days: i64,
+}

@@ -1,0 +1,87 @@
+//! etcdops: one binary to keep etcd alive. `main.rs` parses arguments and calls [`run`]; this
+//! crate resolves settings once, dispatches to a command, and renders its report.
+//!
+//! See docs/architecture.md for the module map and how a request flows through it.
+
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod exit;
+pub mod manifest;
+pub mod output;
+pub mod settings;
+
+use anyhow::{bail, Context, Result};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, ClusterArgs, Command, EndpointCommand, MemberCommand, SnapshotCommand};
+use crate::client::{targets, Connector};
+use crate::exit::Outcome;
+use crate::settings::Settings;
+
+/// Run one invocation. `env` is the process environment (taken once, in `main`).
+pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
+    let settings = Settings::new(cli.global, env)?;
+    match cli.command {
+        Command::Health(args) | Command::Endpoint(EndpointCommand::Health(args)) => {
+            online(&settings, |connector, targets| async move {
+                let (report, outcome) =
+                    commands::health::run(&connector, targets, args.cluster).await;
+                output::emit(settings.output, &report)?;
+                Ok(outcome)
+            })
+        }
+        Command::Status(args) | Command::Endpoint(EndpointCommand::Status(args)) => {
+            online(&settings, |connector, targets| async move {
+                let ClusterArgs { cluster } = args;
+                let (report, outcome) = commands::status::run(&connector, targets, cluster).await;
+                output::emit(settings.output, &report)?;
+                Ok(outcome)
+            })
+        }
+        Command::Members | Command::Member(MemberCommand::List) => {
+            online(&settings, |connector, targets| async move {
+                let report = commands::members::run(&connector, &targets).await?;
+                output::emit(settings.output, &report)?;
+                Ok(Outcome::Ok)
+            })
+        }
+        Command::Snapshot(SnapshotCommand::Save { .. }) => not_built("snapshot save", 7),
+        Command::Snapshot(SnapshotCommand::Status { .. }) => not_built("snapshot status", 3),
+        Command::Snapshot(SnapshotCommand::Restore(_)) => not_built("snapshot restore", 4),
+        Command::CertExpiry(_) => not_built("cert-expiry", 6),
+        Command::ManifestRead => not_built("manifest-read", 5),
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "etcdops", &mut script);
+            output::emit_text(&String::from_utf8_lossy(&script))?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn not_built(command: &str, issue: u32) -> Result<Outcome> {
+    bail!("`etcdops {command}` is not built yet (tracked in issue #{issue})")
+}
+
+/// Resolve connection settings, load TLS material, then run `body` on a runtime.
+fn online<F, Fut>(settings: &Settings, body: F) -> Result<Outcome>
+where
+    F: FnOnce(Connector, Vec<client::Target>) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome>>,
+{
+    let conn = settings.connection()?;
+    if settings.verbose {
+        for line in conn.describe() {
+            eprintln!("etcdops: {line}");
+        }
+    }
+    let targets = targets(&conn)?;
+    let connector = Connector::new(&conn, &targets)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(body(connector, targets))
+}

@@ -1,0 +1,42 @@
+//! The etcdops binary: parse, run, print the error chain once, map to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use etcdops::cli::Cli;
+use etcdops::exit::{Outcome, ERROR, OK};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version go to stdout and succeed; usage errors are exit 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { ERROR } else { OK });
+        }
+    };
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    match etcdops::run(cli, env) {
+        Ok(outcome) => {
+            if let Outcome::Bad(message) = &outcome {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(outcome.code())
+        }
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(OK),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+/// `etcdops ... | head` closes stdout early; that is not an error worth a message.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

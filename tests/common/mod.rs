@@ -1,0 +1,493 @@
+//! Test harness: a kubeadm-shaped PKI generated at test time, real etcd processes with client
+//! TLS on free loopback ports, and the built `etcdops` binary run with a scrubbed environment.
+//!
+//! Every etcd process belongs to a [`Cluster`], which kills exactly its own children (by the
+//! PIDs it spawned) when dropped, also when a test panics.
+//!
+//! The etcd binaries come from `scripts/test-deps.sh`; a test that cannot find them fails with
+//! that command in its message. It never passes silently.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+pub const INSTALL_HINT: &str = "run `bash scripts/test-deps.sh` to install etcd 3.5.1 and 3.4.23";
+
+/// An etcd release the tests can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V3_5_1,
+    V3_4_23,
+}
+
+impl Version {
+    pub fn etcd(self) -> PathBuf {
+        let path = match self {
+            Version::V3_5_1 => repo().join(".cache/etcd-3.5.1/etcd"),
+            Version::V3_4_23 => PathBuf::from("/usr/bin/etcd"),
+        };
+        assert!(
+            path.is_file(),
+            "etcd {self:?} not found at {}: {INSTALL_HINT}",
+            path.display()
+        );
+        path
+    }
+
+    pub fn expected_version(self) -> &'static str {
+        match self {
+            Version::V3_5_1 => "3.5.1",
+            Version::V3_4_23 => "3.4.23",
+        }
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// etcdctl 3.5.1, used as an independent client (readiness checks, writing test data).
+pub fn etcdctl() -> PathBuf {
+    let path = repo().join(".cache/etcd-3.5.1/etcdctl");
+    assert!(
+        path.is_file(),
+        "etcdctl not found at {}: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1. Ports handed out in this process are never handed out twice.
+pub fn free_port() -> u16 {
+    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding a loopback port");
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
+}
+
+/// A certificate and its key, written as PEM files.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// kubeadm's etcd PKI: `<dir>/etcd/{ca,server,peer,healthcheck-client}.{crt,key}` and
+/// `<dir>/apiserver-etcd-client.{crt,key}`.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: Pair,
+    pub server: Pair,
+    pub peer: Pair,
+    pub healthcheck: Pair,
+    pub apiserver_client: Pair,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    pub fn generate(dir: &Path) -> Pki {
+        let etcd_dir = dir.join("etcd");
+        fs::create_dir_all(&etcd_dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "etcd-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::CrlSign,
+        ];
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        let ca = write_pair(&etcd_dir, "ca", &ca_cert.pem(), &ca_key.serialize_pem());
+
+        let mut pki = Pki {
+            dir: dir.to_path_buf(),
+            server: ca.clone(),
+            peer: ca.clone(),
+            healthcheck: ca.clone(),
+            apiserver_client: ca.clone(),
+            ca,
+            ca_cert,
+            ca_key,
+        };
+        pki.server = pki.issue(&etcd_dir, "server", "etcd-server", true, true);
+        pki.peer = pki.issue(&etcd_dir, "peer", "etcd-peer", true, true);
+        pki.healthcheck = pki.issue(
+            &etcd_dir,
+            "healthcheck-client",
+            "kube-etcd-healthcheck-client",
+            false,
+            true,
+        );
+        pki.apiserver_client = pki.issue(
+            dir,
+            "apiserver-etcd-client",
+            "kube-apiserver-etcd-client",
+            false,
+            true,
+        );
+        pki
+    }
+
+    /// Issue a leaf signed by this CA, valid for localhost and 127.0.0.1.
+    pub fn issue(&self, dir: &Path, name: &str, cn: &str, server: bool, client: bool) -> Pair {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        if server {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if client {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        write_pair(dir, name, &cert.pem(), &key.serialize_pem())
+    }
+}
+
+fn write_pair(dir: &Path, name: &str, cert: &str, key: &str) -> Pair {
+    let pair = Pair {
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+    };
+    fs::write(&pair.cert, cert).unwrap();
+    fs::write(&pair.key, key).unwrap();
+    pair
+}
+
+/// One etcd member of a [`Cluster`].
+pub struct Member {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+/// Options for [`Cluster::start`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub version: Version,
+    pub members: usize,
+    pub extra_args: Vec<String>,
+}
+
+impl ClusterOptions {
+    pub fn new(version: Version, members: usize) -> ClusterOptions {
+        ClusterOptions {
+            version,
+            members,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A running etcd cluster with client and peer TLS (kubeadm style), its PKI and temp dir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub members: Vec<Member>,
+    pub version: Version,
+}
+
+impl Cluster {
+    pub fn start(opts: ClusterOptions) -> Cluster {
+        let etcd = opts.version.etcd();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(&dir.path().join("pki"));
+        let mut members: Vec<Member> = (0..opts.members)
+            .map(|i| {
+                let name = format!("m{}", i + 1);
+                Member {
+                    client_url: format!("https://127.0.0.1:{}", free_port()),
+                    peer_url: format!("https://127.0.0.1:{}", free_port()),
+                    data_dir: dir.path().join(format!("{name}.etcd")),
+                    log: dir.path().join(format!("{name}.log")),
+                    name,
+                    child: None,
+                }
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            dir,
+            pki,
+            members: Vec::new(),
+            version: opts.version,
+        };
+        for m in &mut members {
+            let args = cluster.member_args(m, &initial_cluster, &opts.extra_args);
+            let log = fs::File::create(&m.log).unwrap();
+            let child = Command::new(&etcd)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", etcd.display()));
+            m.child = Some(child);
+        }
+        cluster.members = members;
+        cluster.wait_healthy(Duration::from_secs(60));
+        cluster
+    }
+
+    /// etcd's command line for one member, as kubeadm writes it.
+    pub fn member_args(&self, m: &Member, initial_cluster: &str, extra: &[String]) -> Vec<String> {
+        let p = &self.pki;
+        let mut args = vec![
+            format!("--name={}", m.name),
+            format!("--data-dir={}", m.data_dir.display()),
+            format!("--listen-client-urls={}", m.client_url),
+            format!("--advertise-client-urls={}", m.client_url),
+            format!("--listen-peer-urls={}", m.peer_url),
+            format!("--initial-advertise-peer-urls={}", m.peer_url),
+            format!("--initial-cluster={initial_cluster}"),
+            "--initial-cluster-state=new".to_string(),
+            "--initial-cluster-token=etcdops-test".to_string(),
+            format!("--cert-file={}", p.server.cert.display()),
+            format!("--key-file={}", p.server.key.display()),
+            format!("--trusted-ca-file={}", p.ca.cert.display()),
+            "--client-cert-auth=true".to_string(),
+            format!("--peer-cert-file={}", p.peer.cert.display()),
+            format!("--peer-key-file={}", p.peer.key.display()),
+            format!("--peer-trusted-ca-file={}", p.ca.cert.display()),
+            "--peer-client-cert-auth=true".to_string(),
+            "--snapshot-count=10000".to_string(),
+            "--logger=zap".to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        args
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    pub fn endpoints_arg(&self) -> String {
+        self.endpoints().join(",")
+    }
+
+    /// `--endpoints --cacert --cert --key` for the healthcheck-client pair.
+    pub fn tls_args(&self) -> Vec<String> {
+        vec![
+            format!("--cacert={}", self.pki.ca.cert.display()),
+            format!("--cert={}", self.pki.healthcheck.cert.display()),
+            format!("--key={}", self.pki.healthcheck.key.display()),
+        ]
+    }
+
+    /// Run etcdctl 3.5.1 against the given endpoints with client TLS.
+    pub fn etcdctl(&self, endpoints: &str, args: &[&str]) -> Output {
+        Command::new(etcdctl())
+            .env_clear()
+            .arg(format!("--endpoints={endpoints}"))
+            .args(self.tls_args())
+            .args(args)
+            .output()
+            .expect("running etcdctl")
+    }
+
+    fn wait_healthy(&mut self, limit: Duration) {
+        let start = Instant::now();
+        for i in 0..self.members.len() {
+            loop {
+                if let Some(child) = self.members[i].child.as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "etcd member {} exited early ({status}):\n{}",
+                            self.members[i].name,
+                            self.log_tail(i)
+                        );
+                    }
+                }
+                let url = self.members[i].client_url.clone();
+                let out = self.etcdctl(&url, &["endpoint", "health", "--command-timeout=2s"]);
+                if out.status.success() {
+                    break;
+                }
+                if start.elapsed() > limit {
+                    panic!(
+                        "etcd member {} not healthy after {limit:?}:\n{}",
+                        self.members[i].name,
+                        self.log_tail(i)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = fs::read_to_string(&self.members[i].log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Kill one member (SIGKILL) and wait for it to be gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// The outcome of one `etcdops` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run the built binary with a scrubbed environment plus `env`.
+pub fn etcdops(args: &[&str], env: &[(&str, &str)]) -> Run {
+    etcdops_in(args, env, None)
+}
+
+pub fn etcdops_in(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcdops"));
+    cmd.env_clear().args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let start = Instant::now();
+    let out = cmd.output().expect("running etcdops");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A kubeadm-shaped static-pod manifest for member `i` of `cluster`, written to `path`.
+pub fn write_kubeadm_manifest(cluster: &Cluster, i: usize, path: &Path) {
+    let m = &cluster.members[i];
+    let p = &cluster.pki;
+    let etcd_dir = p.ca.cert.parent().unwrap();
+    let text = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    kubeadm.kubernetes.io/etcd.advertise-client-urls: {client}
+  labels:
+    component: etcd
+    tier: control-plane
+  name: etcd
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - etcd
+    - --advertise-client-urls={client}
+    - --cert-file={server_crt}
+    - --client-cert-auth=true
+    - --data-dir=/var/lib/etcd
+    - --initial-advertise-peer-urls={peer}
+    - --initial-cluster={name}={peer}
+    - --key-file={server_key}
+    - --listen-client-urls={client}
+    - --listen-peer-urls={peer}
+    - --name={name}
+    - --peer-cert-file={peer_crt}
+    - --peer-client-cert-auth=true
+    - --peer-key-file={peer_key}
+    - --peer-trusted-ca-file={ca}
+    - --snapshot-count=10000
+    - --trusted-ca-file={ca}
+    image: registry.k8s.io/etcd:3.5.1-0
+    imagePullPolicy: IfNotPresent
+    name: etcd
+    volumeMounts:
+    - mountPath: /var/lib/etcd
+      name: etcd-data
+    - mountPath: {etcd_dir}
+      name: etcd-certs
+  hostNetwork: true
+  priorityClassName: system-node-critical
+  volumes:
+  - hostPath:
+      path: {etcd_dir}
+      type: DirectoryOrCreate
+    name: etcd-certs
+  - hostPath:
+      path: {data}
+      type: DirectoryOrCreate
+    name: etcd-data
+"#,
+        client = m.client_url,
+        peer = m.peer_url,
+        name = m.name,
+        server_crt = p.server.cert.display(),
+        server_key = p.server.key.display(),
+        peer_crt = p.peer.cert.display(),
+        peer_key = p.peer.key.display(),
+        ca = p.ca.cert.display(),
+        etcd_dir = etcd_dir.display(),
+        data = m.data_dir.display(),
+    );
+    fs::write(path, text).unwrap();
+}
