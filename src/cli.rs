@@ -155,7 +155,7 @@ pub enum SnapshotCommand {
 pub struct RestoreArgs {
     /// Snapshot file to restore
     pub file: PathBuf,
-    /// Data directory to create [default: <name>.etcd]
+    /// Data directory to create [default: NAME.etcd]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Separate WAL directory
@@ -164,7 +164,7 @@ pub struct RestoreArgs {
     /// Name of this member
     #[arg(long, default_value = "default")]
     pub name: String,
-    /// Initial cluster configuration [default: <name>=<initial-advertise-peer-urls>]
+    /// Initial cluster configuration [default: NAME=INITIAL-ADVERTISE-PEER-URLS]
     #[arg(long, value_name = "NAME=URL,...")]
     pub initial_cluster: Option<String>,
     /// Initial cluster token
