@@ -146,6 +146,12 @@ pub enum SnapshotCommand {
     Status {
         /// Snapshot file (or a member/snap/db)
         file: PathBuf,
+        /// Skip bbolt's integrity check (key order, freelist, both meta pages)
+        #[arg(long)]
+        skip_check: bool,
+        /// Do not verify the sha256 trailer
+        #[arg(long)]
+        skip_hash_check: bool,
     },
     /// Offline: build a data directory that etcd starts from
     Restore(RestoreArgs),

@@ -3,9 +3,11 @@
 //!
 //! See docs/architecture.md for the module map and how a request flows through it.
 
+pub mod bolt;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod etcd;
 pub mod exit;
 pub mod manifest;
 pub mod output;
@@ -47,7 +49,19 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             })
         }
         Command::Snapshot(SnapshotCommand::Save { .. }) => not_built("snapshot save", 7),
-        Command::Snapshot(SnapshotCommand::Status { .. }) => not_built("snapshot status", 3),
+        Command::Snapshot(SnapshotCommand::Status {
+            file,
+            skip_check,
+            skip_hash_check,
+        }) => {
+            let checks = commands::snapshot_status::Checks {
+                integrity: !skip_check,
+                hash: !skip_hash_check,
+            };
+            let (report, outcome) = commands::snapshot_status::run(&file, checks)?;
+            output::emit(settings.output, &report)?;
+            Ok(outcome)
+        }
         Command::Snapshot(SnapshotCommand::Restore(_)) => not_built("snapshot restore", 4),
         Command::CertExpiry(_) => not_built("cert-expiry", 6),
         Command::ManifestRead => not_built("manifest-read", 5),

@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use comfy_table::{CellAlignment, ContentArrangement, Table};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::cli::OutputFormat;
 
@@ -20,6 +20,10 @@ pub trait Report {
     fn json(&self) -> serde_json::Value;
     /// Lines for `-w simple`.
     fn simple(&self) -> Vec<String>;
+    /// Lines printed under the table, for what does not fit etcdctl's columns.
+    fn details(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Write `report` to stdout in `format`.
@@ -38,7 +42,15 @@ pub fn write_report(
     match format {
         OutputFormat::Table => {
             let (headers, rows) = report.table();
-            writeln!(out, "{}", render_table(&headers, &rows))
+            writeln!(out, "{}", render_table(&headers, &rows))?;
+            let details = report.details();
+            if !details.is_empty() {
+                writeln!(out)?;
+                for line in details {
+                    writeln!(out, "{}", escape(&line))?;
+                }
+            }
+            Ok(())
         }
         OutputFormat::Json => {
             let text = serde_json::to_string(&report.json()).map_err(io::Error::other)?;
@@ -61,20 +73,26 @@ pub fn emit_text(text: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// comfy-table's ASCII_FULL_CONDENSED with `-` under the header, as etcdctl's tablewriter draws.
-const ETCDCTL_STYLE: &str = "||--+--+|    ++++++";
+/// comfy-table's ASCII_FULL_CONDENSED with `-` and `+` under the header, as etcdctl's
+/// tablewriter draws it.
+const ETCDCTL_STYLE: &str = "||--+-++|    ++++++";
 
 fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
     table
         .load_preset(ETCDCTL_STYLE)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(headers.iter().map(|h| h.to_uppercase()));
+        .set_header(
+            headers
+                .iter()
+                .map(|h| Cell::new(h.to_uppercase()).set_alignment(CellAlignment::Center)),
+        );
     for row in rows {
         table.add_row(row.iter().map(|c| escape(c)));
     }
+    // etcd right-aligns every cell (tablewriter ALIGN_RIGHT).
     for column in table.column_iter_mut() {
-        column.set_cell_alignment(CellAlignment::Left);
+        column.set_cell_alignment(CellAlignment::Right);
     }
     table.to_string()
 }

@@ -1,0 +1,697 @@
+//! Read-only access to a bbolt file: open (meta selection, page-size detection), page reads
+//! through a small window cache, point lookups, and a bounded depth-first walk of every bucket.
+//!
+//! Never opens the file for writing and never takes a lock, so reading the `member/snap/db` of
+//! a running etcd does not block (bbolt's read-only open would wait forever for etcd's lock).
+//! Pages are read with positioned reads into 1 MiB windows, a few of which are kept: memory
+//! stays bounded whatever the file size, and etcd's mostly sequential leaf layout makes the
+//! reads mostly sequential too.
+//!
+//! Mirrors the open path of etcd-io/bbolt `db.go` (`Open`, `mmap`, `meta()`), `bucket.go`
+//! and `cursor.go`.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::check::Marks;
+use super::meta::{Meta, MetaError, META_SIZE};
+use super::page::{u64_at, NodePage, PageHeader, PageId, PAGE_HEADER_SIZE};
+use super::BoltError;
+
+/// Anything we can read bytes from at an offset: a file, or bytes in memory (tests).
+pub trait ReadAt: Sync {
+    fn size(&self) -> u64;
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+/// A file opened for reading, with its size taken once at open.
+pub struct FileSource {
+    file: File,
+    size: u64,
+}
+
+impl FileSource {
+    pub fn open(path: &Path) -> io::Result<FileSource> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
+        }
+        Ok(FileSource {
+            size: meta.len(),
+            file,
+        })
+    }
+}
+
+impl ReadAt for FileSource {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(&self.file, buf, offset)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let src = self
+            .get(start..start.saturating_add(buf.len()))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+/// Bytes of one page span (the page and its overflow pages), shared with the cache.
+#[derive(Clone)]
+pub struct PageBytes {
+    window: Rc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl PageBytes {
+    pub fn bytes(&self) -> &[u8] {
+        &self.window[self.start..self.start + self.len]
+    }
+}
+
+const WINDOW_BYTES: usize = 1 << 20;
+const WINDOWS_KEPT: usize = 8;
+/// bbolt trees are a handful of levels deep; anything deeper is a cycle or corruption.
+pub const MAX_DEPTH: usize = 64;
+
+struct Window {
+    offset: u64,
+    data: Rc<Vec<u8>>,
+}
+
+/// Which meta pages were valid at open.
+#[derive(Debug, Clone)]
+pub struct MetaState {
+    /// The meta in use (the valid one with the higher txid).
+    pub meta: Meta,
+    /// Page (0 or 1) the meta in use came from.
+    pub page: u8,
+    /// Why each meta page was rejected, if it was.
+    pub invalid: Vec<(u8, MetaError)>,
+}
+
+/// An open bbolt database.
+pub struct Db<S: ReadAt> {
+    src: S,
+    state: MetaState,
+    page_size: usize,
+    windows: VecDeque<Window>,
+}
+
+/// A bucket to walk: its root page, or its inline page image.
+#[derive(Debug, Clone)]
+pub enum BucketRoot {
+    Page(PageId),
+    Inline(Vec<u8>),
+}
+
+/// Decode a bucket header (the value of a bucket element): `root` (u64) then `sequence`,
+/// followed by the page image when `root` is 0.
+pub fn bucket_root(value: &[u8]) -> Result<BucketRoot, String> {
+    let root = u64_at(value, 0).ok_or("bucket value shorter than its 16-byte header")?;
+    if root == 0 {
+        let image = value
+            .get(16..)
+            .filter(|i| i.len() >= PAGE_HEADER_SIZE)
+            .ok_or("inline bucket without a page")?;
+        Ok(BucketRoot::Inline(image.to_vec()))
+    } else {
+        Ok(BucketRoot::Page(PageId(root)))
+    }
+}
+
+/// Receives every entry of every bucket, depth first, keys ascending.
+pub trait Visitor {
+    /// `path` names the bucket holding the entry (empty: the root bucket). `value` is `None`
+    /// for a nested bucket, which is walked right after this call.
+    fn entry(
+        &mut self,
+        path: &[Vec<u8>],
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), BoltError>;
+}
+
+impl Db<FileSource> {
+    /// Open a file read-only, without locking it.
+    pub fn open_file(path: &Path) -> Result<Db<FileSource>, BoltError> {
+        let src = FileSource::open(path).map_err(BoltError::Io)?;
+        Db::open(src)
+    }
+}
+
+impl<S: ReadAt> Db<S> {
+    /// Select the meta as bbolt does: find the page size from meta 0 (or, as bbolt 1.3.7+ does,
+    /// by probing for meta 1), then use the valid meta with the higher txid.
+    pub fn open(src: S) -> Result<Db<S>, BoltError> {
+        let size = src.size();
+        if size < 2 * 1024 {
+            return Err(BoltError::NotBolt(format!(
+                "file is {size} bytes, too small for a bbolt database"
+            )));
+        }
+        let read_meta = |offset: u64| -> Result<Meta, MetaError> {
+            let mut b = [0u8; PAGE_HEADER_SIZE + META_SIZE];
+            src.read_exact_at(&mut b, offset)
+                .map_err(|_| MetaError::Short)?;
+            Meta::decode(&b[PAGE_HEADER_SIZE..])
+        };
+        let first = read_meta(0);
+        let page_size = match &first {
+            Ok(m) => m.page_size,
+            Err(MetaError::BigEndian) => {
+                return Err(BoltError::Meta {
+                    page: 0,
+                    reason: MetaError::BigEndian,
+                })
+            }
+            Err(e0) => {
+                let mut found = None;
+                for i in 0..15 {
+                    let off = 1024u64 << i;
+                    if off >= size.saturating_sub(1024) {
+                        break;
+                    }
+                    if let Ok(m) = read_meta(off) {
+                        if u64::from(m.page_size) == off {
+                            found = Some(m.page_size);
+                            break;
+                        }
+                    }
+                }
+                match found {
+                    Some(ps) => ps,
+                    None => {
+                        return Err(BoltError::Meta {
+                            page: 0,
+                            reason: e0.clone(),
+                        })
+                    }
+                }
+            }
+        };
+        let metas = [read_meta(0), read_meta(u64::from(page_size))];
+        let mut invalid = Vec::new();
+        let mut best: Option<(u8, Meta)> = None;
+        for (i, m) in metas.into_iter().enumerate() {
+            let page = i as u8;
+            match m {
+                Ok(m) if m.page_size != page_size => invalid.push((
+                    page,
+                    MetaError::PageSize {
+                        found: m.page_size,
+                        expected: page_size,
+                    },
+                )),
+                Ok(m) => {
+                    if best.is_none_or(|(_, b)| m.txid > b.txid) {
+                        best = Some((page, m));
+                    }
+                }
+                Err(e) => invalid.push((page, e)),
+            }
+        }
+        let Some((page, meta)) = best else {
+            let (page, reason) = invalid.swap_remove(0);
+            return Err(BoltError::Meta { page, reason });
+        };
+        meta.sanity().map_err(|reason| BoltError::Corrupted {
+            page: PageId(u64::from(page)),
+            reason: format!("meta: {reason}"),
+        })?;
+        if size < meta.db_size() {
+            return Err(BoltError::Truncated {
+                needed: meta.db_size(),
+                size,
+            });
+        }
+        Ok(Db {
+            src,
+            page_size: meta.page_size as usize,
+            state: MetaState {
+                meta,
+                page,
+                invalid,
+            },
+            windows: VecDeque::new(),
+        })
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.state.meta
+    }
+
+    pub fn meta_state(&self) -> &MetaState {
+        &self.state
+    }
+
+    pub fn source(&self) -> &S {
+        &self.src
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// The bytes of page `id` and its overflow pages. The span must lie below the high-water
+    /// mark.
+    pub fn page(&mut self, id: PageId) -> Result<PageBytes, BoltError> {
+        let hwm = self.state.meta.pgid;
+        if id >= hwm {
+            return Err(BoltError::Corrupted {
+                page: id,
+                reason: format!("out of bounds: high-water mark {hwm}"),
+            });
+        }
+        let ps = self.page_size as u64;
+        let offset = id.0 * ps;
+        let head = self.read(offset, PAGE_HEADER_SIZE)?;
+        let header = PageHeader::decode(head.bytes()).ok_or(BoltError::Corrupted {
+            page: id,
+            reason: "header unreadable".into(),
+        })?;
+        let pages = u64::from(header.overflow) + 1;
+        if id.0 + pages > hwm.0 {
+            return Err(BoltError::Corrupted {
+                page: id,
+                reason: format!(
+                    "overflow of {} pages runs past the high-water mark {hwm}",
+                    header.overflow
+                ),
+            });
+        }
+        self.read(offset, (pages * ps) as usize)
+    }
+
+    /// Read `len` bytes at `offset` through the window cache.
+    fn read(&mut self, offset: u64, len: usize) -> Result<PageBytes, BoltError> {
+        let end = offset + len as u64;
+        if let Some(pos) = self
+            .windows
+            .iter()
+            .position(|w| w.offset <= offset && end <= w.offset + w.data.len() as u64)
+        {
+            let w = &self.windows[pos];
+            return Ok(PageBytes {
+                window: w.data.clone(),
+                start: (offset - w.offset) as usize,
+                len,
+            });
+        }
+        // Read ahead, but never past the database proper (a trailer or file slack follows).
+        let limit = self.state.meta.db_size().min(self.src.size());
+        let want = (len.max(WINDOW_BYTES) as u64).min(limit.saturating_sub(offset)) as usize;
+        if want < len {
+            return Err(BoltError::Truncated {
+                needed: end,
+                size: self.src.size(),
+            });
+        }
+        let mut data = vec![0u8; want];
+        self.src
+            .read_exact_at(&mut data, offset)
+            .map_err(BoltError::Io)?;
+        let data = Rc::new(data);
+        if self.windows.len() >= WINDOWS_KEPT {
+            self.windows.pop_front();
+        }
+        self.windows.push_back(Window {
+            offset,
+            data: data.clone(),
+        });
+        Ok(PageBytes {
+            window: data,
+            start: 0,
+            len,
+        })
+    }
+
+    /// The root bucket of the database.
+    pub fn root(&self) -> BucketRoot {
+        BucketRoot::Page(self.state.meta.root)
+    }
+
+    /// Look up `key` in the top-level bucket `bucket`. Corruption met on the way is an error.
+    pub fn get(&mut self, bucket: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>, BoltError> {
+        let root = self.root();
+        let Some((flags, value)) = self.lookup(&root, bucket)? else {
+            return Ok(None);
+        };
+        if flags & super::page::LEAF_FLAG_BUCKET == 0 {
+            return Ok(None);
+        }
+        let sub = bucket_root(&value).map_err(|reason| BoltError::Corrupted {
+            page: self.state.meta.root,
+            reason: format!("bucket {}: {reason}", String::from_utf8_lossy(bucket)),
+        })?;
+        Ok(self
+            .lookup(&sub, key)?
+            .filter(|(flags, _)| flags & super::page::LEAF_FLAG_BUCKET == 0)
+            .map(|(_, v)| v))
+    }
+
+    fn lookup(
+        &mut self,
+        root: &BucketRoot,
+        key: &[u8],
+    ) -> Result<Option<(u32, Vec<u8>)>, BoltError> {
+        let mut id = match root {
+            BucketRoot::Inline(image) => {
+                let page = NodePage::new(image).map_err(|reason| BoltError::Corrupted {
+                    page: PageId(0),
+                    reason: format!("inline bucket: {reason}"),
+                })?;
+                return find_in_leaf(&page, key, PageId(0));
+            }
+            BucketRoot::Page(id) => *id,
+        };
+        for _ in 0..MAX_DEPTH {
+            let bytes = self.page(id)?;
+            let page = NodePage::new(bytes.bytes())
+                .map_err(|reason| BoltError::Corrupted { page: id, reason })?;
+            if page.header.is_leaf() {
+                return find_in_leaf(&page, key, id);
+            }
+            // The last branch element whose key is <= key (or the first).
+            let mut next = None;
+            for i in 0..page.count() {
+                let e = page
+                    .branch(i)
+                    .map_err(|reason| BoltError::Corrupted { page: id, reason })?;
+                if next.is_none() || e.key <= key {
+                    next = Some(e.child);
+                }
+                if e.key > key {
+                    break;
+                }
+            }
+            id = next.ok_or(BoltError::Corrupted {
+                page: id,
+                reason: "empty branch page".into(),
+            })?;
+        }
+        Err(BoltError::Corrupted {
+            page: id,
+            reason: format!("tree deeper than {MAX_DEPTH} levels"),
+        })
+    }
+
+    /// Walk every bucket depth first, calling `visitor` for each entry in key order. Structural
+    /// problems (bad page types, offsets, repeated pages, and with `check` the key order and
+    /// the freelist) are collected and the damaged subtree is skipped; they are returned in
+    /// the outcome. Errors from the visitor and I/O errors stop the walk.
+    pub fn walk(
+        &mut self,
+        visitor: &mut dyn Visitor,
+        check: bool,
+    ) -> Result<Vec<String>, BoltError> {
+        let meta = self.state.meta;
+        let mut marks = Marks::new(meta.pgid);
+        if check {
+            marks.load_freelist(self)?;
+        }
+        let mut path = Vec::new();
+        let root = self.root();
+        self.walk_bucket(&root, &mut path, visitor, &mut marks, check)?;
+        Ok(marks.finish(check))
+    }
+
+    fn walk_bucket(
+        &mut self,
+        root: &BucketRoot,
+        path: &mut Vec<Vec<u8>>,
+        visitor: &mut dyn Visitor,
+        marks: &mut Marks,
+        check: bool,
+    ) -> Result<(), BoltError> {
+        if path.len() > MAX_DEPTH {
+            marks.problem(format!("buckets nested deeper than {MAX_DEPTH}"));
+            return Ok(());
+        }
+        let mut cursor = Bounds::default();
+        match root {
+            BucketRoot::Inline(image) => match NodePage::new(image) {
+                Ok(page) if page.header.is_leaf() => self.visit_leaf(
+                    &page,
+                    PageId(0),
+                    path,
+                    visitor,
+                    marks,
+                    check,
+                    &mut cursor,
+                    None,
+                ),
+                Ok(_) => {
+                    marks.problem(format!("bucket {}: inline page is not a leaf", show(path)));
+                    Ok(())
+                }
+                Err(reason) => {
+                    marks.problem(format!("bucket {}: inline page: {reason}", show(path)));
+                    Ok(())
+                }
+            },
+            BucketRoot::Page(id) => {
+                self.walk_page(*id, 0, path, visitor, marks, check, &mut cursor, None)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_page(
+        &mut self,
+        id: PageId,
+        depth: usize,
+        path: &mut Vec<Vec<u8>>,
+        visitor: &mut dyn Visitor,
+        marks: &mut Marks,
+        check: bool,
+        cursor: &mut Bounds,
+        upper: Option<&[u8]>,
+    ) -> Result<(), BoltError> {
+        if depth > MAX_DEPTH {
+            marks.problem(format!("page {id}: tree deeper than {MAX_DEPTH} levels"));
+            return Ok(());
+        }
+        let bytes = match self.page(id) {
+            Ok(b) => b,
+            Err(BoltError::Corrupted { page, reason }) => {
+                marks.problem(format!("page {page}: {reason}"));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let page = match NodePage::new(bytes.bytes()) {
+            Ok(p) => p,
+            Err(reason) => {
+                marks.problem(format!("page {id}: {reason}"));
+                return Ok(());
+            }
+        };
+        if page.header.id != id {
+            marks.problem(format!("page {id}: header says page {}", page.header.id));
+            return Ok(());
+        }
+        if !marks.reach(id, page.header.overflow) {
+            return Ok(());
+        }
+        if page.header.is_leaf() {
+            return self.visit_leaf(&page, id, path, visitor, marks, check, cursor, upper);
+        }
+        let mut children = Vec::with_capacity(page.count());
+        for i in 0..page.count() {
+            match page.branch(i) {
+                Ok(e) => children.push((e.key.to_vec(), e.child)),
+                Err(reason) => {
+                    marks.problem(format!("page {id}: {reason}"));
+                    return Ok(());
+                }
+            }
+        }
+        if children.is_empty() {
+            marks.problem(format!("page {id}: empty branch page"));
+        }
+        drop(bytes);
+        for (i, (key, child)) in children.iter().enumerate() {
+            if check {
+                if i > 0 && children[i - 1].0 >= *key {
+                    marks.problem(format!(
+                        "page {id}: branch key[{i}]={} is not above key[{}]={}",
+                        hex(key),
+                        i - 1,
+                        hex(&children[i - 1].0)
+                    ));
+                }
+                cursor.lower = Some(key.clone());
+            }
+            let child_upper = children.get(i + 1).map(|(k, _)| k.as_slice()).or(upper);
+            self.walk_page(
+                *child,
+                depth + 1,
+                path,
+                visitor,
+                marks,
+                check,
+                cursor,
+                child_upper,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn visit_leaf(
+        &mut self,
+        page: &NodePage<'_>,
+        id: PageId,
+        path: &mut Vec<Vec<u8>>,
+        visitor: &mut dyn Visitor,
+        marks: &mut Marks,
+        check: bool,
+        cursor: &mut Bounds,
+        upper: Option<&[u8]>,
+    ) -> Result<(), BoltError> {
+        for i in 0..page.count() {
+            let e = match page.leaf(i) {
+                Ok(e) => e,
+                Err(reason) => {
+                    marks.problem(format!("page {id}: {reason}"));
+                    return Ok(());
+                }
+            };
+            if check {
+                if let Some(problem) = cursor.admit(e.key, upper) {
+                    marks.problem(format!("page {id}: key[{i}]={} {problem}", hex(e.key)));
+                }
+            }
+            if e.is_bucket() {
+                visitor.entry(path, e.key, None)?;
+                // The page bytes are ours (a shared window), so recursing here keeps
+                // depth-first order without copying the page.
+                match bucket_root(e.value) {
+                    Ok(root) => {
+                        path.push(e.key.to_vec());
+                        self.walk_bucket(&root, path, visitor, marks, check)?;
+                        path.pop();
+                    }
+                    Err(reason) => {
+                        marks.problem(format!("page {id}: bucket {}: {reason}", hex(e.key)))
+                    }
+                }
+            } else {
+                visitor.entry(path, e.key, Some(e.value))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find_in_leaf(
+    page: &NodePage<'_>,
+    key: &[u8],
+    id: PageId,
+) -> Result<Option<(u32, Vec<u8>)>, BoltError> {
+    if !page.header.is_leaf() {
+        return Err(BoltError::Corrupted {
+            page: id,
+            reason: "expected a leaf page".into(),
+        });
+    }
+    for i in 0..page.count() {
+        let e = page
+            .leaf(i)
+            .map_err(|reason| BoltError::Corrupted { page: id, reason })?;
+        if e.key == key {
+            return Ok(Some((e.flags, e.value.to_vec())));
+        }
+    }
+    Ok(None)
+}
+
+/// Key-order state of one bucket's walk: the last key seen and the branch key the current
+/// subtree must not go below.
+#[derive(Default)]
+struct Bounds {
+    last: Option<Vec<u8>>,
+    lower: Option<Vec<u8>>,
+}
+
+impl Bounds {
+    fn admit(&mut self, key: &[u8], upper: Option<&[u8]>) -> Option<String> {
+        let problem = if let Some(last) = self.last.as_deref().filter(|l| *l >= key) {
+            Some(format!("needs to be > the previous key {}", hex(last)))
+        } else if let Some(lower) = self.lower.as_deref().filter(|l| key < *l) {
+            Some(format!(
+                "needs to be >= its parent's branch key {}",
+                hex(lower)
+            ))
+        } else {
+            upper
+                .filter(|u| key >= *u)
+                .map(|u| format!("needs to be < the next branch key {}", hex(u)))
+        };
+        match &mut self.last {
+            Some(last) => {
+                last.clear();
+                last.extend_from_slice(key);
+            }
+            None => self.last = Some(key.to_vec()),
+        }
+        problem
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    let mut s: String = b.iter().take(32).map(|x| format!("{x:02x}")).collect();
+    if b.len() > 32 {
+        s.push('…');
+    }
+    s
+}
+
+fn show(path: &[Vec<u8>]) -> String {
+    path.iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}

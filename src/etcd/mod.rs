@@ -1,0 +1,4 @@
+//! etcd's backend schema inside a bbolt file: bucket names, revision keys, meta keys, members.
+
+pub mod members;
+pub mod schema;
