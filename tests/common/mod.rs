@@ -491,3 +491,103 @@ spec:
     );
     fs::write(path, text).unwrap();
 }
+
+/// A client for writing test data, built with etcdops' own connector (healthcheck-client pair).
+pub struct TestClient {
+    pub rt: tokio::runtime::Runtime,
+    pub client: etcd_client::Client,
+}
+
+impl Cluster {
+    pub fn client(&self, user: Option<(&str, &str)>) -> TestClient {
+        use etcdops::settings::{ConnSettings, Source, Sourced};
+        fn flag<T>(value: T) -> Sourced<T> {
+            Sourced {
+                value,
+                source: Source::Flag("test"),
+            }
+        }
+        let conn = ConnSettings {
+            endpoints: flag(vec![self.members[0].client_url.clone()]),
+            cacert: Some(flag(self.pki.ca.cert.clone())),
+            cert: Some(flag(self.pki.healthcheck.cert.clone())),
+            key: Some(flag(self.pki.healthcheck.key.clone())),
+            insecure_skip_tls_verify: flag(false),
+            user: user.map(|(u, p)| flag((u.to_string(), p.to_string()))),
+            dial_timeout: flag(Duration::from_secs(5)),
+            command_timeout: flag(Duration::from_secs(60)),
+        };
+        let targets = etcdops::client::targets(&conn).unwrap();
+        let connector = etcdops::client::Connector::new(&conn, &targets).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt
+            .block_on(connector.connect(&targets[0]))
+            .unwrap_or_else(|e| panic!("test client: {e}"));
+        TestClient { rt, client }
+    }
+
+    /// `etcdctl snapshot save` from member `i` (with optional credentials) into `path`.
+    pub fn etcdctl_save(&self, i: usize, path: &Path, user: Option<&str>) {
+        let mut args = vec![
+            "snapshot".to_string(),
+            "save".to_string(),
+            path.display().to_string(),
+        ];
+        if let Some(u) = user {
+            args.push(format!("--user={u}"));
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.etcdctl(&self.members[i].client_url.clone(), &refs);
+        assert!(
+            out.status.success(),
+            "etcdctl snapshot save: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl TestClient {
+    /// Put many keys, `batch` per transaction.
+    pub fn put_all(&mut self, kvs: &[(Vec<u8>, Vec<u8>)], batch: usize) {
+        use etcd_client::{Txn, TxnOp};
+        for chunk in kvs.chunks(batch.max(1)) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|(k, v)| TxnOp::put(k.clone(), v.clone(), None))
+                .collect();
+            self.rt
+                .block_on(self.client.txn(Txn::new().and_then(ops)))
+                .expect("txn");
+        }
+    }
+}
+
+/// etcdutl 3.5.1, the oracle for offline commands.
+pub fn etcdutl() -> PathBuf {
+    let path = repo().join(".cache/etcd-3.5.1/etcdutl");
+    assert!(
+        path.is_file(),
+        "etcdutl not found at {}: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// Run etcdutl with a scrubbed environment; panics when it fails.
+pub fn run_etcdutl(args: &[&str]) -> String {
+    let out = Command::new(etcdutl())
+        .env_clear()
+        .args(args)
+        .output()
+        .expect("running etcdutl");
+    assert!(
+        out.status.success(),
+        "etcdutl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

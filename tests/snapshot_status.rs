@@ -1,0 +1,325 @@
+//! `snapshot status` against real etcdutl 3.5.1 on snapshots that real etcd 3.5.1 (3 members)
+//! and 3.4.23 write during the test, at several stages of content; and its refusals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use etcd_client::{GetOptions, PutOptions};
+use serde_json::Value;
+
+/// Compare our status with etcdutl's on one file, in every format etcdutl shares with us.
+fn assert_parity(file: &Path) {
+    let f = file.display().to_string();
+    let theirs: Value =
+        serde_json::from_str(&run_etcdutl(&["snapshot", "status", "-w", "json", &f])).unwrap();
+    let r = etcdops(&["snapshot", "status", "-w", "json", &f], &[]);
+    assert_eq!(r.code, 0, "{f}: {r:?}");
+    let ours = r.json();
+    for field in ["hash", "revision", "totalKey", "totalSize"] {
+        assert_eq!(
+            ours[field], theirs[field],
+            "{f}: {field} differs: ours {ours} theirs {theirs}"
+        );
+    }
+    assert_eq!(ours["trailer"], "verified", "{f}");
+    assert_eq!(ours["version"], "", "3.4/3.5 files have no storage version");
+
+    let table = run_etcdutl(&["snapshot", "status", "-w", "table", &f]);
+    let r = etcdops(&["snapshot", "status", &f], &[]);
+    let head: Vec<&str> = r.stdout.lines().take(table.lines().count()).collect();
+    assert_eq!(head.join("\n"), table.trim_end(), "{f}: table differs");
+
+    let simple = run_etcdutl(&["snapshot", "status", "-w", "simple", &f]);
+    let r = etcdops(&["snapshot", "status", "-w", "simple", &f], &[]);
+    assert_eq!(r.stdout, simple, "{f}: simple differs");
+}
+
+/// Take a snapshot with etcdctl, check parity, and check that status left it untouched.
+fn snapshot_and_compare(c: &Cluster, dir: &Path, name: &str, user: Option<&str>) -> PathBuf {
+    let file = dir.join(format!("{name}.db"));
+    c.etcdctl_save(0, &file, user);
+    let before = std::fs::read(&file).unwrap();
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    assert_parity(&file);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "{name}: status changed the file"
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+    file
+}
+
+fn k8s_value(i: usize, size: usize) -> Vec<u8> {
+    let mut v = format!("k8s\0{{\"kind\":\"Pod\",\"i\":{i},\"spec\":\"").into_bytes();
+    v.resize(size, b'x');
+    v
+}
+
+fn stages(version: Version, members: usize) {
+    let c = Cluster::start(ClusterOptions::new(version, members));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // An empty cluster.
+    snapshot_and_compare(&c, d, "empty", None);
+
+    // Kubernetes-shaped keys, updates, deletes, leases, a compaction.
+    let mut tc = c.client(None);
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..600)
+        .map(|i| {
+            let res = ["pods", "configmaps", "secrets", "services/specs"][i % 4];
+            let ns = ["default", "kube-system", "monitoring"][i % 3];
+            (
+                format!("/registry/{res}/{ns}/obj-{i}").into_bytes(),
+                k8s_value(i, 200 + (i * 37) % 5000),
+            )
+        })
+        .collect();
+    tc.put_all(&kvs, 50);
+    tc.put_all(&kvs[..100], 25);
+    let lease = tc
+        .rt
+        .block_on(tc.client.lease_grant(3600, None))
+        .unwrap()
+        .id();
+    for i in 0..20 {
+        let opts = PutOptions::new().with_lease(lease);
+        tc.rt
+            .block_on(tc.client.put(
+                format!("/registry/events/default/e{i}"),
+                "event",
+                Some(opts),
+            ))
+            .unwrap();
+    }
+    for i in 0..50 {
+        tc.rt
+            .block_on(
+                tc.client
+                    .delete(format!("/registry/pods/default/obj-{}", i * 12), None),
+            )
+            .unwrap();
+    }
+    let rev = tc
+        .rt
+        .block_on(
+            tc.client
+                .get("/", Some(GetOptions::new().with_count_only())),
+        )
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    tc.rt.block_on(tc.client.compact(rev - 10, None)).unwrap();
+    let k8s = snapshot_and_compare(&c, d, "k8s", None);
+    let r = etcdops(
+        &[
+            "snapshot",
+            "status",
+            "-w",
+            "json",
+            &k8s.display().to_string(),
+        ],
+        &[],
+    );
+    let doc = r.json();
+    assert_eq!(doc["compactRevision"], rev - 10);
+    assert_eq!(doc["members"].as_array().unwrap().len(), members);
+
+    // Binary keys and values of 100 KB to 1.2 MB (overflow pages).
+    let mut binary: Vec<(Vec<u8>, Vec<u8>)> = (0..=255u8)
+        .map(|b| (vec![b, 0, 255 - b, b'\n'], vec![b; 3]))
+        .collect();
+    binary.retain(|(k, _)| !k.is_empty());
+    tc.put_all(&binary, 64);
+    for (i, size) in [100_000usize, 400_000, 1_200_000].iter().enumerate() {
+        tc.rt
+            .block_on(tc.client.put(format!("/big/{i}"), vec![b'v'; *size], None))
+            .unwrap();
+    }
+    snapshot_and_compare(&c, d, "binary-overflow", None);
+
+    // 100k small keys: multi-level branch pages.
+    let many: Vec<(Vec<u8>, Vec<u8>)> = (0..100_000)
+        .map(|i| {
+            (
+                format!("/registry/leases/n{i:06}").into_bytes(),
+                format!("{i}").into_bytes(),
+            )
+        })
+        .collect();
+    tc.put_all(&many, 100);
+    let big = snapshot_and_compare(&c, d, "100k", None);
+
+    // After a defrag.
+    tc.rt.block_on(tc.client.defragment()).unwrap();
+    snapshot_and_compare(&c, d, "defrag", None);
+
+    // Auth enabled with users and roles.
+    use etcd_client::Permission;
+    let cl = &mut tc.client;
+    tc.rt.block_on(async {
+        cl.user_add("root", "rootpw", None).await.unwrap();
+        cl.role_add("root").await.unwrap();
+        cl.user_grant_role("root", "root").await.unwrap();
+        cl.role_add("reader").await.unwrap();
+        cl.role_grant_permission("reader", Permission::read("/registry/").with_prefix())
+            .await
+            .unwrap();
+        cl.user_add("alice", "alicepw", None).await.unwrap();
+        cl.user_grant_role("alice", "reader").await.unwrap();
+        cl.auth_enable().await.unwrap();
+    });
+    snapshot_and_compare(&c, d, "auth", Some("root:rootpw"));
+
+    // The raw db of a running member: no trailer, and no hang on etcd's lock.
+    let live = c.members[0].data_dir.join("member/snap/db");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "status",
+            "--skip-check",
+            "-w",
+            "json",
+            &live.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(r.elapsed < Duration::from_secs(20), "took {:?}", r.elapsed);
+    if r.code == 0 {
+        assert_eq!(r.json()["trailer"], "absent");
+    } else {
+        assert_eq!(r.code, 2, "{r:?}");
+    }
+    drop(big);
+}
+
+#[test]
+fn parity_with_etcdutl_on_etcd_3_5_1_three_members() {
+    stages(Version::V3_5_1, 3);
+}
+
+#[test]
+fn parity_with_etcdutl_on_etcd_3_4_23() {
+    stages(Version::V3_4_23, 1);
+}
+
+/// Page ids of the first page of each type in a database (scanning headers page by page).
+fn find_page(bytes: &[u8], page_size: usize, flags: u16) -> usize {
+    (2..bytes.len() / page_size)
+        .find(|i| {
+            let off = i * page_size;
+            let id = u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+            let f = u16::from_le_bytes(bytes[off + 8..off + 10].try_into().unwrap());
+            id == *i as u64 && f == flags
+        })
+        .unwrap_or_else(|| panic!("no page with flags {flags:#x}"))
+}
+
+#[test]
+fn corrupt_and_wrong_input_is_exit_2_with_one_line() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let mut tc = c.client(None);
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..20_000)
+        .map(|i| {
+            (
+                format!("/registry/pods/ns/p{i:05}").into_bytes(),
+                vec![b'x'; 100],
+            )
+        })
+        .collect();
+    tc.put_all(&kvs, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.db");
+    c.etcdctl_save(0, &good, None);
+    let bytes = std::fs::read(&good).unwrap();
+    let ps = 4096;
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p.display().to_string()
+    };
+    let expect_2 = |path: &str, needle: &str| {
+        let r = etcdops(&["snapshot", "status", path], &[]);
+        assert_eq!(r.code, 2, "{path}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{path}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: ") && r.stderr.contains(path),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(needle),
+            "{path}: wanted {needle:?} in {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty());
+    };
+
+    expect_2(&write("empty.db", &[]), "too small");
+    expect_2(
+        &dir.path().join("missing.db").display().to_string(),
+        "No such file",
+    );
+    expect_2(&dir.path().display().to_string(), "directory");
+    let mut x: u64 = 7;
+    let random: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect();
+    expect_2(&write("random.db", &random), "meta page 0");
+    expect_2(&write("half.db", &bytes[..bytes.len() / 2]), "truncated");
+
+    // A flipped byte in each meta page.
+    for meta in 0..2 {
+        let mut b = bytes.clone();
+        b[meta * ps + 16 + 40] ^= 0x01; // pgid field
+        expect_2(
+            &write(&format!("meta{meta}.db"), &b),
+            &format!("meta page {meta}"),
+        );
+    }
+    // A byte-swapped (big-endian) magic.
+    let mut b = bytes.clone();
+    b[16..20].reverse();
+    b[ps + 16..ps + 20].reverse();
+    expect_2(
+        &write("bigendian.db", &b),
+        "big-endian bbolt files are not supported",
+    );
+
+    // A branch page whose first child id is flipped, and a leaf whose element table is.
+    let branch = find_page(&bytes, ps, 0x01);
+    let mut b = bytes.clone();
+    b[branch * ps + 16 + 8 + 6] ^= 0x40;
+    expect_2(&write("branch.db", &b), "integrity check failed");
+    let leaf = find_page(&bytes, ps, 0x02);
+    let mut b = bytes.clone();
+    b[leaf * ps + 16 + 4 + 2] ^= 0x10;
+    expect_2(&write("leaf.db", &b), &format!("page {leaf}"));
+
+    // A flipped byte in a value: the structure is sound, the trailer is not. Exit 1, status shown.
+    let mut b = bytes.clone();
+    let last_leaf_data = leaf * ps + ps - 10;
+    b[last_leaf_data] ^= 0x01;
+    let p = write("value.db", &b);
+    let r = etcdops(&["snapshot", "status", "-w", "json", &p], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.json()["trailer"], "mismatch");
+    assert!(r.stderr.contains("fails verification"), "{}", r.stderr);
+
+    // The same file without its trailer is a raw db: status works and says so.
+    let raw = write("raw.db", &bytes[..bytes.len() - 32]);
+    let r = etcdops(&["snapshot", "status", "-w", "json", &raw], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["trailer"], "absent");
+    let _ = SystemTime::now();
+}
