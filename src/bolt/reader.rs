@@ -348,14 +348,23 @@ impl<S: ReadAt> Db<S> {
                 size: self.src.size(),
             });
         }
-        let mut data = vec![0u8; want];
+        // Reuse the oldest window's buffer when nobody holds it any more: fresh 1 MiB
+        // allocations would page-fault on every read.
+        let mut data = Vec::new();
+        if self.windows.len() >= WINDOWS_KEPT {
+            if let Some(old) = self.windows.pop_front() {
+                data = Rc::try_unwrap(old.data).unwrap_or_default();
+            }
+        }
+        if data.len() < want {
+            data.resize(want, 0);
+        } else {
+            data.truncate(want);
+        }
         self.src
             .read_exact_at(&mut data, offset)
             .map_err(BoltError::Io)?;
         let data = Rc::new(data);
-        if self.windows.len() >= WINDOWS_KEPT {
-            self.windows.pop_front();
-        }
         self.windows.push_back(Window {
             offset,
             data: data.clone(),
