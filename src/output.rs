@@ -81,14 +81,29 @@ fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
     table
         .load_preset(ETCDCTL_STYLE)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(
-            headers
-                .iter()
-                .map(|h| Cell::new(h.to_uppercase()).set_alignment(CellAlignment::Center)),
-        );
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| escape(c)).collect())
+        .collect();
+    // tablewriter centres headers with the odd space on the right; comfy-table puts it on the
+    // left, so pad them ourselves.
+    let header_cells = headers.iter().enumerate().map(|(i, h)| {
+        let h = h.to_uppercase();
+        let width = rows
+            .iter()
+            .filter_map(|r| r.get(i))
+            .map(|c| c.chars().count())
+            .chain([h.chars().count()])
+            .max()
+            .unwrap_or(0);
+        let gap = width - h.chars().count();
+        let text = format!("{}{h}{}", " ".repeat(gap / 2), " ".repeat(gap - gap / 2));
+        Cell::new(text).set_alignment(CellAlignment::Left)
+    });
+    table.set_header(header_cells);
     for row in rows {
-        table.add_row(row.iter().map(|c| escape(c)));
+        table.add_row(row);
     }
     // etcd right-aligns every cell (tablewriter ALIGN_RIGHT).
     for column in table.column_iter_mut() {
