@@ -75,7 +75,11 @@ fn three_members(version: Version) {
         .all(|l| l.contains("is healthy: successfully committed proposal")));
     let r = etcdops(&args(&["health", "--endpoints", &eps], &tls), &[]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("| ENDPOINT"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("ENDPOINT") && r.stdout.contains("| HEALTH |"),
+        "{}",
+        r.stdout
+    );
 
     // status: one leader, same cluster, right version.
     let r = etcdops(
