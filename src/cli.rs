@@ -137,10 +137,19 @@ pub enum MemberCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Stream a snapshot from one endpoint into FILE
+    /// Stream a snapshot from one endpoint into FILE (verified, atomic)
     Save {
-        /// Where to write the snapshot
+        /// Where to write the snapshot, or - for stdout
         file: PathBuf,
+        /// Choose among every member's client URLs (leader first) instead of --endpoints alone
+        #[arg(long)]
+        cluster: bool,
+        /// Abort when no data arrives for this long
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        stall_timeout: String,
+        /// Abort when the whole save takes longer than this [default: no limit]
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// Offline: hash, revision, total keys and size of a snapshot file
     Status {

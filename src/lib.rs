@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod etcd;
 pub mod exit;
+pub mod fsutil;
 pub mod manifest;
 pub mod output;
 pub mod settings;
@@ -48,7 +49,34 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
                 Ok(Outcome::Ok)
             })
         }
-        Command::Snapshot(SnapshotCommand::Save { .. }) => not_built("snapshot save", 7),
+        Command::Snapshot(SnapshotCommand::Save {
+            file,
+            cluster,
+            stall_timeout,
+            timeout,
+        }) => {
+            let opts = commands::snapshot_save::SaveOptions {
+                stall_timeout: settings::parse_go_duration(&stall_timeout)
+                    .context("--stall-timeout")?,
+                timeout: timeout
+                    .map(|t| settings::parse_go_duration(&t).context("--timeout"))
+                    .transpose()?,
+                to_stdout: file.as_os_str() == "-",
+                file,
+                cluster,
+            };
+            online(&settings, |connector, targets| async move {
+                let report = commands::snapshot_save::run(&connector, targets, &opts).await?;
+                if opts.to_stdout {
+                    // stdout carries the snapshot itself; the report goes to stderr.
+                    let mut err = std::io::stderr().lock();
+                    output::write_report(&mut err, settings.output, &report)?;
+                } else {
+                    output::emit(settings.output, &report)?;
+                }
+                Ok(Outcome::Ok)
+            })
+        }
         Command::Snapshot(SnapshotCommand::Status {
             file,
             skip_check,
@@ -92,8 +120,8 @@ where
     }
     let targets = targets(&conn)?;
     let connector = Connector::new(&conn, &targets)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread is plenty for a CLI that waits on a few sockets, and it keeps memory low.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

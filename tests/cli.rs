@@ -100,7 +100,6 @@ fn usage_errors_exit_2_with_one_line_or_clap_usage() {
 #[test]
 fn commands_not_built_yet_say_so_and_exit_2() {
     for args in [
-        &["snapshot", "save", "x.db"][..],
         &["snapshot", "restore", "x.db"][..],
         &["cert-expiry"][..],
         &["manifest-read"][..],

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod members;
+pub mod snapshot_save;
 pub mod snapshot_status;
 pub mod status;
 

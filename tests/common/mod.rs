@@ -591,3 +591,53 @@ pub fn run_etcdutl(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Start the built binary in the background (scrubbed environment, output captured).
+pub fn etcdops_spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_etcdops"))
+        .env_clear()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting etcdops")
+}
+
+/// Wait for a spawned etcdops, at most `limit`; returns its result (killing it on timeout).
+pub fn wait_run(mut child: Child, start: Instant, limit: Duration) -> Run {
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("collecting etcdops output");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Send a signal to a process we started, by PID.
+pub fn send_signal(pid: u32, sig: &str) {
+    let ok = Command::new("/bin/kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+impl Cluster {
+    /// PID of member `i`, if it is running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+}

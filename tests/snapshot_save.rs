@@ -1,0 +1,410 @@
+//! `snapshot save` against real etcd 3.5.1 and 3.4.23 with client TLS: the file etcdutl reads and
+//! restores, endpoint choice, and that every failure leaves nothing behind (and an existing FILE
+//! untouched).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn status_json(file: &Path) -> Value {
+    serde_json::from_str(&run_etcdutl(&[
+        "snapshot",
+        "status",
+        "-w",
+        "json",
+        &file.display().to_string(),
+    ]))
+    .unwrap()
+}
+
+fn fill_small(c: &Cluster) {
+    let mut tc = c.client(None);
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..2000)
+        .map(|i| {
+            (
+                format!("/registry/pods/ns{}/p{i}", i % 5).into_bytes(),
+                vec![b'v'; 300 + i % 700],
+            )
+        })
+        .collect();
+    tc.put_all(&kvs, 100);
+}
+
+fn save_and_compare(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
+    fill_small(&c);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.db");
+    let theirs = dir.path().join("theirs.db");
+    let ep = c.endpoints_arg();
+    let r = etcdops(
+        &args(
+            &[
+                "snapshot",
+                "save",
+                &ours.display().to_string(),
+                "-w",
+                "json",
+                "--endpoints",
+                &ep,
+            ],
+            &c.tls_args(),
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    c.etcdctl_save(0, &theirs, None);
+
+    let (a, b) = (status_json(&ours), status_json(&theirs));
+    assert_eq!(a["revision"], b["revision"]);
+    assert_eq!(a["totalKey"], b["totalKey"]);
+    let report = r.json();
+    assert_eq!(report["endpoint"], ep.as_str());
+    assert_eq!(report["chosen_as"], "only endpoint");
+    assert_eq!(report["sha256"], "verified");
+    assert_eq!(report["revision"], a["revision"]);
+    assert_eq!(report["hash"], a["hash"]);
+    assert_eq!(report["totalKey"], a["totalKey"]);
+    assert_eq!(report["size"], std::fs::metadata(&ours).unwrap().len());
+    assert_eq!(
+        std::fs::metadata(&ours).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        r.stderr.contains(&format!("saving a snapshot from {ep}")),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("ours.db.part").exists());
+
+    // etcdutl restores it with the hash check on.
+    let data = dir.path().join("restored.etcd");
+    let out = std::process::Command::new(etcdutl())
+        .env_clear()
+        .args([
+            "snapshot",
+            "restore",
+            &ours.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "etcdutl restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `-` streams to stdout; the report goes to stderr.
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"))
+        .env_clear()
+        .args(args(
+            &["snapshot", "save", "-", "-w", "simple", "--endpoints", &ep],
+            &c.tls_args(),
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let stdout_file = dir.path().join("stdout.db");
+    std::fs::write(&stdout_file, &piped.stdout).unwrap();
+    assert_eq!(status_json(&stdout_file)["revision"], a["revision"]);
+    assert!(String::from_utf8_lossy(&piped.stderr).contains("Snapshot saved at -"));
+}
+
+fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
+    v.extend(tail.iter().map(String::as_str));
+    v
+}
+
+#[test]
+fn save_from_etcd_3_5_1() {
+    save_and_compare(Version::V3_5_1);
+}
+
+#[test]
+fn save_from_etcd_3_4_23() {
+    save_and_compare(Version::V3_4_23);
+}
+
+#[test]
+fn multi_endpoint_save_picks_the_leader() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 3));
+    fill_small(&c);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.db");
+    let status = etcdops(
+        &args(
+            &["status", "-w", "json", "--endpoints", &c.endpoints_arg()],
+            &c.tls_args(),
+        ),
+        &[],
+    );
+    let rows: Value = status.json();
+    let leader = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["is_leader"] == true)
+        .unwrap()["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = etcdops(
+        &args(
+            &[
+                "snapshot",
+                "save",
+                &file.display().to_string(),
+                "-w",
+                "json",
+                "--endpoints",
+                &c.endpoints_arg(),
+            ],
+            &c.tls_args(),
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["chosen_as"], "leader");
+    assert_eq!(report["endpoint"], leader.as_str());
+    assert!(
+        r.stderr
+            .contains(&format!("saving a snapshot from {leader}"))
+            && r.stderr.contains("leader"),
+        "{}",
+        r.stderr
+    );
+
+    // --cluster from one follower finds the leader too.
+    let follower = c.endpoints().into_iter().find(|e| *e != leader).unwrap();
+    let r = etcdops(
+        &args(
+            &[
+                "snapshot",
+                "save",
+                &file.display().to_string(),
+                "--cluster",
+                "-w",
+                "json",
+                "--endpoints",
+                &follower,
+            ],
+            &c.tls_args(),
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["endpoint"], leader.as_str());
+}
+
+#[test]
+fn connection_failures_exit_2_quickly_and_leave_no_file() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.db");
+    std::fs::write(&file, b"precious old snapshot").unwrap();
+    let f = file.display().to_string();
+    let ep = c.endpoints_arg();
+    let other = Pki::generate(&dir.path().join("other"));
+    let p = &c.pki;
+    let s = |p: &Path| p.display().to_string();
+    let dead = format!("https://127.0.0.1:{}", free_port());
+    for (what, argv) in [
+        (
+            "wrong CA",
+            vec![
+                "--endpoints",
+                &ep,
+                "--cacert",
+                &s(&other.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+        ),
+        (
+            "missing key",
+            vec![
+                "--endpoints",
+                &ep,
+                "--cacert",
+                &s(&p.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                "/nonexistent/k.key",
+            ],
+        ),
+        (
+            "unreachable",
+            vec![
+                "--endpoints",
+                &dead,
+                "--cacert",
+                &s(&p.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+        ),
+    ] {
+        let owned: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        let r = etcdops(
+            &args(&["snapshot", "save", &f, "--dial-timeout", "1s"], &owned),
+            &[],
+        );
+        assert_eq!(r.code, 2, "{what}: {r:?}");
+        assert!(
+            r.elapsed < Duration::from_secs(4),
+            "{what}: took {:?}",
+            r.elapsed
+        );
+        assert_eq!(
+            r.stderr
+                .lines()
+                .filter(|l| l.starts_with("error: "))
+                .count(),
+            1,
+            "{what}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"precious old snapshot",
+            "{what}"
+        );
+        assert!(!dir.path().join("snap.db.part").exists(), "{what}");
+    }
+}
+
+#[test]
+fn interruptions_leave_nothing_behind() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    // A few hundred MB, so the stream takes seconds.
+    let mut tc = c.client(None);
+    let big: Vec<(Vec<u8>, Vec<u8>)> = (0..300)
+        .map(|i| {
+            (
+                format!("/big/{i}").into_bytes(),
+                vec![(i % 251) as u8; 1_000_000],
+            )
+        })
+        .collect();
+    tc.put_all(&big, 1);
+    drop(tc);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.db");
+    let part = dir.path().join("snap.db.part");
+    std::fs::write(&file, b"precious old snapshot").unwrap();
+    let f = file.display().to_string();
+    let ep = c.endpoints_arg();
+    let tls = c.tls_args();
+    let untouched = |what: &str| {
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            b"precious old snapshot",
+            "{what}: FILE changed"
+        );
+        assert!(!part.exists(), "{what}: .part left behind");
+    };
+    let wait_for_part = || {
+        let start = Instant::now();
+        while !part.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(part.exists(), "the save never started writing");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // SIGTERM to etcdops mid-stream.
+    let start = Instant::now();
+    let child = etcdops_spawn(&args(&["snapshot", "save", &f, "--endpoints", &ep], &tls));
+    let pid = child.id();
+    wait_for_part();
+    send_signal(pid, "TERM");
+    let r = wait_run(child, start, Duration::from_secs(20));
+    assert_eq!(r.code, 2, "SIGTERM: {r:?}");
+    assert!(r.stderr.contains("SIGTERM"), "{}", r.stderr);
+    untouched("SIGTERM");
+
+    // The disk fills up (RLIMIT_FSIZE of 2 MiB on the etcdops process).
+    let bin = env!("CARGO_BIN_EXE_etcdops");
+    let mut cmd = vec![format!(
+        "ulimit -f 2048 && exec {bin} snapshot save {f} --endpoints {ep}"
+    )];
+    cmd[0].push_str(&tls.iter().map(|a| format!(" '{a}'")).collect::<String>());
+    let out = std::process::Command::new("/bin/sh")
+        .env_clear()
+        .arg("-c")
+        .arg(&cmd[0])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "disk full: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("writing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    untouched("disk full");
+
+    // The server stops sending (SIGSTOP): the stall timeout ends the save.
+    let start = Instant::now();
+    let child = etcdops_spawn(&args(
+        &[
+            "snapshot",
+            "save",
+            &f,
+            "--stall-timeout",
+            "1s",
+            "--endpoints",
+            &ep,
+        ],
+        &tls,
+    ));
+    wait_for_part();
+    let etcd = c.pid(0).unwrap();
+    send_signal(etcd, "STOP");
+    let r = wait_run(child, start, Duration::from_secs(20));
+    send_signal(etcd, "CONT");
+    assert_eq!(r.code, 2, "stall: {r:?}");
+    assert!(r.stderr.contains("stalled"), "{}", r.stderr);
+    untouched("stall");
+
+    // The server is killed mid-stream.
+    let mut c = c;
+    let start = Instant::now();
+    let child = etcdops_spawn(&args(&["snapshot", "save", &f, "--endpoints", &ep], &tls));
+    wait_for_part();
+    c.kill(0);
+    let r = wait_run(child, start, Duration::from_secs(20));
+    assert_eq!(r.code, 2, "server killed: {r:?}");
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    untouched("server killed");
+}
