@@ -343,14 +343,12 @@ fn interruptions_leave_nothing_behind() {
 
     // The disk fills up (RLIMIT_FSIZE of 2 MiB on the etcdops process).
     let bin = env!("CARGO_BIN_EXE_etcdops");
-    let mut cmd = vec![format!(
-        "ulimit -f 2048 && exec {bin} snapshot save {f} --endpoints {ep}"
-    )];
-    cmd[0].push_str(&tls.iter().map(|a| format!(" '{a}'")).collect::<String>());
+    let mut cmd = format!("ulimit -f 2048 && exec {bin} snapshot save {f} --endpoints {ep}");
+    cmd.push_str(&tls.iter().map(|a| format!(" '{a}'")).collect::<String>());
     let out = std::process::Command::new("/bin/sh")
         .env_clear()
         .arg("-c")
-        .arg(&cmd[0])
+        .arg(&cmd)
         .output()
         .unwrap();
     assert_eq!(
