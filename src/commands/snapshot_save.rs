@@ -13,7 +13,7 @@
 //! presence, not its value).
 
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use crate::output::{go_duration, hex_id, humanize_bytes, Report};
 /// SIGXFSZ on Linux: with its default action a write past RLIMIT_FSIZE kills the process before
 /// it can clean up; with a handler installed the write fails with EFBIG instead.
 const SIGXFSZ: i32 = 25;
+const WRITE_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct SaveOptions {
@@ -168,7 +169,10 @@ async fn choose(
 
 /// Where the bytes go. A file sink removes its `.part` when dropped before `commit`.
 enum Sink {
-    File { part: PathBuf, file: Option<File> },
+    File {
+        part: PathBuf,
+        file: Option<BufWriter<File>>,
+    },
     Stdout(std::io::Stdout),
 }
 
@@ -192,7 +196,8 @@ impl Sink {
             .with_context(|| format!("creating {}", part.display()))?;
         Ok(Sink::File {
             part,
-            file: Some(file),
+            // Batch the 32 KiB messages into fewer, larger writes.
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
         })
     }
 
@@ -213,6 +218,10 @@ impl Sink {
         match self {
             Sink::File { part, file } => {
                 if let Some(f) = file.take() {
+                    let f = f
+                        .into_inner()
+                        .map_err(|e| e.into_error())
+                        .with_context(|| format!("writing {}", part.display()))?;
                     f.sync_all()
                         .with_context(|| format!("syncing {}", part.display()))?;
                 }
