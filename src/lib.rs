@@ -12,6 +12,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod manifest;
 pub mod output;
+pub mod pki;
 pub mod settings;
 
 use anyhow::{bail, Context, Result};
@@ -91,7 +92,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             Ok(outcome)
         }
         Command::Snapshot(SnapshotCommand::Restore(_)) => not_built("snapshot restore", 4),
-        Command::CertExpiry(_) => not_built("cert-expiry", 6),
+        Command::CertExpiry(args) => cert_expiry(&settings, args),
         Command::ManifestRead => not_built("manifest-read", 5),
         Command::Completion { shell } => {
             let mut script = Vec::new();
@@ -100,6 +101,51 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+fn cert_expiry(settings: &Settings, args: cli::CertExpiryArgs) -> Result<Outcome> {
+    use commands::cert_expiry;
+    let now = settings.now()?;
+    for p in &args.paths {
+        if !p.exists() {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    let mut paths = if args.paths.is_empty() {
+        cert_expiry::default_paths()
+    } else {
+        args.paths
+    };
+    if let Some(path) = settings.manifest_path() {
+        let manifest = manifest::Manifest::load(&path)?;
+        paths.extend(
+            manifest
+                .certificate_files()
+                .into_iter()
+                .filter(|p| p.exists()),
+        );
+    }
+    let mut scan = pki::Scan::paths(&paths);
+
+    // Live endpoints, when they are configured (not the bare built-in default).
+    let conn = settings.connection()?;
+    if conn.endpoints.source != settings::Source::Default {
+        let targets = targets(&conn)?;
+        let runtime = runtime()?;
+        for target in &targets {
+            match runtime.block_on(client::served_certificate(&conn, target)) {
+                Ok(der) => scan.served(&target.endpoint, der),
+                Err(e) => scan.errors.push(pki::ScanError {
+                    path: target.endpoint.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+    scan.check_wiring();
+    let (report, outcome) = cert_expiry::judge(scan, now, args.warn_days)?;
+    output::emit(settings.output, &report)?;
+    Ok(outcome)
 }
 
 fn not_built(command: &str, issue: u32) -> Result<Outcome> {
@@ -120,10 +166,13 @@ where
     }
     let targets = targets(&conn)?;
     let connector = Connector::new(&conn, &targets)?;
-    // One thread is plenty for a CLI that waits on a few sockets, and it keeps memory low.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(body(connector, targets))
+}
+
+/// One thread is plenty for a CLI that waits on a few sockets, and it keeps memory low.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(body(connector, targets))
+        .context("starting the async runtime")
 }

@@ -163,6 +163,19 @@ impl Settings {
         default.exists().then(|| default.clone())
     }
 
+    /// "Now" in Unix seconds: the clock, or `ETCDOPS_NOW` (RFC 3339) so that expiry checks can
+    /// be tested exactly. Read here and nowhere else.
+    pub fn now(&self) -> Result<i64> {
+        match self.env_var("ETCDOPS_NOW") {
+            Some(v) => crate::commands::cert_expiry::parse_rfc3339(&v)
+                .with_context(|| format!("environment ETCDOPS_NOW={v:?} is not an RFC 3339 time")),
+            None => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)),
+        }
+    }
+
     /// Resolve the connection settings of online commands.
     pub fn connection(&self) -> Result<ConnSettings> {
         let g = &self.global;

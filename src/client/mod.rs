@@ -200,15 +200,7 @@ impl Connector {
                 ))
             }
         };
-        let server_name = match target.host.parse::<IpAddr>() {
-            Ok(ip) => ServerName::IpAddress(ip.into()),
-            Err(_) => ServerName::try_from(target.host.clone()).map_err(|_| {
-                EndpointError::new(
-                    FailureKind::Connect,
-                    format!("invalid host name {:?}", target.host),
-                )
-            })?,
-        };
+        let server_name = server_name(&target.host)?;
         let dialer = Dialer {
             host: target.host.clone(),
             port: target.port,
@@ -264,6 +256,16 @@ impl Connector {
     }
 }
 
+/// The name TLS verifies the server certificate against: an IP address or a DNS name.
+fn server_name(host: &str) -> Result<ServerName<'static>, EndpointError> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(host.to_string()).map_err(|_| {
+            EndpointError::new(FailureKind::Connect, format!("invalid host name {host:?}"))
+        }),
+    }
+}
+
 fn bracket(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
@@ -314,6 +316,40 @@ fn io_detail(e: &std::io::Error) -> String {
         Some(inner) => inner.to_string(),
         None => e.to_string(),
     }
+}
+
+/// The certificate `target` serves, from a TLS handshake that accepts anything (the point is to
+/// look at it). The client certificate is presented when configured, since etcd may require it.
+pub async fn served_certificate(
+    conn: &ConnSettings,
+    target: &Target,
+) -> Result<Vec<u8>, EndpointError> {
+    let config = tls::inspecting_config(conn)
+        .map_err(|e| EndpointError::new(FailureKind::Tls, format!("{e:#}")))?;
+    let name = server_name(&target.host)?;
+    let addr = format!("{}:{}", bracket(&target.host), target.port);
+    let dial = async {
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| EndpointError::new(FailureKind::Connect, format!("{addr}: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                EndpointError::new(FailureKind::Tls, format!("{addr}: {}", io_detail(&e)))
+            })?;
+        let (_, session) = tls.get_ref();
+        session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.to_vec())
+            .ok_or_else(|| {
+                EndpointError::new(FailureKind::Tls, format!("{addr}: no certificate served"))
+            })
+    };
+    tokio::time::timeout(conn.dial_timeout.value, dial)
+        .await
+        .map_err(|_| EndpointError::timeout("connecting", conn.dial_timeout.value))?
 }
 
 /// Classify an error chain from tonic/hyper/h2, looking for our dial error or a TLS alert.

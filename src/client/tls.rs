@@ -17,12 +17,21 @@ use crate::settings::{ConnSettings, Sourced};
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub fn client_config(conn: &ConnSettings) -> Result<rustls::ClientConfig> {
+    build(conn, conn.insecure_skip_tls_verify.value)
+}
+
+/// A configuration that accepts whatever the server presents, to look at it (`cert-expiry`).
+pub fn inspecting_config(conn: &ConnSettings) -> Result<rustls::ClientConfig> {
+    build(conn, true)
+}
+
+fn build(conn: &ConnSettings, accept_any: bool) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("setting up TLS")?;
 
-    let builder = if conn.insecure_skip_tls_verify.value {
+    let builder = if accept_any {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))

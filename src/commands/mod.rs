@@ -1,6 +1,7 @@
 //! One file per command. Each takes typed settings and returns a typed report plus an
 //! [`Outcome`](crate::exit::Outcome); rendering is `output`'s job.
 
+pub mod cert_expiry;
 pub mod health;
 pub mod members;
 pub mod snapshot_save;

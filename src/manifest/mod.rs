@@ -162,6 +162,20 @@ impl Manifest {
             .cloned()
     }
 
+    /// Every certificate file the manifest points etcd at, as host paths.
+    pub fn certificate_files(&self) -> Vec<PathBuf> {
+        [
+            "trusted-ca-file",
+            "cert-file",
+            "peer-trusted-ca-file",
+            "peer-cert-file",
+        ]
+        .iter()
+        .filter_map(|f| self.flag(f))
+        .map(|p| self.host_path(Path::new(p)))
+        .collect()
+    }
+
     /// CA and client certificate for talking to this etcd. kubeadm's `healthcheck-client`
     /// pair beside the CA is preferred (it is a client certificate by purpose); otherwise the
     /// server pair, which kubeadm issues for client auth too.
