@@ -13,7 +13,10 @@ pub mod fsutil;
 pub mod manifest;
 pub mod output;
 pub mod pki;
+pub mod proto;
 pub mod settings;
+pub mod snap;
+pub mod wal;
 
 use anyhow::{bail, Context, Result};
 use clap::CommandFactory;

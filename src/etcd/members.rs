@@ -27,3 +27,289 @@ impl StoredMember {
         serde_json::from_slice(value).map_err(|e| format!("member JSON: {e}"))
     }
 }
+
+/// A member of the cluster being restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMember {
+    pub name: String,
+    pub id: u64,
+    /// Normalized and sorted.
+    pub peer_urls: Vec<String>,
+}
+
+/// The membership a restore creates: members in ascending ID order.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub members: Vec<NewMember>,
+    pub local: u64,
+    pub cluster_id: u64,
+    pub token: String,
+}
+
+impl Membership {
+    pub fn local_member(&self) -> Option<&NewMember> {
+        self.members.iter().find(|m| m.id == self.local)
+    }
+}
+
+/// Validate `--initial-cluster` against `--name` and `--initial-advertise-peer-urls` as etcd
+/// does (etcd-io/etcd server/config/config.go, client/pkg/types/urls.go) and derive the IDs.
+pub fn plan(
+    name: &str,
+    initial_cluster: &str,
+    token: &str,
+    advertise: &str,
+) -> Result<Membership, String> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for item in initial_cluster.split(',') {
+        if item.trim().is_empty() {
+            continue;
+        }
+        let (n, url) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster: {item:?} is not NAME=URL"))?;
+        let url = normalize_url(url).map_err(|e| format!("--initial-cluster: {e}"))?;
+        by_name.entry(n.trim().to_string()).or_default().push(url);
+    }
+    let local_urls = by_name.get(name).cloned().ok_or_else(|| {
+        format!("couldn't find local name {name:?} in the initial cluster configuration (--initial-cluster)")
+    })?;
+    let mut advertised = advertise
+        .split(',')
+        .filter(|u| !u.trim().is_empty())
+        .map(normalize_url)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--initial-advertise-peer-urls: {e}"))?;
+    advertised.sort();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut members = Vec::new();
+    for (n, mut urls) in by_name {
+        urls.sort();
+        for u in &urls {
+            if !seen.insert(u.clone()) {
+                return Err(format!("--initial-cluster has duplicate url {u}"));
+            }
+        }
+        let id = member_id(&urls, token);
+        if id == 0 {
+            return Err(format!("member {n}: cannot use 0 as member id"));
+        }
+        members.push(NewMember {
+            name: n,
+            id,
+            peer_urls: urls,
+        });
+    }
+    let mut local_sorted = local_urls;
+    local_sorted.sort();
+    if local_sorted != advertised {
+        return Err(format!(
+            "--initial-cluster has {name}={} but --initial-advertise-peer-urls has {}",
+            local_sorted.join(","),
+            advertised.join(",")
+        ));
+    }
+    members.sort_by_key(|m| m.id);
+    if let Some(w) = members.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(format!(
+            "member exists with identical ID {:x} ({} and {})",
+            w[0].id, w[0].name, w[1].name
+        ));
+    }
+    let local = members
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.id)
+        .unwrap_or_default();
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    Ok(Membership {
+        cluster_id: cluster_id(&ids),
+        members,
+        local,
+        token: token.to_string(),
+    })
+}
+
+/// A peer URL as etcd normalizes it: trimmed, scheme lower-cased, `scheme://host:port`, no path.
+pub fn normalize_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let (scheme, rest) = raw
+        .split_once("://")
+        .ok_or_else(|| format!("URL scheme must be http, https, unix, or unixs: {raw}"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https" | "unix" | "unixs") {
+        return Err(format!(
+            "URL scheme must be http, https, unix, or unixs: {raw}"
+        ));
+    }
+    if rest.contains(['/', '?', '#']) {
+        return Err(format!("URL must not contain a path: {raw}"));
+    }
+    if rest.contains('@') {
+        return Err(format!("URL must not contain user information: {raw}"));
+    }
+    let port_ok = rest.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.is_empty() && !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())
+    });
+    if !port_ok {
+        return Err(format!(
+            "URL address does not have the form \"host:port\": {raw}"
+        ));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// First 8 bytes (big-endian) of SHA-1(sorted URLs concatenated ‖ token).
+pub fn member_id(sorted_urls: &[String], token: &str) -> u64 {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    for u in sorted_urls {
+        h.update(u.as_bytes());
+    }
+    h.update(token.as_bytes());
+    first_u64(&h.finalize())
+}
+
+/// First 8 bytes (big-endian) of SHA-1 over the member IDs, ascending, as 8-byte big-endian.
+pub fn cluster_id(ids: &[u64]) -> u64 {
+    use sha1::{Digest, Sha1};
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut h = Sha1::new();
+    for id in sorted {
+        h.update(id.to_be_bytes());
+    }
+    first_u64(&h.finalize())
+}
+
+fn first_u64(digest: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The member JSON etcd stores in the `members` bucket and in ConfChange contexts:
+/// `{"id":N,"peerURLs":[...],"name":"..."}` exactly as Go's encoding/json writes it.
+pub fn member_json(m: &NewMember) -> String {
+    let mut s = format!(
+        "{{\"id\":{},\"peerURLs\":{}",
+        m.id,
+        go_string_list(&m.peer_urls)
+    );
+    if !m.name.is_empty() {
+        s.push_str(",\"name\":");
+        s.push_str(&go_json_string(&m.name));
+    }
+    s.push('}');
+    s
+}
+
+/// The v2 store's `raftAttributes` value: `{"peerURLs":[...]}`.
+pub fn raft_attributes_json(m: &NewMember) -> String {
+    format!("{{\"peerURLs\":{}}}", go_string_list(&m.peer_urls))
+}
+
+fn go_string_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| go_json_string(s)).collect();
+    format!("[{}]", inner.join(","))
+}
+
+/// A JSON string as Go's encoding/json writes it, HTML-safe escapes included.
+pub fn go_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // IDs from etcdutl 3.5.1 runs (docs/format.md, restore section).
+    #[test]
+    fn ids_match_etcd() {
+        let m = plan(
+            "default",
+            "default=http://localhost:2380",
+            "etcd-cluster",
+            "http://localhost:2380",
+        )
+        .unwrap();
+        assert_eq!(format!("{:x}", m.local), "8e9e05c52164694d");
+        assert_eq!(format!("{:x}", m.cluster_id), "cdf818194e3a8c32");
+
+        let ic = "m1=http://127.0.0.1:12380,m2=http://127.0.0.2:12380,m3=http://127.0.0.3:12380";
+        let m = plan("m1", ic, "tok-restore", "http://127.0.0.1:12380").unwrap();
+        let ids: Vec<String> = m.members.iter().map(|x| format!("{:x}", x.id)).collect();
+        assert_eq!(
+            ids,
+            ["5254e4654be8833f", "8babd0cbe19f0797", "d46128e04d9ee877"]
+        );
+        assert_eq!(format!("{:x}", m.cluster_id), "e1238eb99eb63873");
+        assert_eq!(
+            member_json(&m.members[0]),
+            r#"{"id":5932617732870144831,"peerURLs":["http://127.0.0.1:12380"],"name":"m1"}"#
+        );
+
+        let ic = "a=http://127.0.0.9:2380,a=http://127.0.0.8:2380,b=https://127.0.0.7:2380";
+        let m = plan(
+            "a",
+            ic,
+            "etcd-cluster",
+            "http://127.0.0.9:2380,http://127.0.0.8:2380",
+        )
+        .unwrap();
+        assert_eq!(format!("{:x}", m.local), "32b3df762b822477");
+        assert_eq!(format!("{:x}", m.cluster_id), "bb91171c543c7a42");
+        assert_eq!(
+            m.local_member().unwrap().peer_urls,
+            ["http://127.0.0.8:2380", "http://127.0.0.9:2380"]
+        );
+    }
+
+    #[test]
+    fn bad_clusters_name_the_problem() {
+        let e = plan("x", "a=http://h:1", "t", "http://h:1").unwrap_err();
+        assert!(e.contains("couldn't find local name \"x\""), "{e}");
+        let e = plan("a", "a=http://h:1", "t", "http://h:2").unwrap_err();
+        assert!(
+            e.contains("--initial-advertise-peer-urls has http://h:2"),
+            "{e}"
+        );
+        let e = plan("a", "a=http://h:1,b=http://h:1", "t", "http://h:1").unwrap_err();
+        assert!(e.contains("duplicate url"), "{e}");
+        let e = plan("a", "a=ftp://h:1", "t", "ftp://h:1").unwrap_err();
+        assert!(e.contains("URL scheme must be"), "{e}");
+        let e = plan("a", "a=http://h:1/x", "t", "http://h:1/x").unwrap_err();
+        assert!(e.contains("must not contain a path"), "{e}");
+        let e = plan("a", "a=http://h", "t", "http://h").unwrap_err();
+        assert!(e.contains("host:port"), "{e}");
+        let e = plan("a", "a", "t", "http://h:1").unwrap_err();
+        assert!(e.contains("NAME=URL"), "{e}");
+    }
+
+    #[test]
+    fn go_escaping() {
+        assert_eq!(
+            go_json_string("a<b>&\"\\\n\u{1}"),
+            r#""a\u003cb\u003e\u0026\"\\\n\u0001""#
+        );
+    }
+}
