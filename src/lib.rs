@@ -94,7 +94,26 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             output::emit(settings.output, &report)?;
             Ok(outcome)
         }
-        Command::Snapshot(SnapshotCommand::Restore(_)) => not_built("snapshot restore", 4),
+        Command::Snapshot(SnapshotCommand::Restore(args)) => {
+            let opts = commands::snapshot_restore::RestoreOptions {
+                file: args.file,
+                data_dir: args.data_dir,
+                wal_dir: args.wal_dir,
+                name: args.name,
+                initial_cluster: args.initial_cluster,
+                initial_cluster_token: args.initial_cluster_token,
+                initial_advertise_peer_urls: args.initial_advertise_peer_urls,
+                skip_hash_check: args.skip_hash_check,
+                bump_revision: args.bump_revision,
+                mark_compacted: args.mark_compacted,
+            };
+            let report = commands::snapshot_restore::run(&opts)?;
+            for note in &report.notes {
+                eprintln!("{note}");
+            }
+            output::emit(settings.output, &report)?;
+            Ok(Outcome::Ok)
+        }
         Command::CertExpiry(args) => cert_expiry(&settings, args),
         Command::ManifestRead => not_built("manifest-read", 5),
         Command::Completion { shell } => {

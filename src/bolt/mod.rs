@@ -6,6 +6,7 @@ pub mod freelist;
 pub mod meta;
 pub mod page;
 pub mod reader;
+pub mod writer;
 
 pub use meta::{Meta, MetaError};
 pub use page::{PageId, TxId};

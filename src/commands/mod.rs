@@ -4,6 +4,7 @@
 pub mod cert_expiry;
 pub mod health;
 pub mod members;
+pub mod snapshot_restore;
 pub mod snapshot_save;
 pub mod snapshot_status;
 pub mod status;

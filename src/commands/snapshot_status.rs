@@ -86,6 +86,8 @@ pub struct SnapshotStatus {
     pub cluster_version: Option<String>,
     pub members: Vec<MemberSummary>,
     pub removed_members: Vec<String>,
+    /// The `key` bucket holds Kubernetes objects (`/registry/...`).
+    pub kubernetes: bool,
     pub page_size: usize,
     pub txid: u64,
     pub file_size: u64,
@@ -194,6 +196,7 @@ fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, BoltEr
         members: Vec::new(),
         removed: Vec::new(),
         cluster_version: None,
+        kubernetes: false,
     };
     problems.extend(db.walk(&mut visitor, integrity)?);
     if !problems.is_empty() {
@@ -253,6 +256,7 @@ fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, BoltEr
             .iter()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect(),
+        kubernetes: visitor.kubernetes,
         page_size: db.page_size(),
         txid: meta.txid.0,
         file_size: 0,
@@ -281,6 +285,7 @@ struct StatusVisitor {
     members: Vec<(Vec<u8>, Vec<u8>)>,
     removed: Vec<Vec<u8>>,
     cluster_version: Option<Vec<u8>>,
+    kubernetes: bool,
 }
 
 impl Visitor for StatusVisitor {
@@ -314,6 +319,11 @@ impl Visitor for StatusVisitor {
                                 crate::bolt::reader::hex(key)
                             ))
                         })?;
+                        if !self.kubernetes {
+                            self.kubernetes = value
+                                .and_then(schema::kv_user_key)
+                                .is_some_and(|k| k.starts_with(b"/registry/"));
+                        }
                         if let Some(live) = &mut self.live {
                             track_live(live, key, value.unwrap_or_default())?;
                         }
