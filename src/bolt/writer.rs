@@ -340,7 +340,9 @@ mod tests {
 
     const EXAMPLE: &[u8] = include_bytes!("../../examples/k8s-small.db");
 
-    struct Collect(Vec<(Vec<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)>);
+    /// (bucket path, key, value) of every entry.
+    type Seen = Vec<(Vec<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)>;
+    struct Collect(Seen);
     impl Visitor for Collect {
         fn entry(
             &mut self,
@@ -354,7 +356,7 @@ mod tests {
         }
     }
 
-    fn all(db: &mut Db<FileSource>) -> Vec<(Vec<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)> {
+    fn all(db: &mut Db<FileSource>) -> Seen {
         let mut c = Collect(Vec::new());
         let problems = db.walk(&mut c, true).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
@@ -426,7 +428,7 @@ mod tests {
             .count();
         assert_eq!(keys_after, keys_before + 1);
         // Everything outside `members` and the appended key is unchanged.
-        let strip = |v: &Vec<(Vec<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)>| {
+        let strip = |v: &Seen| {
             v.iter()
                 .filter(|(p, k, _)| {
                     !(p.first().map(Vec::as_slice) == Some(&b"members"[..])
