@@ -240,7 +240,19 @@ impl TempDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "restore".into());
-        let path = parent.join(format!(".{base}.etcdops-restore-{}", std::process::id()));
+        let prefix = format!(".{base}.etcdops-restore-");
+        // Leftovers of restores that were killed (their process is gone) are removed.
+        if let Ok(entries) = fs::read_dir(parent) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix(&prefix) {
+                    if !Path::new("/proc").join(pid).exists() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let path = parent.join(format!("{prefix}{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::DirBuilder::new()
             .mode(0o700)

@@ -225,10 +225,8 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(opts: ClusterOptions) -> Cluster {
-        let etcd = opts.version.etcd();
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::generate(&dir.path().join("pki"));
-        let mut members: Vec<Member> = (0..opts.members)
+        let members: Vec<Member> = (0..opts.members)
             .map(|i| {
                 let name = format!("m{}", i + 1);
                 Member {
@@ -241,6 +239,30 @@ impl Cluster {
                 }
             })
             .collect();
+        Cluster::launch(opts, dir, members)
+    }
+
+    /// Start etcd on data dirs made by a restore: `(name, data_dir, peer_url)` per member, with
+    /// the peer URLs the restore was given.
+    pub fn boot(version: Version, restored: &[(String, PathBuf, String)]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let members = restored
+            .iter()
+            .map(|(name, data_dir, peer_url)| Member {
+                client_url: format!("https://127.0.0.1:{}", free_port()),
+                peer_url: peer_url.clone(),
+                data_dir: data_dir.clone(),
+                log: dir.path().join(format!("{name}.log")),
+                name: name.clone(),
+                child: None,
+            })
+            .collect();
+        Cluster::launch(ClusterOptions::new(version, restored.len()), dir, members)
+    }
+
+    fn launch(opts: ClusterOptions, dir: tempfile::TempDir, mut members: Vec<Member>) -> Cluster {
+        let etcd = opts.version.etcd();
+        let pki = Pki::generate(&dir.path().join("pki"));
         let initial_cluster = members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url))
@@ -550,7 +572,41 @@ impl Cluster {
     }
 }
 
+/// One key as a client sees it: key, value, create revision, mod revision, version, lease.
+pub type Kv = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
+
 impl TestClient {
+    /// Every key with its metadata, in pages (a large keyspace does not fit one response).
+    pub fn dump(&mut self) -> Vec<Kv> {
+        use etcd_client::GetOptions;
+        let mut out = Vec::new();
+        let mut from = vec![0u8];
+        loop {
+            let opts = GetOptions::new().with_from_key().with_limit(2000);
+            let resp = self
+                .rt
+                .block_on(self.client.get(from.clone(), Some(opts)))
+                .expect("range");
+            for kv in resp.kvs() {
+                out.push((
+                    kv.key().to_vec(),
+                    kv.value().to_vec(),
+                    kv.create_revision(),
+                    kv.mod_revision(),
+                    kv.version(),
+                    kv.lease(),
+                ));
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return out,
+            }
+        }
+    }
+
     /// Put many keys, `batch` per transaction.
     pub fn put_all(&mut self, kvs: &[(Vec<u8>, Vec<u8>)], batch: usize) {
         use etcd_client::{Txn, TxnOp};
