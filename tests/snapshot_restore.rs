@@ -296,15 +296,15 @@ fn three_member_restore_forms_one_cluster() {
         .join(",");
     let mut restored = Vec::new();
     let mut cluster_ids = Vec::new();
-    for i in 0..3 {
+    for (i, peer) in peers.iter().enumerate() {
         let name = format!("n{}", i + 1);
         let data = dir.path().join(format!("{name}.etcd"));
-        let r = restore(&snap, &data, &name, &peers[i], &initial, &[]);
+        let r = restore(&snap, &data, &name, peer, &initial, &[]);
         assert_eq!(r.code, 0, "{r:?}");
         let report = r.json();
         cluster_ids.push(report["cluster_id"].clone());
         assert_eq!(report["other_members"].as_array().unwrap().len(), 2);
-        restored.push((name, data, peers[i].clone()));
+        restored.push((name, data, peer.clone()));
     }
     assert!(
         cluster_ids.iter().all(|c| *c == cluster_ids[0]),
