@@ -64,14 +64,21 @@ def measure(cmd):
     return wall, usage.ru_utime + usage.ru_stime, rss_kib * 1024
 
 
-def compare(name, commands, runs):
-    """Alternate the commands `runs` times after one warm-up each; medians per command."""
+def compare(name, commands, runs, cleanup=None):
+    """Alternate the commands `runs` times after one warm-up each; medians per command.
+    `cleanup`, if given, runs (unmeasured) before every command, e.g. to remove its output."""
+    def one(cmd):
+        if cleanup:
+            cleanup()
+        return measure(cmd)
     for cmd in commands.values():
-        measure(cmd)
+        one(cmd)
     samples = {label: [] for label in commands}
     for _ in range(runs):
         for label, cmd in commands.items():
-            samples[label].append(measure(cmd))
+            samples[label].append(one(cmd))
+    if cleanup:
+        cleanup()
     result = {}
     for label, s in samples.items():
         result[label] = tuple(statistics.median(x[i] for x in s) for i in range(3))
@@ -262,8 +269,28 @@ def main():
             rows.append(row(f"snapshot status, {label}, integrity check, no sha256 (`--skip-hash-check`, etcdutl's work)",
                             r["etcdops-skip-hash"], r["etcdutl"], "etcdutl", [("wall", 0.33), ("rss", 128)]))
 
-    # snapshot save from a server holding the largest database, etcdops vs etcdctl.
+    # snapshot restore of the largest database: etcdops vs etcdutl vs the disk's floor (dd).
     big = dataset(labels[-1], certs)
+    out = CACHE / "restore-out"
+
+    def clean():
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        subprocess.run(["sync"], check=True)
+
+    r = compare(f"restore {labels[-1]}", {
+        "etcdops": [ETCDOPS, "snapshot", "restore", big, f"--data-dir={out}"],
+        "etcdutl": [etcdutl, "snapshot", "restore", big, f"--data-dir={out}"],
+        "dd": ["dd", f"if={big}", f"of={out}", "bs=1M", "conv=fsync", "status=none"],
+    }, runs, cleanup=clean)
+    rows.append(row(f"snapshot restore, {labels[-1]}", r["etcdops"], r["etcdutl"], "etcdutl",
+                    [("wall", 0.45), ("rss", 64)]))
+    rows.append(row(f"snapshot restore, {labels[-1]}, vs copying the file (`dd conv=fsync`, the disk's floor)",
+                    r["etcdops"], r["dd"], "dd", [("wall", 1.25)]))
+
+    # snapshot save from a server holding the largest database, etcdops vs etcdctl.
     server = Cluster(1, certs, restore_from=big)
     try:
         out_ours, out_theirs = CACHE / "save-etcdops.db", CACHE / "save-etcdctl.db"
