@@ -7,12 +7,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
-    let mut v = head.to_vec();
-    v.extend(tail.iter().map(String::as_str));
-    v
-}
-
 fn rows(run: &Run) -> Vec<Value> {
     run.json()
         .as_array()

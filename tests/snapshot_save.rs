@@ -121,12 +121,6 @@ fn save_and_compare(version: Version) {
     assert!(String::from_utf8_lossy(&piped.stderr).contains("Snapshot saved at -"));
 }
 
-fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
-    let mut v = head.to_vec();
-    v.extend(tail.iter().map(String::as_str));
-    v
-}
-
 #[test]
 fn save_from_etcd_3_5_1() {
     save_and_compare(Version::V3_5_1);

@@ -455,77 +455,67 @@ impl<S: ReadAt> Db<S> {
         visitor: &mut dyn Visitor,
         check: bool,
     ) -> Result<Vec<String>, BoltError> {
-        let meta = self.state.meta;
-        let mut marks = Marks::new(meta.pgid);
+        let mut marks = Marks::new(self.state.meta.pgid);
         if check {
             marks.load_freelist(self)?;
         }
-        let mut path = Vec::new();
+        let mut w = Walk {
+            path: Vec::new(),
+            visitor,
+            marks,
+            check,
+        };
         let root = self.root();
-        self.walk_bucket(&root, &mut path, visitor, &mut marks, check)?;
-        Ok(marks.finish(check))
+        self.walk_bucket(&root, &mut w)?;
+        Ok(w.marks.finish(check))
     }
 
-    fn walk_bucket(
-        &mut self,
-        root: &BucketRoot,
-        path: &mut Vec<Vec<u8>>,
-        visitor: &mut dyn Visitor,
-        marks: &mut Marks,
-        check: bool,
-    ) -> Result<(), BoltError> {
-        if path.len() > MAX_DEPTH {
-            marks.problem(format!("buckets nested deeper than {MAX_DEPTH}"));
+    fn walk_bucket(&mut self, root: &BucketRoot, w: &mut Walk<'_>) -> Result<(), BoltError> {
+        if w.path.len() > MAX_DEPTH {
+            w.marks
+                .problem(format!("buckets nested deeper than {MAX_DEPTH}"));
             return Ok(());
         }
         let mut cursor = Bounds::default();
         match root {
             BucketRoot::Inline(image) => match NodePage::new(image) {
-                Ok(page) if page.header.is_leaf() => self.visit_leaf(
-                    &page,
-                    PageId(0),
-                    path,
-                    visitor,
-                    marks,
-                    check,
-                    &mut cursor,
-                    None,
-                ),
+                Ok(page) if page.header.is_leaf() => {
+                    self.visit_leaf(&page, PageId(0), w, &mut cursor, None)
+                }
                 Ok(_) => {
-                    marks.problem(format!("bucket {}: inline page is not a leaf", show(path)));
+                    let at = show(&w.path);
+                    w.marks
+                        .problem(format!("bucket {at}: inline page is not a leaf"));
                     Ok(())
                 }
                 Err(reason) => {
-                    marks.problem(format!("bucket {}: inline page: {reason}", show(path)));
+                    let at = show(&w.path);
+                    w.marks
+                        .problem(format!("bucket {at}: inline page: {reason}"));
                     Ok(())
                 }
             },
-            BucketRoot::Page(id) => {
-                self.walk_page(*id, 0, path, visitor, marks, check, &mut cursor, None)
-            }
+            BucketRoot::Page(id) => self.walk_page(*id, 0, w, &mut cursor, None),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn walk_page(
         &mut self,
         id: PageId,
         depth: usize,
-        path: &mut Vec<Vec<u8>>,
-        visitor: &mut dyn Visitor,
-        marks: &mut Marks,
-        check: bool,
+        w: &mut Walk<'_>,
         cursor: &mut Bounds,
         upper: Option<&[u8]>,
     ) -> Result<(), BoltError> {
         if depth > MAX_DEPTH {
-            marks.problem(format!("page {id}: tree deeper than {MAX_DEPTH} levels"));
+            w.marks
+                .problem(format!("page {id}: tree deeper than {MAX_DEPTH} levels"));
             return Ok(());
         }
         let bytes = match self.page(id) {
             Ok(b) => b,
             Err(BoltError::Corrupted { page, reason }) => {
-                marks.problem(format!("page {page}: {reason}"));
+                w.marks.problem(format!("page {page}: {reason}"));
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -533,38 +523,39 @@ impl<S: ReadAt> Db<S> {
         let page = match NodePage::new(bytes.bytes()) {
             Ok(p) => p,
             Err(reason) => {
-                marks.problem(format!("page {id}: {reason}"));
+                w.marks.problem(format!("page {id}: {reason}"));
                 return Ok(());
             }
         };
         if page.header.id != id {
-            marks.problem(format!("page {id}: header says page {}", page.header.id));
+            w.marks
+                .problem(format!("page {id}: header says page {}", page.header.id));
             return Ok(());
         }
-        if !marks.reach(id, page.header.overflow) {
+        if !w.marks.reach(id, page.header.overflow) {
             return Ok(());
         }
         if page.header.is_leaf() {
-            return self.visit_leaf(&page, id, path, visitor, marks, check, cursor, upper);
+            return self.visit_leaf(&page, id, w, cursor, upper);
         }
         let mut children = Vec::with_capacity(page.count());
         for i in 0..page.count() {
             match page.branch(i) {
                 Ok(e) => children.push((e.key.to_vec(), e.child)),
                 Err(reason) => {
-                    marks.problem(format!("page {id}: {reason}"));
+                    w.marks.problem(format!("page {id}: {reason}"));
                     return Ok(());
                 }
             }
         }
         if children.is_empty() {
-            marks.problem(format!("page {id}: empty branch page"));
+            w.marks.problem(format!("page {id}: empty branch page"));
         }
         drop(bytes);
         for (i, (key, child)) in children.iter().enumerate() {
-            if check {
+            if w.check {
                 if i > 0 && children[i - 1].0 >= *key {
-                    marks.problem(format!(
+                    w.marks.problem(format!(
                         "page {id}: branch key[{i}]={} is not above key[{}]={}",
                         hex(key),
                         i - 1,
@@ -574,29 +565,16 @@ impl<S: ReadAt> Db<S> {
                 cursor.lower = Some(key.clone());
             }
             let child_upper = children.get(i + 1).map(|(k, _)| k.as_slice()).or(upper);
-            self.walk_page(
-                *child,
-                depth + 1,
-                path,
-                visitor,
-                marks,
-                check,
-                cursor,
-                child_upper,
-            )?;
+            self.walk_page(*child, depth + 1, w, cursor, child_upper)?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn visit_leaf(
         &mut self,
         page: &NodePage<'_>,
         id: PageId,
-        path: &mut Vec<Vec<u8>>,
-        visitor: &mut dyn Visitor,
-        marks: &mut Marks,
-        check: bool,
+        w: &mut Walk<'_>,
         cursor: &mut Bounds,
         upper: Option<&[u8]>,
     ) -> Result<(), BoltError> {
@@ -604,31 +582,32 @@ impl<S: ReadAt> Db<S> {
             let e = match page.leaf(i) {
                 Ok(e) => e,
                 Err(reason) => {
-                    marks.problem(format!("page {id}: {reason}"));
+                    w.marks.problem(format!("page {id}: {reason}"));
                     return Ok(());
                 }
             };
-            if check {
+            if w.check {
                 if let Some(problem) = cursor.admit(e.key, upper) {
-                    marks.problem(format!("page {id}: key[{i}]={} {problem}", hex(e.key)));
+                    w.marks
+                        .problem(format!("page {id}: key[{i}]={} {problem}", hex(e.key)));
                 }
             }
             if e.is_bucket() {
-                visitor.entry(path, e.key, None)?;
+                w.visitor.entry(&w.path, e.key, None)?;
                 // The page bytes are ours (a shared window), so recursing here keeps
                 // depth-first order without copying the page.
                 match bucket_root(e.value) {
                     Ok(root) => {
-                        path.push(e.key.to_vec());
-                        self.walk_bucket(&root, path, visitor, marks, check)?;
-                        path.pop();
+                        w.path.push(e.key.to_vec());
+                        self.walk_bucket(&root, w)?;
+                        w.path.pop();
                     }
-                    Err(reason) => {
-                        marks.problem(format!("page {id}: bucket {}: {reason}", hex(e.key)))
-                    }
+                    Err(reason) => w
+                        .marks
+                        .problem(format!("page {id}: bucket {}: {reason}", hex(e.key))),
                 }
             } else {
-                visitor.entry(path, e.key, Some(e.value))?;
+                w.visitor.entry(&w.path, e.key, Some(e.value))?;
             }
         }
         Ok(())
@@ -655,6 +634,14 @@ fn find_in_leaf(
         }
     }
     Ok(None)
+}
+
+/// What a walk carries down the tree: where it is, who receives the entries, what it found.
+struct Walk<'v> {
+    path: Vec<Vec<u8>>,
+    visitor: &'v mut dyn Visitor,
+    marks: Marks,
+    check: bool,
 }
 
 /// Key-order state of one bucket's walk: the last key seen and the branch key the current

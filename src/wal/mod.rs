@@ -115,8 +115,8 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    // sha256 of the segments etcdutl 3.5.1 / etcdctl 3.4.23 wrote for the same flags
-    // (docs/testing.md: the restore byte facts).
+    // sha256 of the segments etcdutl 3.5.1 / etcdctl 3.4.23 wrote for the same flags;
+    // tests/snapshot_restore.rs also compares with a live etcdutl.
     #[test]
     fn default_restore_wal_is_etcdutls() {
         let m = plan(

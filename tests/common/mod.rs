@@ -420,6 +420,13 @@ impl Run {
     }
 }
 
+/// `head` followed by `tail` as one argument list (e.g. a command and the TLS flags).
+pub fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
+    v.extend(tail.iter().map(String::as_str));
+    v
+}
+
 /// Run the built binary with a scrubbed environment plus `env`.
 pub fn etcdops(args: &[&str], env: &[(&str, &str)]) -> Run {
     etcdops_in(args, env, None)
