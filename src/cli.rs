@@ -105,8 +105,8 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Report when certificates expire (files, directories, kubeconfigs)
     CertExpiry(CertExpiryArgs),
-    /// Show what the etcd static-pod manifest configures
-    ManifestRead,
+    /// Show what the etcd static-pod manifest (or config file, or systemd unit) configures
+    ManifestRead(ManifestReadArgs),
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
@@ -170,24 +170,26 @@ pub enum SnapshotCommand {
 pub struct RestoreArgs {
     /// Snapshot file to restore
     pub file: PathBuf,
-    /// Data directory to create [default: NAME.etcd]
+    /// Data directory to create [default: NAME.etcd; with --from-manifest a new sibling of
+    /// the manifest's data dir]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Separate WAL directory
     #[arg(long, value_name = "DIR")]
     pub wal_dir: Option<PathBuf>,
-    /// Name of this member
-    #[arg(long, default_value = "default")]
-    pub name: String,
-    /// Initial cluster configuration [default: NAME=INITIAL-ADVERTISE-PEER-URLS]
+    /// Name of this member [default: default, or the manifest's]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Initial cluster configuration [default: NAME=INITIAL-ADVERTISE-PEER-URLS, or the
+    /// manifest's]
     #[arg(long, value_name = "NAME=URL,...")]
     pub initial_cluster: Option<String>,
-    /// Initial cluster token
-    #[arg(long, default_value = "etcd-cluster")]
-    pub initial_cluster_token: String,
-    /// This member's peer URLs
-    #[arg(long, default_value = "http://localhost:2380", value_name = "URLS")]
-    pub initial_advertise_peer_urls: String,
+    /// Initial cluster token [default: etcd-cluster, or the manifest's]
+    #[arg(long, value_name = "TOKEN")]
+    pub initial_cluster_token: Option<String>,
+    /// This member's peer URLs [default: http://localhost:2380, or the manifest's]
+    #[arg(long, value_name = "URLS")]
+    pub initial_advertise_peer_urls: Option<String>,
     /// Restore a raw db file that has no sha256 trailer
     #[arg(long)]
     pub skip_hash_check: bool,
@@ -197,6 +199,27 @@ pub struct RestoreArgs {
     /// Mark the bumped revision as compacted (needs --bump-revision)
     #[arg(long)]
     pub mark_compacted: bool,
+    /// Take name, cluster, peer URLs and token from the etcd static-pod manifest (this node's
+    /// when PATH is omitted: --manifest, ETCDOPS_MANIFEST or the kubeadm default)
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub from_manifest: Option<Option<PathBuf>>,
+    /// After the restore, point the manifest's data volume at the new data dir (the old
+    /// manifest is kept outside the manifests directory)
+    #[arg(long)]
+    pub update_manifest: bool,
+    /// With --update-manifest: print the change to the manifest and do nothing
+    #[arg(long, requires = "update_manifest")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestReadArgs {
+    /// Print `export ETCDCTL_*` lines for `eval "$(etcdops manifest-read --env)"`
+    #[arg(long, conflicts_with = "commands")]
+    pub env: bool,
+    /// Print the etcdctl/etcdutl command lines for snapshot save and restore on this node
+    #[arg(long)]
+    pub commands: bool,
 }
 
 #[derive(Debug, Args)]

@@ -94,28 +94,22 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             output::emit(settings.output, &report)?;
             Ok(outcome)
         }
-        Command::Snapshot(SnapshotCommand::Restore(args)) => {
-            let opts = commands::snapshot_restore::RestoreOptions {
-                file: args.file,
-                data_dir: args.data_dir,
-                wal_dir: args.wal_dir,
-                name: args.name,
-                initial_cluster: args.initial_cluster,
-                initial_cluster_token: args.initial_cluster_token,
-                initial_advertise_peer_urls: args.initial_advertise_peer_urls,
-                skip_hash_check: args.skip_hash_check,
-                bump_revision: args.bump_revision,
-                mark_compacted: args.mark_compacted,
-            };
-            let report = commands::snapshot_restore::run(&opts)?;
-            for note in &report.notes {
-                eprintln!("{note}");
+        Command::Snapshot(SnapshotCommand::Restore(args)) => restore(&settings, args),
+        Command::CertExpiry(args) => cert_expiry(&settings, args),
+        Command::ManifestRead(args) => {
+            let path = settings
+                .manifest_path()
+                .unwrap_or_else(|| std::path::PathBuf::from(settings::DEFAULT_MANIFEST));
+            let report = commands::manifest_read::read(&path)?;
+            if args.env {
+                output::emit_text(&report.env())?;
+            } else if args.commands {
+                output::emit_text(&report.commands())?;
+            } else {
+                output::emit(settings.output, &report)?;
             }
-            output::emit(settings.output, &report)?;
             Ok(Outcome::Ok)
         }
-        Command::CertExpiry(args) => cert_expiry(&settings, args),
-        Command::ManifestRead => not_built("manifest-read", 5),
         Command::Completion { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "etcdops", &mut script);
@@ -123,6 +117,74 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
+    use commands::snapshot_restore as r;
+    let manifest = match (&args.from_manifest, args.update_manifest) {
+        (Some(Some(path)), _) => Some(manifest::Manifest::load(path)?),
+        (Some(None), _) | (None, true) => {
+            let path = settings
+                .manifest_path()
+                .unwrap_or_else(|| std::path::PathBuf::from(settings::DEFAULT_MANIFEST));
+            Some(manifest::Manifest::load(&path)?)
+        }
+        (None, false) => None,
+    };
+    let from = |flag: &str| {
+        manifest
+            .as_ref()
+            .and_then(|m| m.flag(flag))
+            .map(str::to_string)
+    };
+    let mut data_dir = args.data_dir;
+    if data_dir.is_none() {
+        if let Some(m) = &manifest {
+            data_dir = Some(r::sibling_data_dir(m)?);
+        }
+    }
+    let opts = r::RestoreOptions {
+        file: args.file,
+        data_dir,
+        wal_dir: args.wal_dir,
+        name: args
+            .name
+            .or_else(|| from("name"))
+            .unwrap_or_else(|| "default".into()),
+        initial_cluster: args.initial_cluster.or_else(|| from("initial-cluster")),
+        initial_cluster_token: args
+            .initial_cluster_token
+            .or_else(|| from("initial-cluster-token"))
+            .unwrap_or_else(|| commands::manifest_read::DEFAULT_TOKEN.into()),
+        initial_advertise_peer_urls: args
+            .initial_advertise_peer_urls
+            .or_else(|| from("initial-advertise-peer-urls"))
+            .unwrap_or_else(|| "http://localhost:2380".into()),
+        skip_hash_check: args.skip_hash_check,
+        bump_revision: args.bump_revision,
+        mark_compacted: args.mark_compacted,
+    };
+    // Check the manifest edit is possible before restoring anything.
+    let edit = match (&manifest, args.update_manifest) {
+        (Some(m), true) => Some(r::plan_manifest_update(m, &opts)?),
+        _ => None,
+    };
+    if args.dry_run {
+        if let Some(e) = &edit {
+            output::emit_text(&e.diff())?;
+        }
+        return Ok(Outcome::Ok);
+    }
+    let mut report = r::run(&opts)?;
+    if let Some(e) = edit {
+        let backup = e.apply()?;
+        report.notes.extend(e.next_steps(&backup, &opts));
+    }
+    for note in &report.notes {
+        eprintln!("{note}");
+    }
+    output::emit(settings.output, &report)?;
+    Ok(Outcome::Ok)
 }
 
 fn cert_expiry(settings: &Settings, args: cli::CertExpiryArgs) -> Result<Outcome> {
@@ -168,10 +230,6 @@ fn cert_expiry(settings: &Settings, args: cli::CertExpiryArgs) -> Result<Outcome
     let (report, outcome) = cert_expiry::judge(scan, now, args.warn_days)?;
     output::emit(settings.output, &report)?;
     Ok(outcome)
-}
-
-fn not_built(command: &str, issue: u32) -> Result<Outcome> {
-    bail!("`etcdops {command}` is not built yet (tracked in issue #{issue})")
 }
 
 /// Resolve connection settings, load TLS material, then run `body` on a runtime.

@@ -26,7 +26,8 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Source {
     Flag(&'static str),
     Env(&'static str),
-    Manifest(PathBuf),
+    /// Where in the manifest, e.g. `line 12 of /etc/kubernetes/manifests/etcd.yaml`.
+    Manifest(String),
     Default,
 }
 
@@ -35,7 +36,7 @@ impl fmt::Display for Source {
         match self {
             Source::Flag(name) => write!(f, "flag --{name}"),
             Source::Env(name) => write!(f, "environment {name}"),
-            Source::Manifest(path) => write!(f, "manifest {}", path.display()),
+            Source::Manifest(at) => write!(f, "manifest, {at}"),
             Source::Default => f.write_str("default"),
         }
     }
@@ -213,33 +214,38 @@ impl Settings {
         if endpoints.is_none() || cacert.is_none() || cert.is_none() || key.is_none() {
             if let Some(path) = self.manifest_path() {
                 let manifest = Manifest::load(&path)?;
-                let from = Source::Manifest(path.clone());
-                let sourced = |value| Sourced {
-                    value,
-                    source: from.clone(),
-                };
+                let from = |flag: &str| Source::Manifest(manifest.line_of(flag));
                 if endpoints.is_none() {
                     if let Some(ep) = manifest.client_endpoint() {
-                        endpoints = Some(sourced(vec![ep]));
+                        endpoints = Some(Sourced {
+                            value: vec![ep],
+                            source: from("listen-client-urls"),
+                        });
                     }
                 }
                 let tls = manifest.client_tls();
                 if cacert.is_none() {
                     cacert = tls.cacert.map(|p| Sourced {
                         value: p,
-                        source: from.clone(),
+                        source: from("trusted-ca-file"),
                     });
                 }
                 // A client pair comes from one place: never mix a flag cert with a manifest key.
                 if cert.is_none() && key.is_none() {
                     if let Some((c, k)) = tls.client_pair {
+                        // kubeadm's healthcheck-client pair is found beside the CA.
+                        let (cf, kf) = if tls.healthcheck {
+                            ("trusted-ca-file", "trusted-ca-file")
+                        } else {
+                            ("cert-file", "key-file")
+                        };
                         cert = Some(Sourced {
                             value: c,
-                            source: from.clone(),
+                            source: from(cf),
                         });
                         key = Some(Sourced {
                             value: k,
-                            source: from.clone(),
+                            source: from(kf),
                         });
                     }
                 }

@@ -98,14 +98,6 @@ fn usage_errors_exit_2_with_one_line_or_clap_usage() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_exit_2() {
-    let r = etcdops(&["manifest-read"], &[]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("not built yet"), "{}", r.stderr);
-    assert!(r.stdout.is_empty());
-}
-
-#[test]
 fn version_and_completions() {
     let r = etcdops(&["--version"], &[]);
     assert_eq!(r.code, 0);

@@ -504,7 +504,8 @@ fn zero_flags_from_manifest_and_etcdctl_environment() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stderr
-            .contains(&format!("endpoints: {ep} (from manifest {m})")),
+            .contains(&format!("endpoints: {ep} (from manifest, line "))
+            && r.stderr.contains(&format!(" of {m})")),
         "{}",
         r.stderr
     );

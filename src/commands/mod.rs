@@ -3,6 +3,7 @@
 
 pub mod cert_expiry;
 pub mod health;
+pub mod manifest_read;
 pub mod members;
 pub mod snapshot_restore;
 pub mod snapshot_save;

@@ -653,3 +653,168 @@ impl Report for RestoreReport {
         )]
     }
 }
+
+/// `--from-manifest` without `--data-dir`: a new sibling of the manifest's host data dir,
+/// `/var/lib/etcd-restore-20261122T040000Z` for `/var/lib/etcd`.
+pub fn sibling_data_dir(m: &crate::manifest::Manifest) -> Result<PathBuf> {
+    let (host, _) = m
+        .host_data_dir()
+        .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
+    let stamp = utc_stamp();
+    let base = host
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string();
+    Ok(PathBuf::from(format!("{base}-restore-{stamp}")))
+}
+
+fn utc_stamp() -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_else(|_| std::process::id().to_string())
+}
+
+/// A planned change of the manifest's data volume (`--update-manifest`), checked before the
+/// restore runs.
+pub struct ManifestEdit {
+    path: PathBuf,
+    old_text: String,
+    new_text: String,
+}
+
+/// Prepare `--update-manifest`: only a static-pod manifest whose data dir sits on a hostPath
+/// volume can be pointed at the new directory, and the result must parse to the same pod with
+/// only that path changed.
+pub fn plan_manifest_update(
+    m: &crate::manifest::Manifest,
+    opts: &RestoreOptions,
+) -> Result<ManifestEdit> {
+    use crate::manifest::{retarget_volume, Kind, Manifest};
+    if m.kind != Kind::StaticPod {
+        bail!(
+            "--update-manifest works on static-pod manifests; {} is a {:?} (edit its --data-dir by hand)",
+            m.path.display(),
+            m.kind
+        );
+    }
+    let (old_host, volume) = m
+        .host_data_dir()
+        .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
+    let volume = volume.ok_or_else(|| {
+        anyhow!(
+            "manifest {}: the data dir is not on a volume",
+            m.path.display()
+        )
+    })?;
+    let data_dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
+    let new_dir = std::path::absolute(&data_dir)
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let new_text = retarget_volume(
+        m.text(),
+        &volume,
+        &old_host.display().to_string(),
+        &new_dir.display().to_string(),
+    )
+    .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
+    // Prove it: the edited manifest must describe the same etcd, on the new directory.
+    let edited = Manifest::parse(&m.path, &new_text)?;
+    if edited.flags != m.flags || edited.image != m.image {
+        bail!(
+            "manifest {}: the edit would change more than the data volume",
+            m.path.display()
+        );
+    }
+    match edited.host_data_dir() {
+        Ok((dir, _)) if dir == new_dir => {}
+        _ => bail!(
+            "manifest {}: the edited manifest does not point at {}",
+            m.path.display(),
+            new_dir.display()
+        ),
+    }
+    Ok(ManifestEdit {
+        path: m.path.clone(),
+        old_text: m.text().to_string(),
+        new_text,
+    })
+}
+
+impl ManifestEdit {
+    /// A unified diff of the change (one hunk per changed line, with no context).
+    pub fn diff(&self) -> String {
+        let name = self.path.display();
+        let mut out = format!("--- {name}\n+++ {name}\n");
+        for (i, (a, b)) in self.old_text.lines().zip(self.new_text.lines()).enumerate() {
+            if a != b {
+                out.push_str(&format!("@@ -{n},1 +{n},1 @@\n-{a}\n+{b}\n", n = i + 1));
+            }
+        }
+        out
+    }
+
+    /// Keep the old manifest outside the manifests directory (kubelet runs every file there),
+    /// then replace it atomically through a dot-named temporary file. Returns the backup path.
+    pub fn apply(&self) -> Result<PathBuf> {
+        let dir = parent_dir(&self.path);
+        let file_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "etcd.yaml".into());
+        let backup_dir = std::path::absolute(&dir)
+            .ok()
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+            .unwrap_or_else(std::env::temp_dir);
+        let backup = backup_dir.join(format!("{file_name}.etcdops-backup-{}", utc_stamp()));
+        write_synced(&backup, self.old_text.as_bytes())?;
+        fsutil::sync_dir(&backup_dir)?;
+        let tmp = dir.join(format!(".{file_name}.etcdops-{}", std::process::id()));
+        let written = write_synced(&tmp, self.new_text.as_bytes())
+            .and_then(|_| {
+                fs::rename(&tmp, &self.path)
+                    .with_context(|| format!("replacing {}", self.path.display()))
+            })
+            .and_then(|_| fsutil::sync_dir(&dir));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
+        Ok(backup)
+    }
+
+    pub fn next_steps(&self, backup: &Path, opts: &RestoreOptions) -> Vec<String> {
+        vec![
+            format!(
+                "updated {}: the etcd-data hostPath now points at the restored data dir (old manifest kept at {})",
+                self.path.display(),
+                backup.display()
+            ),
+            "next: kubelet restarts etcd from the updated manifest; check it with `etcdops health`".to_string(),
+            "next: restart kube-apiserver, kube-controller-manager and kube-scheduler (move their manifests out of the manifests directory and back) so they drop their caches".to_string(),
+            format!(
+                "next (HA): copy {} to every other control-plane node and run there: etcdops snapshot restore {} --from-manifest --update-manifest",
+                opts.file.display(),
+                opts.file.display()
+            ),
+        ]
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}

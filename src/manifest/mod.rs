@@ -3,8 +3,9 @@
 //! `volumeMounts` → `hostPath` volumes.
 //!
 //! Owns: parsing the pod YAML and etcd's command line (`--flag=value` and `--flag value`, in
-//! `command` and/or `args`). Does not: edit the manifest, or read etcd config files and systemd
-//! units (see the manifest issue).
+//! `command` and/or `args`); for etcd outside Kubernetes, an etcd config file (`--config-file`
+//! YAML, `client-transport-security` included) or a systemd unit (`ExecStart`, `Environment`),
+//! detected from the content. Does not: edit the manifest.
 //!
 //! Mirrors what kubeadm writes: kubernetes/kubernetes cmd/kubeadm/app/phases/etcd/local.go.
 
@@ -36,11 +37,23 @@ pub enum ManifestError {
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub path: PathBuf,
-    /// etcd's flags, in order, without the leading dashes (`listen-client-urls` → value).
+    pub kind: Kind,
+    /// etcd's flags, without the leading dashes (`listen-client-urls` → value).
     pub flags: BTreeMap<String, String>,
     pub image: Option<String>,
-    /// (mountPath, host path) pairs from the etcd container's volumeMounts.
-    mounts: Vec<(PathBuf, PathBuf)>,
+    /// (mountPath, host path, volume name) from the etcd container's volumeMounts.
+    mounts: Vec<(PathBuf, PathBuf, String)>,
+    /// The file as read, for pointing at the line a setting came from.
+    text: String,
+}
+
+/// What kind of file described etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    StaticPod,
+    ConfigFile,
+    SystemdUnit,
 }
 
 /// TLS material an etcdctl-like client can use, as host paths.
@@ -48,15 +61,71 @@ pub struct Manifest {
 pub struct ClientTls {
     pub cacert: Option<PathBuf>,
     pub client_pair: Option<(PathBuf, PathBuf)>,
+    /// The pair is kubeadm's `healthcheck-client` beside the CA (not `--cert-file`).
+    pub healthcheck: bool,
 }
 
 impl Manifest {
+    /// Read a static-pod manifest, an etcd config file or a systemd unit, by content.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with("ExecStart="))
+            || text.contains("[Service]")
+        {
+            return Ok(Manifest::systemd(path, &text));
+        }
         Manifest::parse(path, &text)
+    }
+
+    fn bare(path: &Path, text: &str, kind: Kind, flags: BTreeMap<String, String>) -> Manifest {
+        Manifest {
+            path: path.to_path_buf(),
+            kind,
+            flags,
+            image: None,
+            mounts: Vec::new(),
+            text: text.to_string(),
+        }
+    }
+
+    /// A systemd unit: `Environment=ETCD_*` settings, then the flags of `ExecStart` (flags win,
+    /// as in etcd), and a `--config-file` it names.
+    fn systemd(path: &Path, text: &str) -> Manifest {
+        // Join continuation lines.
+        let joined = text.replace("\\\n", " ");
+        let mut flags = BTreeMap::new();
+        let mut exec = Vec::new();
+        for line in joined.lines().map(str::trim) {
+            if let Some(env) = line.strip_prefix("Environment=") {
+                for word in shell_words(env) {
+                    if let Some((k, v)) = word.split_once('=') {
+                        if let Some(name) = k.strip_prefix("ETCD_") {
+                            flags
+                                .insert(name.to_ascii_lowercase().replace('_', "-"), v.to_string());
+                        }
+                    }
+                }
+            } else if let Some(cmd) = line.strip_prefix("ExecStart=") {
+                exec = shell_words(cmd.trim_start_matches(['-', '@', '+', '!']));
+            }
+        }
+        flags.extend(parse_flags(&exec));
+        let mut m = Manifest::bare(path, text, Kind::SystemdUnit, flags);
+        if let Some(cfg) = m.flag("config-file").map(PathBuf::from) {
+            if let Ok(cfg_text) = std::fs::read_to_string(&cfg) {
+                if let Ok(Value::Mapping(map)) = serde_yaml_ng::from_str::<Value>(&cfg_text) {
+                    for (k, v) in config_flags(&map) {
+                        m.flags.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        m
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
@@ -67,6 +136,26 @@ impl Manifest {
         let no_etcd = || ManifestError::NoEtcdContainer {
             path: path.to_path_buf(),
         };
+        // An etcd config file: a mapping of etcd's own settings, no pod spec.
+        if let Value::Mapping(map) = &doc {
+            if doc.get("spec").is_none()
+                && [
+                    "data-dir",
+                    "name",
+                    "listen-client-urls",
+                    "client-transport-security",
+                ]
+                .iter()
+                .any(|k| map.contains_key(*k))
+            {
+                return Ok(Manifest::bare(
+                    path,
+                    text,
+                    Kind::ConfigFile,
+                    config_flags(map),
+                ));
+            }
+        }
         let spec = doc.get("spec").ok_or_else(no_etcd)?;
         let containers = spec
             .get("containers")
@@ -115,19 +204,26 @@ impl Manifest {
             let mount = m.get("mountPath").and_then(Value::as_str);
             if let (Some(name), Some(mount)) = (name, mount) {
                 if let Some(host) = host_of_volume.get(name) {
-                    mounts.push((PathBuf::from(mount), host.clone()));
+                    mounts.push((PathBuf::from(mount), host.clone(), name.to_string()));
                 }
             }
         }
         // Longest mount path first, so nested mounts win.
-        mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.components().count()));
+        mounts.sort_by_key(|(m, ..)| std::cmp::Reverse(m.components().count()));
 
         Ok(Manifest {
             path: path.to_path_buf(),
+            kind: Kind::StaticPod,
             flags,
             image,
             mounts,
+            text: text.to_string(),
         })
+    }
+
+    /// The file as it was read.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     pub fn flag(&self, name: &str) -> Option<&str> {
@@ -137,7 +233,7 @@ impl Manifest {
     /// A container path as seen from the host. Paths outside every hostPath mount are returned
     /// unchanged (kubeadm mounts the pki directory at the same path).
     pub fn host_path(&self, container_path: &Path) -> PathBuf {
-        for (mount, host) in &self.mounts {
+        for (mount, host, _) in &self.mounts {
             if let Ok(rest) = container_path.strip_prefix(mount) {
                 return if rest.as_os_str().is_empty() {
                     host.clone()
@@ -152,14 +248,83 @@ impl Manifest {
     /// The client URL to dial: a loopback URL of `--listen-client-urls` when there is one
     /// (it is always reachable from the node), else the first advertised, else the first listen.
     pub fn client_endpoint(&self) -> Option<String> {
+        self.client_endpoints().into_iter().next()
+    }
+
+    /// Every client URL: loopback ones of `--listen-client-urls` first, then the advertised
+    /// ones, then the other listen URLs; no duplicates.
+    pub fn client_endpoints(&self) -> Vec<String> {
         let listen = split_urls(self.flag("listen-client-urls"));
         let advertise = split_urls(self.flag("advertise-client-urls"));
-        listen
+        let mut out: Vec<String> = Vec::new();
+        let ordered = listen
             .iter()
-            .find(|u| is_loopback_url(u))
-            .or_else(|| advertise.first())
-            .or_else(|| listen.first())
-            .cloned()
+            .filter(|u| is_loopback_url(u))
+            .chain(advertise.iter())
+            .chain(listen.iter());
+        for u in ordered {
+            if !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
+    /// The data directory inside the container (etcd's `--data-dir`, default `NAME.etcd`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.flag("data-dir").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(format!("{}.etcd", self.flag("name").unwrap_or("default")))
+        })
+    }
+
+    /// The host path and volume name that hold `--data-dir` (static pods); for config files and
+    /// units the data dir is already a host path.
+    pub fn host_data_dir(&self) -> Result<(PathBuf, Option<String>), String> {
+        let dir = self.data_dir();
+        if self.kind != Kind::StaticPod {
+            return Ok((dir, None));
+        }
+        for (mount, host, name) in &self.mounts {
+            if let Ok(rest) = dir.strip_prefix(mount) {
+                let host = if rest.as_os_str().is_empty() {
+                    host.clone()
+                } else {
+                    host.join(rest)
+                };
+                return Ok((host, Some(name.clone())));
+            }
+        }
+        Err(format!(
+            "no hostPath volume is mounted at the data dir {} (volumeMounts of the etcd container)",
+            dir.display()
+        ))
+    }
+
+    /// The etcd version in the image tag (`registry.k8s.io/etcd:3.5.12-0` → `3.5.12`).
+    pub fn image_version(&self) -> Option<String> {
+        let tag = self.image.as_deref()?.rsplit_once(':')?.1;
+        let v = tag.trim_start_matches('v').split(['-', '@']).next()?;
+        v.split('.')
+            .all(|p| p.parse::<u64>().is_ok())
+            .then(|| v.to_string())
+    }
+
+    /// "line N of FILE" for the first line that mentions `flag`, to say where a setting came
+    /// from.
+    pub fn line_of(&self, flag: &str) -> String {
+        let needles = [
+            format!("--{flag}"),
+            format!("{flag}:"),
+            format!("ETCD_{}", flag.to_ascii_uppercase().replace('-', "_")),
+        ];
+        match self
+            .text
+            .lines()
+            .position(|l| needles.iter().any(|n| l.contains(n.as_str())))
+        {
+            Some(i) => format!("line {} of {}", i + 1, self.path.display()),
+            None => self.path.display().to_string(),
+        }
     }
 
     /// Every certificate file the manifest points etcd at, as host paths.
@@ -194,6 +359,7 @@ impl Manifest {
         };
         ClientTls {
             cacert,
+            healthcheck: healthcheck.is_some(),
             client_pair: healthcheck.or(server_pair),
         }
     }
@@ -259,6 +425,78 @@ fn parse_flags(argv: &[String]) -> BTreeMap<String, String> {
     flags
 }
 
+/// etcd flags from a config file: top-level keys as they are; `client-transport-security` and
+/// `peer-transport-security` mapped to the flag names (`cert-file`, `peer-cert-file`, ...).
+fn config_flags(map: &serde_yaml_ng::Mapping) -> BTreeMap<String, String> {
+    let mut flags = BTreeMap::new();
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    for (k, v) in map {
+        let Some(key) = k.as_str() else { continue };
+        match (key, v) {
+            ("client-transport-security" | "peer-transport-security", Value::Mapping(inner)) => {
+                let prefix = if key.starts_with("peer") { "peer-" } else { "" };
+                for (ik, iv) in inner {
+                    if let (Some(ik), Some(iv)) = (ik.as_str(), scalar(iv)) {
+                        flags.insert(format!("{prefix}{ik}"), iv);
+                    }
+                }
+            }
+            _ => {
+                if let Some(v) = scalar(v) {
+                    flags.insert(key.to_string(), v);
+                }
+            }
+        }
+    }
+    flags
+}
+
+/// Split a command line as a shell would (quotes, backslashes), enough for unit files.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                has = true;
+            }
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    has = true;
+                }
+            }
+            (None, c) if c.is_whitespace() => {
+                if has || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if has || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
 fn split_urls(s: Option<&str>) -> Vec<String> {
     s.unwrap_or("")
         .split(',')
@@ -280,6 +518,105 @@ fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Point the hostPath of volume `volume` at `new` instead of `old`, changing nothing else: the
+/// same bytes before and after the path value. Block and flow style are both handled; the
+/// value must appear exactly once as a `path:` inside that volume's entry.
+pub fn retarget_volume(text: &str, volume: &str, old: &str, new: &str) -> Result<String, String> {
+    let (start, end) = volume_entry(text, volume)
+        .ok_or_else(|| format!("no entry for volume {volume:?} under volumes:"))?;
+    let entry = &text[start..end];
+    let mut hits = Vec::new();
+    let bytes = entry.as_bytes();
+    let mut from = 0;
+    while let Some(i) = entry[from..].find("path:") {
+        let at = from + i;
+        from = at + 5;
+        // `path:` but not `mountPath:` or `hostPath:`.
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        let mut v = at + 5;
+        while v < bytes.len() && bytes[v] == b' ' {
+            v += 1;
+        }
+        let quote = bytes.get(v).copied().filter(|q| *q == b'"' || *q == b'\'');
+        let value_start = v + usize::from(quote.is_some());
+        if entry[value_start..].starts_with(old) {
+            let after = bytes.get(value_start + old.len()).copied();
+            let ends = match quote {
+                Some(q) => after == Some(q),
+                None => matches!(
+                    after,
+                    None | Some(b'\n' | b'\r' | b' ' | b',' | b'}' | b'#')
+                ),
+            };
+            if ends {
+                hits.push(start + value_start);
+            }
+        }
+    }
+    match hits.as_slice() {
+        [one] => Ok(format!(
+            "{}{new}{}",
+            &text[..*one],
+            &text[*one + old.len()..]
+        )),
+        [] => Err(format!("volume {volume:?} has no hostPath path {old:?}")),
+        _ => Err(format!("volume {volume:?} names {old:?} more than once")),
+    }
+}
+
+/// Byte range of the `volumes:` list item whose `name:` is `volume`.
+fn volume_entry(text: &str, volume: &str) -> Option<(usize, usize)> {
+    // The line holding the `volumes:` key; the list starts on the next line.
+    let mut key_end = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if line.trim_start().starts_with("volumes:") {
+            key_end = Some(at);
+            break;
+        }
+    }
+    let start = key_end?;
+    // Items start with "- " at the list's indent; the section ends at a line indented less.
+    let mut offsets = Vec::new();
+    let mut pos = start;
+    let mut item_indent = None;
+    for line in text[start..].split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            pos += line.len();
+            continue;
+        }
+        match item_indent {
+            None if trimmed.starts_with("- ") => item_indent = Some(indent),
+            Some(ii) if indent < ii || (indent == ii && !trimmed.starts_with("- ")) => break,
+            None => break,
+            _ => {}
+        }
+        if Some(indent) == item_indent && trimmed.starts_with("- ") {
+            offsets.push(pos);
+        }
+        pos += line.len();
+    }
+    offsets.push(pos);
+    let named = |item: &str| {
+        item.split(['\n', ',', '{', '}'])
+            .map(|p| p.trim().trim_start_matches("- ").trim())
+            .any(|p| {
+                p.strip_prefix("name:")
+                    .map(|v| v.trim().trim_matches(['"', '\'']) == volume)
+                    .unwrap_or(false)
+            })
+    };
+    offsets
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .find(|(a, b)| named(&text[*a..*b]))
 }
 
 #[cfg(test)]
@@ -379,6 +716,79 @@ spec:
         assert!(e.to_string().contains("no etcd container"), "{e}");
         let e = Manifest::load(Path::new("/nonexistent/m.yaml")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/m.yaml"));
+    }
+
+    #[test]
+    fn retarget_changes_only_the_host_path() {
+        let new = retarget_volume(
+            KUBEADM,
+            "etcd-data",
+            "/var/lib/etcd-restored",
+            "/var/lib/etcd-new",
+        )
+        .unwrap();
+        let changed: Vec<(&str, &str)> = KUBEADM
+            .lines()
+            .zip(new.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed,
+            [(
+                "      path: /var/lib/etcd-restored",
+                "      path: /var/lib/etcd-new"
+            )]
+        );
+        let m = Manifest::parse(Path::new("x"), &new).unwrap();
+        assert_eq!(
+            m.host_data_dir().unwrap().0,
+            PathBuf::from("/var/lib/etcd-new")
+        );
+        // Flow style, quoted, name after path.
+        let flow = "spec:\n  volumes:\n  - {hostPath: {path: \"/data/etcd\", type: Directory}, name: etcd-data}\n  - {name: other, hostPath: {path: /data/etcd}}\n";
+        let out = retarget_volume(flow, "etcd-data", "/data/etcd", "/data/new").unwrap();
+        assert!(
+            out.contains("{path: \"/data/new\", type")
+                && out.contains("name: other, hostPath: {path: /data/etcd}}"),
+            "{out}"
+        );
+        assert!(retarget_volume(KUBEADM, "missing", "/x", "/y").is_err());
+        assert!(retarget_volume(KUBEADM, "etcd-data", "/not/there", "/y").is_err());
+    }
+
+    #[test]
+    fn config_file_and_systemd_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("etcd.conf.yml");
+        std::fs::write(&cfg, "name: ext1\ndata-dir: /var/lib/etcd\nlisten-client-urls: https://10.0.0.5:2379,https://127.0.0.1:2379\ninitial-cluster-token: tok\nclient-transport-security:\n  cert-file: /etc/etcd/server.crt\n  key-file: /etc/etcd/server.key\n  trusted-ca-file: /etc/etcd/ca.crt\npeer-transport-security:\n  cert-file: /etc/etcd/peer.crt\n").unwrap();
+        let m = Manifest::load(&cfg).unwrap();
+        assert_eq!(m.kind, Kind::ConfigFile);
+        assert_eq!(
+            m.client_endpoint().as_deref(),
+            Some("https://127.0.0.1:2379")
+        );
+        assert_eq!(m.flag("cert-file"), Some("/etc/etcd/server.crt"));
+        assert_eq!(m.flag("peer-cert-file"), Some("/etc/etcd/peer.crt"));
+        assert_eq!(m.host_data_dir().unwrap().0, PathBuf::from("/var/lib/etcd"));
+
+        let unit = dir.path().join("etcd.service");
+        std::fs::write(&unit, format!("[Unit]\nDescription=etcd\n[Service]\nEnvironment=\"ETCD_DATA_DIR=/srv/etcd\" ETCD_NAME=u1\nExecStart=/usr/local/bin/etcd \\\n  --listen-client-urls=https://127.0.0.1:2379 \\\n  --cert-file /etc/etcd/s.crt --key-file=/etc/etcd/s.key \\\n  --trusted-ca-file='/etc/etcd/ca file.crt' --config-file {}\n", cfg.display())).unwrap();
+        let m = Manifest::load(&unit).unwrap();
+        assert_eq!(m.kind, Kind::SystemdUnit);
+        assert_eq!(m.flag("name"), Some("u1"));
+        assert_eq!(m.flag("data-dir"), Some("/srv/etcd"));
+        assert_eq!(m.flag("cert-file"), Some("/etc/etcd/s.crt"));
+        assert_eq!(m.flag("trusted-ca-file"), Some("/etc/etcd/ca file.crt"));
+        assert_eq!(
+            m.flag("initial-cluster-token"),
+            Some("tok"),
+            "from the config file it names"
+        );
+        assert!(
+            m.line_of("cert-file").starts_with("line 7 of"),
+            "{}",
+            m.line_of("cert-file")
+        );
     }
 
     #[test]
