@@ -477,6 +477,51 @@ mod tests {
         assert_eq!(s.members.len(), 1);
     }
 
+    /// A 3.6 file (one with `meta/storageVersion`) counts live user keys and shows VERSION.
+    /// The example holds 3 namespaces x 100 objects + 10 leases + 1 event - 5 deleted pods
+    /// (examples/make-example.sh) = 306 live keys.
+    #[test]
+    fn storage_version_switches_to_etcd_3_6_rules() {
+        use crate::bolt::reader::bucket_root;
+        use crate::bolt::writer::{bucket_entries, Entry, Writer};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(&path, &EXAMPLE[..EXAMPLE.len() - TRAILER_LEN as usize]).unwrap();
+        let mut db = Db::open_file(&path).unwrap();
+        let meta = *db.meta();
+        let root = db.root();
+        let mut top = bucket_entries(&mut db, &root).unwrap();
+        let mut w = Writer::new(&meta);
+        for e in top.iter_mut().filter(|e| e.key == schema::BUCKET_META) {
+            let mut entries = bucket_entries(&mut db, &bucket_root(&e.value).unwrap()).unwrap();
+            entries.push(Entry {
+                key: schema::META_STORAGE_VERSION.to_vec(),
+                value: b"3.6.0".to_vec(),
+                bucket: false,
+            });
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            e.value = w.bucket_value(&entries, 0);
+        }
+        let new_root = w.tree(&top);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        w.commit(&file, &meta, new_root).unwrap();
+
+        let s = status(&FileSource::open(&path).unwrap(), CHECKS).unwrap();
+        assert!(s.v36);
+        assert_eq!(s.version, "3.6.0");
+        assert_eq!(s.total_key, 306);
+        assert_eq!(s.revision, 30);
+        assert_eq!(
+            s.simple(),
+            [format!(
+                "{:x}, 30, 306, {}, 3.6.0",
+                s.hash,
+                humanize_bytes(s.total_size)
+            )]
+        );
+        assert_eq!(s.table().0.last(), Some(&"version"));
+    }
+
     #[test]
     fn every_truncation_is_an_error_or_a_raw_db_never_a_panic() {
         let db_len = EXAMPLE.len() - TRAILER_LEN as usize;
