@@ -661,6 +661,33 @@ fn refusals_leave_nothing_behind() {
         assert!(r.stderr.contains(needle), "{flags:?}: {}", r.stderr);
         assert!(!target.exists());
     }
+    // A separate --wal-dir gets the WAL; the data dir keeps the db and .snap.
+    let (data, wal) = (d.join("split.etcd"), d.join("split.wal"));
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&data),
+            "--wal-dir",
+            &s(&wal),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        std::fs::metadata(wal.join("0000000000000000-0000000000000000.wal"))
+            .unwrap()
+            .len(),
+        64_000_000
+    );
+    assert!(!data.join("member/wal").exists());
+    assert!(data
+        .join("member/snap/0000000000000001-0000000000000001.snap")
+        .exists());
+    status_numbers(&data.join("member/snap/db"));
+
     // The input is never modified.
     assert_eq!(std::fs::read(&example).unwrap(), good);
 }
