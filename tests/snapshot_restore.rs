@@ -687,6 +687,24 @@ fn refusals_leave_nothing_behind() {
         .join("member/snap/0000000000000001-0000000000000001.snap")
         .exists());
     status_numbers(&data.join("member/snap/db"));
+    let same = d.join("same.etcd");
+    let default_wal = same.join("member/wal");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&same),
+            "--wal-dir",
+            &s(&default_wal),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(default_wal
+        .join("0000000000000000-0000000000000000.wal")
+        .exists());
 
     // The input is never modified.
     assert_eq!(std::fs::read(&example).unwrap(), good);

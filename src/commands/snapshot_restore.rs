@@ -108,7 +108,12 @@ pub fn run(opts: &RestoreOptions) -> Result<RestoreReport> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
     ensure_empty_or_missing(&data_dir, "--data-dir")?;
-    if let Some(w) = &opts.wal_dir {
+    // A --wal-dir that is the default place is the default (it lives inside the new data dir).
+    let wal_dir_opt = opts
+        .wal_dir
+        .clone()
+        .filter(|w| *w != data_dir.join("member/wal"));
+    if let Some(w) = &wal_dir_opt {
         ensure_empty_or_missing(w, "--wal-dir")?;
     }
 
@@ -128,7 +133,7 @@ pub fn run(opts: &RestoreOptions) -> Result<RestoreReport> {
 
     // 2. Build in a temporary sibling directory.
     let tmp = TempDir::create(&parent, &data_dir)?;
-    let wal_tmp = match &opts.wal_dir {
+    let wal_tmp = match &wal_dir_opt {
         Some(w) => Some(TempDir::create(&parent_dir(w), w)?),
         None => None,
     };
@@ -168,7 +173,7 @@ pub fn run(opts: &RestoreOptions) -> Result<RestoreReport> {
     for d in [&snap_dir, &wal_dir_tmp, &tmp.path.join("member"), &tmp.path] {
         fsutil::sync_dir(d)?;
     }
-    let wal_dir = match (&opts.wal_dir, wal_tmp) {
+    let wal_dir = match (&wal_dir_opt, wal_tmp) {
         (Some(w), Some(wt)) => {
             wt.commit(w)?;
             w.clone()
