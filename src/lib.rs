@@ -97,9 +97,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         Command::Snapshot(SnapshotCommand::Restore(args)) => restore(&settings, args),
         Command::CertExpiry(args) => cert_expiry(&settings, args),
         Command::ManifestRead(args) => {
-            let path = settings
-                .manifest_path()
-                .unwrap_or_else(|| std::path::PathBuf::from(settings::DEFAULT_MANIFEST));
+            let path = settings.manifest_path_or_default();
             let report = commands::manifest_read::read(&path)?;
             if args.env {
                 output::emit_text(&report.env())?;
@@ -124,9 +122,7 @@ fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
     let manifest = match (&args.from_manifest, args.update_manifest) {
         (Some(Some(path)), _) => Some(manifest::Manifest::load(path)?),
         (Some(None), _) | (None, true) => {
-            let path = settings
-                .manifest_path()
-                .unwrap_or_else(|| std::path::PathBuf::from(settings::DEFAULT_MANIFEST));
+            let path = settings.manifest_path_or_default();
             Some(manifest::Manifest::load(&path)?)
         }
         (None, false) => None,

@@ -177,6 +177,13 @@ impl Settings {
         }
     }
 
+    /// The manifest to read when a command needs one: as `manifest_path`, else the kubeadm
+    /// default path even when it does not exist (so the error names it).
+    pub fn manifest_path_or_default(&self) -> PathBuf {
+        self.manifest_path()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
+    }
+
     /// Resolve the connection settings of online commands.
     pub fn connection(&self) -> Result<ConnSettings> {
         let g = &self.global;

@@ -36,17 +36,12 @@ pub async fn run(
     cluster: bool,
 ) -> (HealthReport, Outcome) {
     let targets = super::resolve_targets(connector, given, cluster).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, target) in targets.iter().cloned().enumerate() {
-        let connector = connector.clone();
-        tasks.spawn(async move { (i, check(&connector, &target).await) });
-    }
-    let mut results: Vec<Option<HealthRow>> = vec![None; targets.len()];
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, row)) = joined {
-            results[i] = Some(row);
-        }
-    }
+    let results = super::each_target(
+        connector,
+        &targets,
+        |c, t| async move { check(&c, &t).await },
+    )
+    .await;
     let rows: Vec<HealthRow> = results
         .into_iter()
         .zip(&targets)

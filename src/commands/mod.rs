@@ -55,6 +55,32 @@ pub async fn discover_cluster(
     }))
 }
 
+/// Run `each` for every target concurrently, one task (and connection) each. Results come
+/// back in target order; `None` where a task died.
+pub async fn each_target<T, F, Fut>(
+    connector: &Connector,
+    targets: &[Target],
+    each: F,
+) -> Vec<Option<T>>
+where
+    F: Fn(Connector, Target) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, target) in targets.iter().cloned().enumerate() {
+        let fut = each(connector.clone(), target);
+        tasks.spawn(async move { (i, fut.await) });
+    }
+    let mut results: Vec<Option<T>> = (0..targets.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((i, value)) = joined {
+            results[i] = Some(value);
+        }
+    }
+    results
+}
+
 /// The targets a multi-endpoint command checks: the given ones, or with `--cluster` the
 /// discovered ones. A failed discovery is reported on stderr and falls back to the given
 /// endpoints, so every one of them still gets a row with its own error.

@@ -58,25 +58,24 @@ pub async fn run(
     cluster: bool,
 ) -> (StatusReport, Outcome) {
     let targets = super::resolve_targets(connector, given, cluster).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, target) in targets.iter().cloned().enumerate() {
-        let connector = connector.clone();
-        tasks.spawn(async move { (i, query(&connector, &target).await) });
-    }
-    let mut rows: Vec<StatusRow> = targets
-        .iter()
-        .map(|t| {
-            failed(
-                t,
-                EndpointError::new(FailureKind::Server, "status query aborted"),
-            )
+    let results = super::each_target(
+        connector,
+        &targets,
+        |c, t| async move { query(&c, &t).await },
+    )
+    .await;
+    let rows: Vec<StatusRow> = results
+        .into_iter()
+        .zip(&targets)
+        .map(|(row, t)| {
+            row.unwrap_or_else(|| {
+                failed(
+                    t,
+                    EndpointError::new(FailureKind::Server, "status query aborted"),
+                )
+            })
         })
         .collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, row)) = joined {
-            rows[i] = row;
-        }
-    }
     let bad = rows.iter().filter(|r| r.error.is_some()).count();
     let outcome = if bad == 0 {
         Outcome::Ok
