@@ -1,11 +1,30 @@
-//! Durable file operations for commands that write: after a temporary file is fsynced and
-//! renamed into place, the directory holding it must be fsynced too, or a crash can lose the
-//! rename.
+//! Durable, hijack-proof file operations for every command that writes.
+//!
+//! - A temporary is created beside its destination, exclusively (`O_CREAT|O_EXCL`, which also
+//!   refuses a symlink planted at the name), under a name no one else can predict
+//!   (`.NAME.etcdops-PID-RANDOM`), with its final restrictive mode from the first byte. An
+//!   existing file is never adopted, followed or truncated.
+//! - A temporary is removed when dropped unless committed; committing fsyncs it, renames it
+//!   over the destination and fsyncs the directory (without that, a crash can lose the rename).
+//! - Temporaries of ours left by killed processes (their PID is gone) are removed by the next
+//!   command that writes beside them: only names of our own pattern, only entries owned by us.
+//! - Inputs are opened without blocking and refused unless they are regular files (a FIFO would
+//!   otherwise block `open` forever).
 
-use std::fs::File;
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+/// What every temporary name of ours has after the destination's name.
+const TAG: &str = ".etcdops-";
+/// The name used by versions before exclusive temporaries (`.NAME.etcdops-restore-PID`).
+const LEGACY_TAG: &str = ".etcdops-restore-";
 
 /// fsync a directory.
 pub fn sync_dir(dir: &Path) -> Result<()> {
@@ -16,8 +35,395 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// fsync the directory that holds `path`.
 pub fn sync_parent(path: &Path) -> Result<()> {
+    sync_dir(&parent_dir(path))
+}
+
+/// The directory holding `path` (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
-        _ => sync_dir(Path::new(".")),
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A name beside `dest` that only this process uses: `.NAME.etcdops-PID-RANDOM`.
+fn temp_name(dest: &Path) -> PathBuf {
+    let base = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "etcdops".into());
+    // RandomState is seeded from the OS's randomness once per thread and varied per call.
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    parent_dir(dest).join(format!(
+        ".{base}{TAG}{}-{:016x}",
+        std::process::id(),
+        h.finish()
+    ))
+}
+
+/// Run `create` on fresh temporary names until one does not exist yet.
+fn create_exclusive<T>(
+    dest: &Path,
+    create: impl Fn(&Path) -> io::Result<T>,
+) -> Result<(PathBuf, T)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let path = temp_name(dest);
+        match create(&path) {
+            Ok(t) => return Ok((path, t)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some((path, e)),
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating a temporary {}", path.display()))
+            }
+        }
+    }
+    let (path, e) =
+        last.unwrap_or_else(|| (dest.to_path_buf(), io::ErrorKind::AlreadyExists.into()));
+    Err(e).with_context(|| format!("creating a temporary {}", path.display()))
+}
+
+/// A temporary file beside its destination, removed on drop unless committed.
+pub struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempFile {
+    /// Create a new, empty temporary beside `dest` with `mode`.
+    pub fn beside(dest: &Path, mode: u32) -> Result<TempFile> {
+        let (path, file) = create_exclusive(dest, |p| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(p)
+        })?;
+        Ok(TempFile {
+            path,
+            file: Some(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file (`None` once committed).
+    pub fn file(&mut self) -> Option<&mut File> {
+        self.file.as_mut()
+    }
+
+    /// Give the temporary the owner and permission bits of `like` (an existing file it is
+    /// about to replace).
+    pub fn copy_owner_and_mode(&self, like: &fs::Metadata) -> Result<()> {
+        if let Some(f) = &self.file {
+            set_owner_and_mode(f, like)
+                .with_context(|| format!("setting owner and mode of {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// fsync, rename over `dest`, fsync the directory.
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        if let Some(f) = self.file.take() {
+            f.sync_all()
+                .with_context(|| format!("syncing {}", self.path.display()))?;
+        }
+        fs::rename(&self.path, dest)
+            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        self.path = PathBuf::new();
+        sync_parent(dest)
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("the temporary file is already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Write `bytes` to `dest` atomically: a new temporary, fsynced and renamed over it. When
+/// `like` is given (the file being replaced, or the file a copy is made of) the new file gets
+/// its owner and mode; otherwise mode 0600.
+pub fn write_atomic(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+    let mut tmp = TempFile::beside(dest, 0o600)?;
+    if let Some(like) = like {
+        tmp.copy_owner_and_mode(like)?;
+    }
+    if let Some(f) = tmp.file() {
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    tmp.commit(dest)
+}
+
+fn set_owner_and_mode(f: &File, like: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = f.metadata()?;
+    if md.uid() != like.uid() || md.gid() != like.gid() {
+        std::os::unix::fs::fchown(f, Some(like.uid()), Some(like.gid()))?;
+    }
+    f.set_permissions(fs::Permissions::from_mode(like.mode() & 0o7777))
+}
+
+/// A temporary directory beside its destination (mode 0700), removed with everything in it on
+/// drop unless committed.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn beside(dest: &Path) -> Result<TempDir> {
+        let (path, ()) = create_exclusive(dest, |p| fs::DirBuilder::new().mode(0o700).create(p))?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rename onto `dest` (which may be an empty directory: rename(2) replaces it) and fsync
+    /// the parent. The caller has fsynced the contents.
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        fs::rename(&self.path, dest)
+            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        self.path = PathBuf::new();
+        sync_parent(dest)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The PID in a temporary name of ours, or `None` for any other name.
+fn pid_of_ours(name: &[u8]) -> Option<u32> {
+    if name.first() != Some(&b'.') {
+        return None;
+    }
+    let text = std::str::from_utf8(name).ok()?;
+    if let Some((_, tail)) = text.rsplit_once(TAG) {
+        let (pid, random) = tail.split_once('-')?;
+        let random_ok = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+        if random_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            return pid.parse().ok();
+        }
+    }
+    let (_, pid) = text.rsplit_once(LEGACY_TAG)?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Remove temporaries of ours in `dir` whose process is gone: names of our pattern only, owned
+/// by the user we run as, never following a symlink. Returns what was removed.
+pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
+    let me = rustix::process::geteuid().as_raw();
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let name: OsString = e.file_name();
+        let Some(pid) = pid_of_ours(name.as_bytes()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = e.path();
+        let Ok(md) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if md.uid() != me {
+            continue;
+        }
+        let gone = if md.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// SIGXFSZ on Linux.
+pub const SIGXFSZ: i32 = 25;
+
+/// Make a write past `ulimit -f` fail with EFBIG instead of killing the process (SIGXFSZ's
+/// default action), so that the command can remove its temporaries and say why. The handler
+/// stays installed for the life of the process.
+pub fn catch_file_size_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("starting the signal handler")?;
+    let _enter = rt.enter();
+    let _handler = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+        .context("installing the SIGXFSZ handler")?;
+    Ok(())
+}
+
+/// What kind of file this is, in words, for an error message.
+pub fn kind_name(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Open `path` for reading without blocking (a FIFO's `open` would wait for a writer) and
+/// refuse anything that is not a regular file.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)?;
+    let ft = file.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is {}, not a regular file", kind_name(ft)),
+        ));
+    }
+    // Regular files ignore O_NONBLOCK; clear it anyway so reads behave as usual.
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_names_and_only_ours() {
+        assert_eq!(
+            pid_of_ours(b".t.db.etcdops-123-0123456789abcdef"),
+            Some(123)
+        );
+        assert_eq!(pid_of_ours(b".etcd.etcdops-restore-77"), Some(77));
+        for other in [
+            &b"t.db.etcdops-123-0123456789abcdef"[..],
+            b".t.db.etcdops-123-0123",
+            b".t.db.etcdops-x-0123456789abcdef",
+            b".t.db.part",
+            b".etcd.etcdops-restore-",
+            b".etcd.etcdops-restore-1a",
+            b".bashrc",
+        ] {
+            assert_eq!(
+                pid_of_ours(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        let name = temp_name(Path::new("/x/t.db"));
+        let file = name.file_name().unwrap().as_bytes();
+        assert_eq!(pid_of_ours(file), Some(std::process::id()));
+        assert_ne!(
+            temp_name(Path::new("/x/t.db")),
+            name,
+            "names are not reused"
+        );
+    }
+
+    #[test]
+    fn temporaries_never_follow_or_adopt() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("t.db");
+        let mut t = TempFile::beside(&dest, 0o600).unwrap();
+        let path = t.path().to_path_buf();
+        t.file().unwrap().write_all(b"hello").unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        t.commit(&dest).unwrap();
+        assert!(!path.exists());
+        assert_eq!(fs::read(&dest).unwrap(), b"hello");
+
+        // Dropped without commit: gone.
+        let t = TempFile::beside(&dest, 0o600).unwrap();
+        let path = t.path().to_path_buf();
+        drop(t);
+        assert!(!path.exists());
+        let d = TempDir::beside(&dest).unwrap();
+        let path = d.path().to_path_buf();
+        fs::write(path.join("x"), b"x").unwrap();
+        drop(d);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // PID 0 never names a process in /proc; our own PID is alive.
+        let dead = dir.path().join(".t.db.etcdops-0-0123456789abcdef");
+        let alive = dir.path().join(format!(
+            ".t.db.etcdops-{}-0123456789abcdef",
+            std::process::id()
+        ));
+        let legacy = dir.path().join(".etcd.etcdops-restore-0");
+        let other = dir.path().join(".t.db.something-0");
+        fs::write(&dead, b"x").unwrap();
+        fs::write(&alive, b"x").unwrap();
+        fs::create_dir(&legacy).unwrap();
+        fs::write(&other, b"x").unwrap();
+        let removed = clean_stale(dir.path());
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(!dead.exists() && !legacy.exists());
+        assert!(alive.exists() && other.exists());
+    }
+
+    #[test]
+    fn non_regular_inputs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_regular(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let e = open_regular(Path::new("/dev/null")).unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
     }
 }

@@ -80,7 +80,7 @@ fn save_and_compare(version: Version) {
         "{}",
         r.stderr
     );
-    assert!(!dir.path().join("ours.db.part").exists());
+    assert!(temporaries(dir.path()).is_empty());
 
     // etcdutl restores it with the hash check on.
     let data = dir.path().join("restored.etcd");
@@ -281,7 +281,7 @@ fn connection_failures_exit_2_quickly_and_leave_no_file() {
             b"precious old snapshot",
             "{what}"
         );
-        assert!(!dir.path().join("snap.db.part").exists(), "{what}");
+        assert!(temporaries(dir.path()).is_empty(), "{what}");
     }
 }
 
@@ -302,7 +302,6 @@ fn interruptions_leave_nothing_behind() {
     drop(tc);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snap.db");
-    let part = dir.path().join("snap.db.part");
     std::fs::write(&file, b"precious old snapshot").unwrap();
     let f = file.display().to_string();
     let ep = c.endpoints_arg();
@@ -313,14 +312,18 @@ fn interruptions_leave_nothing_behind() {
             b"precious old snapshot",
             "{what}: FILE changed"
         );
-        assert!(!part.exists(), "{what}: .part left behind");
+        let left = temporaries(dir.path());
+        assert!(left.is_empty(), "{what}: temporaries left behind: {left:?}");
     };
     let wait_for_part = || {
         let start = Instant::now();
-        while !part.exists() && start.elapsed() < Duration::from_secs(10) {
+        while temporaries(dir.path()).is_empty() && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(part.exists(), "the save never started writing");
+        assert!(
+            !temporaries(dir.path()).is_empty(),
+            "the save never started writing"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
 
@@ -399,4 +402,14 @@ fn interruptions_leave_nothing_behind() {
         r.stderr
     );
     untouched("server killed");
+}
+
+/// Temporaries of ours in `dir` (`.NAME.etcdops-PID-RANDOM`).
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains(".etcdops-"))
+        .collect()
 }

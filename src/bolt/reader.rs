@@ -36,14 +36,9 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> io::Result<FileSource> {
-        let file = File::open(path)?;
+        // Not File::open: a FIFO would block it forever.
+        let file = crate::fsutil::open_regular(path)?;
         let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "is a directory",
-            ));
-        }
         Ok(FileSource {
             size: meta.len(),
             file,

@@ -3,18 +3,20 @@
 //! 32-byte sha256 trailer the server appends — but verified, atomic and never hanging.
 //!
 //! - The stream is hashed while it is written; a missing or wrong trailer is refused.
-//! - The file is written as `FILE.part` (mode 0600) beside FILE, fsynced, read back with the
-//!   `snapshot status` reader, renamed over FILE, and the directory is fsynced. Any failure or
-//!   interruption (server gone, stall, SIGINT/SIGTERM, disk full) removes the `.part`; an existing
-//!   FILE is only ever replaced by a complete, verified snapshot.
+//! - The file is written to an exclusive temporary beside FILE (`fsutil::TempFile`: created with
+//!   `O_EXCL` under an unpredictable name, mode 0600, never an existing file or a symlink),
+//!   fsynced, read back with the `snapshot status` reader, renamed over FILE, and the directory
+//!   is fsynced. Any failure or interruption (server gone, stall, SIGINT/SIGTERM, disk full)
+//!   removes the temporary; an existing FILE is only ever replaced by a complete, verified
+//!   snapshot. Two saves to one FILE each have their own temporary; the last to finish wins.
+//! - With FILE `-` the bytes go to stdout; any failed write there (a closed pipe included) is
+//!   an error, exit 2.
 //! - A stall timeout (no bytes for a while) and an optional total timeout bound the stream.
 //!
 //! Mirrors etcd-io/etcd client/v3/snapshot/v3_snapshot.go `Save` (which checks only the trailer's
 //! presence, not its value).
 
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,11 +28,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::snapshot_status::{self, Checks, TRAILER_LEN};
 use crate::bolt::FileSource;
 use crate::client::{Connector, Target};
+use crate::fsutil::TempFile;
 use crate::output::{go_duration, hex_id, humanize_bytes, Report};
 
-/// SIGXFSZ on Linux: with its default action a write past RLIMIT_FSIZE kills the process before
-/// it can clean up; with a handler installed the write fails with EFBIG instead.
-const SIGXFSZ: i32 = 25;
 const WRITE_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
@@ -77,7 +77,10 @@ pub async fn run(
     // Install the handlers before anything is written.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let _xfsz = signal(SignalKind::from_raw(SIGXFSZ)).context("installing the SIGXFSZ handler")?;
+    // A write past `ulimit -f` fails with EFBIG (and the temporary is removed) instead of
+    // killing us.
+    let _xfsz = signal(SignalKind::from_raw(crate::fsutil::SIGXFSZ))
+        .context("installing the SIGXFSZ handler")?;
 
     let save = async {
         let (target, member_id, chosen_as) = choose(connector, given, opts.cluster).await?;
@@ -167,12 +170,10 @@ async fn choose(
     )
 }
 
-/// Where the bytes go. A file sink removes its `.part` when dropped before `commit`.
+/// Where the bytes go: an exclusive temporary beside FILE (removed on drop unless committed),
+/// or stdout.
 enum Sink {
-    File {
-        part: PathBuf,
-        file: Option<BufWriter<File>>,
-    },
+    File(BufWriter<TempFile>),
     Stdout(std::io::Stdout),
 }
 
@@ -184,74 +185,69 @@ impl Sink {
         if dest.is_dir() {
             bail!("{} is a directory", dest.display());
         }
-        let mut part = dest.as_os_str().to_owned();
-        part.push(".part");
-        let part = PathBuf::from(part);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&part)
-            .with_context(|| format!("creating {}", part.display()))?;
-        Ok(Sink::File {
-            part,
-            // Batch the 32 KiB messages into fewer, larger writes.
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
-        })
+        crate::fsutil::clean_stale(&crate::fsutil::parent_dir(dest));
+        let tmp = TempFile::beside(dest, 0o600)?;
+        // Batch the 32 KiB messages into fewer, larger writes.
+        Ok(Sink::File(BufWriter::with_capacity(WRITE_BUFFER, tmp)))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         match self {
-            Sink::File { part, file } => match file {
-                Some(f) => f
-                    .write_all(bytes)
-                    .with_context(|| format!("writing {}", part.display())),
-                None => bail!("{} is already closed", part.display()),
-            },
-            Sink::Stdout(out) => out.lock().write_all(bytes).context("writing to stdout"),
+            Sink::File(f) => f
+                .write_all(bytes)
+                .with_context(|| format!("writing {}", f.get_ref().path().display())),
+            Sink::Stdout(out) => out.lock().write_all(bytes).map_err(stdout_failed),
         }
     }
 
     /// Flush and fsync; the data is on disk under the temporary name.
     fn sync(&mut self) -> Result<()> {
         match self {
-            Sink::File { part, file } => {
-                if let Some(f) = file.take() {
-                    let f = f
-                        .into_inner()
-                        .map_err(|e| e.into_error())
-                        .with_context(|| format!("writing {}", part.display()))?;
-                    f.sync_all()
-                        .with_context(|| format!("syncing {}", part.display()))?;
+            Sink::File(f) => {
+                f.flush()
+                    .with_context(|| format!("writing {}", f.get_ref().path().display()))?;
+                let tmp = f.get_mut();
+                let path = tmp.path().to_path_buf();
+                if let Some(file) = tmp.file() {
+                    file.sync_all()
+                        .with_context(|| format!("syncing {}", path.display()))?;
                 }
                 Ok(())
             }
-            Sink::Stdout(out) => out.lock().flush().context("flushing stdout"),
+            Sink::Stdout(out) => out.lock().flush().map_err(stdout_failed),
         }
     }
 
-    /// Move the synced `.part` over `dest` and make the rename durable.
-    fn commit(mut self, dest: &Path) -> Result<()> {
-        if let Sink::File { part, .. } = &mut self {
-            std::fs::rename(&*part, dest)
-                .with_context(|| format!("renaming {} to {}", part.display(), dest.display()))?;
-            // Committed: nothing left to clean up.
-            part.clear();
-            crate::fsutil::sync_parent(dest)?;
+    /// The temporary holding the bytes, for reading back.
+    fn temp_path(&self) -> Option<&Path> {
+        match self {
+            Sink::File(f) => Some(f.get_ref().path()),
+            Sink::Stdout(_) => None,
         }
-        Ok(())
+    }
+
+    /// Move the synced temporary over `dest` and make the rename durable.
+    fn commit(self, dest: &Path) -> Result<()> {
+        match self {
+            Sink::File(f) => {
+                let tmp = f
+                    .into_inner()
+                    .map_err(|e| anyhow!("writing: {}", e.error()))?;
+                tmp.commit(dest)
+            }
+            Sink::Stdout(_) => Ok(()),
+        }
     }
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Sink::File { part, file } = self {
-            drop(file.take());
-            if !part.as_os_str().is_empty() {
-                let _ = std::fs::remove_file(&*part);
-            }
-        }
+/// A failed write to stdout is the end of the snapshot for whoever reads it: exit 2 with one
+/// line, also for a closed pipe (which elsewhere ends a command quietly), and never a success
+/// line. The I/O error is kept as text so that main does not take it for a quiet broken pipe.
+fn stdout_failed(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow!("writing the snapshot to stdout: the reader closed the pipe before the snapshot was complete; nothing usable was written")
+    } else {
+        anyhow!("writing the snapshot to stdout: {e}; the snapshot is incomplete")
     }
 }
 
@@ -368,7 +364,7 @@ async fn stream_to_file(
         total_key: None,
         took: String::new(),
     };
-    if let Sink::File { part, .. } = &sink {
+    if let Some(part) = sink.temp_path() {
         // Read the file back before it replaces anything: it must be a database we can read.
         let src =
             FileSource::open(part).with_context(|| format!("reading back {}", part.display()))?;
