@@ -193,10 +193,12 @@ pub struct RestoreArgs {
     /// Restore a raw db file that has no sha256 trailer
     #[arg(long)]
     pub skip_hash_check: bool,
-    /// Add N to every revision (needs --mark-compacted)
+    /// Start the restored cluster N revisions past the snapshot's last revision (needs
+    /// --mark-compacted), so that watchers and caches see revisions move forward, never back
     #[arg(long, value_name = "N")]
     pub bump_revision: Option<u64>,
-    /// Mark the bumped revision as compacted (needs --bump-revision)
+    /// Compact up to the bumped revision (needs --bump-revision): watchers of older
+    /// revisions get "compacted" and resync instead of missing changes
     #[arg(long)]
     pub mark_compacted: bool,
     /// Take name, cluster, peer URLs and token from the etcd static-pod manifest (this node's
@@ -207,8 +209,8 @@ pub struct RestoreArgs {
     /// manifest is kept outside the manifests directory)
     #[arg(long)]
     pub update_manifest: bool,
-    /// With --update-manifest: print the change to the manifest and do nothing
-    #[arg(long, requires = "update_manifest")]
+    /// Print the plan (membership, cluster ID, data dir, manifest change) and write nothing
+    #[arg(long)]
     pub dry_run: bool,
 }
 

@@ -147,7 +147,9 @@ fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
             .name
             .or_else(|| from("name"))
             .unwrap_or_else(|| "default".into()),
-        initial_cluster: args.initial_cluster.or_else(|| from("initial-cluster")),
+        initial_cluster: args.initial_cluster,
+        from_manifest: manifest.is_some(),
+        manifest_cluster: from("initial-cluster"),
         initial_cluster_token: args
             .initial_cluster_token
             .or_else(|| from("initial-cluster-token"))
@@ -159,22 +161,30 @@ fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
         skip_hash_check: args.skip_hash_check,
         bump_revision: args.bump_revision,
         mark_compacted: args.mark_compacted,
+        update_manifest: args.update_manifest,
     };
-    // Check the manifest edit is possible before restoring anything.
+    // Everything is decided and checked (the manifest edit included) before anything is written.
+    let plan = r::plan(&opts)?;
     let edit = match (&manifest, args.update_manifest) {
-        (Some(m), true) => Some(r::plan_manifest_update(m, &opts)?),
+        (Some(m), true) => Some(r::plan_manifest_update(m, &plan.data_dir)?),
         _ => None,
     };
     if args.dry_run {
+        let mut report = plan.report(None);
         if let Some(e) = &edit {
-            output::emit_text(&e.diff())?;
+            report.manifest = Some(e.path.display().to_string());
+            report.manifest_diff = Some(e.diff());
         }
+        output::emit(settings.output, &report)?;
         return Ok(Outcome::Ok);
     }
-    let mut report = r::run(&opts)?;
+    let restored = r::run(&plan)?;
+    let mut report = plan.report(Some(&restored));
     if let Some(e) = edit {
         let backup = e.apply()?;
-        report.notes.extend(e.next_steps(&backup, &opts));
+        report.notes.extend(e.next_steps(&backup));
+        report.manifest = Some(e.path.display().to_string());
+        report.manifest_backup = Some(backup.display().to_string());
     }
     for note in &report.notes {
         eprintln!("{note}");

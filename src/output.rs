@@ -128,6 +128,18 @@ pub fn escape(s: &str) -> String {
         .collect()
 }
 
+/// Quote a value for a POSIX shell when it needs it.
+pub fn shell_quote(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/.,:=_-@+".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
+}
+
 /// Bytes in SI units exactly as etcd prints them (go-humanize `Bytes`): `20 kB`, `1.2 MB`.
 pub fn humanize_bytes(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use crate::manifest::{Kind, Manifest};
-use crate::output::Report;
+use crate::output::{shell_quote, Report};
 
 /// etcd's default `--initial-cluster-token`.
 pub const DEFAULT_TOKEN: &str = "etcd-cluster";
@@ -82,25 +82,13 @@ pub fn read(path: &Path) -> Result<ManifestReport> {
     })
 }
 
-/// Quote a value for a POSIX shell when it needs it.
-fn sh(v: &str) -> String {
-    if !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/.,:=_-@+".contains(c))
-    {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', "'\\''"))
-    }
-}
-
 impl ManifestReport {
     /// `export` lines for `eval "$(etcdops manifest-read --env)"`.
     pub fn env(&self) -> String {
         let mut out = String::from("export ETCDCTL_API=3\n");
         let mut line = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
-                out.push_str(&format!("export {k}={}\n", sh(v)));
+                out.push_str(&format!("export {k}={}\n", shell_quote(v)));
             }
         };
         line("ETCDCTL_ENDPOINTS", &self.endpoints.first().cloned());
@@ -121,7 +109,7 @@ impl ManifestReport {
             ("key", &self.key),
         ] {
             if let Some(v) = v {
-                tls.push_str(&format!(" --{flag}={}", sh(v)));
+                tls.push_str(&format!(" --{flag}={}", shell_quote(v)));
             }
         }
         let endpoint = self
@@ -131,24 +119,27 @@ impl ManifestReport {
             .unwrap_or_else(|| "https://127.0.0.1:2379".into());
         let mut restore = format!(
             "etcdutl snapshot restore {backup} --data-dir={} --name={}",
-            sh(&restore_dir),
-            sh(&self.name)
+            shell_quote(&restore_dir),
+            shell_quote(&self.name)
         );
         if let Some(ic) = &self.initial_cluster {
-            restore.push_str(&format!(" --initial-cluster={}", sh(ic)));
+            restore.push_str(&format!(" --initial-cluster={}", shell_quote(ic)));
         }
         if let Some(p) = &self.initial_advertise_peer_urls {
-            restore.push_str(&format!(" --initial-advertise-peer-urls={}", sh(p)));
+            restore.push_str(&format!(
+                " --initial-advertise-peer-urls={}",
+                shell_quote(p)
+            ));
         }
         restore.push_str(&format!(
             " --initial-cluster-token={}",
-            sh(&self.initial_cluster_token)
+            shell_quote(&self.initial_cluster_token)
         ));
         let mut out = format!(
             "# snapshot save (etcdctl)\nETCDCTL_API=3 etcdctl --endpoints={}{tls} snapshot save {backup}\n\
              # check it\netcdutl snapshot status {backup} -w table\n\
              # snapshot restore (etcdutl) into a new data dir\n{restore}\n",
-            sh(&endpoint)
+            shell_quote(&endpoint)
         );
         match (&self.kind, &self.data_volume) {
             (Kind::StaticPod, Some(vol)) => out.push_str(&format!(

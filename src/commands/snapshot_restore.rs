@@ -27,9 +27,11 @@ use super::snapshot_status::{self, Checks, SnapshotStatus, TRAILER_LEN};
 use crate::bolt::reader::bucket_root;
 use crate::bolt::writer::{bucket_entries, Entry, Writer};
 use crate::bolt::{BucketRoot, Db, FileSource, ReadAt};
-use crate::etcd::members::{member_json, plan, Membership};
+use crate::etcd::members::{member_json, read_stored, Membership};
+use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::schema::{self, Revision};
-use crate::output::{hex_id, Report};
+use crate::fsutil::parent_dir;
+use crate::output::{hex_id, shell_quote, Report};
 use crate::{fsutil, snap, wal};
 
 /// The revision bump recommended for Kubernetes data (watch caches and informers must see
@@ -45,12 +47,18 @@ pub struct RestoreOptions {
     pub data_dir: Option<PathBuf>,
     pub wal_dir: Option<PathBuf>,
     pub name: String,
+    /// `--initial-cluster` given on the command line.
     pub initial_cluster: Option<String>,
+    /// `--from-manifest` was given; `manifest_cluster` is the manifest's `--initial-cluster`.
+    pub from_manifest: bool,
+    pub manifest_cluster: Option<String>,
     pub initial_cluster_token: String,
     pub initial_advertise_peer_urls: String,
     pub skip_hash_check: bool,
     pub bump_revision: Option<u64>,
     pub mark_compacted: bool,
+    /// `--update-manifest` (repeated in the commands printed for the other members).
+    pub update_manifest: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,87 +68,153 @@ pub struct MemberLine {
     pub peer_urls: Vec<String>,
 }
 
-/// What was restored.
+/// The command that reproduces this restore on another member.
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherMember {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub command: String,
+}
+
+/// What a restore will do (dry run) or did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
+    pub dry_run: bool,
     pub snapshot: String,
     pub data_dir: String,
     pub wal_dir: String,
     pub name: String,
     pub member_id: String,
+    pub peer_urls: Vec<String>,
     pub cluster_id: String,
+    /// Where the membership came from: `flag`, `this-node` or `snapshot`.
+    pub membership_source: Source,
+    /// `--initial-cluster` that every other member restores with.
+    pub initial_cluster: String,
+    pub initial_cluster_token: String,
     pub members: Vec<MemberLine>,
-    /// The snapshot's revision, and the one etcd starts at after a bump.
-    pub revision: i64,
+    /// The snapshot's revision, and the one etcd starts at after a bump (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bumped_revision: Option<i64>,
-    #[serde(rename = "totalKey")]
-    pub total_key: u64,
-    pub hash: u32,
-    pub sha256: &'static str,
-    /// The same command for every other member (HA restores).
-    pub other_members: Vec<String>,
+    #[serde(rename = "totalKey", skip_serializing_if = "Option::is_none")]
+    pub total_key: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<&'static str>,
+    /// The static-pod manifest pointed at the new data dir (`--update-manifest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_backup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_diff: Option<String>,
+    /// The same restore for every other member (empty for a one-member cluster).
+    pub other_members: Vec<OtherMember>,
     #[serde(skip)]
     pub notes: Vec<String>,
 }
 
-pub fn run(opts: &RestoreOptions) -> Result<RestoreReport> {
-    // 1. Everything that can be refused is refused before anything is written.
+/// Everything decided before anything is written: the membership, the destination, the
+/// input's trailer rule.
+pub struct Plan {
+    pub opts: RestoreOptions,
+    pub decision: Decision,
+    pub data_dir: PathBuf,
+    /// A separate WAL directory (not the default place inside the data dir).
+    pub wal_dir: Option<PathBuf>,
+    src: FileSource,
+    trailer: bool,
+}
+
+/// What the restore found in the snapshot while building the data dir.
+pub struct Restored {
+    pub status: SnapshotStatus,
+    pub bumped: Option<i64>,
+}
+
+/// Refuse everything that can be refused before anything is written, and decide the
+/// membership (etcd/membership.rs).
+pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
     if opts.bump_revision.is_some() != opts.mark_compacted {
         bail!("--bump-revision and --mark-compacted must be used together");
     }
     if opts.bump_revision == Some(0) {
         bail!("--bump-revision must be at least 1");
     }
-    let initial_cluster = opts
-        .initial_cluster
-        .clone()
-        .unwrap_or_else(|| format!("{}={}", opts.name, opts.initial_advertise_peer_urls));
-    let membership = plan(
-        &opts.name,
-        &initial_cluster,
-        &opts.initial_cluster_token,
-        &opts.initial_advertise_peer_urls,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
-    let data_dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
-    ensure_empty_or_missing(&data_dir, "--data-dir")?;
-    // A --wal-dir that is the default place is the default (it lives inside the new data dir).
-    let wal_dir_opt = opts
-        .wal_dir
-        .clone()
-        .filter(|w| *w != data_dir.join("member/wal"));
-    if let Some(w) = &wal_dir_opt {
-        ensure_empty_or_missing(w, "--wal-dir")?;
-    }
-
     let src =
         FileSource::open(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
-    let size = src.size();
-    let trailer = snapshot_status::has_trailer(size);
+    let trailer = snapshot_status::has_trailer(src.size());
     if !trailer && !opts.skip_hash_check {
         bail!(
             "{} has no sha256 trailer (is it a raw member/snap/db?); pass --skip-hash-check to restore it without verification",
             opts.file.display()
         );
     }
-    let db_len = if trailer { size - TRAILER_LEN } else { size };
-    let parent = parent_dir(&data_dir);
-    check_space(&parent, db_len)?;
+    let stored = if opts.from_manifest && opts.initial_cluster.is_none() {
+        let mut db = Db::open(&src).with_context(|| format!("snapshot {}", opts.file.display()))?;
+        read_stored(&mut db).with_context(|| format!("snapshot {}", opts.file.display()))?
+    } else {
+        Vec::new()
+    };
+    let decision = decide(&Inputs {
+        name: &opts.name,
+        advertise: &opts.initial_advertise_peer_urls,
+        token: &opts.initial_cluster_token,
+        flag: opts.initial_cluster.as_deref(),
+        manifest: opts.manifest_cluster.as_deref(),
+        from_manifest: opts.from_manifest,
+        snapshot: &stored,
+    })?;
+    let data_dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
+    ensure_empty_or_missing(&data_dir, "--data-dir")?;
+    // A --wal-dir that is the default place is the default (it lives inside the new data dir).
+    let wal_dir = opts
+        .wal_dir
+        .clone()
+        .filter(|w| *w != data_dir.join("member/wal"));
+    if let Some(w) = &wal_dir {
+        ensure_empty_or_missing(w, "--wal-dir")?;
+    }
+    Ok(Plan {
+        opts: opts.clone(),
+        decision,
+        data_dir,
+        wal_dir,
+        src,
+        trailer,
+    })
+}
 
-    // 2. Build in a temporary sibling directory.
-    let tmp = TempDir::create(&parent, &data_dir)?;
-    let wal_tmp = match &wal_dir_opt {
-        Some(w) => Some(TempDir::create(&parent_dir(w), w)?),
+/// Build the data dir the plan describes.
+pub fn run(plan: &Plan) -> Result<Restored> {
+    // A write past `ulimit -f` must fail (and clean up), not kill us.
+    crate::fsutil::catch_file_size_signal()?;
+    let opts = &plan.opts;
+    let membership = &plan.decision.membership;
+    let src = &plan.src;
+    let db_len = if plan.trailer {
+        src.size() - TRAILER_LEN
+    } else {
+        src.size()
+    };
+    check_space(&parent_dir(&plan.data_dir), db_len)?;
+
+    // Build in temporary sibling directories.
+    let tmp = Staging::beside(&plan.data_dir)?;
+    let wal_tmp = match &plan.wal_dir {
+        Some(w) => Some(Staging::beside(w)?),
         None => None,
     };
-    let snap_dir = tmp.path.join("member/snap");
+    let snap_dir = tmp.dir.path().join("member/snap");
     let wal_dir_tmp = match &wal_tmp {
-        Some(w) => w.path.clone(),
-        None => tmp.path.join("member/wal"),
+        Some(w) => w.dir.path().to_path_buf(),
+        None => tmp.dir.path().join("member/wal"),
     };
     for d in [&snap_dir, &wal_dir_tmp] {
         fs::DirBuilder::new()
@@ -150,47 +224,40 @@ pub fn run(opts: &RestoreOptions) -> Result<RestoreReport> {
             .with_context(|| format!("creating {}", d.display()))?;
     }
     let db_path = snap_dir.join("db");
-    let verify = trailer && !opts.skip_hash_check;
-    let status = copy_and_check(&src, &opts.file, &db_path, db_len, verify)?;
+    let verify = plan.trailer && !opts.skip_hash_check;
+    let status = copy_and_check(src, &opts.file, &db_path, db_len, verify)?;
 
-    // 3. The database edits.
-    let bumped = edit_db(&db_path, &membership, &status, opts.bump_revision)
+    // The database edits.
+    let bumped = edit_db(&db_path, membership, &status, opts.bump_revision)
         .with_context(|| format!("editing the restored database {}", db_path.display()))?;
 
-    // 4. WAL, .snap, fsyncs, rename.
+    // WAL, .snap, fsyncs, rename.
     write_file(
         &wal_dir_tmp.join(wal::FIRST_SEGMENT),
-        &wal::restore_records(&membership, true),
+        &wal::restore_records(membership, true),
         0o600,
         Some(wal::SEGMENT_SIZE),
     )?;
     write_file(
-        &snap_dir.join(snap::file_name(&membership)),
-        &snap::restore_snap(&membership),
+        &snap_dir.join(snap::file_name(membership)),
+        &snap::restore_snap(membership),
         0o666,
         None,
     )?;
-    for d in [&snap_dir, &wal_dir_tmp, &tmp.path.join("member"), &tmp.path] {
+    let member_dir = tmp.dir.path().join("member");
+    for d in [
+        &snap_dir,
+        &wal_dir_tmp,
+        &member_dir,
+        &tmp.dir.path().to_path_buf(),
+    ] {
         fsutil::sync_dir(d)?;
     }
-    let wal_dir = match (&wal_dir_opt, wal_tmp) {
-        (Some(w), Some(wt)) => {
-            wt.commit(w)?;
-            w.clone()
-        }
-        _ => data_dir.join("member/wal"),
-    };
-    tmp.commit(&data_dir)?;
-
-    Ok(report(
-        opts,
-        &initial_cluster,
-        &data_dir,
-        &wal_dir,
-        &membership,
-        &status,
-        bumped,
-    ))
+    if let (Some(w), Some(wt)) = (&plan.wal_dir, wal_tmp) {
+        wt.commit(w)?;
+    }
+    tmp.commit(&plan.data_dir)?;
+    Ok(Restored { status, bumped })
 }
 
 fn ensure_empty_or_missing(dir: &Path, flag: &str) -> Result<()> {
@@ -206,13 +273,6 @@ fn ensure_empty_or_missing(dir: &Path, flag: &str) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("{flag} {}", dir.display())),
-    }
-}
-
-fn parent_dir(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
     }
 }
 
@@ -232,55 +292,55 @@ fn check_space(dir: &Path, db_len: u64) -> Result<()> {
     Ok(())
 }
 
-/// A dot-named directory beside the destination (kubelet and etcd ignore it), removed on drop
-/// unless committed by renaming it onto the destination.
-struct TempDir {
-    path: PathBuf,
-    armed: bool,
+/// A directory being built beside its destination. Stale temporaries of killed runs are
+/// cleaned first; on commit the new tree takes the owner and mode of an existing empty
+/// destination (as etcdutl, which writes into it, leaves them), else stays 0700.
+struct Staging {
+    dir: fsutil::TempDir,
 }
 
-impl TempDir {
-    fn create(parent: &Path, dest: &Path) -> Result<TempDir> {
-        let base = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "restore".into());
-        let prefix = format!(".{base}.etcdops-restore-");
-        // Leftovers of restores that were killed (their process is gone) are removed.
-        if let Ok(entries) = fs::read_dir(parent) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix(&prefix) {
-                    if !Path::new("/proc").join(pid).exists() {
-                        let _ = fs::remove_dir_all(e.path());
-                    }
-                }
+impl Staging {
+    fn beside(dest: &Path) -> Result<Staging> {
+        fsutil::clean_stale(&parent_dir(dest));
+        Ok(Staging {
+            dir: fsutil::TempDir::beside(dest)?,
+        })
+    }
+
+    fn commit(self, dest: &Path) -> Result<()> {
+        if let Ok(existing) = fs::symlink_metadata(dest) {
+            if existing.is_dir() {
+                adopt_owner_and_mode(self.dir.path(), &existing).with_context(|| {
+                    format!(
+                        "giving {} the owner and mode of {}",
+                        self.dir.path().display(),
+                        dest.display()
+                    )
+                })?;
             }
         }
-        let path = parent.join(format!("{prefix}{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir { path, armed: true })
-    }
-
-    fn commit(mut self, dest: &Path) -> Result<()> {
-        // rename(2) replaces an empty directory, which --data-dir may be.
-        fs::rename(&self.path, dest)
-            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
-        self.armed = false;
-        fsutil::sync_parent(dest)
+        self.dir.commit(dest)
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_dir_all(&self.path);
+/// Give `root` the mode of `like`, and the whole tree under it the owner of `like` when that
+/// is not us (etcd running as `etcd` must be able to read what root restored for it).
+fn adopt_owner_and_mode(root: &Path, like: &fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        if fs::symlink_metadata(p)?.is_dir() {
+            for e in fs::read_dir(p)? {
+                chown_tree(&e?.path(), uid, gid)?;
+            }
         }
+        Ok(())
     }
+    let md = fs::symlink_metadata(root)?;
+    if md.uid() != like.uid() || md.gid() != like.gid() {
+        chown_tree(root, like.uid(), like.gid())?;
+    }
+    fs::set_permissions(root, fs::Permissions::from_mode(like.mode() & 0o7777))
 }
 
 /// Copy the database bytes to `dest` while hashing them (when `verify`), and run the integrity
@@ -534,72 +594,144 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) ->
         .with_context(|| format!("syncing {}", path.display()))
 }
 
-fn report(
-    opts: &RestoreOptions,
-    initial_cluster: &str,
-    data_dir: &Path,
-    wal_dir: &Path,
-    m: &Membership,
-    status: &SnapshotStatus,
-    bumped: Option<i64>,
-) -> RestoreReport {
-    let members: Vec<MemberLine> = m
-        .members
-        .iter()
-        .map(|x| MemberLine {
-            name: x.name.clone(),
-            id: hex_id(x.id),
-            peer_urls: x.peer_urls.clone(),
-        })
-        .collect();
-    let other_members = m
-        .members
-        .iter()
-        .filter(|x| x.id != m.local)
-        .map(|x| {
-            let mut cmd = format!(
-                "etcdops snapshot restore {} --name {} --initial-cluster {} --initial-cluster-token {} --initial-advertise-peer-urls {} --data-dir {}",
-                opts.file.display(),
-                x.name,
-                initial_cluster,
-                opts.initial_cluster_token,
-                x.peer_urls.join(","),
-                data_dir.display()
-            );
-            if opts.skip_hash_check {
-                cmd.push_str(" --skip-hash-check");
+impl Plan {
+    /// The report of this plan; `restored` is `None` for a dry run.
+    pub fn report(&self, restored: Option<&Restored>) -> RestoreReport {
+        let opts = &self.opts;
+        let m = &self.decision.membership;
+        let members: Vec<MemberLine> = m
+            .members
+            .iter()
+            .map(|x| MemberLine {
+                name: x.name.clone(),
+                id: hex_id(x.id),
+                peer_urls: x.peer_urls.clone(),
+            })
+            .collect();
+        let local = m.local_member();
+        let mut notes = Vec::new();
+        if let Some(r) = restored {
+            if r.status.kubernetes && r.bumped.is_none() {
+                notes.push(format!(
+                    "note: this snapshot holds Kubernetes data; consider --bump-revision {KUBERNETES_BUMP} --mark-compacted so that watch caches and informers see revisions move forward instead of back"
+                ));
             }
-            if let Some(b) = opts.bump_revision {
-                cmd.push_str(&format!(" --bump-revision {b} --mark-compacted"));
-            }
-            cmd
-        })
-        .collect();
-    let mut notes = Vec::new();
-    if status.kubernetes && bumped.is_none() {
-        notes.push(format!(
-            "note: this snapshot holds Kubernetes data; consider --bump-revision {KUBERNETES_BUMP} --mark-compacted so that watch caches and informers see revisions move forward instead of back"
-        ));
+        }
+        let wal_dir = self
+            .wal_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("member/wal"));
+        RestoreReport {
+            dry_run: restored.is_none(),
+            snapshot: opts.file.display().to_string(),
+            data_dir: self.data_dir.display().to_string(),
+            wal_dir: wal_dir.display().to_string(),
+            name: opts.name.clone(),
+            member_id: hex_id(m.local),
+            peer_urls: local.map(|l| l.peer_urls.clone()).unwrap_or_default(),
+            cluster_id: hex_id(m.cluster_id),
+            membership_source: self.decision.source,
+            initial_cluster: self.decision.initial_cluster.clone(),
+            initial_cluster_token: opts.initial_cluster_token.clone(),
+            members,
+            revision: restored.map(|r| r.status.revision),
+            bumped_revision: restored.and_then(|r| r.bumped),
+            total_key: restored.map(|r| r.status.total_key),
+            hash: restored.map(|r| r.status.hash),
+            sha256: restored.map(|_| {
+                if opts.skip_hash_check {
+                    "not checked"
+                } else {
+                    "verified"
+                }
+            }),
+            manifest: None,
+            manifest_backup: None,
+            manifest_diff: None,
+            other_members: self.other_members(),
+            notes,
+        }
     }
-    RestoreReport {
-        snapshot: opts.file.display().to_string(),
-        data_dir: data_dir.display().to_string(),
-        wal_dir: wal_dir.display().to_string(),
-        name: opts.name.clone(),
-        member_id: hex_id(m.local),
-        cluster_id: hex_id(m.cluster_id),
-        members,
-        revision: status.revision,
-        bumped_revision: bumped,
-        total_key: status.total_key,
-        hash: status.hash,
-        sha256: if opts.skip_hash_check {
-            "not checked"
-        } else {
-            "verified"
-        },
-        other_members,
-        notes,
+
+    /// One command per other member that restores the same membership there: the same
+    /// snapshot (copied to the same path), the membership as an explicit --initial-cluster,
+    /// the same token and revision bump, and nothing of this node's paths: with a manifest,
+    /// that node's own manifest names its data dir; without one, etcd's default applies.
+    fn other_members(&self) -> Vec<OtherMember> {
+        let opts = &self.opts;
+        let m = &self.decision.membership;
+        if m.members.len() < 2 {
+            return Vec::new();
+        }
+        let snapshot = std::path::absolute(&opts.file).unwrap_or_else(|_| opts.file.clone());
+        let mut common = vec![
+            "etcdops".to_string(),
+            "snapshot".into(),
+            "restore".into(),
+            shell_quote(&snapshot.display().to_string()),
+        ];
+        if opts.from_manifest {
+            common.push("--from-manifest".into());
+            if opts.update_manifest {
+                common.push("--update-manifest".into());
+            }
+        }
+        common.push(format!(
+            "--initial-cluster={}",
+            shell_quote(&self.decision.initial_cluster)
+        ));
+        common.push(format!(
+            "--initial-cluster-token={}",
+            shell_quote(&opts.initial_cluster_token)
+        ));
+        if let Some(b) = opts.bump_revision {
+            common.push(format!("--bump-revision={b}"));
+            common.push("--mark-compacted".into());
+        }
+        if opts.skip_hash_check {
+            common.push("--skip-hash-check".into());
+        }
+        // The names under which the shared list knows each member (placeholders included).
+        let shared: Vec<(String, Vec<String>)> = self
+            .decision
+            .initial_cluster
+            .split(',')
+            .filter_map(|item| item.split_once('='))
+            .fold(Vec::new(), |mut acc: Vec<(String, Vec<String>)>, (n, u)| {
+                match acc.iter_mut().find(|(name, _)| name == n) {
+                    Some((_, urls)) => urls.push(u.to_string()),
+                    None => acc.push((n.to_string(), vec![u.to_string()])),
+                }
+                acc
+            });
+        m.members
+            .iter()
+            .filter(|x| x.id != m.local)
+            .map(|x| {
+                let name = shared
+                    .iter()
+                    .find(|(_, urls)| {
+                        let mut u = urls.clone();
+                        u.sort();
+                        u == x.peer_urls
+                    })
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_else(|| x.name.clone());
+                let mut cmd = common.clone();
+                if !opts.from_manifest {
+                    cmd.push(format!("--name={}", shell_quote(&name)));
+                    cmd.push(format!(
+                        "--initial-advertise-peer-urls={}",
+                        shell_quote(&x.peer_urls.join(","))
+                    ));
+                }
+                OtherMember {
+                    name,
+                    peer_urls: x.peer_urls.clone(),
+                    command: cmd.join(" "),
+                }
+            })
+            .collect()
     }
 }
 
@@ -613,7 +745,7 @@ impl Report for RestoreReport {
                     m.id.clone(),
                     m.name.clone(),
                     m.peer_urls.join(","),
-                    if m.name == self.name {
+                    if m.id == self.member_id {
                         "this member"
                     } else {
                         ""
@@ -626,23 +758,66 @@ impl Report for RestoreReport {
     }
 
     fn details(&self) -> Vec<String> {
-        let mut lines = vec![
-            format!("restored {} into {}", self.snapshot, self.data_dir),
+        let source = match self.membership_source {
+            Source::Flag => "--initial-cluster",
+            Source::ThisNode => "this node alone",
+            Source::Snapshot => "the snapshot's member list",
+        };
+        let mut lines = Vec::new();
+        if self.dry_run {
+            lines.push(format!(
+                "plan (dry run, nothing written): restore {} into {}",
+                self.snapshot, self.data_dir
+            ));
+        } else {
+            lines.push(format!("restored {} into {}", self.snapshot, self.data_dir));
+        }
+        lines.extend([
             format!("wal:               {}", self.wal_dir),
-            format!("cluster id:        {}", self.cluster_id),
             format!(
-                "revision:          {}{}",
-                self.revision,
+                "this member:       {} {} {}",
+                self.name,
+                self.member_id,
+                self.peer_urls.join(",")
+            ),
+            format!(
+                "membership:        {} member(s), from {source}",
+                self.members.len()
+            ),
+            format!("cluster id:        {}", self.cluster_id),
+        ]);
+        if let Some(rev) = self.revision {
+            lines.push(format!(
+                "revision:          {rev}{}",
                 self.bumped_revision
                     .map(|b| format!(" (bumped to {b}, compacted)"))
                     .unwrap_or_default()
-            ),
-            format!("keys:              {}", self.total_key),
-            format!("sha256 trailer:    {}", self.sha256),
-        ];
+            ));
+        }
+        if let Some(k) = self.total_key {
+            lines.push(format!("keys:              {k}"));
+        }
+        if let Some(s) = self.sha256 {
+            lines.push(format!("sha256 trailer:    {s}"));
+        }
+        if let Some(m) = &self.manifest {
+            lines.push(format!("manifest:          {m}"));
+        }
+        if let Some(b) = &self.manifest_backup {
+            lines.push(format!("manifest backup:   {b}"));
+        }
+        if let Some(d) = &self.manifest_diff {
+            lines.extend(d.lines().map(str::to_string));
+        }
         if !self.other_members.is_empty() {
-            lines.push("on each other member, run:".to_string());
-            lines.extend(self.other_members.iter().map(|c| format!("  {c}")));
+            lines.push(format!(
+                "next (HA): copy {} to the same path on every other member and run there (the same membership everywhere, or the cluster splits):",
+                self.snapshot
+            ));
+            for o in &self.other_members {
+                lines.push(format!("  # on {} ({})", o.name, o.peer_urls.join(",")));
+                lines.push(format!("  {}", o.command));
+            }
         }
         lines
     }
@@ -654,24 +829,45 @@ impl Report for RestoreReport {
     fn simple(&self) -> Vec<String> {
         vec![format!(
             "{}, {}, {}, {}, {}",
-            self.data_dir, self.member_id, self.cluster_id, self.revision, self.total_key
+            self.data_dir,
+            self.member_id,
+            self.cluster_id,
+            self.revision.map(|r| r.to_string()).unwrap_or_default(),
+            self.total_key.map(|k| k.to_string()).unwrap_or_default()
         )]
     }
 }
 
 /// `--from-manifest` without `--data-dir`: a new sibling of the manifest's host data dir,
-/// `/var/lib/etcd-restore-20261122T040000Z` for `/var/lib/etcd`.
+/// `/var/lib/etcd-restore-20261122T040000Z` for `/var/lib/etcd`, named from the original base
+/// also when the manifest already points at an earlier restore.
 pub fn sibling_data_dir(m: &crate::manifest::Manifest) -> Result<PathBuf> {
     let (host, _) = m
         .host_data_dir()
         .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
-    let stamp = utc_stamp();
-    let base = host
-        .as_os_str()
-        .to_string_lossy()
-        .trim_end_matches('/')
-        .to_string();
-    Ok(PathBuf::from(format!("{base}-restore-{stamp}")))
+    let host = host.as_os_str().to_string_lossy();
+    Ok(PathBuf::from(format!(
+        "{}-restore-{}",
+        original_base(host.trim_end_matches('/')),
+        utc_stamp()
+    )))
+}
+
+/// `/var/lib/etcd` for `/var/lib/etcd-restore-20261122T040000Z-restore-20261123T...`.
+fn original_base(mut dir: &str) -> &str {
+    const STAMP: usize = "20261122T040000Z".len();
+    while let Some((base, stamp)) = dir.rsplit_once("-restore-") {
+        let b = stamp.as_bytes();
+        let is_stamp = b.len() == STAMP
+            && b[8] == b'T'
+            && b[15] == b'Z'
+            && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+        if !is_stamp || base.is_empty() {
+            break;
+        }
+        dir = base;
+    }
+    dir
 }
 
 fn utc_stamp() -> String {
@@ -684,7 +880,7 @@ fn utc_stamp() -> String {
 /// A planned change of the manifest's data volume (`--update-manifest`), checked before the
 /// restore runs.
 pub struct ManifestEdit {
-    path: PathBuf,
+    pub path: PathBuf,
     old_text: String,
     new_text: String,
 }
@@ -694,7 +890,7 @@ pub struct ManifestEdit {
 /// only that path changed.
 pub fn plan_manifest_update(
     m: &crate::manifest::Manifest,
-    opts: &RestoreOptions,
+    data_dir: &Path,
 ) -> Result<ManifestEdit> {
     use crate::manifest::{retarget_volume, Kind, Manifest};
     if m.kind != Kind::StaticPod {
@@ -713,11 +909,7 @@ pub fn plan_manifest_update(
             m.path.display()
         )
     })?;
-    let data_dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
-    let new_dir = std::path::absolute(&data_dir)
+    let new_dir = std::path::absolute(data_dir)
         .with_context(|| format!("resolving {}", data_dir.display()))?;
     let new_text = retarget_volume(
         m.text(),
@@ -763,9 +955,10 @@ impl ManifestEdit {
     }
 
     /// Keep the old manifest outside the manifests directory (kubelet runs every file there),
-    /// then replace it atomically through a dot-named temporary file. Returns the backup path.
+    /// then replace it atomically. Both files keep the manifest's owner and mode. Returns the
+    /// backup path.
     pub fn apply(&self) -> Result<PathBuf> {
-        let dir = parent_dir(&self.path);
+        let dir = fsutil::parent_dir(&self.path);
         let file_name = self
             .path
             .file_name()
@@ -776,23 +969,14 @@ impl ManifestEdit {
             .and_then(|d| d.parent().map(Path::to_path_buf))
             .unwrap_or_else(std::env::temp_dir);
         let backup = backup_dir.join(format!("{file_name}.etcdops-backup-{}", utc_stamp()));
-        write_synced(&backup, self.old_text.as_bytes())?;
-        fsutil::sync_dir(&backup_dir)?;
-        let tmp = dir.join(format!(".{file_name}.etcdops-{}", std::process::id()));
-        let written = write_synced(&tmp, self.new_text.as_bytes())
-            .and_then(|_| {
-                fs::rename(&tmp, &self.path)
-                    .with_context(|| format!("replacing {}", self.path.display()))
-            })
-            .and_then(|_| fsutil::sync_dir(&dir));
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
+        let like =
+            fs::metadata(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
+        fsutil::write_atomic(&backup, self.old_text.as_bytes(), Some(&like))?;
+        fsutil::write_atomic(&self.path, self.new_text.as_bytes(), Some(&like))?;
         Ok(backup)
     }
 
-    pub fn next_steps(&self, backup: &Path, opts: &RestoreOptions) -> Vec<String> {
+    pub fn next_steps(&self, backup: &Path) -> Vec<String> {
         vec![
             format!(
                 "updated {}: the etcd-data hostPath now points at the restored data dir (old manifest kept at {})",
@@ -801,25 +985,6 @@ impl ManifestEdit {
             ),
             "next: kubelet restarts etcd from the updated manifest; check it with `etcdops health`".to_string(),
             "next: restart kube-apiserver, kube-controller-manager and kube-scheduler (move their manifests out of the manifests directory and back) so they drop their caches".to_string(),
-            format!(
-                "next (HA): copy {} to every other control-plane node and run there: etcdops snapshot restore {} --from-manifest --update-manifest",
-                opts.file.display(),
-                opts.file.display()
-            ),
         ]
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))
 }

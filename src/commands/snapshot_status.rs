@@ -426,14 +426,20 @@ impl Report for SnapshotStatus {
             format!("members:             {}", self.members.len()),
         ];
         for m in &self.members {
+            // etcd 3.5 stores no name for members that joined with `member add`, even once
+            // started; such a member is known by its peer URL.
+            let peers = m.peer_urls.join(",");
+            let name = if !m.name.is_empty() {
+                m.name.clone()
+            } else if m.client_urls.is_empty() {
+                format!("(no name stored; peer {peers})")
+            } else {
+                format!("(no name stored; client {})", m.client_urls.join(","))
+            };
             lines.push(format!(
                 "  {} {} peers={}{}",
                 m.id,
-                if m.name.is_empty() {
-                    "(unstarted)"
-                } else {
-                    &m.name
-                },
+                name,
                 m.peer_urls.join(","),
                 if m.is_learner { " learner" } else { "" }
             ));

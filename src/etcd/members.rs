@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bolt::reader::bucket_root;
+use crate::bolt::writer::bucket_entries;
+use crate::bolt::{BoltError, Db, ReadAt};
+
 /// A member record from the `members` bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMember {
@@ -26,6 +30,32 @@ impl StoredMember {
     pub fn parse(value: &[u8]) -> Result<StoredMember, String> {
         serde_json::from_slice(value).map_err(|e| format!("member JSON: {e}"))
     }
+}
+
+/// The members stored in a snapshot's `members` bucket (none when it has no such bucket).
+pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, BoltError> {
+    let root = db.root();
+    let top = bucket_entries(db, &root)?;
+    let Some(e) = top
+        .iter()
+        .find(|e| e.bucket && e.key == super::schema::BUCKET_MEMBERS)
+    else {
+        return Ok(Vec::new());
+    };
+    let members =
+        bucket_root(&e.value).map_err(|r| BoltError::Schema(format!("members bucket: {r}")))?;
+    bucket_entries(db, &members)?
+        .iter()
+        .filter(|e| !e.bucket)
+        .map(|e| {
+            StoredMember::parse(&e.value).map_err(|err| {
+                BoltError::Schema(format!(
+                    "members bucket, key {}: {err}",
+                    String::from_utf8_lossy(&e.key)
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A member of the cluster being restored.
