@@ -709,3 +709,229 @@ fn refusals_leave_nothing_behind() {
     // The input is never modified.
     assert_eq!(std::fs::read(&example).unwrap(), good);
 }
+
+/// The bundled example's manifest shape with its data volume under `dir`.
+fn manifest_in(dir: &Path) -> (PathBuf, PathBuf) {
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/manifests/kubeadm-1.31.yaml")).unwrap();
+    let data = dir.join("var-lib-etcd");
+    let manifests = dir.join("etc-kubernetes/manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let path = manifests.join("etcd.yaml");
+    std::fs::write(
+        &path,
+        text.replace("path: /var/lib/etcd", &format!("path: {}", data.display())),
+    )
+    .unwrap();
+    (path, data)
+}
+
+fn mode_and_owner(p: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+/// `nobody`/`nogroup`: files owned by another user.
+const OTHER: u32 = 65534;
+
+#[test]
+fn manifest_and_data_dir_keep_their_owner_and_mode() {
+    let example = repo().join("examples/k8s-small.db");
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, data) = manifest_in(dir.path());
+    std::os::unix::fs::chown(&manifest, Some(OTHER), Some(OTHER)).unwrap();
+    std::fs::set_permissions(
+        &manifest,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+
+    // A pre-created empty data dir owned by another user (etcd:etcd on a real node).
+    let target = dir.path().join("prepared.etcd");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::chown(&target, Some(OTHER), Some(OTHER)).unwrap();
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--from-manifest",
+            &s(&manifest),
+            "--update-manifest",
+            "--data-dir",
+            &s(&target),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(report["manifest"], s(&manifest));
+    let backup = PathBuf::from(report["manifest_backup"].as_str().unwrap());
+    assert!(backup.is_file());
+    assert_eq!(mode_and_owner(&manifest), (0o644, OTHER, OTHER));
+    assert_eq!(mode_and_owner(&backup), (0o644, OTHER, OTHER));
+    assert_eq!(mode_and_owner(&target), (0o750, OTHER, OTHER));
+    for inner in ["member", "member/snap/db", "member/wal"] {
+        let (_, uid, gid) = mode_and_owner(&target.join(inner));
+        assert_eq!((uid, gid), (OTHER, OTHER), "{inner}");
+    }
+    // No HA section for a one-member cluster.
+    assert_eq!(report["other_members"].as_array().unwrap().len(), 0);
+    let table = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&dir.path().join("fresh.etcd")),
+        ],
+        &[],
+    );
+    assert_eq!(table.code, 0, "{table:?}");
+    assert!(
+        !table.stdout.contains("HA") && !table.stderr.contains("HA"),
+        "{table:?}"
+    );
+    // A new data dir is 0700, as etcd wants.
+    let (mode, _, _) = mode_and_owner(&dir.path().join("fresh.etcd"));
+    assert_eq!(mode, 0o700);
+
+    // Repeated --from-manifest restores (the manifest now points at prepared.etcd): named
+    // from that base, not from the last restore's name.
+    let mut dirs = Vec::new();
+    for _ in 0..2 {
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&example),
+                "--from-manifest",
+                &s(&manifest),
+                "--update-manifest",
+                "-w",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        dirs.push(r.json()["data_dir"].as_str().unwrap().to_string());
+        // A second restore in the same second would find the first one's dir.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    for d in &dirs {
+        let name = Path::new(d)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("prepared.etcd-restore-") && name.matches("-restore-").count() == 1,
+            "{d}"
+        );
+    }
+    assert!(data
+        .parent()
+        .unwrap()
+        .join(&dirs[1])
+        .join("member/snap/db")
+        .exists());
+}
+
+#[test]
+fn hostile_inputs_and_limits_leave_nothing_behind() {
+    let example = repo().join("examples/k8s-small.db");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let listing = || {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A FIFO as the snapshot: refused at once, for status and restore, without blocking.
+    let fifo = d.join("snap.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for argv in [
+        vec!["snapshot", "status", fifo.to_str().unwrap()],
+        vec![
+            "snapshot",
+            "restore",
+            fifo.to_str().unwrap(),
+            "--data-dir",
+            d.join("from-fifo").to_str().unwrap(),
+        ],
+    ] {
+        let r = etcdops(&argv, &[]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("FIFO"), "{}", r.stderr);
+        assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    }
+    assert!(!d.join("from-fifo").exists());
+
+    // Under `ulimit -f`: exit 2 with one line, no temporary and no data dir.
+    let before = listing();
+    let target = d.join("limited.etcd");
+    let out = std::process::Command::new("/bin/sh")
+        .env_clear()
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 64 && exec {} snapshot restore {} --data-dir {}",
+            env!("CARGO_BIN_EXE_etcdops"),
+            s(&example),
+            s(&target)
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(listing(), before);
+
+    // Temporaries of killed runs beside any restore target are cleaned; nothing else is.
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let stale_dir = d.join(format!(".other.etcd.etcdops-{dead}-0123456789abcdef"));
+    let stale_file = d.join(format!(".x.db.etcdops-{dead}-fedcba9876543210"));
+    let legacy = d.join(format!(".old.etcd.etcdops-restore-{dead}"));
+    let theirs = d.join(format!(".their.etcd.etcdops-{dead}-0000000000000000"));
+    let unrelated = d.join(".not-ours");
+    for p in [&stale_dir, &legacy, &theirs] {
+        std::fs::create_dir(p).unwrap();
+        std::fs::write(p.join("db"), b"partial").unwrap();
+    }
+    std::fs::write(&stale_file, b"partial").unwrap();
+    std::fs::write(&unrelated, b"keep").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(OTHER), Some(OTHER)).unwrap();
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&d.join("new.etcd")),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!stale_dir.exists() && !stale_file.exists() && !legacy.exists());
+    assert!(theirs.exists(), "another user's entry is never removed");
+    assert_eq!(std::fs::read(&unrelated).unwrap(), b"keep");
+}

@@ -404,6 +404,115 @@ fn interruptions_leave_nothing_behind() {
     untouched("server killed");
 }
 
+#[test]
+fn temporaries_cannot_be_hijacked_and_short_writes_fail() {
+    use std::os::unix::fs::MetadataExt;
+    const OTHER: u32 = 65534;
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let mut tc = c.client(None);
+    // About 4 MB, so that a reader that stops after 1 MB leaves most of it unwritten.
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..40)
+        .map(|i| (format!("/big/{i}").into_bytes(), vec![i as u8; 100_000]))
+        .collect();
+    tc.put_all(&kvs, 10);
+    drop(tc);
+    let ep = c.endpoints_arg();
+    let tls = c.tls_args();
+    let dir = tempfile::tempdir().unwrap();
+
+    // A symlink planted at FILE.part, and a FILE.part of another user with mode 0666: neither
+    // is followed, adopted or changed; FILE is ours, 0600.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"victim").unwrap();
+    let t = dir.path().join("t.db");
+    std::os::unix::fs::symlink(&victim, dir.path().join("t.db.part")).unwrap();
+    let u = dir.path().join("u.db");
+    let u_part = dir.path().join("u.db.part");
+    std::fs::write(&u_part, b"planted").unwrap();
+    std::os::unix::fs::chown(&u_part, Some(OTHER), Some(OTHER)).unwrap();
+    std::fs::set_permissions(&u_part, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for file in [&t, &u] {
+        let r = etcdops(
+            &args(
+                &[
+                    "snapshot",
+                    "save",
+                    file.to_str().unwrap(),
+                    "--endpoints",
+                    &ep,
+                ],
+                &tls,
+            ),
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        let md = std::fs::symlink_metadata(file).unwrap();
+        assert!(
+            md.file_type().is_file(),
+            "{} is a regular file",
+            file.display()
+        );
+        assert_eq!((md.mode() & 0o777, md.uid()), (0o600, 0));
+        assert!(status_json(file)["totalKey"].as_u64().unwrap() > 40);
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+    assert!(std::fs::symlink_metadata(dir.path().join("t.db.part"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let md = std::fs::metadata(&u_part).unwrap();
+    assert_eq!((md.mode() & 0o777, md.uid()), (0o666, OTHER));
+    assert_eq!(std::fs::read(&u_part).unwrap(), b"planted");
+
+    // Two saves to one FILE at once: each has its own temporary, both finish, the file is a
+    // complete snapshot, nothing is left over.
+    let both = dir.path().join("both.db");
+    let start = Instant::now();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            etcdops_spawn(&args(
+                &[
+                    "snapshot",
+                    "save",
+                    both.to_str().unwrap(),
+                    "--endpoints",
+                    &ep,
+                ],
+                &tls,
+            ))
+        })
+        .collect();
+    for child in children {
+        let r = wait_run(child, start, Duration::from_secs(30));
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert!(status_json(&both)["totalKey"].as_u64().unwrap() > 40);
+    assert!(temporaries(dir.path()).is_empty());
+
+    // `save -` into a pipe whose reader stops early: exit 2, one line, no success line.
+    let mut cmd = format!(
+        "{} snapshot save - --endpoints {ep}",
+        env!("CARGO_BIN_EXE_etcdops")
+    );
+    cmd.push_str(&tls.iter().map(|a| format!(" '{a}'")).collect::<String>());
+    let out = std::process::Command::new("/bin/bash")
+        .env_clear()
+        .arg("-c")
+        .arg(format!(
+            "{cmd} 2>err | head -c 1000000 >/dev/null; echo ${{PIPESTATUS[0]}}"
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert_eq!(code, "2", "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("closed the pipe"), "{err}");
+    assert!(!err.contains("Snapshot saved"), "{err}");
+}
+
 /// Temporaries of ours in `dir` (`.NAME.etcdops-PID-RANDOM`).
 fn temporaries(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)

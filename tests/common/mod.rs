@@ -454,6 +454,25 @@ pub fn etcdops_in(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Ru
 /// A kubeadm-shaped static-pod manifest for member `i` of `cluster`, written to `path`.
 pub fn write_kubeadm_manifest(cluster: &Cluster, i: usize, path: &Path) {
     let m = &cluster.members[i];
+    let own = format!("{}={}", m.name, m.peer_url);
+    write_kubeadm_manifest_with(cluster, i, path, &own, false);
+}
+
+/// As [`write_kubeadm_manifest`], with kubeadm's `--initial-cluster` for a node that joined
+/// (`existing`: the list grows with every node that joins, and the state is `existing`).
+pub fn write_kubeadm_manifest_with(
+    cluster: &Cluster,
+    i: usize,
+    path: &Path,
+    initial_cluster: &str,
+    existing: bool,
+) {
+    let m = &cluster.members[i];
+    let state = if existing {
+        "\n    - --initial-cluster-state=existing"
+    } else {
+        ""
+    };
     let p = &cluster.pki;
     let etcd_dir = p.ca.cert.parent().unwrap();
     let text = format!(
@@ -476,7 +495,7 @@ spec:
     - --client-cert-auth=true
     - --data-dir=/var/lib/etcd
     - --initial-advertise-peer-urls={peer}
-    - --initial-cluster={name}={peer}
+    - --initial-cluster={initial_cluster}{state}
     - --key-file={server_key}
     - --listen-client-urls={client}
     - --listen-peer-urls={peer}
@@ -703,4 +722,157 @@ impl Cluster {
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.members[i].child.as_ref().map(Child::id)
     }
+}
+
+impl Cluster {
+    /// A cluster built the way kubeadm builds one: `cp1` alone (its own `--initial-cluster`,
+    /// state `new`), then each next member announced with `etcdctl member add` and started
+    /// with the growing `--initial-cluster` and state `existing`. etcd's default token, as
+    /// kubeadm leaves it. Returns the cluster and each member's `--initial-cluster`.
+    pub fn start_kubeadm_way(version: Version, n: usize) -> (Cluster, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(&dir.path().join("pki"));
+        let mut cluster = Cluster {
+            pki,
+            members: Vec::new(),
+            version,
+            dir,
+        };
+        let mut lists = Vec::new();
+        for i in 0..n {
+            let name = format!("cp{}", i + 1);
+            let m = Member {
+                client_url: format!("https://127.0.0.1:{}", free_port()),
+                peer_url: format!("https://127.0.0.1:{}", free_port()),
+                data_dir: cluster.dir.path().join(format!("{name}.etcd")),
+                log: cluster.dir.path().join(format!("{name}.log")),
+                name,
+                child: None,
+            };
+            if i > 0 {
+                let eps = cluster.endpoints_arg();
+                let start = Instant::now();
+                loop {
+                    let out = cluster.etcdctl(
+                        &eps,
+                        &[
+                            "member",
+                            "add",
+                            &m.name,
+                            &format!("--peer-urls={}", m.peer_url),
+                        ],
+                    );
+                    if out.status.success() {
+                        break;
+                    }
+                    // "not enough started members" until the last one has caught up.
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "member add {}: {}",
+                        m.name,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+            cluster.members.push(m);
+            let list = cluster
+                .members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut args = cluster.member_args(&cluster.members[i], &list, &[]);
+            args.retain(|a| !a.starts_with("--initial-cluster-token"));
+            if i > 0 {
+                for a in &mut args {
+                    if a == "--initial-cluster-state=new" {
+                        *a = "--initial-cluster-state=existing".into();
+                    }
+                }
+            }
+            cluster.spawn(i, &version.etcd(), &args);
+            cluster.wait_healthy(Duration::from_secs(60));
+            lists.push(list);
+        }
+        (cluster, lists)
+    }
+
+    fn spawn(&mut self, i: usize, etcd: &Path, args: &[String]) {
+        let m = &mut self.members[i];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .unwrap();
+        let child = Command::new(etcd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", etcd.display()));
+        m.child = Some(child);
+    }
+
+    /// Kill every member, then start each from its static-pod manifest as kubelet would: the
+    /// manifest's command line as written, with `--data-dir` on the host path of the volume
+    /// mounted there. Waits until every member is healthy.
+    pub fn restart_from_manifests(&mut self, manifests: &[PathBuf]) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let etcd = self.version.etcd();
+        for (i, path) in manifests.iter().enumerate() {
+            let (args, data_dir) = static_pod_command(path);
+            self.members[i].data_dir = data_dir;
+            self.spawn(i, &etcd, &args);
+        }
+        self.wait_healthy(Duration::from_secs(60));
+    }
+}
+
+/// etcd's arguments in a static-pod manifest, with `--data-dir` mapped to its hostPath.
+pub fn static_pod_command(manifest: &Path) -> (Vec<String>, PathBuf) {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&fs::read_to_string(manifest).unwrap()).unwrap();
+    let container = &doc["spec"]["containers"][0];
+    let command: Vec<String> = container["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let data_dir = command
+        .iter()
+        .find_map(|a| a.strip_prefix("--data-dir="))
+        .unwrap()
+        .to_string();
+    let volume = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["mountPath"].as_str() == Some(data_dir.as_str()))
+        .unwrap()["name"]
+        .clone();
+    let host = doc["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume)
+        .unwrap()["hostPath"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let args = command[1..]
+        .iter()
+        .map(|a| {
+            if a.starts_with("--data-dir=") {
+                format!("--data-dir={host}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    (args, PathBuf::from(host))
 }
