@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -104,25 +103,6 @@ fn printed_commands(stdout: &str) -> Vec<(String, String)> {
                 .map(|h| (h.to_string(), w[1].to_string()))
         })
         .collect()
-}
-
-/// Run a printed command line as a shell would, with `etcdops` on PATH, on node `manifest`.
-fn run_printed(command: &str, manifest: &Path) -> Run {
-    let bin = Path::new(env!("CARGO_BIN_EXE_etcdops")).parent().unwrap();
-    let out = Command::new("/bin/sh")
-        .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("ETCDOPS_MANIFEST", manifest)
-        .arg("-c")
-        .arg(command)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: std::time::Duration::ZERO,
-    }
 }
 
 fn etcdctl_json(c: &Cluster, args: &[&str]) -> Value {
@@ -237,7 +217,11 @@ fn drill(bump: bool) {
             .iter()
             .find(|(h, _)| h.contains(url.as_str()))
             .unwrap_or_else(|| panic!("no command for {url}: {}", r.stdout));
-        let r = run_printed(command, &d.manifests[i]);
+        let r = run_printed(
+            command,
+            &[("ETCDOPS_MANIFEST", &s(&d.manifests[i]))],
+            d.cluster.dir.path(),
+        );
         assert_eq!(r.code, 0, "node {}: {command}\n{r:?}", i + 1);
         // A three-member restore prints the commands for the others on every node.
         assert_eq!(printed_commands(&r.stdout).len(), 2, "{}", r.stdout);

@@ -294,22 +294,33 @@ fn three_member_restore_forms_one_cluster() {
         .map(|i| format!("n{}={}", i + 1, peers[i]))
         .collect::<Vec<_>>()
         .join(",");
-    let mut restored = Vec::new();
-    let mut cluster_ids = Vec::new();
-    for (i, peer) in peers.iter().enumerate() {
-        let name = format!("n{}", i + 1);
-        let data = dir.path().join(format!("{name}.etcd"));
-        let r = restore(&snap, &data, &name, peer, &initial, &[]);
-        assert_eq!(r.code, 0, "{r:?}");
-        let report = r.json();
-        cluster_ids.push(report["cluster_id"].clone());
-        assert_eq!(report["other_members"].as_array().unwrap().len(), 2);
-        restored.push((name, data, peer.clone()));
+    // n1 restores with the full list; n2 and n3 run exactly the commands it printed (here in
+    // `dir`, where etcd's default data dir NAME.etcd lands).
+    let data = dir.path().join("n1.etcd");
+    let r = restore(&snap, &data, "n1", &peers[0], &initial, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let report = r.json();
+    let cluster_ids = [report["cluster_id"].clone()];
+    let mut restored = vec![("n1".to_string(), data, peers[0].clone())];
+    let others = report["other_members"].as_array().unwrap();
+    assert_eq!(others.len(), 2);
+    for o in others {
+        let command = o["command"].as_str().unwrap();
+        assert!(!command.contains("--data-dir"), "{command}");
+        let r = run_printed(command, &[], dir.path());
+        assert_eq!(r.code, 0, "{command}: {r:?}");
+        assert!(
+            r.stdout.contains(&format!(
+                "cluster id:        {}",
+                cluster_ids[0].as_str().unwrap()
+            )),
+            "{}",
+            r.stdout
+        );
+        let name = o["name"].as_str().unwrap().to_string();
+        let peer = o["peer_urls"][0].as_str().unwrap().to_string();
+        restored.push((name.clone(), dir.path().join(format!("{name}.etcd")), peer));
     }
-    assert!(
-        cluster_ids.iter().all(|c| *c == cluster_ids[0]),
-        "{cluster_ids:?}"
-    );
 
     let booted = Cluster::boot(Version::V3_5_1, &restored);
     let status = etcdops(

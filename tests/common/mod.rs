@@ -876,3 +876,27 @@ pub fn static_pod_command(manifest: &Path) -> (Vec<String>, PathBuf) {
         .collect();
     (args, PathBuf::from(host))
 }
+
+/// Run a command line etcdops printed, as a shell would, with the built `etcdops` first on
+/// PATH, a scrubbed environment plus `env`, in `cwd`.
+pub fn run_printed(command: &str, env: &[(&str, &str)], cwd: &Path) -> Run {
+    let bin = Path::new(env!("CARGO_BIN_EXE_etcdops")).parent().unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let out = cmd.output().expect("running /bin/sh");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
