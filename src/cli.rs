@@ -67,7 +67,7 @@ pub struct GlobalArgs {
 
     /// Output format [default: table] [env: ETCDCTL_WRITE_OUT]
     #[arg(short = 'w', long, global = true, value_name = "FORMAT")]
-    pub write_out: Option<OutputFormat>,
+    pub write_out: Option<WriteOut>,
 
     /// The etcd static-pod manifest to read settings from [env: ETCDOPS_MANIFEST]
     /// [default: /etc/kubernetes/manifests/etcd.yaml when it exists]
@@ -79,8 +79,9 @@ pub struct GlobalArgs {
     pub verbose: bool,
 }
 
+/// `-w`'s values (settings.rs turns them into `output::OutputFormat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub enum WriteOut {
     Table,
     Json,
     Simple,

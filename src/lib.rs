@@ -16,6 +16,7 @@ pub mod pki;
 pub mod proto;
 pub mod settings;
 pub mod snap;
+pub mod units;
 pub mod wal;
 
 use anyhow::{bail, Context, Result};
@@ -60,10 +61,10 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             timeout,
         }) => {
             let opts = commands::snapshot_save::SaveOptions {
-                stall_timeout: settings::parse_go_duration(&stall_timeout)
+                stall_timeout: units::parse_go_duration(&stall_timeout)
                     .context("--stall-timeout")?,
                 timeout: timeout
-                    .map(|t| settings::parse_go_duration(&t).context("--timeout"))
+                    .map(|t| units::parse_go_duration(&t).context("--timeout"))
                     .transpose()?,
                 to_stdout: file.as_os_str() == "-",
                 file,

@@ -6,11 +6,16 @@
 //! or a server is escaped before it reaches a terminal.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
-use crate::cli::OutputFormat;
+/// `-w/--write-out`, etcdctl's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Simple,
+}
 
 /// A result that can be shown in every output format.
 pub trait Report {
@@ -140,99 +145,9 @@ pub fn shell_quote(v: &str) -> String {
     }
 }
 
-/// Bytes in SI units exactly as etcd prints them (go-humanize `Bytes`): `20 kB`, `1.2 MB`.
-pub fn humanize_bytes(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 10 {
-        return format!("{n} B");
-    }
-    let f = n as f64;
-    let e = (f.ln() / 1000f64.ln()).floor();
-    let unit = UNITS[(e as usize).min(UNITS.len() - 1)];
-    let val = (f / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1} {unit}")
-    } else {
-        // Rust's `{:.0}` rounds ties to even, as Go's `%.0f` does.
-        format!("{val:.0} {unit}")
-    }
-}
-
-/// A duration as Go's `time.Duration.String()` writes it (`2.064643ms`, `844.495µs`, `1m2.5s`),
-/// the format etcdctl users know from `took`.
-pub fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    let frac = |value: u128, digits: u32| -> String {
-        let scale = 10u128.pow(digits);
-        let (int, rem) = (value / scale, value % scale);
-        if rem == 0 {
-            return int.to_string();
-        }
-        let s = format!("{rem:0width$}", width = digits as usize);
-        format!("{int}.{}", s.trim_end_matches('0'))
-    };
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return format!("{}µs", frac(nanos, 3));
-    }
-    if nanos < 1_000_000_000 {
-        return format!("{}ms", frac(nanos, 6));
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let sub = nanos % 1_000_000_000;
-    let (h, m, s) = (total_secs / 3600, (total_secs / 60) % 60, total_secs % 60);
-    let secs = frac(s * 1_000_000_000 + sub, 9);
-    match (h, m) {
-        (0, 0) => format!("{secs}s"),
-        (0, m) => format!("{m}m{secs}s"),
-        (h, m) => format!("{h}h{m}m{secs}s"),
-    }
-}
-
-/// An etcd ID as etcdctl prints it: lower-case hex without leading zeros.
-pub fn hex_id(id: u64) -> String {
-    format!("{id:x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn humanize_matches_go_humanize() {
-        for (n, want) in [
-            (0, "0 B"),
-            (9, "9 B"),
-            (10, "10 B"),
-            (999, "999 B"),
-            (1000, "1.0 kB"),
-            (20480, "20 kB"),
-            (21500, "22 kB"),
-            (913408, "913 kB"),
-            (999_999, "1000 kB"),
-            (1_500_000, "1.5 MB"),
-            (1_073_741_824, "1.1 GB"),
-        ] {
-            assert_eq!(humanize_bytes(n), want, "{n}");
-        }
-    }
-
-    #[test]
-    fn go_duration_strings() {
-        assert_eq!(go_duration(Duration::from_nanos(2_064_643)), "2.064643ms");
-        assert_eq!(go_duration(Duration::from_nanos(844_495)), "844.495µs");
-        assert_eq!(go_duration(Duration::from_nanos(500)), "500ns");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_secs(62)), "1m2s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_millis(2)), "2ms");
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-    }
 
     #[test]
     fn escape_control_characters() {

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::{GlobalArgs, WriteOut};
 use crate::manifest::Manifest;
+use crate::output::OutputFormat;
+use crate::units::{parse_bool, parse_go_duration};
 
 /// The manifest kubeadm writes for a stacked etcd.
 pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
@@ -135,7 +137,9 @@ impl Settings {
             settings.global.write_out,
             settings.env_var("ETCDCTL_WRITE_OUT"),
         ) {
-            (Some(flag), _) => flag,
+            (Some(WriteOut::Table), _) => OutputFormat::Table,
+            (Some(WriteOut::Json), _) => OutputFormat::Json,
+            (Some(WriteOut::Simple), _) => OutputFormat::Simple,
             (None, Some(value)) => parse_output_format(&value)
                 .with_context(|| format!("environment ETCDCTL_WRITE_OUT={value:?}"))?,
             (None, None) => OutputFormat::Table,
@@ -168,7 +172,7 @@ impl Settings {
     /// be tested exactly. Read here and nowhere else.
     pub fn now(&self) -> Result<i64> {
         match self.env_var("ETCDOPS_NOW") {
-            Some(v) => crate::commands::cert_expiry::parse_rfc3339(&v)
+            Some(v) => crate::units::parse_rfc3339(&v)
                 .with_context(|| format!("environment ETCDOPS_NOW={v:?} is not an RFC 3339 time")),
             None => Ok(std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -385,88 +389,9 @@ fn parse_output_format(s: &str) -> Result<OutputFormat> {
     }
 }
 
-/// Go's `strconv.ParseBool` spellings.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Parse a duration as Go's `time.ParseDuration` does (`2s`, `1m30s`, `500ms`, `1.5h`), the
-/// spelling etcdctl users already type. A bare number is taken as seconds.
-pub fn parse_go_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        bail!("empty duration");
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return seconds(secs, s);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            bail!("invalid duration {s:?}: expected a number");
-        }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => bail!("invalid duration {s:?}: missing unit (ns, us, ms, s, m, h)"),
-            unit => bail!("invalid duration {s:?}: unknown unit {unit:?}"),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    seconds(total, s)
-}
-
-fn seconds(secs: f64, original: &str) -> Result<Duration> {
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        bail!("invalid duration {original:?}: must be positive");
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(
-            parse_go_duration("500ms").unwrap(),
-            Duration::from_millis(500)
-        );
-        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_go_duration("1.5h").unwrap(),
-            Duration::from_secs(5400)
-        );
-        assert_eq!(parse_go_duration("3").unwrap(), Duration::from_secs(3));
-        for bad in ["", "abc", "5x", "s", "-1s", "0s", "1e400"] {
-            assert!(
-                parse_go_duration(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
-        }
-    }
 
     fn global() -> GlobalArgs {
         GlobalArgs {

@@ -7,12 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::exit::Outcome;
 use crate::output::Report;
 use crate::pki::{Cert, Scan};
+use crate::units::rfc3339;
 
 /// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.
 pub const DEFAULT_PKI: &str = "/etc/kubernetes/pki";
@@ -135,19 +134,6 @@ fn finding(c: &Cert, now: i64, warn_days: i64) -> Finding {
     }
 }
 
-/// RFC 3339 in UTC, seconds precision (`2026-11-22T03:01:41Z`).
-pub fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
-/// Parse an RFC 3339 time into Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Result<i64> {
-    Ok(OffsetDateTime::parse(s, &Rfc3339)?.unix_timestamp())
-}
-
 /// Time left as kubeadm shows it: `364d`, `11h`, `42m`; negative when expired.
 fn residual(seconds: i64) -> String {
     let sign = if seconds < 0 { "-" } else { "" };
@@ -268,12 +254,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn residual_and_dates() {
+    fn residual_time() {
         assert_eq!(residual(364 * 86_400 + 5), "364d");
         assert_eq!(residual(11 * 3_600 + 59), "11h");
         assert_eq!(residual(125), "2m");
         assert_eq!(residual(-3 * 86_400), "-3d");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(parse_rfc3339("2026-11-22T03:01:41Z").unwrap(), 1795316501);
     }
 }

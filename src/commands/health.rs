@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::client::{is_permission_denied, Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
-use crate::output::{go_duration, Report};
+use crate::output::Report;
+use crate::units::go_duration;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthRow {

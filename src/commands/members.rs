@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::client::{Connector, Target};
-use crate::output::{hex_id, Report};
+use crate::output::Report;
+use crate::units::hex_id;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberRow {

@@ -31,7 +31,8 @@ use crate::etcd::members::{member_json, read_stored, Membership};
 use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::schema::{self, Revision};
 use crate::fsutil::parent_dir;
-use crate::output::{hex_id, shell_quote, Report};
+use crate::output::{shell_quote, Report};
+use crate::units::hex_id;
 use crate::{fsutil, snap, wal};
 
 /// The revision bump recommended for Kubernetes data (watch caches and informers must see

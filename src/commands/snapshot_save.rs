@@ -29,7 +29,8 @@ use super::snapshot_status::{self, Checks, TRAILER_LEN};
 use crate::bolt::FileSource;
 use crate::client::{Connector, Target};
 use crate::fsutil::TempFile;
-use crate::output::{go_duration, hex_id, humanize_bytes, Report};
+use crate::output::Report;
+use crate::units::{go_duration, hex_id, humanize_bytes};
 
 const WRITE_BUFFER: usize = 1 << 20;
 

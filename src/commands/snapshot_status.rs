@@ -19,7 +19,8 @@ use crate::bolt::{BoltError, Db, FileSource, ReadAt, Visitor};
 use crate::etcd::members::StoredMember;
 use crate::etcd::schema::{self, Revision};
 use crate::exit::Outcome;
-use crate::output::{hex_id, humanize_bytes, Report};
+use crate::output::Report;
+use crate::units::{hex_id, humanize_bytes};
 
 /// Length of the sha256 trailer `snapshot save` appends.
 pub const TRAILER_LEN: u64 = 32;

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::client::{Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
-use crate::output::{hex_id, humanize_bytes, Report};
+use crate::output::Report;
+use crate::units::{hex_id, humanize_bytes};
 
 /// One endpoint's status. Numeric fields are absent when the endpoint could not be reached.
 #[derive(Debug, Clone, Default, Serialize)]

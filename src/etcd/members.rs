@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::units::go_json_string;
+
 use crate::bolt::reader::bucket_root;
 use crate::bolt::writer::bucket_entries;
 use crate::bolt::{BoltError, Db, ReadAt};
@@ -244,30 +246,6 @@ fn go_string_list(items: &[String]) -> String {
     format!("[{}]", inner.join(","))
 }
 
-/// A JSON string as Go's encoding/json writes it, HTML-safe escapes included.
-pub fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,13 +311,5 @@ mod tests {
         assert!(e.contains("host:port"), "{e}");
         let e = plan("a", "a", "t", "http://h:1").unwrap_err();
         assert!(e.contains("NAME=URL"), "{e}");
-    }
-
-    #[test]
-    fn go_escaping() {
-        assert_eq!(
-            go_json_string("a<b>&\"\\\n\u{1}"),
-            r#""a\u003cb\u003e\u0026\"\\\n\u0001""#
-        );
     }
 }

@@ -8,8 +8,9 @@
 //! name          = 0000000000000001-<N as %016x>.snap
 //! ```
 
-use crate::etcd::members::{go_json_string, raft_attributes_json, Membership};
+use crate::etcd::members::{raft_attributes_json, Membership};
 use crate::proto::{conf_state, Message};
+use crate::units::go_json_string;
 
 /// Events the v2 store's watcher hub keeps; Go serializes the unused slots as `null`.
 const EVENT_HISTORY: usize = 1000;
