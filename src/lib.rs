@@ -87,7 +87,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             skip_check,
             skip_hash_check,
         }) => {
-            let checks = commands::snapshot_status::Checks {
+            let checks = etcd::status::Checks {
                 integrity: !skip_check,
                 hash: !skip_hash_check,
             };

@@ -10,21 +10,18 @@
 //! etcd on Linux does not persist the freelist at all (`meta.freelist` = all ones); then the
 //! free pages are the ones the tree does not reach.
 
-use super::page::{u64_at, PageHeader, PageId, FLAG_FREELIST, PAGE_HEADER_SIZE};
+use super::page::{u64_at, PageError, PageHeader, PageId, FLAG_FREELIST, PAGE_HEADER_SIZE};
 
 const COUNT_OVERFLOW: u16 = 0xFFFF;
 
 /// Decode the ids of a freelist page (`data` is the page's whole span).
-pub fn decode(data: &[u8]) -> Result<Vec<PageId>, String> {
-    let header = PageHeader::decode(data).ok_or("page shorter than its header")?;
+pub fn decode(data: &[u8]) -> Result<Vec<PageId>, PageError> {
+    let header = PageHeader::decode(data).ok_or(PageError::ShortHeader)?;
     if header.flags & FLAG_FREELIST == 0 {
-        return Err(format!(
-            "invalid type: {} (expected freelist)",
-            super::page::type_name(header.flags)
-        ));
+        return Err(PageError::NotFreelist(header.flags));
     }
     let (count, start) = if header.count == COUNT_OVERFLOW {
-        let n = u64_at(data, PAGE_HEADER_SIZE).ok_or("freelist count missing")?;
+        let n = u64_at(data, PAGE_HEADER_SIZE).ok_or(PageError::FreelistCountMissing)?;
         (n, PAGE_HEADER_SIZE + 8)
     } else {
         (u64::from(header.count), PAGE_HEADER_SIZE)
@@ -32,10 +29,10 @@ pub fn decode(data: &[u8]) -> Result<Vec<PageId>, String> {
     let bytes = count
         .checked_mul(8)
         .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| format!("freelist count {count} is impossible"))?;
+        .ok_or(PageError::FreelistCountImpossible(count))?;
     let body = data
         .get(start..start.saturating_add(bytes))
-        .ok_or_else(|| format!("freelist of {count} ids does not fit in its page"))?;
+        .ok_or(PageError::FreelistOverflow(count))?;
     Ok(body
         .chunks_exact(8)
         .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes).map(PageId))

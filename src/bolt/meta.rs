@@ -69,6 +69,14 @@ pub enum MetaError {
     PageSize { found: u32, expected: u32 },
     #[error("checksum mismatch (stored {stored:#018x}, computed {computed:#018x})")]
     Checksum { stored: u64, computed: u64 },
+    #[error("unsupported page size {0}")]
+    UnsupportedPageSize(u32),
+    #[error("high-water mark {0} is below 3 pages")]
+    HighWaterMarkTooLow(PageId),
+    #[error("root page {root} outside 2..{hwm} (the high-water mark)")]
+    RootOutside { root: PageId, hwm: PageId },
+    #[error("freelist page {freelist} outside 2..{hwm}")]
+    FreelistOutside { freelist: PageId, hwm: PageId },
 }
 
 /// FNV-1a, 64 bit.
@@ -152,26 +160,26 @@ impl Meta {
 
     /// Field checks that bbolt leaves to chance: a page size we can use and page ids below
     /// the high-water mark.
-    pub fn sanity(&self) -> Result<(), String> {
+    pub fn sanity(&self) -> Result<(), MetaError> {
         if !self.page_size.is_power_of_two()
             || !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&self.page_size)
         {
-            return Err(format!("unsupported page size {}", self.page_size));
+            return Err(MetaError::UnsupportedPageSize(self.page_size));
         }
         if self.pgid.0 < 3 {
-            return Err(format!("high-water mark {} is below 3 pages", self.pgid));
+            return Err(MetaError::HighWaterMarkTooLow(self.pgid));
         }
         if self.root.0 < 2 || self.root >= self.pgid {
-            return Err(format!(
-                "root page {} outside 2..{} (the high-water mark)",
-                self.root, self.pgid
-            ));
+            return Err(MetaError::RootOutside {
+                root: self.root,
+                hwm: self.pgid,
+            });
         }
         if self.freelist != NO_FREELIST && (self.freelist.0 < 2 || self.freelist >= self.pgid) {
-            return Err(format!(
-                "freelist page {} outside 2..{}",
-                self.freelist, self.pgid
-            ));
+            return Err(MetaError::FreelistOutside {
+                freelist: self.freelist,
+                hwm: self.pgid,
+            });
         }
         Ok(())
     }

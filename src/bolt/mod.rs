@@ -8,8 +8,9 @@ pub mod page;
 pub mod reader;
 pub mod writer;
 
+pub use check::{Problem, Problems};
 pub use meta::{Meta, MetaError};
-pub use page::{PageId, TxId};
+pub use page::{PageError, PageId, TxId};
 pub use reader::{BucketRoot, Db, FileSource, ReadAt, Visitor};
 
 /// Why a bbolt file could not be read.
@@ -22,9 +23,9 @@ pub enum BoltError {
     #[error("meta page {page}: {reason}")]
     Meta { page: u8, reason: MetaError },
     #[error("page {page}: {reason}")]
-    Corrupted { page: PageId, reason: String },
+    Corrupted { page: PageId, reason: PageError },
     #[error("truncated: the database needs {needed} bytes but the file has {size}")]
     Truncated { needed: u64, size: u64 },
-    #[error("{0}")]
-    Schema(String),
+    #[error("cannot append key {key}: it does not sort after the bucket's last key")]
+    AppendOutOfOrder { key: String },
 }

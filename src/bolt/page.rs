@@ -153,21 +153,75 @@ pub struct BranchElement<'a> {
     pub child: PageId,
 }
 
+/// Why a page, or a bucket header, could not be read: the place within it and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("page shorter than its header")]
+    ShortHeader,
+    #[error("invalid type: {}", type_name(*.0))]
+    InvalidType(u16),
+    #[error("invalid type: {} (expected freelist)", type_name(*.0))]
+    NotFreelist(u16),
+    #[error("{count} elements do not fit in {len} bytes")]
+    TableOverflow { count: u16, len: usize },
+    #[error("element {0} missing")]
+    ElementMissing(usize),
+    #[error("element {0}: position overflows")]
+    PositionOverflow(usize),
+    #[error("element {0}: size overflows")]
+    SizeOverflow(usize),
+    #[error("element {index}: bytes {start}..{end} lie outside the page ({len} bytes)")]
+    ElementOutside {
+        index: usize,
+        start: usize,
+        end: usize,
+        len: usize,
+    },
+    #[error("freelist count missing")]
+    FreelistCountMissing,
+    #[error("freelist count {0} is impossible")]
+    FreelistCountImpossible(u64),
+    #[error("freelist of {0} ids does not fit in its page")]
+    FreelistOverflow(u64),
+    #[error("bucket value shorter than its 16-byte header")]
+    ShortBucketHeader,
+    #[error("inline bucket without a page")]
+    InlineWithoutPage,
+    #[error("out of bounds: high-water mark {0}")]
+    OutOfBounds(PageId),
+    #[error("overflow of {overflow} pages runs past the high-water mark {hwm}")]
+    OverflowPastEnd { overflow: u32, hwm: PageId },
+    #[error("expected a leaf page")]
+    NotALeaf,
+    #[error("empty branch page")]
+    EmptyBranch,
+    #[error("page reached twice")]
+    ReachedTwice,
+    #[error("tree deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("bucket {name}: {reason}")]
+    Bucket {
+        name: String,
+        reason: Box<PageError>,
+    },
+    #[error("inline bucket: {0}")]
+    InlineBucket(Box<PageError>),
+}
+
 impl<'a> NodePage<'a> {
     /// View `data` (the page's whole span) as a branch or leaf page; the reason is returned when
     /// the header says something else or the element table does not fit.
-    pub fn new(data: &'a [u8]) -> Result<NodePage<'a>, String> {
-        let header = PageHeader::decode(data).ok_or("page shorter than its header")?;
+    pub fn new(data: &'a [u8]) -> Result<NodePage<'a>, PageError> {
+        let header = PageHeader::decode(data).ok_or(PageError::ShortHeader)?;
         if !header.is_branch() && !header.is_leaf() {
-            return Err(format!("invalid type: {}", type_name(header.flags)));
+            return Err(PageError::InvalidType(header.flags));
         }
         let table = PAGE_HEADER_SIZE + header.count as usize * ELEMENT_SIZE;
         if table > data.len() {
-            return Err(format!(
-                "{} elements do not fit in {} bytes",
-                header.count,
-                data.len()
-            ));
+            return Err(PageError::TableOverflow {
+                count: header.count,
+                len: data.len(),
+            });
         }
         Ok(NodePage { header, data })
     }
@@ -176,38 +230,39 @@ impl<'a> NodePage<'a> {
         self.header.count as usize
     }
 
-    fn slice(&self, elem_off: usize, pos: u32, len: u32, i: usize) -> Result<&'a [u8], String> {
+    fn slice(&self, elem_off: usize, pos: u32, len: u32, i: usize) -> Result<&'a [u8], PageError> {
         let start = elem_off
             .checked_add(pos as usize)
-            .ok_or_else(|| format!("element {i}: position overflows"))?;
+            .ok_or(PageError::PositionOverflow(i))?;
         let end = start
             .checked_add(len as usize)
-            .ok_or_else(|| format!("element {i}: size overflows"))?;
-        self.data.get(start..end).ok_or_else(|| {
-            format!(
-                "element {i}: bytes {start}..{end} lie outside the page ({} bytes)",
-                self.data.len()
-            )
+            .ok_or(PageError::SizeOverflow(i))?;
+        self.data.get(start..end).ok_or(PageError::ElementOutside {
+            index: i,
+            start,
+            end,
+            len: self.data.len(),
         })
     }
 
-    pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, String> {
+    pub fn leaf(&self, i: usize) -> Result<LeafElement<'a>, PageError> {
         let off = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
-        let field = |o| u32_at(self.data, off + o).ok_or_else(|| format!("element {i} missing"));
+        let field = |o| u32_at(self.data, off + o).ok_or(PageError::ElementMissing(i));
         let (flags, pos, ksize, vsize) = (field(0)?, field(4)?, field(8)?, field(12)?);
         let key = self.slice(off, pos, ksize, i)?;
         let value_pos = pos
             .checked_add(ksize)
-            .ok_or_else(|| format!("element {i}: position overflows"))?;
+            .ok_or(PageError::PositionOverflow(i))?;
         let value = self.slice(off, value_pos, vsize, i)?;
         Ok(LeafElement { flags, key, value })
     }
 
-    pub fn branch(&self, i: usize) -> Result<BranchElement<'a>, String> {
+    pub fn branch(&self, i: usize) -> Result<BranchElement<'a>, PageError> {
         let off = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
-        let pos = u32_at(self.data, off).ok_or_else(|| format!("element {i} missing"))?;
-        let ksize = u32_at(self.data, off + 4).ok_or_else(|| format!("element {i} missing"))?;
-        let child = u64_at(self.data, off + 8).ok_or_else(|| format!("element {i} missing"))?;
+        let missing = PageError::ElementMissing(i);
+        let pos = u32_at(self.data, off).ok_or(missing.clone())?;
+        let ksize = u32_at(self.data, off + 4).ok_or(missing.clone())?;
+        let child = u64_at(self.data, off + 8).ok_or(missing)?;
         Ok(BranchElement {
             key: self.slice(off, pos, ksize, i)?,
             child: PageId(child),
@@ -264,8 +319,9 @@ mod tests {
         assert!(NodePage::new(&bad).unwrap().leaf(0).is_err());
         let mut bad = img;
         bad[8] = FLAG_META as u8;
-        assert!(NodePage::new(&bad)
-            .unwrap_err()
-            .contains("invalid type: meta"));
+        assert_eq!(
+            NodePage::new(&bad).unwrap_err().to_string(),
+            "invalid type: meta"
+        );
     }
 }

@@ -17,9 +17,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::check::Marks;
-use super::meta::{Meta, MetaError, META_SIZE};
-use super::page::{u64_at, NodePage, PageHeader, PageId, PAGE_HEADER_SIZE};
+use super::check::{hex, Integrity, KeyOrder, Problem, Problems};
+use super::freelist;
+use super::meta::{Meta, MetaError, META_SIZE, NO_FREELIST};
+use super::page::{u64_at, NodePage, PageError, PageHeader, PageId, PAGE_HEADER_SIZE};
 use super::BoltError;
 
 /// Anything we can read bytes from at an offset: a file, or bytes in memory (tests).
@@ -143,13 +144,13 @@ pub enum BucketRoot {
 
 /// Decode a bucket header (the value of a bucket element): `root` (u64) then `sequence`,
 /// followed by the page image when `root` is 0.
-pub fn bucket_root(value: &[u8]) -> Result<BucketRoot, String> {
-    let root = u64_at(value, 0).ok_or("bucket value shorter than its 16-byte header")?;
+pub fn bucket_root(value: &[u8]) -> Result<BucketRoot, PageError> {
+    let root = u64_at(value, 0).ok_or(PageError::ShortBucketHeader)?;
     if root == 0 {
         let image = value
             .get(16..)
             .filter(|i| i.len() >= PAGE_HEADER_SIZE)
-            .ok_or("inline bucket without a page")?;
+            .ok_or(PageError::InlineWithoutPage)?;
         Ok(BucketRoot::Inline(image.to_vec()))
     } else {
         Ok(BucketRoot::Page(PageId(root)))
@@ -158,6 +159,8 @@ pub fn bucket_root(value: &[u8]) -> Result<BucketRoot, String> {
 
 /// Receives every entry of every bucket, depth first, keys ascending.
 pub trait Visitor {
+    /// What the visitor can fail with; reading errors met by the walk convert into it.
+    type Error: From<BoltError>;
     /// `path` names the bucket holding the entry (empty: the root bucket). `value` is `None`
     /// for a nested bucket, which is walked right after this call.
     fn entry(
@@ -165,7 +168,7 @@ pub trait Visitor {
         path: &[Vec<u8>],
         key: &[u8],
         value: Option<&[u8]>,
-    ) -> Result<(), BoltError>;
+    ) -> Result<(), Self::Error>;
 }
 
 impl Db<FileSource> {
@@ -251,10 +254,8 @@ impl<S: ReadAt> Db<S> {
             let (page, reason) = invalid.swap_remove(0);
             return Err(BoltError::Meta { page, reason });
         };
-        meta.sanity().map_err(|reason| BoltError::Corrupted {
-            page: PageId(u64::from(page)),
-            reason: format!("meta: {reason}"),
-        })?;
+        meta.sanity()
+            .map_err(|reason| BoltError::Meta { page, reason })?;
         if size < meta.db_size() {
             return Err(BoltError::Truncated {
                 needed: meta.db_size(),
@@ -296,7 +297,7 @@ impl<S: ReadAt> Db<S> {
         if id >= hwm {
             return Err(BoltError::Corrupted {
                 page: id,
-                reason: format!("out of bounds: high-water mark {hwm}"),
+                reason: PageError::OutOfBounds(hwm),
             });
         }
         let ps = self.page_size as u64;
@@ -304,16 +305,16 @@ impl<S: ReadAt> Db<S> {
         let head = self.read(offset, PAGE_HEADER_SIZE)?;
         let header = PageHeader::decode(head.bytes()).ok_or(BoltError::Corrupted {
             page: id,
-            reason: "header unreadable".into(),
+            reason: PageError::ShortHeader,
         })?;
         let pages = u64::from(header.overflow) + 1;
         if id.0 + pages > hwm.0 {
             return Err(BoltError::Corrupted {
                 page: id,
-                reason: format!(
-                    "overflow of {} pages runs past the high-water mark {hwm}",
-                    header.overflow
-                ),
+                reason: PageError::OverflowPastEnd {
+                    overflow: header.overflow,
+                    hwm,
+                },
             });
         }
         self.read(offset, (pages * ps) as usize)
@@ -387,7 +388,10 @@ impl<S: ReadAt> Db<S> {
         }
         let sub = bucket_root(&value).map_err(|reason| BoltError::Corrupted {
             page: self.state.meta.root,
-            reason: format!("bucket {}: {reason}", String::from_utf8_lossy(bucket)),
+            reason: PageError::Bucket {
+                name: String::from_utf8_lossy(bucket).into_owned(),
+                reason: Box::new(reason),
+            },
         })?;
         Ok(self
             .lookup(&sub, key)?
@@ -404,7 +408,7 @@ impl<S: ReadAt> Db<S> {
             BucketRoot::Inline(image) => {
                 let page = NodePage::new(image).map_err(|reason| BoltError::Corrupted {
                     page: PageId(0),
-                    reason: format!("inline bucket: {reason}"),
+                    reason: PageError::InlineBucket(Box::new(reason)),
                 })?;
                 return find_in_leaf(&page, key, PageId(0));
             }
@@ -432,12 +436,12 @@ impl<S: ReadAt> Db<S> {
             }
             id = next.ok_or(BoltError::Corrupted {
                 page: id,
-                reason: "empty branch page".into(),
+                reason: PageError::EmptyBranch,
             })?;
         }
         Err(BoltError::Corrupted {
             page: id,
-            reason: format!("tree deeper than {MAX_DEPTH} levels"),
+            reason: PageError::TooDeep(MAX_DEPTH),
         })
     }
 
@@ -445,146 +449,176 @@ impl<S: ReadAt> Db<S> {
     /// problems (bad page types, offsets, repeated pages, and with `check` the key order and
     /// the freelist) are collected and the damaged subtree is skipped; they are returned in
     /// the outcome. Errors from the visitor and I/O errors stop the walk.
-    pub fn walk(
-        &mut self,
-        visitor: &mut dyn Visitor,
-        check: bool,
-    ) -> Result<Vec<String>, BoltError> {
-        let mut marks = Marks::new(self.state.meta.pgid);
+    pub fn walk<V: Visitor>(&mut self, visitor: &mut V, check: bool) -> Result<Problems, V::Error> {
+        let mut integrity = Integrity::new(self.state.meta.pgid);
         if check {
-            marks.load_freelist(self)?;
+            self.load_freelist(&mut integrity)?;
         }
         let mut w = Walk {
             path: Vec::new(),
             visitor,
-            marks,
+            integrity,
             check,
         };
         let root = self.root();
         self.walk_bucket(&root, &mut w)?;
-        Ok(w.marks.finish(check))
+        Ok(w.integrity.finish(check))
     }
 
-    fn walk_bucket(&mut self, root: &BucketRoot, w: &mut Walk<'_>) -> Result<(), BoltError> {
-        if w.path.len() > MAX_DEPTH {
-            w.marks
-                .problem(format!("buckets nested deeper than {MAX_DEPTH}"));
+    /// Hand a persisted freelist to the checker (etcd's unsynced freelist has none).
+    fn load_freelist(&mut self, integrity: &mut Integrity) -> Result<(), BoltError> {
+        let id = self.meta().freelist;
+        if id == NO_FREELIST {
             return Ok(());
         }
-        let mut cursor = Bounds::default();
+        match self.page(id) {
+            Ok(bytes) => {
+                let overflow = PageHeader::decode(bytes.bytes())
+                    .map(|h| h.overflow)
+                    .unwrap_or(0);
+                integrity.freelist(id, overflow, freelist::decode(bytes.bytes()));
+                Ok(())
+            }
+            Err(BoltError::Corrupted { page, reason }) => {
+                integrity.problem(Problem::Freelist { page, reason });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn walk_bucket<V: Visitor>(
+        &mut self,
+        root: &BucketRoot,
+        w: &mut Walk<'_, V>,
+    ) -> Result<(), V::Error> {
+        if w.path.len() > MAX_DEPTH {
+            w.integrity.problem(Problem::BucketsTooDeep(MAX_DEPTH));
+            return Ok(());
+        }
+        let mut order = KeyOrder::default();
         match root {
             BucketRoot::Inline(image) => match NodePage::new(image) {
                 Ok(page) if page.header.is_leaf() => {
-                    self.visit_leaf(&page, PageId(0), w, &mut cursor, None)
+                    self.visit_leaf(&page, PageId(0), w, &mut order, None)
                 }
                 Ok(_) => {
-                    let at = show(&w.path);
-                    w.marks
-                        .problem(format!("bucket {at}: inline page is not a leaf"));
+                    let bucket = bucket_name(&w.path);
+                    w.integrity.problem(Problem::InlineNotLeaf { bucket });
                     Ok(())
                 }
                 Err(reason) => {
-                    let at = show(&w.path);
-                    w.marks
-                        .problem(format!("bucket {at}: inline page: {reason}"));
+                    let bucket = bucket_name(&w.path);
+                    w.integrity.problem(Problem::InlinePage { bucket, reason });
                     Ok(())
                 }
             },
-            BucketRoot::Page(id) => self.walk_page(*id, 0, w, &mut cursor, None),
+            BucketRoot::Page(id) => self.walk_page(*id, 0, w, &mut order, None),
         }
     }
 
-    fn walk_page(
+    fn walk_page<V: Visitor>(
         &mut self,
         id: PageId,
         depth: usize,
-        w: &mut Walk<'_>,
-        cursor: &mut Bounds,
+        w: &mut Walk<'_, V>,
+        order: &mut KeyOrder,
         upper: Option<&[u8]>,
-    ) -> Result<(), BoltError> {
+    ) -> Result<(), V::Error> {
         if depth > MAX_DEPTH {
-            w.marks
-                .problem(format!("page {id}: tree deeper than {MAX_DEPTH} levels"));
+            w.integrity.problem(Problem::Page {
+                page: id,
+                reason: PageError::TooDeep(MAX_DEPTH),
+            });
             return Ok(());
         }
         let bytes = match self.page(id) {
             Ok(b) => b,
             Err(BoltError::Corrupted { page, reason }) => {
-                w.marks.problem(format!("page {page}: {reason}"));
+                w.integrity.problem(Problem::Page { page, reason });
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let page = match NodePage::new(bytes.bytes()) {
             Ok(p) => p,
             Err(reason) => {
-                w.marks.problem(format!("page {id}: {reason}"));
+                w.integrity.problem(Problem::Page { page: id, reason });
                 return Ok(());
             }
         };
         if page.header.id != id {
-            w.marks
-                .problem(format!("page {id}: header says page {}", page.header.id));
+            w.integrity.problem(Problem::WrongHeader {
+                page: id,
+                says: page.header.id,
+            });
             return Ok(());
         }
-        if !w.marks.reach(id, page.header.overflow) {
+        if !w.integrity.reach(id, page.header.overflow) {
             return Ok(());
         }
         if page.header.is_leaf() {
-            return self.visit_leaf(&page, id, w, cursor, upper);
+            return self.visit_leaf(&page, id, w, order, upper);
         }
         let mut children = Vec::with_capacity(page.count());
         for i in 0..page.count() {
             match page.branch(i) {
                 Ok(e) => children.push((e.key.to_vec(), e.child)),
                 Err(reason) => {
-                    w.marks.problem(format!("page {id}: {reason}"));
+                    w.integrity.problem(Problem::Page { page: id, reason });
                     return Ok(());
                 }
             }
         }
         if children.is_empty() {
-            w.marks.problem(format!("page {id}: empty branch page"));
+            w.integrity.problem(Problem::Page {
+                page: id,
+                reason: PageError::EmptyBranch,
+            });
         }
         drop(bytes);
         for (i, (key, child)) in children.iter().enumerate() {
             if w.check {
                 if i > 0 && children[i - 1].0 >= *key {
-                    w.marks.problem(format!(
-                        "page {id}: branch key[{i}]={} is not above key[{}]={}",
-                        hex(key),
-                        i - 1,
-                        hex(&children[i - 1].0)
-                    ));
+                    w.integrity.problem(Problem::BranchOrder {
+                        page: id,
+                        index: i,
+                        key: hex(key),
+                        previous: hex(&children[i - 1].0),
+                    });
                 }
-                cursor.lower = Some(key.clone());
+                order.lower = Some(key.clone());
             }
             let child_upper = children.get(i + 1).map(|(k, _)| k.as_slice()).or(upper);
-            self.walk_page(*child, depth + 1, w, cursor, child_upper)?;
+            self.walk_page(*child, depth + 1, w, order, child_upper)?;
         }
         Ok(())
     }
 
-    fn visit_leaf(
+    fn visit_leaf<V: Visitor>(
         &mut self,
         page: &NodePage<'_>,
         id: PageId,
-        w: &mut Walk<'_>,
-        cursor: &mut Bounds,
+        w: &mut Walk<'_, V>,
+        order: &mut KeyOrder,
         upper: Option<&[u8]>,
-    ) -> Result<(), BoltError> {
+    ) -> Result<(), V::Error> {
         for i in 0..page.count() {
             let e = match page.leaf(i) {
                 Ok(e) => e,
                 Err(reason) => {
-                    w.marks.problem(format!("page {id}: {reason}"));
+                    w.integrity.problem(Problem::Page { page: id, reason });
                     return Ok(());
                 }
             };
             if w.check {
-                if let Some(problem) = cursor.admit(e.key, upper) {
-                    w.marks
-                        .problem(format!("page {id}: key[{i}]={} {problem}", hex(e.key)));
+                if let Some(rule) = order.admit(e.key, upper) {
+                    w.integrity.problem(Problem::KeyOrder {
+                        page: id,
+                        index: i,
+                        key: hex(e.key),
+                        rule,
+                    });
                 }
             }
             if e.is_bucket() {
@@ -597,9 +631,13 @@ impl<S: ReadAt> Db<S> {
                         self.walk_bucket(&root, w)?;
                         w.path.pop();
                     }
-                    Err(reason) => w
-                        .marks
-                        .problem(format!("page {id}: bucket {}: {reason}", hex(e.key))),
+                    Err(reason) => w.integrity.problem(Problem::Page {
+                        page: id,
+                        reason: PageError::Bucket {
+                            name: hex(e.key),
+                            reason: Box::new(reason),
+                        },
+                    }),
                 }
             } else {
                 w.visitor.entry(&w.path, e.key, Some(e.value))?;
@@ -617,7 +655,7 @@ fn find_in_leaf(
     if !page.header.is_leaf() {
         return Err(BoltError::Corrupted {
             page: id,
-            reason: "expected a leaf page".into(),
+            reason: PageError::NotALeaf,
         });
     }
     for i in 0..page.count() {
@@ -632,55 +670,15 @@ fn find_in_leaf(
 }
 
 /// What a walk carries down the tree: where it is, who receives the entries, what it found.
-struct Walk<'v> {
+struct Walk<'v, V: Visitor> {
     path: Vec<Vec<u8>>,
-    visitor: &'v mut dyn Visitor,
-    marks: Marks,
+    visitor: &'v mut V,
+    integrity: Integrity,
     check: bool,
 }
 
-/// Key-order state of one bucket's walk: the last key seen and the branch key the current
-/// subtree must not go below.
-#[derive(Default)]
-struct Bounds {
-    last: Option<Vec<u8>>,
-    lower: Option<Vec<u8>>,
-}
-
-impl Bounds {
-    fn admit(&mut self, key: &[u8], upper: Option<&[u8]>) -> Option<String> {
-        let problem = if let Some(last) = self.last.as_deref().filter(|l| *l >= key) {
-            Some(format!("needs to be > the previous key {}", hex(last)))
-        } else if let Some(lower) = self.lower.as_deref().filter(|l| key < *l) {
-            Some(format!(
-                "needs to be >= its parent's branch key {}",
-                hex(lower)
-            ))
-        } else {
-            upper
-                .filter(|u| key >= *u)
-                .map(|u| format!("needs to be < the next branch key {}", hex(u)))
-        };
-        match &mut self.last {
-            Some(last) => {
-                last.clear();
-                last.extend_from_slice(key);
-            }
-            None => self.last = Some(key.to_vec()),
-        }
-        problem
-    }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    let mut s: String = b.iter().take(32).map(|x| format!("{x:02x}")).collect();
-    if b.len() > 32 {
-        s.push('…');
-    }
-    s
-}
-
-fn show(path: &[Vec<u8>]) -> String {
+/// A bucket's path for problem reports: `key/lease`.
+fn bucket_name(path: &[Vec<u8>]) -> String {
     path.iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect::<Vec<_>>()

@@ -15,8 +15,8 @@ use std::os::unix::fs::FileExt;
 
 use super::meta::{Meta, NO_FREELIST};
 use super::page::{
-    NodePage, PageHeader, PageId, TxId, ELEMENT_SIZE, FLAG_BRANCH, FLAG_LEAF, LEAF_FLAG_BUCKET,
-    PAGE_HEADER_SIZE,
+    NodePage, PageError, PageHeader, PageId, TxId, ELEMENT_SIZE, FLAG_BRANCH, FLAG_LEAF,
+    LEAF_FLAG_BUCKET, PAGE_HEADER_SIZE,
 };
 use super::reader::{BucketRoot, Db, ReadAt, MAX_DEPTH};
 use super::BoltError;
@@ -132,10 +132,7 @@ impl Writer {
         let mut current = id;
         let leaf_entries = loop {
             if path.len() > MAX_DEPTH {
-                return Err(corrupt(
-                    current,
-                    format!("tree deeper than {MAX_DEPTH} levels"),
-                ));
+                return Err(corrupt(current, PageError::TooDeep(MAX_DEPTH)));
             }
             let bytes = db.page(current)?;
             let page = NodePage::new(bytes.bytes()).map_err(|r| corrupt(current, r))?;
@@ -148,17 +145,16 @@ impl Writer {
                 children.push((e.key.to_vec(), e.child));
             }
             let Some(&(_, last)) = children.last() else {
-                return Err(corrupt(current, "empty branch page".into()));
+                return Err(corrupt(current, PageError::EmptyBranch));
             };
             path.push(children);
             current = last;
         };
         if let Some(last) = leaf_entries.last() {
             if last.key >= entry.key {
-                return Err(BoltError::Schema(format!(
-                    "cannot append key {}: it does not sort after the bucket's last key",
-                    super::reader::hex(&entry.key)
-                )));
+                return Err(BoltError::AppendOutOfOrder {
+                    key: super::check::hex(&entry.key),
+                });
             }
         }
         let mut entries = leaf_entries;
@@ -202,7 +198,7 @@ impl Writer {
     }
 }
 
-fn corrupt(page: PageId, reason: String) -> BoltError {
+fn corrupt(page: PageId, reason: PageError) -> BoltError {
     BoltError::Corrupted { page, reason }
 }
 
@@ -294,7 +290,7 @@ pub fn bucket_entries<S: ReadAt>(
     match root {
         BucketRoot::Inline(image) => {
             let page = NodePage::new(image)
-                .map_err(|r| corrupt(PageId(0), format!("inline bucket: {r}")))?;
+                .map_err(|r| corrupt(PageId(0), PageError::InlineBucket(Box::new(r))))?;
             leaf_entries_of(&page, PageId(0))
         }
         BucketRoot::Page(id) => {
@@ -313,8 +309,11 @@ fn collect<S: ReadAt>(
     visited: &mut std::collections::BTreeSet<PageId>,
     out: &mut Vec<Entry>,
 ) -> Result<(), BoltError> {
-    if depth > MAX_DEPTH || !visited.insert(id) {
-        return Err(corrupt(id, "page reached twice or tree too deep".into()));
+    if depth > MAX_DEPTH {
+        return Err(corrupt(id, PageError::TooDeep(MAX_DEPTH)));
+    }
+    if !visited.insert(id) {
+        return Err(corrupt(id, PageError::ReachedTwice));
     }
     let bytes = db.page(id)?;
     let page = NodePage::new(bytes.bytes()).map_err(|r| corrupt(id, r))?;
@@ -344,6 +343,7 @@ mod tests {
     type Seen = Vec<(Vec<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)>;
     struct Collect(Seen);
     impl Visitor for Collect {
+        type Error = BoltError;
         fn entry(
             &mut self,
             path: &[Vec<u8>],

@@ -21,15 +21,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::snapshot_status::{self, Checks, SnapshotStatus, TRAILER_LEN};
-use crate::bolt::reader::bucket_root;
-use crate::bolt::writer::{bucket_entries, Entry, Writer};
-use crate::bolt::{BucketRoot, Db, FileSource, ReadAt};
-use crate::etcd::members::{member_json, read_stored, Membership};
+use crate::bolt::{Db, FileSource, ReadAt};
+use crate::etcd::members::read_stored;
 use crate::etcd::membership::{decide, Decision, Inputs, Source};
-use crate::etcd::schema::{self, Revision};
+use crate::etcd::restore;
+use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
 use crate::fsutil::parent_dir;
 use crate::output::{shell_quote, Report};
 use crate::units::hex_id;
@@ -38,7 +35,6 @@ use crate::{fsutil, snap, wal};
 /// The revision bump recommended for Kubernetes data (watch caches and informers must see
 /// revisions move forward, never back).
 pub const KUBERNETES_BUMP: u64 = 1_000_000_000;
-const COPY_CHUNK: usize = 1 << 20;
 /// Room needed beyond the database: the WAL segment plus slack for the new pages and `.snap`.
 const EXTRA_SPACE: u64 = wal::SEGMENT_SIZE + (16 << 20);
 
@@ -147,7 +143,7 @@ pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
     }
     let src =
         FileSource::open(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
-    let trailer = snapshot_status::has_trailer(src.size());
+    let trailer = has_trailer(src.size());
     if !trailer && !opts.skip_hash_check {
         bail!(
             "{} has no sha256 trailer (is it a raw member/snap/db?); pass --skip-hash-check to restore it without verification",
@@ -226,10 +222,11 @@ pub fn run(plan: &Plan) -> Result<Restored> {
     }
     let db_path = snap_dir.join("db");
     let verify = plan.trailer && !opts.skip_hash_check;
-    let status = copy_and_check(src, &opts.file, &db_path, db_len, verify)?;
+    let status = restore::copy_verified(src, &db_path, db_len, verify)
+        .with_context(|| format!("snapshot {}", opts.file.display()))?;
 
     // The database edits.
-    let bumped = edit_db(&db_path, membership, &status, opts.bump_revision)
+    let bumped = restore::edit_db(&db_path, membership, &status, opts.bump_revision)
         .with_context(|| format!("editing the restored database {}", db_path.display()))?;
 
     // WAL, .snap, fsyncs, rename.
@@ -342,239 +339,6 @@ fn adopt_owner_and_mode(root: &Path, like: &fs::Metadata) -> std::io::Result<()>
         chown_tree(root, like.uid(), like.gid())?;
     }
     fs::set_permissions(root, fs::Permissions::from_mode(like.mode() & 0o7777))
-}
-
-/// Copy the database bytes to `dest` while hashing them (when `verify`), and run the integrity
-/// check on the input at the same time. Nothing of the copy survives a failure (the temporary
-/// directory is removed by the caller's guard).
-fn copy_and_check(
-    src: &FileSource,
-    input: &Path,
-    dest: &Path,
-    db_len: u64,
-    verify: bool,
-) -> Result<SnapshotStatus> {
-    let checks = Checks {
-        integrity: true,
-        hash: false,
-    };
-    let (copied, status) = std::thread::scope(|scope| {
-        let copy = scope.spawn(|| copy_hashing(src, dest, db_len, verify));
-        let status = snapshot_status::status(src, checks);
-        let copied = copy
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the copy thread failed")));
-        (copied, status)
-    });
-    let status = status.with_context(|| format!("snapshot {}", input.display()))?;
-    if let Some(digest) = copied? {
-        let mut expected = [0u8; TRAILER_LEN as usize];
-        src.read_exact_at(&mut expected, db_len)
-            .with_context(|| format!("reading the sha256 trailer of {}", input.display()))?;
-        if digest != expected {
-            bail!(
-                "snapshot {} fails verification: its sha256 trailer does not match the database (nothing was restored)",
-                input.display()
-            );
-        }
-    }
-    Ok(status)
-}
-
-/// Copy `db_len` bytes of `src` to `dest`, hashing them when `verify`. Reading and hashing run
-/// on this thread while another writes, so SHA-256 overlaps the disk instead of adding to it;
-/// a few 1 MiB buffers go round between the two. The data is made durable by the commit that
-/// follows (its first fsync covers the whole file).
-fn copy_hashing(
-    src: &FileSource,
-    dest: &Path,
-    db_len: u64,
-    verify: bool,
-) -> Result<Option<[u8; 32]>> {
-    use std::sync::mpsc::sync_channel;
-    const BUFFERS: usize = 4;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dest)
-        .with_context(|| format!("creating {}", dest.display()))?;
-    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(BUFFERS);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BUFFERS);
-    for _ in 0..BUFFERS {
-        let _ = empty_tx.send(vec![0u8; COPY_CHUNK]);
-    }
-    std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<()> {
-            for (buf, n) in full_rx {
-                out.write_all(&buf[..n])
-                    .with_context(|| format!("writing {}", dest.display()))?;
-                // The reader may be gone after an error; nothing to return the buffer to then.
-                let _ = empty_tx.send(buf);
-            }
-            Ok(())
-        });
-        let mut hasher = verify.then(Sha256::new);
-        let mut pos = 0u64;
-        let read = (|| -> Result<()> {
-            while pos < db_len {
-                let Ok(mut buf) = empty_rx.recv() else {
-                    // The writer stopped: its error is reported below.
-                    return Ok(());
-                };
-                let n = (db_len - pos).min(COPY_CHUNK as u64) as usize;
-                src.read_exact_at(&mut buf[..n], pos)
-                    .context("reading the snapshot")?;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&buf[..n]);
-                }
-                if full_tx.send((buf, n)).is_err() {
-                    return Ok(());
-                }
-                pos += n as u64;
-            }
-            Ok(())
-        })();
-        drop(full_tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the writer thread failed")));
-        read?;
-        written?;
-        Ok(hasher.map(|h| h.finalize().into()))
-    })
-}
-
-/// Apply etcd 3.5's restore edits (and the optional revision bump). Returns the bumped
-/// revision, if any.
-fn edit_db(
-    path: &Path,
-    m: &Membership,
-    status: &SnapshotStatus,
-    bump: Option<u64>,
-) -> Result<Option<i64>> {
-    let mut db = Db::open_file(path)?;
-    let meta = *db.meta();
-    let root = db.root();
-    let mut top = bucket_entries(&mut db, &root)?;
-    let mut w = Writer::new(&meta);
-
-    let member_entries: Vec<Entry> = m
-        .members
-        .iter()
-        .map(|x| Entry {
-            key: hex_id(x.id).into_bytes(),
-            value: member_json(x).into_bytes(),
-            bucket: false,
-        })
-        .collect();
-    let mut members_sorted = member_entries;
-    members_sorted.sort_by(|a, b| a.key.cmp(&b.key));
-
-    let mut meta_entries = existing(&mut db, &top, schema::BUCKET_META)?;
-    put(
-        &mut meta_entries,
-        schema::META_CONSISTENT_INDEX,
-        &(m.members.len() as u64).to_be_bytes(),
-    );
-    put(&mut meta_entries, schema::META_TERM, &1u64.to_be_bytes());
-
-    let bumped = bump.map(|b| {
-        status
-            .revision
-            .saturating_add(i64::try_from(b).unwrap_or(i64::MAX))
-    });
-    let mut new_key_value = None;
-    if let Some(rev) = bumped {
-        let marker = Revision {
-            main: rev,
-            sub: 0,
-            tombstone: false,
-        }
-        .encode();
-        put(&mut meta_entries, schema::META_SCHEDULED_COMPACT, &marker);
-        let entry = Entry {
-            key: marker,
-            value: Vec::new(),
-            bucket: false,
-        };
-        new_key_value = Some(match top.iter().find(|e| e.key == schema::BUCKET_KEY) {
-            Some(e) => {
-                let r = bucket_root(&e.value).map_err(|r| anyhow!("key bucket: {r}"))?;
-                w.append(&mut db, &r, entry, sequence(&e.value))?
-            }
-            None => w.bucket_value(&[entry], 0),
-        });
-    }
-
-    let mut set_bucket = |name: &[u8], value: Vec<u8>| match top.iter_mut().find(|e| e.key == name)
-    {
-        Some(e) => e.value = value,
-        None => top.push(Entry {
-            key: name.to_vec(),
-            value,
-            bucket: true,
-        }),
-    };
-    set_bucket(schema::BUCKET_MEMBERS, w.bucket_value(&members_sorted, 0));
-    set_bucket(schema::BUCKET_MEMBERS_REMOVED, w.bucket_value(&[], 0));
-    set_bucket(schema::BUCKET_META, w.bucket_value(&meta_entries, 0));
-    if let Some(v) = new_key_value {
-        set_bucket(schema::BUCKET_KEY, v);
-    }
-    if !top.iter().any(|e| e.key == schema::BUCKET_CLUSTER) {
-        let empty = w.bucket_value(&[], 0);
-        top.push(Entry {
-            key: schema::BUCKET_CLUSTER.to_vec(),
-            value: empty,
-            bucket: true,
-        });
-    }
-    top.sort_by(|a, b| a.key.cmp(&b.key));
-    let new_root = w.tree(&top);
-    drop(db);
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    w.commit(&file, &meta, new_root)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(bumped)
-}
-
-/// The entries of top-level bucket `name` (empty when it does not exist).
-fn existing<S: ReadAt>(db: &mut Db<S>, top: &[Entry], name: &[u8]) -> Result<Vec<Entry>> {
-    match top.iter().find(|e| e.key == name) {
-        Some(e) => {
-            let r: BucketRoot = bucket_root(&e.value)
-                .map_err(|r| anyhow!("bucket {}: {r}", String::from_utf8_lossy(name)))?;
-            Ok(bucket_entries(db, &r)?)
-        }
-        None => Ok(Vec::new()),
-    }
-}
-
-/// Insert or replace `key` in sorted entries.
-fn put(entries: &mut Vec<Entry>, key: &[u8], value: &[u8]) {
-    match entries.binary_search_by(|e| e.key.as_slice().cmp(key)) {
-        Ok(i) => entries[i].value = value.to_vec(),
-        Err(i) => entries.insert(
-            i,
-            Entry {
-                key: key.to_vec(),
-                value: value.to_vec(),
-                bucket: false,
-            },
-        ),
-    }
-}
-
-fn sequence(bucket_value: &[u8]) -> u64 {
-    bucket_value
-        .get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) -> Result<()> {

@@ -25,9 +25,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::snapshot_status::{self, Checks, TRAILER_LEN};
 use crate::bolt::FileSource;
 use crate::client::{Connector, Target};
+use crate::etcd::status::{self as snapshot_status, Checks, TRAILER_LEN};
 use crate::fsutil::TempFile;
 use crate::output::Report;
 use crate::units::{go_duration, hex_id, humanize_bytes};

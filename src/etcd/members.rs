@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::go_json_string;
 
+use super::SnapshotError;
 use crate::bolt::reader::bucket_root;
 use crate::bolt::writer::bucket_entries;
-use crate::bolt::{BoltError, Db, ReadAt};
+use crate::bolt::{Db, ReadAt};
 
 /// A member record from the `members` bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,13 +30,17 @@ pub struct StoredMember {
 }
 
 impl StoredMember {
-    pub fn parse(value: &[u8]) -> Result<StoredMember, String> {
-        serde_json::from_slice(value).map_err(|e| format!("member JSON: {e}"))
+    /// The member stored under `key` (for the error message) as `value`.
+    pub fn parse(key: &[u8], value: &[u8]) -> Result<StoredMember, SnapshotError> {
+        serde_json::from_slice(value).map_err(|e| SnapshotError::Member {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })
     }
 }
 
 /// The members stored in a snapshot's `members` bucket (none when it has no such bucket).
-pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, BoltError> {
+pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, SnapshotError> {
     let root = db.root();
     let top = bucket_entries(db, &root)?;
     let Some(e) = top
@@ -44,19 +49,14 @@ pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, BoltE
     else {
         return Ok(Vec::new());
     };
-    let members =
-        bucket_root(&e.value).map_err(|r| BoltError::Schema(format!("members bucket: {r}")))?;
+    let members = bucket_root(&e.value).map_err(|reason| SnapshotError::Bucket {
+        bucket: "members",
+        reason,
+    })?;
     bucket_entries(db, &members)?
         .iter()
         .filter(|e| !e.bucket)
-        .map(|e| {
-            StoredMember::parse(&e.value).map_err(|err| {
-                BoltError::Schema(format!(
-                    "members bucket, key {}: {err}",
-                    String::from_utf8_lossy(&e.key)
-                ))
-            })
-        })
+        .map(|e| StoredMember::parse(&e.key, &e.value))
         .collect()
 }
 
