@@ -137,7 +137,7 @@ fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
     let mut data_dir = args.data_dir;
     if data_dir.is_none() {
         if let Some(m) = &manifest {
-            data_dir = Some(r::sibling_data_dir(m)?);
+            data_dir = Some(manifest::edit::sibling_data_dir(m)?);
         }
     }
     let opts = r::RestoreOptions {
@@ -167,7 +167,7 @@ fn restore(settings: &Settings, args: cli::RestoreArgs) -> Result<Outcome> {
     // Everything is decided and checked (the manifest edit included) before anything is written.
     let plan = r::plan(&opts)?;
     let edit = match (&manifest, args.update_manifest) {
-        (Some(m), true) => Some(r::plan_manifest_update(m, &plan.data_dir)?),
+        (Some(m), true) => Some(manifest::edit::plan_manifest_update(m, &plan.data_dir)?),
         _ => None,
     };
     if args.dry_run {

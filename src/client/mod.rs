@@ -8,6 +8,7 @@
 //!
 //! Does not: retry, or pick endpoints (commands decide that).
 
+pub mod cluster;
 mod tls;
 
 use std::error::Error as StdError;

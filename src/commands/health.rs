@@ -36,12 +36,10 @@ pub async fn run(
     given: Vec<Target>,
     cluster: bool,
 ) -> (HealthReport, Outcome) {
-    let targets = super::resolve_targets(connector, given, cluster).await;
-    let results = super::each_target(
-        connector,
-        &targets,
-        |c, t| async move { check(&c, &t).await },
-    )
+    let targets = crate::client::cluster::resolve_targets(connector, given, cluster).await;
+    let results = crate::client::cluster::each_target(connector, &targets, |c, t| async move {
+        check(&c, &t).await
+    })
     .await;
     let rows: Vec<HealthRow> = results
         .into_iter()

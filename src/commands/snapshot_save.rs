@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::bolt::FileSource;
+use crate::client::cluster::{endpoint_status, resolve_targets, statuses, EndpointStatus};
 use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TRAILER_LEN};
 use crate::fsutil::TempFile;
@@ -120,49 +121,39 @@ async fn choose(
     given: Vec<Target>,
     cluster: bool,
 ) -> Result<(Target, u64, &'static str)> {
-    let targets = super::resolve_targets(connector, given, cluster).await;
+    let targets = resolve_targets(connector, given, cluster).await;
     if let [only] = targets.as_slice() {
-        let mut client = connector
-            .connect(only)
+        let status = endpoint_status(connector, only)
             .await
             .map_err(|e| anyhow!("{}: {e}", only.endpoint))?;
-        let status = connector
-            .request("status", client.status())
-            .await
-            .map_err(|e| anyhow!("{}: {e}", only.endpoint))?;
-        let id = status.header().map(|h| h.member_id()).unwrap_or_default();
-        return Ok((only.clone(), id, "only endpoint"));
+        return Ok((only.clone(), status.member_id, "only endpoint"));
     }
-    let (report, _) = super::status::run(connector, targets.clone(), false).await;
-    let healthy: Vec<_> = report
-        .rows
+    let answers = statuses(connector, &targets).await;
+    let healthy: Vec<(&EndpointStatus, &Target)> = answers
         .iter()
         .zip(&targets)
-        .filter(|(r, _)| r.error.is_none() && r.errors.is_empty())
+        .filter_map(|(s, t)| {
+            s.as_ref()
+                .ok()
+                .filter(|s| s.errors.is_empty())
+                .map(|s| (s, t))
+        })
         .collect();
-    if let Some((row, target)) = healthy.iter().find(|(r, _)| r.is_leader == Some(true)) {
-        return Ok((
-            (*target).clone(),
-            row.member_id.unwrap_or_default(),
-            "leader",
-        ));
+    if let Some((s, t)) = healthy.iter().find(|(s, _)| s.is_leader()) {
+        return Ok(((*t).clone(), s.member_id, "leader"));
     }
-    if let Some((row, target)) = healthy
-        .iter()
-        .max_by_key(|(r, _)| r.raft_index.unwrap_or(0))
-    {
-        return Ok((
-            (*target).clone(),
-            row.member_id.unwrap_or_default(),
-            "highest raft index",
-        ));
+    if let Some((s, t)) = healthy.iter().max_by_key(|(s, _)| s.raft_index) {
+        return Ok(((*t).clone(), s.member_id, "highest raft index"));
     }
-    let reasons: Vec<String> = report
-        .rows
+    let reasons: Vec<String> = answers
         .iter()
-        .map(|r| {
-            let why = r.error.clone().unwrap_or_else(|| r.errors.join(", "));
-            format!("{}: {why}", r.endpoint)
+        .zip(&targets)
+        .map(|(s, t)| {
+            let why = match s {
+                Err(e) => e.to_string(),
+                Ok(s) => s.errors.join(", "),
+            };
+            format!("{}: {why}", t.endpoint)
         })
         .collect();
     bail!(

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::client::cluster::{resolve_targets, statuses, EndpointStatus};
 use crate::client::{Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
 use crate::output::Report;
@@ -58,23 +59,14 @@ pub async fn run(
     given: Vec<Target>,
     cluster: bool,
 ) -> (StatusReport, Outcome) {
-    let targets = super::resolve_targets(connector, given, cluster).await;
-    let results = super::each_target(
-        connector,
-        &targets,
-        |c, t| async move { query(&c, &t).await },
-    )
-    .await;
-    let rows: Vec<StatusRow> = results
+    let targets = resolve_targets(connector, given, cluster).await;
+    let rows: Vec<StatusRow> = statuses(connector, &targets)
+        .await
         .into_iter()
         .zip(&targets)
-        .map(|(row, t)| {
-            row.unwrap_or_else(|| {
-                failed(
-                    t,
-                    EndpointError::new(FailureKind::Server, "status query aborted"),
-                )
-            })
+        .map(|(status, t)| match status {
+            Ok(s) => row(t, &s),
+            Err(e) => failed(t, e),
         })
         .collect();
     let bad = rows.iter().filter(|r| r.error.is_some()).count();
@@ -89,36 +81,25 @@ pub async fn run(
     (StatusReport { rows }, outcome)
 }
 
-async fn query(connector: &Connector, target: &Target) -> StatusRow {
-    let status = async {
-        let mut client = connector.connect(target).await?;
-        connector.request("status", client.status()).await
-    };
-    match status.await {
-        Err(e) => failed(target, e),
-        Ok(s) => {
-            let header = s.header();
-            let member_id = header.map(|h| h.member_id()).unwrap_or_default();
-            StatusRow {
-                endpoint: target.endpoint.clone(),
-                id: Some(hex_id(member_id)),
-                member_id: Some(member_id),
-                cluster_id: header.map(|h| hex_id(h.cluster_id())),
-                version: Some(s.version().to_string()),
-                db_size: Some(s.db_size()),
-                db_size_in_use: Some(s.raft_used_db_size()),
-                leader: Some(hex_id(s.leader())),
-                is_leader: Some(s.leader() == member_id),
-                is_learner: Some(s.is_learner()),
-                raft_term: Some(s.raft_term()),
-                raft_index: Some(s.raft_index()),
-                raft_applied_index: Some(s.raft_applied_index()),
-                revision: header.map(|h| h.revision()),
-                errors: s.errors().to_vec(),
-                error: None,
-                error_kind: None,
-            }
-        }
+fn row(target: &Target, s: &EndpointStatus) -> StatusRow {
+    StatusRow {
+        endpoint: target.endpoint.clone(),
+        id: Some(hex_id(s.member_id)),
+        member_id: Some(s.member_id),
+        cluster_id: Some(hex_id(s.cluster_id)),
+        version: Some(s.version.clone()),
+        db_size: Some(s.db_size),
+        db_size_in_use: Some(s.db_size_in_use),
+        leader: Some(hex_id(s.leader)),
+        is_leader: Some(s.leader == s.member_id),
+        is_learner: Some(s.is_learner),
+        raft_term: Some(s.raft_term),
+        raft_index: Some(s.raft_index),
+        raft_applied_index: Some(s.raft_applied_index),
+        revision: Some(s.revision),
+        errors: s.errors.clone(),
+        error: None,
+        error_kind: None,
     }
 }
 

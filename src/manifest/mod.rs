@@ -2,17 +2,20 @@
 //! the etcd container runs with, and how container paths map to host paths through
 //! `volumeMounts` → `hostPath` volumes.
 //!
-//! Owns: parsing the pod YAML and etcd's command line (`--flag=value` and `--flag value`, in
-//! `command` and/or `args`); for etcd outside Kubernetes, an etcd config file (`--config-file`
-//! YAML, `client-transport-security` included) or a systemd unit (`ExecStart`, `Environment`),
-//! detected from the content. Does not: edit the manifest.
-//!
-//! Mirrors what kubeadm writes: kubernetes/kubernetes cmd/kubeadm/app/phases/etcd/local.go.
+//! Owns: the [`Manifest`] every command reads settings from, detected from the content: a
+//! static pod (`pod.rs`), an etcd config file (`config.rs`) or a systemd unit (`unit.rs`,
+//! with `words.rs` for its shell quoting); and the one edit etcdops makes, the data volume's
+//! hostPath for a restore (`edit.rs`).
+
+mod config;
+pub mod edit;
+mod pod;
+mod unit;
+mod words;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::Value;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -72,17 +75,18 @@ impl Manifest {
             path: path.to_path_buf(),
             source,
         })?;
-        if text
-            .lines()
-            .any(|l| l.trim_start().starts_with("ExecStart="))
-            || text.contains("[Service]")
-        {
+        if unit::is_unit(&text) {
             return Ok(Manifest::systemd(path, &text));
         }
         Manifest::parse(path, &text)
     }
 
-    fn bare(path: &Path, text: &str, kind: Kind, flags: BTreeMap<String, String>) -> Manifest {
+    pub(super) fn bare(
+        path: &Path,
+        text: &str,
+        kind: Kind,
+        flags: BTreeMap<String, String>,
+    ) -> Manifest {
         Manifest {
             path: path.to_path_buf(),
             kind,
@@ -91,134 +95,6 @@ impl Manifest {
             mounts: Vec::new(),
             text: text.to_string(),
         }
-    }
-
-    /// A systemd unit: `Environment=ETCD_*` settings, then the flags of `ExecStart` (flags win,
-    /// as in etcd), and a `--config-file` it names.
-    fn systemd(path: &Path, text: &str) -> Manifest {
-        // Join continuation lines.
-        let joined = text.replace("\\\n", " ");
-        let mut flags = BTreeMap::new();
-        let mut exec = Vec::new();
-        for line in joined.lines().map(str::trim) {
-            if let Some(env) = line.strip_prefix("Environment=") {
-                for word in shell_words(env) {
-                    if let Some((k, v)) = word.split_once('=') {
-                        if let Some(name) = k.strip_prefix("ETCD_") {
-                            flags
-                                .insert(name.to_ascii_lowercase().replace('_', "-"), v.to_string());
-                        }
-                    }
-                }
-            } else if let Some(cmd) = line.strip_prefix("ExecStart=") {
-                exec = shell_words(cmd.trim_start_matches(['-', '@', '+', '!']));
-            }
-        }
-        flags.extend(parse_flags(&exec));
-        let mut m = Manifest::bare(path, text, Kind::SystemdUnit, flags);
-        if let Some(cfg) = m.flag("config-file").map(PathBuf::from) {
-            if let Ok(cfg_text) = std::fs::read_to_string(&cfg) {
-                if let Ok(Value::Mapping(map)) = serde_yaml_ng::from_str::<Value>(&cfg_text) {
-                    for (k, v) in config_flags(&map) {
-                        m.flags.entry(k).or_insert(v);
-                    }
-                }
-            }
-        }
-        m
-    }
-
-    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let doc: Value = serde_yaml_ng::from_str(text).map_err(|source| ManifestError::Yaml {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let no_etcd = || ManifestError::NoEtcdContainer {
-            path: path.to_path_buf(),
-        };
-        // An etcd config file: a mapping of etcd's own settings, no pod spec.
-        if let Value::Mapping(map) = &doc {
-            if doc.get("spec").is_none()
-                && [
-                    "data-dir",
-                    "name",
-                    "listen-client-urls",
-                    "client-transport-security",
-                ]
-                .iter()
-                .any(|k| map.contains_key(*k))
-            {
-                return Ok(Manifest::bare(
-                    path,
-                    text,
-                    Kind::ConfigFile,
-                    config_flags(map),
-                ));
-            }
-        }
-        let spec = doc.get("spec").ok_or_else(no_etcd)?;
-        let containers = spec
-            .get("containers")
-            .and_then(Value::as_sequence)
-            .ok_or_else(no_etcd)?;
-        let container = containers
-            .iter()
-            .find(|c| command_line(c).first().is_some_and(|a| is_etcd_binary(a)))
-            .or_else(|| {
-                containers
-                    .iter()
-                    .find(|c| c.get("name").and_then(Value::as_str) == Some("etcd"))
-            })
-            .ok_or_else(no_etcd)?;
-
-        let flags = parse_flags(&command_line(container));
-        let image = container
-            .get("image")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-
-        let mut host_of_volume = BTreeMap::new();
-        for v in spec
-            .get("volumes")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let name = v.get("name").and_then(Value::as_str);
-            let host = v
-                .get("hostPath")
-                .and_then(|h| h.get("path"))
-                .and_then(Value::as_str);
-            if let (Some(name), Some(host)) = (name, host) {
-                host_of_volume.insert(name.to_string(), PathBuf::from(host));
-            }
-        }
-        let mut mounts = Vec::new();
-        for m in container
-            .get("volumeMounts")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let name = m.get("name").and_then(Value::as_str);
-            let mount = m.get("mountPath").and_then(Value::as_str);
-            if let (Some(name), Some(mount)) = (name, mount) {
-                if let Some(host) = host_of_volume.get(name) {
-                    mounts.push((PathBuf::from(mount), host.clone(), name.to_string()));
-                }
-            }
-        }
-        // Longest mount path first, so nested mounts win.
-        mounts.sort_by_key(|(m, ..)| std::cmp::Reverse(m.components().count()));
-
-        Ok(Manifest {
-            path: path.to_path_buf(),
-            kind: Kind::StaticPod,
-            flags,
-            image,
-            mounts,
-            text: text.to_string(),
-        })
     }
 
     /// The file as it was read.
@@ -365,138 +241,6 @@ impl Manifest {
     }
 }
 
-fn command_line(container: &Value) -> Vec<String> {
-    let list = |key| {
-        container
-            .get(key)
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut all = list("command");
-    all.extend(list("args"));
-    all
-}
-
-fn is_etcd_binary(arg: &str) -> bool {
-    Path::new(arg)
-        .components()
-        .next_back()
-        .is_some_and(|c| matches!(c, Component::Normal(n) if n == "etcd"))
-}
-
-/// etcd's flags from its argv: `--a=b`, `--a b`, `-a=b`; a flag followed by another flag (or
-/// nothing) is a boolean `true`. The binary name and stray words are skipped.
-fn parse_flags(argv: &[String]) -> BTreeMap<String, String> {
-    let mut flags = BTreeMap::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let arg = argv[i].trim();
-        i += 1;
-        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            continue;
-        };
-        if body.is_empty() {
-            continue;
-        }
-        match body.split_once('=') {
-            Some((k, v)) => {
-                flags.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                let value = match argv.get(i) {
-                    Some(next) if !next.starts_with('-') => {
-                        i += 1;
-                        next.trim().to_string()
-                    }
-                    _ => "true".to_string(),
-                };
-                flags.insert(body.to_string(), value);
-            }
-        }
-    }
-    flags
-}
-
-/// etcd flags from a config file: top-level keys as they are; `client-transport-security` and
-/// `peer-transport-security` mapped to the flag names (`cert-file`, `peer-cert-file`, ...).
-fn config_flags(map: &serde_yaml_ng::Mapping) -> BTreeMap<String, String> {
-    let mut flags = BTreeMap::new();
-    let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    };
-    for (k, v) in map {
-        let Some(key) = k.as_str() else { continue };
-        match (key, v) {
-            ("client-transport-security" | "peer-transport-security", Value::Mapping(inner)) => {
-                let prefix = if key.starts_with("peer") { "peer-" } else { "" };
-                for (ik, iv) in inner {
-                    if let (Some(ik), Some(iv)) = (ik.as_str(), scalar(iv)) {
-                        flags.insert(format!("{prefix}{ik}"), iv);
-                    }
-                }
-            }
-            _ => {
-                if let Some(v) = scalar(v) {
-                    flags.insert(key.to_string(), v);
-                }
-            }
-        }
-    }
-    flags
-}
-
-/// Split a command line as a shell would (quotes, backslashes), enough for unit files.
-fn shell_words(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut has = false;
-    let mut chars = s.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                has = true;
-            }
-            (None, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                    has = true;
-                }
-            }
-            (None, c) if c.is_whitespace() => {
-                if has || !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                    has = false;
-                }
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    if has || !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
-
 fn split_urls(s: Option<&str>) -> Vec<String> {
     s.unwrap_or("")
         .split(',')
@@ -518,105 +262,6 @@ fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Point the hostPath of volume `volume` at `new` instead of `old`, changing nothing else: the
-/// same bytes before and after the path value. Block and flow style are both handled; the
-/// value must appear exactly once as a `path:` inside that volume's entry.
-pub fn retarget_volume(text: &str, volume: &str, old: &str, new: &str) -> Result<String, String> {
-    let (start, end) = volume_entry(text, volume)
-        .ok_or_else(|| format!("no entry for volume {volume:?} under volumes:"))?;
-    let entry = &text[start..end];
-    let mut hits = Vec::new();
-    let bytes = entry.as_bytes();
-    let mut from = 0;
-    while let Some(i) = entry[from..].find("path:") {
-        let at = from + i;
-        from = at + 5;
-        // `path:` but not `mountPath:` or `hostPath:`.
-        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
-            continue;
-        }
-        let mut v = at + 5;
-        while v < bytes.len() && bytes[v] == b' ' {
-            v += 1;
-        }
-        let quote = bytes.get(v).copied().filter(|q| *q == b'"' || *q == b'\'');
-        let value_start = v + usize::from(quote.is_some());
-        if entry[value_start..].starts_with(old) {
-            let after = bytes.get(value_start + old.len()).copied();
-            let ends = match quote {
-                Some(q) => after == Some(q),
-                None => matches!(
-                    after,
-                    None | Some(b'\n' | b'\r' | b' ' | b',' | b'}' | b'#')
-                ),
-            };
-            if ends {
-                hits.push(start + value_start);
-            }
-        }
-    }
-    match hits.as_slice() {
-        [one] => Ok(format!(
-            "{}{new}{}",
-            &text[..*one],
-            &text[*one + old.len()..]
-        )),
-        [] => Err(format!("volume {volume:?} has no hostPath path {old:?}")),
-        _ => Err(format!("volume {volume:?} names {old:?} more than once")),
-    }
-}
-
-/// Byte range of the `volumes:` list item whose `name:` is `volume`.
-fn volume_entry(text: &str, volume: &str) -> Option<(usize, usize)> {
-    // The line holding the `volumes:` key; the list starts on the next line.
-    let mut key_end = None;
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        at += line.len();
-        if line.trim_start().starts_with("volumes:") {
-            key_end = Some(at);
-            break;
-        }
-    }
-    let start = key_end?;
-    // Items start with "- " at the list's indent; the section ends at a line indented less.
-    let mut offsets = Vec::new();
-    let mut pos = start;
-    let mut item_indent = None;
-    for line in text[start..].split_inclusive('\n') {
-        let indent = line.len() - line.trim_start().len();
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            pos += line.len();
-            continue;
-        }
-        match item_indent {
-            None if trimmed.starts_with("- ") => item_indent = Some(indent),
-            Some(ii) if indent < ii || (indent == ii && !trimmed.starts_with("- ")) => break,
-            None => break,
-            _ => {}
-        }
-        if Some(indent) == item_indent && trimmed.starts_with("- ") {
-            offsets.push(pos);
-        }
-        pos += line.len();
-    }
-    offsets.push(pos);
-    let named = |item: &str| {
-        item.split(['\n', ',', '{', '}'])
-            .map(|p| p.trim().trim_start_matches("- ").trim())
-            .any(|p| {
-                p.strip_prefix("name:")
-                    .map(|v| v.trim().trim_matches(['"', '\'']) == volume)
-                    .unwrap_or(false)
-            })
-    };
-    offsets
-        .windows(2)
-        .map(|w| (w[0], w[1]))
-        .find(|(a, b)| named(&text[*a..*b]))
 }
 
 #[cfg(test)]
@@ -716,44 +361,6 @@ spec:
         assert!(e.to_string().contains("no etcd container"), "{e}");
         let e = Manifest::load(Path::new("/nonexistent/m.yaml")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/m.yaml"));
-    }
-
-    #[test]
-    fn retarget_changes_only_the_host_path() {
-        let new = retarget_volume(
-            KUBEADM,
-            "etcd-data",
-            "/var/lib/etcd-restored",
-            "/var/lib/etcd-new",
-        )
-        .unwrap();
-        let changed: Vec<(&str, &str)> = KUBEADM
-            .lines()
-            .zip(new.lines())
-            .filter(|(a, b)| a != b)
-            .collect();
-        assert_eq!(
-            changed,
-            [(
-                "      path: /var/lib/etcd-restored",
-                "      path: /var/lib/etcd-new"
-            )]
-        );
-        let m = Manifest::parse(Path::new("x"), &new).unwrap();
-        assert_eq!(
-            m.host_data_dir().unwrap().0,
-            PathBuf::from("/var/lib/etcd-new")
-        );
-        // Flow style, quoted, name after path.
-        let flow = "spec:\n  volumes:\n  - {hostPath: {path: \"/data/etcd\", type: Directory}, name: etcd-data}\n  - {name: other, hostPath: {path: /data/etcd}}\n";
-        let out = retarget_volume(flow, "etcd-data", "/data/etcd", "/data/new").unwrap();
-        assert!(
-            out.contains("{path: \"/data/new\", type")
-                && out.contains("name: other, hostPath: {path: /data/etcd}}"),
-            "{out}"
-        );
-        assert!(retarget_volume(KUBEADM, "missing", "/x", "/y").is_err());
-        assert!(retarget_volume(KUBEADM, "etcd-data", "/not/there", "/y").is_err());
     }
 
     #[test]
