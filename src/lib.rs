@@ -203,7 +203,7 @@ fn cert_expiry(settings: &Settings, args: cli::CertExpiryArgs) -> Result<Outcome
         }
     }
     let mut paths = if args.paths.is_empty() {
-        cert_expiry::default_paths()
+        pki::default_paths()
     } else {
         args.paths
     };

@@ -3,7 +3,6 @@
 //! `openssl x509 -enddate` tell, plus key/certificate matching, signatures against the CA of the
 //! same tree, and what live etcd endpoints actually serve.
 
-use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -12,16 +11,6 @@ use crate::exit::Outcome;
 use crate::output::Report;
 use crate::pki::{Cert, Scan};
 use crate::units::rfc3339;
-
-/// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.
-pub const DEFAULT_PKI: &str = "/etc/kubernetes/pki";
-pub const DEFAULT_KUBECONFIGS: [&str; 5] = [
-    "/etc/kubernetes/admin.conf",
-    "/etc/kubernetes/super-admin.conf",
-    "/etc/kubernetes/controller-manager.conf",
-    "/etc/kubernetes/scheduler.conf",
-    "/etc/kubernetes/kubelet.conf",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,15 +134,6 @@ fn residual(seconds: i64) -> String {
     } else {
         format!("{sign}{}m", s / 60)
     }
-}
-
-/// The default scan: kubeadm's pki tree and the kubeconfigs that exist.
-pub fn default_paths() -> Vec<PathBuf> {
-    std::iter::once(DEFAULT_PKI)
-        .chain(DEFAULT_KUBECONFIGS)
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .collect()
 }
 
 impl Report for CertReport {
