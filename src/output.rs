@@ -29,10 +29,18 @@ pub trait Report {
     fn details(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Notes and next steps for the operator, printed on stderr in every format.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
-/// Write `report` to stdout in `format`.
+/// Write `report` to stdout in `format`, and its notes to stderr.
 pub fn emit(format: OutputFormat, report: &dyn Report) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    for note in report.notes() {
+        writeln!(err, "{}", escape(&note))?;
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     write_report(&mut out, format, report)?;

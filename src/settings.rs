@@ -1,10 +1,12 @@
-//! Second stage of argument handling: flags, `ETCDCTL_*` environment variables and the etcd
-//! static-pod manifest are merged here, once, into typed settings. Precedence per setting:
+//! Second stage of argument handling: the command line (clap's `Cli`), the environment
+//! (`ETCDCTL_*`, `ETCDOPS_*`) and the etcd static-pod manifest are merged here, once, into the
+//! typed settings of the one job this invocation does ([`Job`]). Precedence per setting:
 //! flag > environment > manifest > built-in default. A flag and an environment variable that
 //! disagree are not an error (unlike etcdctl): the flag wins, and `-v` says so.
 //!
-//! The environment is passed in as a lookup function so that tests (and the rest of the crate)
-//! never depend on the process environment implicitly.
+//! Commands receive these types and never see clap's. The manifest is read at most once, and
+//! only when some setting still needs it. The environment is passed in, so that tests never
+//! depend on the process environment.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,10 +14,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{GlobalArgs, WriteOut};
+use crate::cli::{
+    CertExpiryArgs, Cli, ClusterArgs, Command, EndpointCommand, GlobalArgs, ManifestReadArgs,
+    MemberCommand, RestoreArgs, SnapshotCommand, WriteOut,
+};
+use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
-use crate::units::{parse_bool, parse_go_duration};
+use crate::units::{parse_bool, parse_go_duration, parse_rfc3339};
 
 /// The manifest kubeadm writes for a stacked etcd.
 pub const DEFAULT_MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
@@ -112,39 +118,189 @@ impl ConnSettings {
     }
 }
 
-/// Settings shared by every command.
-#[derive(Debug, Clone)]
+/// What this invocation does, with everything it needs resolved.
+#[derive(Debug)]
 pub struct Settings {
     pub output: OutputFormat,
     pub verbose: bool,
-    global: GlobalArgs,
-    env: Vec<(String, String)>,
-    /// Consulted when neither --manifest nor ETCDOPS_MANIFEST is set, if it exists.
-    default_manifest: PathBuf,
+    pub job: Job,
+}
+
+/// One command's settings.
+#[derive(Debug)]
+pub enum Job {
+    Health {
+        conn: ConnSettings,
+        cluster: bool,
+    },
+    Status {
+        conn: ConnSettings,
+        cluster: bool,
+    },
+    Members {
+        conn: ConnSettings,
+    },
+    SnapshotSave {
+        conn: ConnSettings,
+        save: SaveSettings,
+    },
+    SnapshotStatus(SnapshotStatusSettings),
+    SnapshotRestore(Box<RestoreSettings>),
+    CertExpiry(Box<CertExpirySettings>),
+    ManifestRead(ManifestReadSettings),
+    /// Handled by `lib.rs` itself: it needs clap's command definition.
+    Completion(clap_complete::Shell),
+}
+
+/// `snapshot save`.
+#[derive(Debug, Clone)]
+pub struct SaveSettings {
+    /// Destination, or `-` for stdout.
+    pub file: PathBuf,
+    /// `file` is `-`.
+    pub to_stdout: bool,
+    /// Choose among every member's client URLs from the member list.
+    pub cluster: bool,
+    /// Abort when no bytes arrive for this long.
+    pub stall_timeout: Duration,
+    /// Abort when the whole save takes longer than this.
+    pub timeout: Option<Duration>,
+}
+
+/// `snapshot status`.
+#[derive(Debug, Clone)]
+pub struct SnapshotStatusSettings {
+    pub file: PathBuf,
+    /// bbolt's integrity check (key order, freelist, both metas).
+    pub integrity: bool,
+    /// Verify the sha256 trailer when there is one.
+    pub hash: bool,
+}
+
+/// `snapshot restore`: flags over the manifest (`--from-manifest`) over etcdutl's defaults.
+#[derive(Debug, Clone)]
+pub struct RestoreSettings {
+    pub file: PathBuf,
+    /// `--data-dir`; with a manifest and no flag, a new sibling of its data dir.
+    pub data_dir: PathBuf,
+    pub wal_dir: Option<PathBuf>,
+    pub name: String,
+    /// `--initial-cluster` given on the command line.
+    pub initial_cluster: Option<String>,
+    /// The manifest's `--initial-cluster` (with `--from-manifest`).
+    pub manifest_cluster: Option<String>,
+    pub initial_cluster_token: String,
+    pub initial_advertise_peer_urls: String,
+    pub skip_hash_check: bool,
+    pub bump_revision: Option<u64>,
+    pub mark_compacted: bool,
+    /// `--from-manifest` (or `--update-manifest`, which implies it): the manifest read.
+    pub manifest: Option<Manifest>,
+    pub update_manifest: bool,
+    pub dry_run: bool,
+}
+
+impl RestoreSettings {
+    pub fn from_manifest(&self) -> bool {
+        self.manifest.is_some()
+    }
+}
+
+/// `cert-expiry`.
+#[derive(Debug, Clone)]
+pub struct CertExpirySettings {
+    /// What to scan: the paths given, else kubeadm's tree and kubeconfigs.
+    pub paths: Vec<PathBuf>,
+    /// The manifest, whose certificate files are added to the scan.
+    pub manifest: Option<Manifest>,
+    /// Live endpoints whose served certificates are added, when endpoints are configured.
+    pub conn: Option<ConnSettings>,
+    /// Unix seconds: the clock, or `ETCDOPS_NOW` (RFC 3339).
+    pub now: i64,
+    pub warn_days: i64,
+}
+
+/// `manifest-read`.
+#[derive(Debug, Clone)]
+pub struct ManifestReadSettings {
+    pub path: PathBuf,
+    pub view: ManifestView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestView {
+    Report,
+    /// `--env`: `export ETCDCTL_*` lines.
+    Env,
+    /// `--commands`: etcdctl/etcdutl command lines.
+    Commands,
 }
 
 impl Settings {
-    /// Resolve the settings every command needs. `env` is the process environment (or a test's).
-    pub fn new(global: GlobalArgs, env: Vec<(String, String)>) -> Result<Settings> {
-        let mut settings = Settings {
-            output: OutputFormat::Table,
-            verbose: global.verbose,
+    /// Resolve the settings of the job `cli` asks for. `env` is the process environment (or a
+    /// test's).
+    pub fn resolve(cli: Cli, env: Vec<(String, String)>) -> Result<Settings> {
+        let mut r = Resolver::new(cli.global, env, PathBuf::from(DEFAULT_MANIFEST));
+        let output = r.output()?;
+        let job = r.job(cli.command)?;
+        Ok(Settings {
+            output,
+            verbose: r.global.verbose,
+            job,
+        })
+    }
+}
+
+/// The manifest, found and read at most once.
+struct ManifestSource {
+    /// `--manifest`, `ETCDOPS_MANIFEST`, or the kubeadm default when it exists.
+    path: Option<PathBuf>,
+    loaded: Option<Manifest>,
+}
+
+impl ManifestSource {
+    fn get(&mut self) -> Result<Option<&Manifest>> {
+        if self.loaded.is_none() {
+            if let Some(path) = &self.path {
+                self.loaded = Some(Manifest::load(path)?);
+            }
+        }
+        Ok(self.loaded.as_ref())
+    }
+
+    /// The manifest a command needs: the one found, else one at `path_or_default`.
+    fn require(&mut self, path_or_default: PathBuf) -> Result<Manifest> {
+        match self.get()? {
+            Some(m) => Ok(m.clone()),
+            None => Ok(Manifest::load(&path_or_default)?),
+        }
+    }
+}
+
+/// The inputs being merged: flags, environment, manifest.
+struct Resolver {
+    global: GlobalArgs,
+    env: Vec<(String, String)>,
+    manifest: ManifestSource,
+}
+
+impl Resolver {
+    fn new(global: GlobalArgs, env: Vec<(String, String)>, default_manifest: PathBuf) -> Resolver {
+        let mut r = Resolver {
             global,
             env,
-            default_manifest: PathBuf::from(DEFAULT_MANIFEST),
+            manifest: ManifestSource {
+                path: None,
+                loaded: None,
+            },
         };
-        settings.output = match (
-            settings.global.write_out,
-            settings.env_var("ETCDCTL_WRITE_OUT"),
-        ) {
-            (Some(WriteOut::Table), _) => OutputFormat::Table,
-            (Some(WriteOut::Json), _) => OutputFormat::Json,
-            (Some(WriteOut::Simple), _) => OutputFormat::Simple,
-            (None, Some(value)) => parse_output_format(&value)
-                .with_context(|| format!("environment ETCDCTL_WRITE_OUT={value:?}"))?,
-            (None, None) => OutputFormat::Table,
-        };
-        Ok(settings)
+        r.manifest.path = r
+            .global
+            .manifest
+            .clone()
+            .or_else(|| r.env_var("ETCDOPS_MANIFEST").map(PathBuf::from))
+            .or_else(|| default_manifest.exists().then_some(default_manifest));
+        r
     }
 
     /// A non-empty environment variable (etcdctl ignores empty ones).
@@ -155,24 +311,165 @@ impl Settings {
             .map(|(_, v)| v.clone())
     }
 
-    /// The manifest path to consult: `--manifest`, `ETCDOPS_MANIFEST`, or the kubeadm default
-    /// when that file exists.
-    pub fn manifest_path(&self) -> Option<PathBuf> {
-        if let Some(path) = &self.global.manifest {
-            return Some(path.clone());
+    /// The manifest path a command reads when it needs one: as found, else the kubeadm default
+    /// even when it does not exist (so that the error names it).
+    fn manifest_path_or_default(&self) -> PathBuf {
+        self.manifest
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
+    }
+
+    fn output(&self) -> Result<OutputFormat> {
+        Ok(
+            match (self.global.write_out, self.env_var("ETCDCTL_WRITE_OUT")) {
+                (Some(WriteOut::Table), _) => OutputFormat::Table,
+                (Some(WriteOut::Json), _) => OutputFormat::Json,
+                (Some(WriteOut::Simple), _) => OutputFormat::Simple,
+                (None, Some(value)) => parse_output_format(&value)
+                    .with_context(|| format!("environment ETCDCTL_WRITE_OUT={value:?}"))?,
+                (None, None) => OutputFormat::Table,
+            },
+        )
+    }
+
+    fn job(&mut self, command: Command) -> Result<Job> {
+        Ok(match command {
+            Command::Health(ClusterArgs { cluster })
+            | Command::Endpoint(EndpointCommand::Health(ClusterArgs { cluster })) => Job::Health {
+                conn: self.connection()?,
+                cluster,
+            },
+            Command::Status(ClusterArgs { cluster })
+            | Command::Endpoint(EndpointCommand::Status(ClusterArgs { cluster })) => Job::Status {
+                conn: self.connection()?,
+                cluster,
+            },
+            Command::Members | Command::Member(MemberCommand::List) => Job::Members {
+                conn: self.connection()?,
+            },
+            Command::Snapshot(SnapshotCommand::Save {
+                file,
+                cluster,
+                stall_timeout,
+                timeout,
+            }) => Job::SnapshotSave {
+                save: SaveSettings {
+                    stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
+                    timeout: timeout
+                        .map(|t| parse_go_duration(&t).context("--timeout"))
+                        .transpose()?,
+                    to_stdout: file.as_os_str() == "-",
+                    file,
+                    cluster,
+                },
+                conn: self.connection()?,
+            },
+            Command::Snapshot(SnapshotCommand::Status {
+                file,
+                skip_check,
+                skip_hash_check,
+            }) => Job::SnapshotStatus(SnapshotStatusSettings {
+                file,
+                integrity: !skip_check,
+                hash: !skip_hash_check,
+            }),
+            Command::Snapshot(SnapshotCommand::Restore(args)) => {
+                Job::SnapshotRestore(Box::new(self.restore(args)?))
+            }
+            Command::CertExpiry(args) => Job::CertExpiry(Box::new(self.cert_expiry(args)?)),
+            Command::ManifestRead(ManifestReadArgs { env, commands }) => {
+                Job::ManifestRead(ManifestReadSettings {
+                    path: self.manifest_path_or_default(),
+                    view: if env {
+                        ManifestView::Env
+                    } else if commands {
+                        ManifestView::Commands
+                    } else {
+                        ManifestView::Report
+                    },
+                })
+            }
+            Command::Completion { shell } => Job::Completion(shell),
+        })
+    }
+
+    fn restore(&mut self, args: RestoreArgs) -> Result<RestoreSettings> {
+        let manifest = match (&args.from_manifest, args.update_manifest) {
+            (Some(Some(path)), _) => Some(Manifest::load(path)?),
+            (Some(None), _) | (None, true) => {
+                Some(self.manifest.require(self.manifest_path_or_default())?)
+            }
+            (None, false) => None,
+        };
+        let from = |flag: &str| {
+            manifest
+                .as_ref()
+                .and_then(|m| m.flag(flag))
+                .map(str::to_string)
+        };
+        let name = args
+            .name
+            .or_else(|| from("name"))
+            .unwrap_or_else(|| "default".into());
+        let data_dir = match (args.data_dir, &manifest) {
+            (Some(d), _) => d,
+            (None, Some(m)) => crate::manifest::edit::sibling_data_dir(m)?,
+            (None, None) => PathBuf::from(format!("{name}.etcd")),
+        };
+        Ok(RestoreSettings {
+            file: args.file,
+            data_dir,
+            wal_dir: args.wal_dir,
+            initial_cluster: args.initial_cluster,
+            manifest_cluster: from("initial-cluster"),
+            initial_cluster_token: args
+                .initial_cluster_token
+                .or_else(|| from("initial-cluster-token"))
+                .unwrap_or_else(|| DEFAULT_TOKEN.into()),
+            initial_advertise_peer_urls: args
+                .initial_advertise_peer_urls
+                .or_else(|| from("initial-advertise-peer-urls"))
+                .unwrap_or_else(|| "http://localhost:2380".into()),
+            name,
+            skip_hash_check: args.skip_hash_check,
+            bump_revision: args.bump_revision,
+            mark_compacted: args.mark_compacted,
+            manifest,
+            update_manifest: args.update_manifest,
+            dry_run: args.dry_run,
+        })
+    }
+
+    fn cert_expiry(&mut self, args: CertExpiryArgs) -> Result<CertExpirySettings> {
+        for p in &args.paths {
+            if !p.exists() {
+                bail!("{}: no such file or directory", p.display());
+            }
         }
-        if let Some(path) = self.env_var("ETCDOPS_MANIFEST") {
-            return Some(PathBuf::from(path));
-        }
-        let default = &self.default_manifest;
-        default.exists().then(|| default.clone())
+        let paths = if args.paths.is_empty() {
+            crate::pki::default_paths()
+        } else {
+            args.paths
+        };
+        let manifest = self.manifest.get()?.cloned();
+        // Live endpoints, when they are configured (not the bare built-in default).
+        let conn = self.connection()?;
+        let conn = (conn.endpoints.source != Source::Default).then_some(conn);
+        Ok(CertExpirySettings {
+            paths,
+            manifest,
+            conn,
+            now: self.now()?,
+            warn_days: args.warn_days,
+        })
     }
 
     /// "Now" in Unix seconds: the clock, or `ETCDOPS_NOW` (RFC 3339) so that expiry checks can
     /// be tested exactly. Read here and nowhere else.
-    pub fn now(&self) -> Result<i64> {
+    fn now(&self) -> Result<i64> {
         match self.env_var("ETCDOPS_NOW") {
-            Some(v) => crate::units::parse_rfc3339(&v)
+            Some(v) => parse_rfc3339(&v)
                 .with_context(|| format!("environment ETCDOPS_NOW={v:?} is not an RFC 3339 time")),
             None => Ok(std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -181,85 +478,53 @@ impl Settings {
         }
     }
 
-    /// The manifest to read when a command needs one: as `manifest_path`, else the kubeadm
-    /// default path even when it does not exist (so the error names it).
-    pub fn manifest_path_or_default(&self) -> PathBuf {
-        self.manifest_path()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
+    /// A flag, else the environment variable `env`, with where it came from.
+    fn flag_or_env(
+        &self,
+        flag: Option<String>,
+        flag_name: &'static str,
+        env: &'static str,
+    ) -> Option<Sourced<String>> {
+        flag.map(|value| Sourced {
+            value,
+            source: Source::Flag(flag_name),
+        })
+        .or_else(|| {
+            self.env_var(env).map(|value| Sourced {
+                value,
+                source: Source::Env(env),
+            })
+        })
     }
 
-    /// Resolve the connection settings of online commands.
-    pub fn connection(&self) -> Result<ConnSettings> {
-        let g = &self.global;
-        let flag_or_env = |flag: Option<String>, flag_name: &'static str, env: &'static str| {
-            flag.map(|value| Sourced {
-                value,
-                source: Source::Flag(flag_name),
-            })
-            .or_else(|| {
-                self.env_var(env).map(|value| Sourced {
-                    value,
-                    source: Source::Env(env),
-                })
-            })
-        };
+    /// The connection settings of online commands.
+    fn connection(&mut self) -> Result<ConnSettings> {
+        let g = self.global.clone();
         let path_of = |s: Sourced<String>| Sourced {
             value: PathBuf::from(s.value),
             source: s.source,
         };
-
-        let endpoints = flag_or_env(g.endpoints.clone(), "endpoints", "ETCDCTL_ENDPOINTS");
-        let mut cacert =
-            flag_or_env(path_string(&g.cacert), "cacert", "ETCDCTL_CACERT").map(path_of);
-        let mut cert = flag_or_env(path_string(&g.cert), "cert", "ETCDCTL_CERT").map(path_of);
-        let mut key = flag_or_env(path_string(&g.key), "key", "ETCDCTL_KEY").map(path_of);
-
-        // The manifest is read only when it can still contribute something.
-        let mut endpoints = match endpoints {
-            Some(s) => Some(Sourced {
+        let mut tls = TlsFiles {
+            cacert: self
+                .flag_or_env(path_string(&g.cacert), "cacert", "ETCDCTL_CACERT")
+                .map(path_of),
+            cert: self
+                .flag_or_env(path_string(&g.cert), "cert", "ETCDCTL_CERT")
+                .map(path_of),
+            key: self
+                .flag_or_env(path_string(&g.key), "key", "ETCDCTL_KEY")
+                .map(path_of),
+        };
+        let mut endpoints = self
+            .flag_or_env(g.endpoints.clone(), "endpoints", "ETCDCTL_ENDPOINTS")
+            .map(|s| Sourced {
                 value: split_endpoints(&s.value),
                 source: s.source,
-            }),
-            None => None,
-        };
-        if endpoints.is_none() || cacert.is_none() || cert.is_none() || key.is_none() {
-            if let Some(path) = self.manifest_path() {
-                let manifest = Manifest::load(&path)?;
-                let from = |flag: &str| Source::Manifest(manifest.line_of(flag));
-                if endpoints.is_none() {
-                    if let Some(ep) = manifest.client_endpoint() {
-                        endpoints = Some(Sourced {
-                            value: vec![ep],
-                            source: from("listen-client-urls"),
-                        });
-                    }
-                }
-                let tls = manifest.client_tls();
-                if cacert.is_none() {
-                    cacert = tls.cacert.map(|p| Sourced {
-                        value: p,
-                        source: from("trusted-ca-file"),
-                    });
-                }
-                // A client pair comes from one place: never mix a flag cert with a manifest key.
-                if cert.is_none() && key.is_none() {
-                    if let Some((c, k)) = tls.client_pair {
-                        // kubeadm's healthcheck-client pair is found beside the CA.
-                        let (cf, kf) = if tls.healthcheck {
-                            ("trusted-ca-file", "trusted-ca-file")
-                        } else {
-                            ("cert-file", "key-file")
-                        };
-                        cert = Some(Sourced {
-                            value: c,
-                            source: from(cf),
-                        });
-                        key = Some(Sourced {
-                            value: k,
-                            source: from(kf),
-                        });
-                    }
-                }
+            });
+        // The manifest is read only when it can still contribute something.
+        if endpoints.is_none() || !tls.complete() {
+            if let Some(m) = self.manifest.get()? {
+                fill_from_manifest(m, &mut endpoints, &mut tls);
             }
         }
         let endpoints = endpoints.unwrap_or(Sourced {
@@ -269,102 +534,155 @@ impl Settings {
         if endpoints.value.is_empty() {
             bail!("no endpoints given ({} is empty)", endpoints.source);
         }
-
-        let insecure_skip_tls_verify = if g.insecure_skip_tls_verify {
-            Sourced {
-                value: true,
-                source: Source::Flag("insecure-skip-tls-verify"),
-            }
-        } else if let Some(v) = self.env_var("ETCDCTL_INSECURE_SKIP_TLS_VERIFY") {
-            let value = parse_bool(&v).with_context(|| {
-                format!("environment ETCDCTL_INSECURE_SKIP_TLS_VERIFY={v:?} is not true or false")
-            })?;
-            Sourced {
-                value,
-                source: Source::Env("ETCDCTL_INSECURE_SKIP_TLS_VERIFY"),
-            }
-        } else {
-            Sourced {
-                value: false,
-                source: Source::Default,
-            }
-        };
-
-        let user = flag_or_env(g.user.clone(), "user", "ETCDCTL_USER");
-        let password = flag_or_env(g.password.clone(), "password", "ETCDCTL_PASSWORD");
-        let user = match user {
-            None => {
-                if let Some(p) = password {
-                    bail!("{} is set but no user is given (--user)", p.source);
-                }
-                None
-            }
-            Some(u) => {
-                let (name, inline) = match u.value.split_once(':') {
-                    Some((n, p)) => (n.to_string(), Some(p.to_string())),
-                    None => (u.value.clone(), None),
-                };
-                let password = match (password, inline) {
-                    (Some(p), _) => p.value,
-                    (None, Some(p)) => p,
-                    (None, None) => bail!(
-                        "{} names user {name:?} but no password is given (--password or name:password)",
-                        u.source
-                    ),
-                };
-                if name.is_empty() {
-                    bail!("{}: the user name is empty", u.source);
-                }
-                Some(Sourced {
-                    value: (name, password),
-                    source: u.source,
-                })
-            }
-        };
-
-        let duration = |flag: Option<String>,
-                        flag_name: &'static str,
-                        env: &'static str,
-                        default: Duration|
-         -> Result<Sourced<Duration>> {
-            match flag_or_env(flag, flag_name, env) {
-                Some(s) => {
-                    let value = parse_go_duration(&s.value)
-                        .with_context(|| format!("{} = {:?}", s.source, s.value))?;
-                    Ok(Sourced {
-                        value,
-                        source: s.source,
-                    })
-                }
-                None => Ok(Sourced {
-                    value: default,
-                    source: Source::Default,
-                }),
-            }
-        };
-        let dial_timeout = duration(
-            g.dial_timeout.clone(),
-            "dial-timeout",
-            "ETCDCTL_DIAL_TIMEOUT",
-            DEFAULT_DIAL_TIMEOUT,
-        )?;
-        let command_timeout = duration(
-            g.command_timeout.clone(),
-            "command-timeout",
-            "ETCDCTL_COMMAND_TIMEOUT",
-            DEFAULT_COMMAND_TIMEOUT,
-        )?;
-
         Ok(ConnSettings {
             endpoints,
-            cacert,
-            cert,
-            key,
-            insecure_skip_tls_verify,
-            user,
-            dial_timeout,
-            command_timeout,
+            cacert: tls.cacert,
+            cert: tls.cert,
+            key: tls.key,
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify()?,
+            user: self.user()?,
+            dial_timeout: self.duration(
+                g.dial_timeout.clone(),
+                "dial-timeout",
+                "ETCDCTL_DIAL_TIMEOUT",
+                DEFAULT_DIAL_TIMEOUT,
+            )?,
+            command_timeout: self.duration(
+                g.command_timeout.clone(),
+                "command-timeout",
+                "ETCDCTL_COMMAND_TIMEOUT",
+                DEFAULT_COMMAND_TIMEOUT,
+            )?,
         })
+    }
+
+    fn insecure_skip_tls_verify(&self) -> Result<Sourced<bool>> {
+        const ENV: &str = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY";
+        if self.global.insecure_skip_tls_verify {
+            return Ok(Sourced {
+                value: true,
+                source: Source::Flag("insecure-skip-tls-verify"),
+            });
+        }
+        match self.env_var(ENV) {
+            Some(v) => Ok(Sourced {
+                value: parse_bool(&v)
+                    .with_context(|| format!("environment {ENV}={v:?} is not true or false"))?,
+                source: Source::Env(ENV),
+            }),
+            None => Ok(Sourced {
+                value: false,
+                source: Source::Default,
+            }),
+        }
+    }
+
+    /// `--user NAME[:PASSWORD]` and `--password`, from flags or environment.
+    fn user(&self) -> Result<Option<Sourced<(String, String)>>> {
+        let g = &self.global;
+        let user = self.flag_or_env(g.user.clone(), "user", "ETCDCTL_USER");
+        let password = self.flag_or_env(g.password.clone(), "password", "ETCDCTL_PASSWORD");
+        let Some(u) = user else {
+            if let Some(p) = password {
+                bail!("{} is set but no user is given (--user)", p.source);
+            }
+            return Ok(None);
+        };
+        let (name, inline) = match u.value.split_once(':') {
+            Some((n, p)) => (n.to_string(), Some(p.to_string())),
+            None => (u.value.clone(), None),
+        };
+        let password = match (password, inline) {
+            (Some(p), _) => p.value,
+            (None, Some(p)) => p,
+            (None, None) => bail!(
+                "{} names user {name:?} but no password is given (--password or name:password)",
+                u.source
+            ),
+        };
+        if name.is_empty() {
+            bail!("{}: the user name is empty", u.source);
+        }
+        Ok(Some(Sourced {
+            value: (name, password),
+            source: u.source,
+        }))
+    }
+
+    fn duration(
+        &self,
+        flag: Option<String>,
+        flag_name: &'static str,
+        env: &'static str,
+        default: Duration,
+    ) -> Result<Sourced<Duration>> {
+        match self.flag_or_env(flag, flag_name, env) {
+            Some(s) => Ok(Sourced {
+                value: parse_go_duration(&s.value)
+                    .with_context(|| format!("{} = {:?}", s.source, s.value))?,
+                source: s.source,
+            }),
+            None => Ok(Sourced {
+                value: default,
+                source: Source::Default,
+            }),
+        }
+    }
+}
+
+/// CA and client pair as far as flags and environment gave them.
+struct TlsFiles {
+    cacert: Option<Sourced<PathBuf>>,
+    cert: Option<Sourced<PathBuf>>,
+    key: Option<Sourced<PathBuf>>,
+}
+
+impl TlsFiles {
+    fn complete(&self) -> bool {
+        self.cacert.is_some() && self.cert.is_some() && self.key.is_some()
+    }
+}
+
+/// What the manifest adds to the settings flags and environment left open: its loopback client
+/// URL, its CA, and a client pair (from one place: never a flag cert with a manifest key).
+fn fill_from_manifest(
+    m: &Manifest,
+    endpoints: &mut Option<Sourced<Vec<String>>>,
+    tls: &mut TlsFiles,
+) {
+    let from = |flag: &str| Source::Manifest(m.line_of(flag));
+    if endpoints.is_none() {
+        if let Some(ep) = m.client_endpoint() {
+            *endpoints = Some(Sourced {
+                value: vec![ep],
+                source: from("listen-client-urls"),
+            });
+        }
+    }
+    let found = m.client_tls();
+    if tls.cacert.is_none() {
+        tls.cacert = found.cacert.map(|p| Sourced {
+            value: p,
+            source: from("trusted-ca-file"),
+        });
+    }
+    if tls.cert.is_none() && tls.key.is_none() {
+        if let Some((c, k)) = found.client_pair {
+            // kubeadm's healthcheck-client pair is found beside the CA.
+            let (cf, kf) = if found.healthcheck {
+                ("trusted-ca-file", "trusted-ca-file")
+            } else {
+                ("cert-file", "key-file")
+            };
+            tls.cert = Some(Sourced {
+                value: c,
+                source: from(cf),
+            });
+            tls.key = Some(Sourced {
+                value: k,
+                source: from(kf),
+            });
+        }
     }
 }
 
@@ -410,11 +728,9 @@ mod tests {
         }
     }
 
-    /// Settings that never look at the machine's real /etc/kubernetes.
-    fn settings(g: GlobalArgs, env: Vec<(String, String)>) -> Result<Settings> {
-        let mut s = Settings::new(g, env)?;
-        s.default_manifest = PathBuf::from("/nonexistent/default/etcd.yaml");
-        Ok(s)
+    /// A resolver that never looks at the machine's real /etc/kubernetes.
+    fn resolver(g: GlobalArgs, env: Vec<(String, String)>) -> Resolver {
+        Resolver::new(g, env, PathBuf::from("/nonexistent/default/etcd.yaml"))
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -437,9 +753,9 @@ mod tests {
             ("ETCDCTL_DIAL_TIMEOUT", "7s"),
             ("ETCDCTL_WRITE_OUT", "json"),
         ]);
-        let s = settings(g, e).unwrap();
-        assert_eq!(s.output, OutputFormat::Json);
-        let c = s.connection().unwrap();
+        let mut r = resolver(g, e);
+        assert_eq!(r.output().unwrap(), OutputFormat::Json);
+        let c = r.connection().unwrap();
         assert_eq!(c.endpoints.value, vec!["https://a:1", "https://b:2"]);
         assert_eq!(c.endpoints.source, Source::Flag("endpoints"));
         assert_eq!(c.cacert.unwrap().value, PathBuf::from("/flag/ca.crt"));
@@ -452,7 +768,7 @@ mod tests {
     fn defaults_without_anything() {
         let mut g = global();
         g.endpoints = Some("127.0.0.1:2379".into());
-        let c = settings(g, vec![]).unwrap().connection().unwrap();
+        let c = resolver(g, vec![]).connection().unwrap();
         assert_eq!(c.endpoints.value, vec!["127.0.0.1:2379"]);
         assert!(!c.wants_tls());
         assert_eq!(c.dial_timeout.value, DEFAULT_DIAL_TIMEOUT);
@@ -463,7 +779,7 @@ mod tests {
     fn explicit_missing_manifest_is_an_error_naming_it() {
         let mut g = global();
         g.manifest = Some(PathBuf::from("/nonexistent/etcd.yaml"));
-        let err = settings(g, vec![]).unwrap().connection().unwrap_err();
+        let err = resolver(g, vec![]).connection().unwrap_err();
         assert!(
             format!("{err:#}").contains("/nonexistent/etcd.yaml"),
             "{err:#}"
@@ -475,31 +791,31 @@ mod tests {
         let mut g = global();
         g.endpoints = Some("x:1".into());
         g.user = Some("root:secret".into());
-        let c = settings(g, vec![]).unwrap().connection().unwrap();
+        let c = resolver(g, vec![]).connection().unwrap();
         assert_eq!(c.user.unwrap().value, ("root".into(), "secret".into()));
 
         let mut g = global();
         g.endpoints = Some("x:1".into());
         let e = env(&[("ETCDCTL_USER", "alice"), ("ETCDCTL_PASSWORD", "pw")]);
-        let c = settings(g, e).unwrap().connection().unwrap();
+        let c = resolver(g, e).connection().unwrap();
         assert_eq!(c.user.unwrap().value, ("alice".into(), "pw".into()));
 
         let mut g = global();
         g.endpoints = Some("x:1".into());
         g.user = Some("bob".into());
-        assert!(settings(g, vec![]).unwrap().connection().is_err());
+        assert!(resolver(g, vec![]).connection().is_err());
     }
 
     #[test]
     fn bad_env_values_are_errors_naming_the_variable() {
         let e = env(&[("ETCDCTL_WRITE_OUT", "yaml")]);
-        let err = settings(global(), e).unwrap_err();
+        let err = resolver(global(), e).output().unwrap_err();
         assert!(format!("{err:#}").contains("ETCDCTL_WRITE_OUT"));
 
         let mut g = global();
         g.endpoints = Some("x:1".into());
         let e = env(&[("ETCDCTL_DIAL_TIMEOUT", "abc")]);
-        let err = settings(g, e).unwrap().connection().unwrap_err();
+        let err = resolver(g, e).connection().unwrap_err();
         assert!(
             format!("{err:#}").contains("ETCDCTL_DIAL_TIMEOUT"),
             "{err:#}"

@@ -3,13 +3,14 @@
 //! `openssl x509 -enddate` tell, plus key/certificate matching, signatures against the CA of the
 //! same tree, and what live etcd endpoints actually serve.
 
-
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::client::{served_certificate, targets};
 use crate::exit::Outcome;
 use crate::output::Report;
-use crate::pki::{Cert, Scan};
+use crate::pki::{Cert, Scan, ScanError};
+use crate::settings::CertExpirySettings;
 use crate::units::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,8 +53,31 @@ pub struct CertReport {
     pub errors: Vec<ErrorRow>,
 }
 
+/// Scan the paths and the manifest's certificate files, add what live endpoints serve, check
+/// the wiring, and judge every certificate.
+pub async fn run(s: &CertExpirySettings) -> Result<(CertReport, Outcome)> {
+    let mut paths = s.paths.clone();
+    if let Some(m) = &s.manifest {
+        paths.extend(m.certificate_files().into_iter().filter(|p| p.exists()));
+    }
+    let mut scan = Scan::paths(&paths);
+    if let Some(conn) = &s.conn {
+        for target in &targets(conn)? {
+            match served_certificate(conn, target).await {
+                Ok(der) => scan.served(&target.endpoint, der),
+                Err(e) => scan.errors.push(ScanError {
+                    path: target.endpoint.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+    scan.check_wiring();
+    judge(scan, s.now, s.warn_days)
+}
+
 /// Judge a scan at `now` (Unix seconds) with a warning window of `warn_days`.
-pub fn judge(scan: Scan, now: i64, warn_days: i64) -> Result<(CertReport, Outcome)> {
+fn judge(scan: Scan, now: i64, warn_days: i64) -> Result<(CertReport, Outcome)> {
     if scan.certs.is_empty() {
         let why = scan
             .errors

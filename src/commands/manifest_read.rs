@@ -8,11 +8,9 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
 
+use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::{Kind, Manifest};
 use crate::output::{shell_quote, Report};
-
-/// etcd's default `--initial-cluster-token`.
-pub const DEFAULT_TOKEN: &str = "etcd-cluster";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {

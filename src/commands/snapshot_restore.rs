@@ -28,7 +28,9 @@ use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
 use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
 use crate::fsutil::parent_dir;
+use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
 use crate::output::{shell_quote, Report};
+use crate::settings::RestoreSettings;
 use crate::units::hex_id;
 use crate::{fsutil, snap, wal};
 
@@ -37,26 +39,6 @@ use crate::{fsutil, snap, wal};
 pub const KUBERNETES_BUMP: u64 = 1_000_000_000;
 /// Room needed beyond the database: the WAL segment plus slack for the new pages and `.snap`.
 const EXTRA_SPACE: u64 = wal::SEGMENT_SIZE + (16 << 20);
-
-#[derive(Debug, Clone)]
-pub struct RestoreOptions {
-    pub file: PathBuf,
-    pub data_dir: Option<PathBuf>,
-    pub wal_dir: Option<PathBuf>,
-    pub name: String,
-    /// `--initial-cluster` given on the command line.
-    pub initial_cluster: Option<String>,
-    /// `--from-manifest` was given; `manifest_cluster` is the manifest's `--initial-cluster`.
-    pub from_manifest: bool,
-    pub manifest_cluster: Option<String>,
-    pub initial_cluster_token: String,
-    pub initial_advertise_peer_urls: String,
-    pub skip_hash_check: bool,
-    pub bump_revision: Option<u64>,
-    pub mark_compacted: bool,
-    /// `--update-manifest` (repeated in the commands printed for the other members).
-    pub update_manifest: bool,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberLine {
@@ -115,26 +97,48 @@ pub struct RestoreReport {
 }
 
 /// Everything decided before anything is written: the membership, the destination, the
-/// input's trailer rule.
-pub struct Plan {
-    pub opts: RestoreOptions,
-    pub decision: Decision,
-    pub data_dir: PathBuf,
+/// input's trailer rule, the manifest edit.
+struct Plan<'s> {
+    opts: &'s RestoreSettings,
+    decision: Decision,
     /// A separate WAL directory (not the default place inside the data dir).
-    pub wal_dir: Option<PathBuf>,
+    wal_dir: Option<PathBuf>,
     src: FileSource,
     trailer: bool,
+    edit: Option<ManifestEdit>,
 }
 
 /// What the restore found in the snapshot while building the data dir.
-pub struct Restored {
-    pub status: SnapshotStatus,
-    pub bumped: Option<i64>,
+struct Restored {
+    status: SnapshotStatus,
+    bumped: Option<i64>,
+}
+
+/// Plan, then (unless a dry run) restore and point the manifest at the new data dir.
+pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
+    let plan = plan(opts)?;
+    let mut report = if opts.dry_run {
+        plan.report(None)
+    } else {
+        let restored = restore(&plan)?;
+        plan.report(Some(&restored))
+    };
+    if let Some(e) = &plan.edit {
+        report.manifest = Some(e.path.display().to_string());
+        if opts.dry_run {
+            report.manifest_diff = Some(e.diff());
+        } else {
+            let backup = e.apply()?;
+            report.notes.extend(e.next_steps(&backup));
+            report.manifest_backup = Some(backup.display().to_string());
+        }
+    }
+    Ok(report)
 }
 
 /// Refuse everything that can be refused before anything is written, and decide the
 /// membership (etcd/membership.rs).
-pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
+fn plan(opts: &RestoreSettings) -> Result<Plan<'_>> {
     if opts.bump_revision.is_some() != opts.mark_compacted {
         bail!("--bump-revision and --mark-compacted must be used together");
     }
@@ -150,7 +154,7 @@ pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
             opts.file.display()
         );
     }
-    let stored = if opts.from_manifest && opts.initial_cluster.is_none() {
+    let stored = if opts.from_manifest() && opts.initial_cluster.is_none() {
         let mut db = Db::open(&src).with_context(|| format!("snapshot {}", opts.file.display()))?;
         read_stored(&mut db).with_context(|| format!("snapshot {}", opts.file.display()))?
     } else {
@@ -162,14 +166,11 @@ pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
         token: &opts.initial_cluster_token,
         flag: opts.initial_cluster.as_deref(),
         manifest: opts.manifest_cluster.as_deref(),
-        from_manifest: opts.from_manifest,
+        from_manifest: opts.from_manifest(),
         snapshot: &stored,
     })?;
-    let data_dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", opts.name)));
-    ensure_empty_or_missing(&data_dir, "--data-dir")?;
+    let data_dir = &opts.data_dir;
+    ensure_empty_or_missing(data_dir, "--data-dir")?;
     // A --wal-dir that is the default place is the default (it lives inside the new data dir).
     let wal_dir = opts
         .wal_dir
@@ -178,18 +179,23 @@ pub fn plan(opts: &RestoreOptions) -> Result<Plan> {
     if let Some(w) = &wal_dir {
         ensure_empty_or_missing(w, "--wal-dir")?;
     }
+    // The manifest edit must be possible before anything is restored.
+    let edit = match (&opts.manifest, opts.update_manifest) {
+        (Some(m), true) => Some(plan_manifest_update(m, data_dir)?),
+        _ => None,
+    };
     Ok(Plan {
-        opts: opts.clone(),
+        opts,
         decision,
-        data_dir,
         wal_dir,
         src,
         trailer,
+        edit,
     })
 }
 
 /// Build the data dir the plan describes.
-pub fn run(plan: &Plan) -> Result<Restored> {
+fn restore(plan: &Plan) -> Result<Restored> {
     // A write past `ulimit -f` must fail (and clean up), not kill us.
     crate::fsutil::catch_file_size_signal()?;
     let opts = &plan.opts;
@@ -200,10 +206,10 @@ pub fn run(plan: &Plan) -> Result<Restored> {
     } else {
         src.size()
     };
-    check_space(&parent_dir(&plan.data_dir), db_len)?;
+    check_space(&parent_dir(&plan.opts.data_dir), db_len)?;
 
     // Build in temporary sibling directories.
-    let tmp = Staging::beside(&plan.data_dir)?;
+    let tmp = Staging::beside(&plan.opts.data_dir)?;
     let wal_tmp = match &plan.wal_dir {
         Some(w) => Some(Staging::beside(w)?),
         None => None,
@@ -254,7 +260,7 @@ pub fn run(plan: &Plan) -> Result<Restored> {
     if let (Some(w), Some(wt)) = (&plan.wal_dir, wal_tmp) {
         wt.commit(w)?;
     }
-    tmp.commit(&plan.data_dir)?;
+    tmp.commit(&plan.opts.data_dir)?;
     Ok(Restored { status, bumped })
 }
 
@@ -359,9 +365,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) ->
         .with_context(|| format!("syncing {}", path.display()))
 }
 
-impl Plan {
+impl Plan<'_> {
     /// The report of this plan; `restored` is `None` for a dry run.
-    pub fn report(&self, restored: Option<&Restored>) -> RestoreReport {
+    fn report(&self, restored: Option<&Restored>) -> RestoreReport {
         let opts = &self.opts;
         let m = &self.decision.membership;
         let members: Vec<MemberLine> = m
@@ -385,11 +391,11 @@ impl Plan {
         let wal_dir = self
             .wal_dir
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("member/wal"));
+            .unwrap_or_else(|| self.opts.data_dir.join("member/wal"));
         RestoreReport {
             dry_run: restored.is_none(),
             snapshot: opts.file.display().to_string(),
-            data_dir: self.data_dir.display().to_string(),
+            data_dir: self.opts.data_dir.display().to_string(),
             wal_dir: wal_dir.display().to_string(),
             name: opts.name.clone(),
             member_id: hex_id(m.local),
@@ -435,7 +441,7 @@ impl Plan {
             "restore".into(),
             shell_quote(&snapshot.display().to_string()),
         ];
-        if opts.from_manifest {
+        if opts.from_manifest() {
             common.push("--from-manifest".into());
             if opts.update_manifest {
                 common.push("--update-manifest".into());
@@ -483,7 +489,7 @@ impl Plan {
                     .map(|(n, _)| n.clone())
                     .unwrap_or_else(|| x.name.clone());
                 let mut cmd = common.clone();
-                if !opts.from_manifest {
+                if !opts.from_manifest() {
                     cmd.push(format!("--name={}", shell_quote(&name)));
                     cmd.push(format!(
                         "--initial-advertise-peer-urls={}",
@@ -501,6 +507,10 @@ impl Plan {
 }
 
 impl Report for RestoreReport {
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let rows = self
             .members

@@ -17,7 +17,7 @@
 //! presence, not its value).
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -31,23 +31,10 @@ use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TRAILER_LEN};
 use crate::fsutil::TempFile;
 use crate::output::Report;
+use crate::settings::SaveSettings;
 use crate::units::{go_duration, hex_id, humanize_bytes};
 
 const WRITE_BUFFER: usize = 1 << 20;
-
-#[derive(Debug, Clone)]
-pub struct SaveOptions {
-    /// Destination, or `-` for stdout.
-    pub file: PathBuf,
-    /// `file` is `-`.
-    pub to_stdout: bool,
-    /// Use every member's client URLs from the member list to choose from.
-    pub cluster: bool,
-    /// Abort when no bytes arrive for this long.
-    pub stall_timeout: Duration,
-    /// Abort when the whole save takes longer than this.
-    pub timeout: Option<Duration>,
-}
 
 /// What was saved.
 #[derive(Debug, Clone, Serialize)]
@@ -74,7 +61,7 @@ pub struct SaveReport {
 pub async fn run(
     connector: &Connector,
     given: Vec<Target>,
-    opts: &SaveOptions,
+    opts: &SaveSettings,
 ) -> Result<SaveReport> {
     // Install the handlers before anything is written.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -299,7 +286,7 @@ impl TrailerCheck {
 async fn stream_to_file(
     connector: &Connector,
     target: &Target,
-    opts: &SaveOptions,
+    opts: &SaveSettings,
 ) -> Result<SaveReport> {
     let ep = &target.endpoint;
     let mut client = connector

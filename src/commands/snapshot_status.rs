@@ -2,17 +2,21 @@
 //! renders it (table, json, simple) plus the facts etcdutl does not tell. A trailer mismatch on
 //! a sound database is a printed status and exit 1.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 
 use crate::bolt::FileSource;
 use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
 use crate::exit::Outcome;
 use crate::output::Report;
+use crate::settings::SnapshotStatusSettings;
 use crate::units::humanize_bytes;
 
-pub fn run(path: &Path, checks: Checks) -> Result<(SnapshotStatus, Outcome)> {
+pub fn run(settings: &SnapshotStatusSettings) -> Result<(SnapshotStatus, Outcome)> {
+    let path = settings.file.as_path();
+    let checks = Checks {
+        integrity: settings.integrity,
+        hash: settings.hash,
+    };
     let src = FileSource::open(path).with_context(|| format!("reading {}", path.display()))?;
     let status = status(&src, checks).with_context(|| format!("snapshot {}", path.display()))?;
     let outcome = match status.trailer {

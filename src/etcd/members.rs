@@ -11,6 +11,9 @@ use crate::bolt::reader::bucket_root;
 use crate::bolt::writer::bucket_entries;
 use crate::bolt::{Db, ReadAt};
 
+/// etcd's default `--initial-cluster-token`.
+pub const DEFAULT_TOKEN: &str = "etcd-cluster";
+
 /// A member record from the `members` bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMember {
