@@ -179,6 +179,78 @@ impl Db<FileSource> {
     }
 }
 
+/// The meta page at `offset`.
+fn read_meta<S: ReadAt>(src: &S, offset: u64) -> Result<Meta, MetaError> {
+    let mut b = [0u8; PAGE_HEADER_SIZE + META_SIZE];
+    src.read_exact_at(&mut b, offset)
+        .map_err(|_| MetaError::Short)?;
+    Meta::decode(&b[PAGE_HEADER_SIZE..])
+}
+
+/// The page size: meta 0's, or where a valid meta 1 is found when meta 0 is damaged.
+fn page_size<S: ReadAt>(src: &S) -> Result<u32, BoltError> {
+    let e0 = match read_meta(src, 0) {
+        Ok(m) => return Ok(m.page_size),
+        Err(MetaError::BigEndian) => {
+            return Err(BoltError::Meta {
+                page: 0,
+                reason: MetaError::BigEndian,
+            })
+        }
+        Err(e) => e,
+    };
+    for i in 0..15 {
+        let off = 1024u64 << i;
+        if off >= src.size().saturating_sub(1024) {
+            break;
+        }
+        if let Ok(m) = read_meta(src, off) {
+            if u64::from(m.page_size) == off {
+                return Ok(m.page_size);
+            }
+        }
+    }
+    Err(BoltError::Meta {
+        page: 0,
+        reason: e0,
+    })
+}
+
+/// Meta pages that were not valid, with why.
+type InvalidMetas = Vec<(u8, MetaError)>;
+
+/// The valid meta with the higher txid (its page number), and the invalid ones.
+fn select_meta<S: ReadAt>(src: &S, page_size: u32) -> Result<(u8, Meta, InvalidMetas), BoltError> {
+    let metas = [read_meta(src, 0), read_meta(src, u64::from(page_size))];
+    let mut invalid = Vec::new();
+    let mut best: Option<(u8, Meta)> = None;
+    for (i, m) in metas.into_iter().enumerate() {
+        let page = i as u8;
+        match m {
+            Ok(m) if m.page_size != page_size => invalid.push((
+                page,
+                MetaError::PageSize {
+                    found: m.page_size,
+                    expected: page_size,
+                },
+            )),
+            Ok(m) => {
+                if best.is_none_or(|(_, b)| m.txid > b.txid) {
+                    best = Some((page, m));
+                }
+            }
+            Err(e) => invalid.push((page, e)),
+        }
+    }
+    match best {
+        Some((page, meta)) => Ok((page, meta, invalid)),
+        None => {
+            let (page, reason) = invalid.swap_remove(0);
+            Err(BoltError::Meta { page, reason })
+        }
+    }
+}
+
 impl<S: ReadAt> Db<S> {
     /// Select the meta as bbolt does: find the page size from meta 0 (or, as bbolt 1.3.7+ does,
     /// by probing for meta 1), then use the valid meta with the higher txid.
@@ -189,71 +261,8 @@ impl<S: ReadAt> Db<S> {
                 "file is {size} bytes, too small for a bbolt database"
             )));
         }
-        let read_meta = |offset: u64| -> Result<Meta, MetaError> {
-            let mut b = [0u8; PAGE_HEADER_SIZE + META_SIZE];
-            src.read_exact_at(&mut b, offset)
-                .map_err(|_| MetaError::Short)?;
-            Meta::decode(&b[PAGE_HEADER_SIZE..])
-        };
-        let first = read_meta(0);
-        let page_size = match &first {
-            Ok(m) => m.page_size,
-            Err(MetaError::BigEndian) => {
-                return Err(BoltError::Meta {
-                    page: 0,
-                    reason: MetaError::BigEndian,
-                })
-            }
-            Err(e0) => {
-                let mut found = None;
-                for i in 0..15 {
-                    let off = 1024u64 << i;
-                    if off >= size.saturating_sub(1024) {
-                        break;
-                    }
-                    if let Ok(m) = read_meta(off) {
-                        if u64::from(m.page_size) == off {
-                            found = Some(m.page_size);
-                            break;
-                        }
-                    }
-                }
-                match found {
-                    Some(ps) => ps,
-                    None => {
-                        return Err(BoltError::Meta {
-                            page: 0,
-                            reason: e0.clone(),
-                        })
-                    }
-                }
-            }
-        };
-        let metas = [read_meta(0), read_meta(u64::from(page_size))];
-        let mut invalid = Vec::new();
-        let mut best: Option<(u8, Meta)> = None;
-        for (i, m) in metas.into_iter().enumerate() {
-            let page = i as u8;
-            match m {
-                Ok(m) if m.page_size != page_size => invalid.push((
-                    page,
-                    MetaError::PageSize {
-                        found: m.page_size,
-                        expected: page_size,
-                    },
-                )),
-                Ok(m) => {
-                    if best.is_none_or(|(_, b)| m.txid > b.txid) {
-                        best = Some((page, m));
-                    }
-                }
-                Err(e) => invalid.push((page, e)),
-            }
-        }
-        let Some((page, meta)) = best else {
-            let (page, reason) = invalid.swap_remove(0);
-            return Err(BoltError::Meta { page, reason });
-        };
+        let page_size = page_size(&src)?;
+        let (page, meta, invalid) = select_meta(&src, page_size)?;
         meta.sanity()
             .map_err(|reason| BoltError::Meta { page, reason })?;
         if size < meta.db_size() {

@@ -194,56 +194,69 @@ fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, Snapsh
     if !problems.is_empty() {
         return Err(SnapshotError::Integrity { problems });
     }
-    let meta_value = |key: &[u8]| {
-        visitor
-            .meta
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
-    };
-    let compact = |key: &[u8]| meta_value(key).and_then(Revision::main_of);
-    let mut members = Vec::new();
-    for (k, v) in &visitor.members {
-        let m = StoredMember::parse(k, v)?;
-        members.push(MemberSummary {
-            id: hex_id(m.id),
-            name: m.name,
-            peer_urls: m.peer_urls,
-            client_urls: m.client_urls,
-            is_learner: m.is_learner,
-        });
-    }
     let meta = *db.meta();
-    Ok(SnapshotStatus {
-        hash: visitor.crc,
-        revision: visitor.revision,
-        total_key: match &visitor.live {
-            Some(live) => live.len() as u64,
-            None => visitor.total_key,
-        },
-        total_size: meta.db_size(),
-        v36: storage_version.is_some(),
-        version: storage_version.unwrap_or_default(),
-        trailer: Trailer::Absent,
-        consistent_index: meta_value(schema::META_CONSISTENT_INDEX).and_then(schema::be_u64),
-        term: meta_value(schema::META_TERM).and_then(schema::be_u64),
-        compact_revision: compact(schema::META_FINISHED_COMPACT),
-        scheduled_compact_revision: compact(schema::META_SCHEDULED_COMPACT),
-        cluster_version: visitor
-            .cluster_version
-            .map(|v| String::from_utf8_lossy(&v).into_owned()),
-        members,
-        removed_members: visitor
-            .removed
-            .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .collect(),
-        kubernetes: visitor.kubernetes,
-        page_size: db.page_size(),
-        txid: meta.txid.0,
-        file_size: 0,
-        integrity_checked: integrity,
-    })
+    visitor.into_status(meta, db.page_size(), storage_version, integrity)
+}
+
+impl StatusVisitor {
+    /// The numbers and facts collected by the walk, as the status.
+    fn into_status(
+        self,
+        meta: crate::bolt::Meta,
+        page_size: usize,
+        storage_version: Option<String>,
+        integrity: bool,
+    ) -> Result<SnapshotStatus, SnapshotError> {
+        let meta_value = |key: &[u8]| {
+            self.meta
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_slice())
+        };
+        let compact = |key: &[u8]| meta_value(key).and_then(Revision::main_of);
+        let mut members = Vec::new();
+        for (k, v) in &self.members {
+            let m = StoredMember::parse(k, v)?;
+            members.push(MemberSummary {
+                id: hex_id(m.id),
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            });
+        }
+        Ok(SnapshotStatus {
+            hash: self.crc,
+            revision: self.revision,
+            total_key: match &self.live {
+                Some(live) => live.len() as u64,
+                None => self.total_key,
+            },
+            total_size: meta.db_size(),
+            v36: storage_version.is_some(),
+            version: storage_version.unwrap_or_default(),
+            trailer: Trailer::Absent,
+            consistent_index: meta_value(schema::META_CONSISTENT_INDEX).and_then(schema::be_u64),
+            term: meta_value(schema::META_TERM).and_then(schema::be_u64),
+            compact_revision: compact(schema::META_FINISHED_COMPACT),
+            scheduled_compact_revision: compact(schema::META_SCHEDULED_COMPACT),
+            cluster_version: self
+                .cluster_version
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            members,
+            removed_members: self
+                .removed
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+            kubernetes: self.kubernetes,
+            page_size,
+            txid: meta.txid.0,
+            file_size: 0,
+            integrity_checked: integrity,
+        })
+    }
 }
 
 /// etcd 3.6 re-prints the stored version through semver: `3.6.0`.
