@@ -6,7 +6,8 @@
 //!   existing file is never adopted, followed or truncated.
 //! - A temporary is removed when dropped unless committed; committing fsyncs it, renames it
 //!   over the destination and fsyncs the directory (without that, a crash can lose the rename).
-//! - Temporaries of ours left by killed processes (their PID is gone) are removed by the next
+//! - Every temporary holds an exclusive `flock` while its process lives. Temporaries of ours
+//!   left by killed processes (the lock is free, in any PID namespace) are removed by the next
 //!   command that writes beside them: only names of our own pattern, only entries owned by us.
 //! - Inputs are opened without blocking and refused unless they are regular files (a FIFO would
 //!   otherwise block `open` forever).
@@ -98,12 +99,14 @@ impl TempFile {
     /// Create a new, empty temporary beside `dest` with `mode`.
     pub fn beside(dest: &Path, mode: u32) -> Result<TempFile> {
         let (path, file) = create_exclusive(dest, |p| {
-            OpenOptions::new()
+            let f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(mode)
                 .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(p)
+                .open(p)?;
+            lock(&f)?;
+            Ok(f)
         })?;
         Ok(TempFile {
             path,
@@ -196,25 +199,56 @@ fn set_owner_and_mode(f: &File, like: &fs::Metadata) -> io::Result<()> {
 /// drop unless committed.
 pub struct TempDir {
     path: PathBuf,
+    /// Holds the directory's lock while it lives.
+    _lock: File,
 }
 
 impl TempDir {
     pub fn beside(dest: &Path) -> Result<TempDir> {
-        let (path, ()) = create_exclusive(dest, |p| fs::DirBuilder::new().mode(0o700).create(p))?;
-        Ok(TempDir { path })
+        let (path, lock_handle) = create_exclusive(dest, |p| {
+            fs::DirBuilder::new().mode(0o700).create(p)?;
+            let handle = open_nofollow(p)?;
+            lock(&handle)?;
+            Ok(handle)
+        })?;
+        Ok(TempDir {
+            path,
+            _lock: lock_handle,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Rename onto `dest` (which may be an empty directory: rename(2) replaces it) and fsync
-    /// the parent. The caller has fsynced the contents.
+    /// Rename onto `dest` and fsync the parent (the caller has fsynced the contents). An
+    /// empty directory at `dest` is replaced (rename(2) does that) but passes its owner and
+    /// mode on to the new one, as a restore into it would leave them.
     pub fn commit(mut self, dest: &Path) -> Result<()> {
+        let replaced = fs::symlink_metadata(dest).ok().filter(|m| m.is_dir());
         fs::rename(&self.path, dest)
             .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
         self.path = PathBuf::new();
+        if let Some(like) = replaced {
+            open_nofollow(dest)
+                .and_then(|d| set_owner_and_mode(&d, &like))
+                .with_context(|| format!("keeping the owner and mode of {}", dest.display()))?;
+        }
         sync_parent(dest)
+    }
+}
+
+/// Take the place of a committed directory back: move `dir` aside and remove it, and put back
+/// the empty directory it replaced (`replaced`), if any.
+pub fn undo_commit(dir: &Path, replaced: Option<&fs::Metadata>) {
+    let aside = temp_name(dir);
+    if fs::rename(dir, &aside).is_ok() {
+        let _ = fs::remove_dir_all(&aside);
+    }
+    if let Some(like) = replaced {
+        if fs::DirBuilder::new().mode(0o700).create(dir).is_ok() {
+            let _ = open_nofollow(dir).and_then(|d| set_owner_and_mode(&d, like));
+        }
     }
 }
 
@@ -226,8 +260,24 @@ impl Drop for TempDir {
     }
 }
 
-/// The PID in a temporary name of ours, or `None` for any other name.
-fn pid_of_ours(name: &[u8]) -> Option<u32> {
+/// Open for reading without following a symlink or blocking on a FIFO.
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    use rustix::fs::OFlags;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)
+}
+
+/// An exclusive lock that says "this temporary is in use" for as long as the handle lives.
+fn lock(f: &File) -> io::Result<()> {
+    rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+    Ok(())
+}
+
+/// The PID in a temporary name of ours, and whether the name is of the locking pattern;
+/// `None` for any other name.
+fn pid_of_ours(name: &[u8]) -> Option<(u32, bool)> {
     if name.first() != Some(&b'.') {
         return None;
     }
@@ -236,18 +286,20 @@ fn pid_of_ours(name: &[u8]) -> Option<u32> {
         let (pid, random) = tail.split_once('-')?;
         let random_ok = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
         if random_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-            return pid.parse().ok();
+            return pid.parse().ok().map(|p| (p, true));
         }
     }
     let (_, pid) = text.rsplit_once(LEGACY_TAG)?;
     if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    pid.parse().ok()
+    pid.parse().ok().map(|p| (p, false))
 }
 
 /// Remove temporaries of ours in `dir` whose process is gone: names of our pattern only, owned
-/// by the user we run as, never following a symlink. Returns what was removed.
+/// by the user we run as, never following a symlink. A temporary is in use while its lock is
+/// held (whatever PID namespace its process is in); names of the older pattern, which had no
+/// lock, go by their PID in /proc. Returns what was removed.
 pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
     let me = rustix::process::geteuid().as_raw();
     let mut removed = Vec::new();
@@ -256,17 +308,22 @@ pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
     };
     for e in entries.flatten() {
         let name: OsString = e.file_name();
-        let Some(pid) = pid_of_ours(name.as_bytes()) else {
+        let Some((pid, locked)) = pid_of_ours(name.as_bytes()) else {
             continue;
         };
-        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
-            continue;
-        }
         let path = e.path();
         let Ok(md) = fs::symlink_metadata(&path) else {
             continue;
         };
-        if md.uid() != me {
+        if md.uid() != me || pid == std::process::id() {
+            continue;
+        }
+        let stale = if locked {
+            is_abandoned(&path, &md)
+        } else {
+            Path::new("/proc/self").exists() && !Path::new("/proc").join(pid.to_string()).exists()
+        };
+        if !stale {
             continue;
         }
         let gone = if md.is_dir() {
@@ -281,6 +338,25 @@ pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
+/// A temporary whose lock nobody holds, and which is not brand new (its creator may not have
+/// taken the lock yet).
+fn is_abandoned(path: &Path, md: &fs::Metadata) -> bool {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+    let young = md
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age < GRACE);
+    if young {
+        return false;
+    }
+    if md.file_type().is_symlink() {
+        // Never ours to follow; a link under our name is debris.
+        return true;
+    }
+    open_nofollow(path).and_then(|f| lock(&f)).is_ok()
+}
+
 /// SIGXFSZ on Linux.
 pub const SIGXFSZ: i32 = 25;
 
@@ -288,14 +364,20 @@ pub const SIGXFSZ: i32 = 25;
 /// default action), so that the command can remove its temporaries and say why. The handler
 /// stays installed for the life of the process.
 pub fn catch_file_size_signal() -> Result<()> {
+    let install = || {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+            .map(drop)
+            .context("installing the SIGXFSZ handler")
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return install();
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .context("starting the signal handler")?;
     let _enter = rt.enter();
-    let _handler = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
-        .context("installing the SIGXFSZ handler")?;
-    Ok(())
+    install()
 }
 
 /// What kind of file this is, in words, for an error message.
@@ -320,6 +402,15 @@ pub fn kind_name(ft: fs::FileType) -> &'static str {
 /// Open `path` for reading without blocking (a FIFO's `open` would wait for a writer) and
 /// refuse anything that is not a regular file.
 pub fn open_regular(path: &Path) -> io::Result<File> {
+    // Look before opening: opening some devices has effects (a watchdog starts, a tape
+    // rewinds). The open handle is checked again below, against a swap in between.
+    let ft = fs::metadata(path)?.file_type();
+    if !ft.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is {}, not a regular file", kind_name(ft)),
+        ));
+    }
     let file = OpenOptions::new()
         .read(true)
         .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
@@ -344,9 +435,9 @@ mod tests {
     fn our_names_and_only_ours() {
         assert_eq!(
             pid_of_ours(b".t.db.etcdops-123-0123456789abcdef"),
-            Some(123)
+            Some((123, true))
         );
-        assert_eq!(pid_of_ours(b".etcd.etcdops-restore-77"), Some(77));
+        assert_eq!(pid_of_ours(b".etcd.etcdops-restore-77"), Some((77, false)));
         for other in [
             &b"t.db.etcdops-123-0123456789abcdef"[..],
             b".t.db.etcdops-123-0123",
@@ -365,7 +456,7 @@ mod tests {
         }
         let name = temp_name(Path::new("/x/t.db"));
         let file = name.file_name().unwrap().as_bytes();
-        assert_eq!(pid_of_ours(file), Some(std::process::id()));
+        assert_eq!(pid_of_ours(file), Some((std::process::id(), true)));
         assert_ne!(
             temp_name(Path::new("/x/t.db")),
             name,
@@ -397,25 +488,39 @@ mod tests {
         assert!(!path.exists());
     }
 
+    fn backdate(p: &Path) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::open(p).unwrap().set_modified(old).unwrap();
+    }
+
     #[test]
     fn stale_temporaries_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        // PID 0 never names a process in /proc; our own PID is alive.
-        let dead = dir.path().join(".t.db.etcdops-0-0123456789abcdef");
-        let alive = dir.path().join(format!(
-            ".t.db.etcdops-{}-0123456789abcdef",
-            std::process::id()
-        ));
-        let legacy = dir.path().join(".etcd.etcdops-restore-0");
-        let other = dir.path().join(".t.db.something-0");
-        fs::write(&dead, b"x").unwrap();
-        fs::write(&alive, b"x").unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let dead = at(".t.db.etcdops-7-0123456789abcdef");
+        let held = at(".u.db.etcdops-8-0123456789abcdef");
+        let young = at(".v.db.etcdops-9-0123456789abcdef");
+        let dead_dir = at(".w.etcdops-10-0123456789abcdef");
+        // PID 0 never names a process in /proc.
+        let legacy = at(".etcd.etcdops-restore-0");
+        let other = at(".t.db.something-0");
+        for f in [&dead, &held, &young, &other] {
+            fs::write(f, b"x").unwrap();
+        }
+        fs::create_dir(&dead_dir).unwrap();
         fs::create_dir(&legacy).unwrap();
-        fs::write(&other, b"x").unwrap();
-        let removed = clean_stale(dir.path());
-        assert_eq!(removed.len(), 2, "{removed:?}");
-        assert!(!dead.exists() && !legacy.exists());
-        assert!(alive.exists() && other.exists());
+        for p in [&dead, &held, &dead_dir, &other] {
+            backdate(p);
+        }
+        // Another open file description holding the lock: the temporary is in use.
+        let holder = File::open(&held).unwrap();
+        lock(&holder).unwrap();
+        let mut removed = clean_stale(dir.path());
+        removed.sort();
+        assert_eq!(removed, [legacy.clone(), dead.clone(), dead_dir.clone()]);
+        assert!(held.exists() && young.exists() && other.exists());
+        drop(holder);
+        assert_eq!(clean_stale(dir.path()), [held]);
     }
 
     #[test]

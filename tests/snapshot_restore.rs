@@ -787,9 +787,10 @@ fn manifest_and_data_dir_keep_their_owner_and_mode() {
     assert_eq!(mode_and_owner(&manifest), (0o644, OTHER, OTHER));
     assert_eq!(mode_and_owner(&backup), (0o644, OTHER, OTHER));
     assert_eq!(mode_and_owner(&target), (0o750, OTHER, OTHER));
+    // What is inside stays ours, as etcdutl leaves it: never handed to whoever made the dir.
     for inner in ["member", "member/snap/db", "member/wal"] {
         let (_, uid, gid) = mode_and_owner(&target.join(inner));
-        assert_eq!((uid, gid), (OTHER, OTHER), "{inner}");
+        assert_eq!((uid, gid), (0, 0), "{inner}");
     }
     // No HA section for a one-member cluster.
     assert_eq!(report["other_members"].as_array().unwrap().len(), 0);
@@ -930,6 +931,11 @@ fn hostile_inputs_and_limits_leave_nothing_behind() {
     }
     std::fs::write(&stale_file, b"partial").unwrap();
     std::fs::write(&unrelated, b"keep").unwrap();
+    // Not brand new (a temporary's creator may not have taken its lock yet).
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    for p in [&stale_dir, &stale_file, &legacy, &theirs] {
+        std::fs::File::open(p).unwrap().set_modified(old).unwrap();
+    }
     std::os::unix::fs::chown(&theirs, Some(OTHER), Some(OTHER)).unwrap();
     let r = etcdops(
         &[

@@ -209,15 +209,15 @@ fn restore(plan: &Plan) -> Result<Restored> {
     check_space(&parent_dir(&plan.opts.data_dir), db_len)?;
 
     // Build in temporary sibling directories.
-    let tmp = Staging::beside(&plan.opts.data_dir)?;
+    let tmp = staging(&plan.opts.data_dir)?;
     let wal_tmp = match &plan.wal_dir {
-        Some(w) => Some(Staging::beside(w)?),
+        Some(w) => Some(staging(w)?),
         None => None,
     };
-    let snap_dir = tmp.dir.path().join("member/snap");
+    let snap_dir = tmp.path().join("member/snap");
     let wal_dir_tmp = match &wal_tmp {
-        Some(w) => w.dir.path().to_path_buf(),
-        None => tmp.dir.path().join("member/wal"),
+        Some(w) => w.path().to_path_buf(),
+        None => tmp.path().join("member/wal"),
     };
     for d in [&snap_dir, &wal_dir_tmp] {
         fs::DirBuilder::new()
@@ -248,19 +248,29 @@ fn restore(plan: &Plan) -> Result<Restored> {
         0o666,
         None,
     )?;
-    let member_dir = tmp.dir.path().join("member");
+    let member_dir = tmp.path().join("member");
     for d in [
         &snap_dir,
         &wal_dir_tmp,
         &member_dir,
-        &tmp.dir.path().to_path_buf(),
+        &tmp.path().to_path_buf(),
     ] {
         fsutil::sync_dir(d)?;
     }
+    // The WAL first: a data dir without its WAL would start as an empty member. Should the
+    // data dir then fail to go in place, the WAL is taken back out.
+    let mut committed_wal = None;
     if let (Some(w), Some(wt)) = (&plan.wal_dir, wal_tmp) {
+        let replaced = fs::symlink_metadata(w).ok().filter(|m| m.is_dir());
         wt.commit(w)?;
+        committed_wal = Some((w, replaced));
     }
-    tmp.commit(&plan.opts.data_dir)?;
+    if let Err(e) = tmp.commit(&plan.opts.data_dir) {
+        if let Some((w, replaced)) = committed_wal {
+            fsutil::undo_commit(w, replaced.as_ref());
+        }
+        return Err(e);
+    }
     Ok(Restored { status, bumped })
 }
 
@@ -296,55 +306,11 @@ fn check_space(dir: &Path, db_len: u64) -> Result<()> {
     Ok(())
 }
 
-/// A directory being built beside its destination. Stale temporaries of killed runs are
-/// cleaned first; on commit the new tree takes the owner and mode of an existing empty
-/// destination (as etcdutl, which writes into it, leaves them), else stays 0700.
-struct Staging {
-    dir: fsutil::TempDir,
-}
-
-impl Staging {
-    fn beside(dest: &Path) -> Result<Staging> {
-        fsutil::clean_stale(&parent_dir(dest));
-        Ok(Staging {
-            dir: fsutil::TempDir::beside(dest)?,
-        })
-    }
-
-    fn commit(self, dest: &Path) -> Result<()> {
-        if let Ok(existing) = fs::symlink_metadata(dest) {
-            if existing.is_dir() {
-                adopt_owner_and_mode(self.dir.path(), &existing).with_context(|| {
-                    format!(
-                        "giving {} the owner and mode of {}",
-                        self.dir.path().display(),
-                        dest.display()
-                    )
-                })?;
-            }
-        }
-        self.dir.commit(dest)
-    }
-}
-
-/// Give `root` the mode of `like`, and the whole tree under it the owner of `like` when that
-/// is not us (etcd running as `etcd` must be able to read what root restored for it).
-fn adopt_owner_and_mode(root: &Path, like: &fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    fn chown_tree(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-        if fs::symlink_metadata(p)?.is_dir() {
-            for e in fs::read_dir(p)? {
-                chown_tree(&e?.path(), uid, gid)?;
-            }
-        }
-        Ok(())
-    }
-    let md = fs::symlink_metadata(root)?;
-    if md.uid() != like.uid() || md.gid() != like.gid() {
-        chown_tree(root, like.uid(), like.gid())?;
-    }
-    fs::set_permissions(root, fs::Permissions::from_mode(like.mode() & 0o7777))
+/// A directory being built beside its destination, after removing stale temporaries of
+/// killed runs there.
+fn staging(dest: &Path) -> Result<fsutil::TempDir> {
+    fsutil::clean_stale(&parent_dir(dest));
+    fsutil::TempDir::beside(dest)
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) -> Result<()> {
@@ -380,7 +346,18 @@ impl Plan<'_> {
             })
             .collect();
         let local = m.local_member();
-        let mut notes = Vec::new();
+        let mut notes = self.decision.notes.clone();
+        if m.members.len() > 1 {
+            if self.opts.wal_dir.is_some() {
+                notes.push("note: the commands for the other members do not carry --wal-dir; add it where a node keeps its WAL apart".to_string());
+            }
+            let elsewhere = |m: &crate::manifest::Manifest| {
+                m.path != Path::new(crate::settings::DEFAULT_MANIFEST)
+            };
+            if self.opts.manifest.as_ref().is_some_and(elsewhere) {
+                notes.push("note: on the other members, --from-manifest reads --manifest, ETCDOPS_MANIFEST or /etc/kubernetes/manifests/etcd.yaml; add --manifest PATH where etcd.yaml lives elsewhere".to_string());
+            }
+        }
         if let Some(r) = restored {
             if r.status.kubernetes && r.bumped.is_none() {
                 notes.push(format!(
@@ -402,7 +379,7 @@ impl Plan<'_> {
             peer_urls: local.map(|l| l.peer_urls.clone()).unwrap_or_default(),
             cluster_id: hex_id(m.cluster_id),
             membership_source: self.decision.source,
-            initial_cluster: self.decision.initial_cluster.clone(),
+            initial_cluster: self.decision.initial_cluster(),
             initial_cluster_token: opts.initial_cluster_token.clone(),
             members,
             revision: restored.map(|r| r.status.revision),
@@ -429,67 +406,22 @@ impl Plan<'_> {
     /// the same token and revision bump, and nothing of this node's paths: with a manifest,
     /// that node's own manifest names its data dir; without one, etcd's default applies.
     fn other_members(&self) -> Vec<OtherMember> {
-        let opts = &self.opts;
         let m = &self.decision.membership;
         if m.members.len() < 2 {
             return Vec::new();
         }
-        let snapshot = std::path::absolute(&opts.file).unwrap_or_else(|_| opts.file.clone());
-        let mut common = vec![
-            "etcdops".to_string(),
-            "snapshot".into(),
-            "restore".into(),
-            shell_quote(&snapshot.display().to_string()),
-        ];
-        if opts.from_manifest() {
-            common.push("--from-manifest".into());
-            if opts.update_manifest {
-                common.push("--update-manifest".into());
-            }
-        }
-        common.push(format!(
-            "--initial-cluster={}",
-            shell_quote(&self.decision.initial_cluster)
-        ));
-        common.push(format!(
-            "--initial-cluster-token={}",
-            shell_quote(&opts.initial_cluster_token)
-        ));
-        if let Some(b) = opts.bump_revision {
-            common.push(format!("--bump-revision={b}"));
-            common.push("--mark-compacted".into());
-        }
-        if opts.skip_hash_check {
-            common.push("--skip-hash-check".into());
-        }
-        // The names under which the shared list knows each member (placeholders included).
-        let shared: Vec<(String, Vec<String>)> = self
-            .decision
-            .initial_cluster
-            .split(',')
-            .filter_map(|item| item.split_once('='))
-            .fold(Vec::new(), |mut acc: Vec<(String, Vec<String>)>, (n, u)| {
-                match acc.iter_mut().find(|(name, _)| name == n) {
-                    Some((_, urls)) => urls.push(u.to_string()),
-                    None => acc.push((n.to_string(), vec![u.to_string()])),
-                }
-                acc
-            });
+        let common = self.common_arguments();
         m.members
             .iter()
             .filter(|x| x.id != m.local)
             .map(|x| {
-                let name = shared
-                    .iter()
-                    .find(|(_, urls)| {
-                        let mut u = urls.clone();
-                        u.sort();
-                        u == x.peer_urls
-                    })
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or_else(|| x.name.clone());
+                let name = self
+                    .decision
+                    .shared_name(&x.peer_urls)
+                    .unwrap_or(&x.name)
+                    .to_string();
                 let mut cmd = common.clone();
-                if !opts.from_manifest() {
+                if !self.opts.from_manifest() {
                     cmd.push(format!("--name={}", shell_quote(&name)));
                     cmd.push(format!(
                         "--initial-advertise-peer-urls={}",
@@ -503,6 +435,40 @@ impl Plan<'_> {
                 }
             })
             .collect()
+    }
+
+    /// The words every other member's command shares.
+    fn common_arguments(&self) -> Vec<String> {
+        let opts = self.opts;
+        let snapshot = std::path::absolute(&opts.file).unwrap_or_else(|_| opts.file.clone());
+        let mut cmd = vec![
+            "etcdops".to_string(),
+            "snapshot".into(),
+            "restore".into(),
+            shell_quote(&snapshot.display().to_string()),
+        ];
+        if opts.from_manifest() {
+            cmd.push("--from-manifest".into());
+            if opts.update_manifest {
+                cmd.push("--update-manifest".into());
+            }
+        }
+        cmd.push(format!(
+            "--initial-cluster={}",
+            shell_quote(&self.decision.initial_cluster())
+        ));
+        cmd.push(format!(
+            "--initial-cluster-token={}",
+            shell_quote(&opts.initial_cluster_token)
+        ));
+        if let Some(b) = opts.bump_revision {
+            cmd.push(format!("--bump-revision={b}"));
+            cmd.push("--mark-compacted".into());
+        }
+        if opts.skip_hash_check {
+            cmd.push("--skip-hash-check".into());
+        }
+        cmd
     }
 }
 
@@ -586,8 +552,8 @@ impl Report for RestoreReport {
         }
         if !self.other_members.is_empty() {
             lines.push(format!(
-                "next (HA): copy {} to the same path on every other member and run there (the same membership everywhere, or the cluster splits):",
-                self.snapshot
+                "next (HA): copy {} to the same path on every other member and run there (the same membership everywhere, or the cluster splits; each must report cluster id {}):",
+                self.snapshot, self.cluster_id
             ));
             for o in &self.other_members {
                 lines.push(format!("  # on {} ({})", o.name, o.peer_urls.join(",")));

@@ -68,8 +68,7 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     // A write past `ulimit -f` fails with EFBIG (and the temporary is removed) instead of
     // killing us.
-    let _xfsz = signal(SignalKind::from_raw(crate::fsutil::SIGXFSZ))
-        .context("installing the SIGXFSZ handler")?;
+    crate::fsutil::catch_file_size_signal()?;
 
     let save = async {
         let (target, member_id, chosen_as) = choose(connector, given, opts.cluster).await?;
@@ -179,20 +178,12 @@ impl Sink {
         }
     }
 
-    /// Flush and fsync; the data is on disk under the temporary name.
-    fn sync(&mut self) -> Result<()> {
+    /// Flush what is buffered (the fsync comes with the commit).
+    fn flush(&mut self) -> Result<()> {
         match self {
-            Sink::File(f) => {
-                f.flush()
-                    .with_context(|| format!("writing {}", f.get_ref().path().display()))?;
-                let tmp = f.get_mut();
-                let path = tmp.path().to_path_buf();
-                if let Some(file) = tmp.file() {
-                    file.sync_all()
-                        .with_context(|| format!("syncing {}", path.display()))?;
-                }
-                Ok(())
-            }
+            Sink::File(f) => f
+                .flush()
+                .with_context(|| format!("writing {}", f.get_ref().path().display())),
             Sink::Stdout(out) => out.lock().flush().map_err(stdout_failed),
         }
     }
@@ -205,7 +196,7 @@ impl Sink {
         }
     }
 
-    /// Move the synced temporary over `dest` and make the rename durable.
+    /// fsync the temporary, move it over `dest` and make the rename durable.
     fn commit(self, dest: &Path) -> Result<()> {
         match self {
             Sink::File(f) => {
@@ -329,7 +320,7 @@ async fn stream_to_file(
     progress.finish();
     let size = check.total;
     check.verify().map_err(|e| anyhow!("{ep}: {e}"))?;
-    sink.sync()?;
+    sink.flush()?;
 
     let mut report = SaveReport {
         file: opts.file.display().to_string(),

@@ -2,6 +2,8 @@
 //! hex without leading zeros, value = JSON `{"id","peerURLs","name","clientURLs"?,"isLearner"?}`.
 //! Mirrors etcd-io/etcd server/etcdserver/api/membership/member.go and store.go.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::units::go_json_string;
@@ -87,69 +89,131 @@ impl Membership {
     }
 }
 
-/// Validate `--initial-cluster` against `--name` and `--initial-advertise-peer-urls` as etcd
-/// does (etcd-io/etcd server/config/config.go, client/pkg/types/urls.go) and derive the IDs.
-pub fn plan(
-    name: &str,
-    initial_cluster: &str,
-    token: &str,
-    advertise: &str,
-) -> Result<Membership, String> {
-    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for item in initial_cluster.split(',') {
-        if item.trim().is_empty() {
-            continue;
-        }
+/// `--initial-cluster` parsed: member name → its peer URLs, normalized and sorted.
+pub type ClusterList = BTreeMap<String, Vec<String>>;
+
+/// Why a membership is not one etcd would accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("--initial-cluster: {0:?} is not NAME=URL")]
+    NotNameUrl(String),
+    #[error("{flag}: {reason}")]
+    Url {
+        flag: &'static str,
+        reason: UrlError,
+    },
+    #[error(
+        "couldn't find local name {0:?} in the initial cluster configuration (--initial-cluster)"
+    )]
+    LocalNameMissing(String),
+    #[error("--initial-cluster has duplicate url {0}")]
+    DuplicateUrl(String),
+    #[error("member {0}: cannot use 0 as member id")]
+    ZeroId(String),
+    #[error(
+        "--initial-cluster has {name}={listed} but --initial-advertise-peer-urls has {advertised}"
+    )]
+    AdvertiseMismatch {
+        name: String,
+        listed: String,
+        advertised: String,
+    },
+    #[error("member exists with identical ID {id:x} ({a} and {b})")]
+    SameId { id: u64, a: String, b: String },
+}
+
+/// Why a peer URL is not one etcd accepts (etcd-io/etcd client/pkg/types/urls.go).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("URL scheme must be http, https, unix, or unixs: {0}")]
+    Scheme(String),
+    #[error("URL must not contain a path: {0}")]
+    Path(String),
+    #[error("URL must not contain user information: {0}")]
+    UserInfo(String),
+    #[error("URL address does not have the form \"host:port\": {0}")]
+    HostPort(String),
+    #[error("URL port must be 1 to 65535: {0}")]
+    Port(String),
+    #[error("URL host has a character no host name or address has: {0}")]
+    Host(String),
+}
+
+/// Parse `--initial-cluster` (`NAME=URL,...`; a name may repeat for several URLs).
+pub fn parse_initial_cluster(list: &str) -> Result<ClusterList, MemberError> {
+    let mut by_name = ClusterList::new();
+    for item in list.split(',').filter(|s| !s.trim().is_empty()) {
         let (n, url) = item
             .split_once('=')
-            .ok_or_else(|| format!("--initial-cluster: {item:?} is not NAME=URL"))?;
-        let url = normalize_url(url).map_err(|e| format!("--initial-cluster: {e}"))?;
+            .ok_or_else(|| MemberError::NotNameUrl(item.to_string()))?;
+        let url = normalize_url(url).map_err(|reason| MemberError::Url {
+            flag: "--initial-cluster",
+            reason,
+        })?;
         by_name.entry(n.trim().to_string()).or_default().push(url);
     }
-    let local_urls = by_name.get(name).cloned().ok_or_else(|| {
-        format!("couldn't find local name {name:?} in the initial cluster configuration (--initial-cluster)")
-    })?;
-    let mut advertised = advertise
+    for urls in by_name.values_mut() {
+        urls.sort();
+    }
+    Ok(by_name)
+}
+
+/// Parse `--initial-advertise-peer-urls`: normalized and sorted.
+pub fn parse_advertise(urls: &str) -> Result<Vec<String>, MemberError> {
+    let mut v = urls
         .split(',')
         .filter(|u| !u.trim().is_empty())
         .map(normalize_url)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("--initial-advertise-peer-urls: {e}"))?;
-    advertised.sort();
+        .map_err(|reason| MemberError::Url {
+            flag: "--initial-advertise-peer-urls",
+            reason,
+        })?;
+    v.sort();
+    Ok(v)
+}
+
+/// Validate a membership against `--name` and `--initial-advertise-peer-urls` as etcd does
+/// (etcd-io/etcd server/config/config.go, client/pkg/types/urls.go) and derive the IDs.
+pub fn plan(
+    name: &str,
+    list: &ClusterList,
+    token: &str,
+    advertised: &[String],
+) -> Result<Membership, MemberError> {
+    let local_urls = list
+        .get(name)
+        .ok_or_else(|| MemberError::LocalNameMissing(name.to_string()))?;
     let mut seen = std::collections::BTreeSet::new();
     let mut members = Vec::new();
-    for (n, mut urls) in by_name {
-        urls.sort();
-        for u in &urls {
-            if !seen.insert(u.clone()) {
-                return Err(format!("--initial-cluster has duplicate url {u}"));
-            }
+    for (n, urls) in list {
+        if let Some(u) = urls.iter().find(|u| !seen.insert(u.to_string())) {
+            return Err(MemberError::DuplicateUrl(u.clone()));
         }
-        let id = member_id(&urls, token);
+        let id = member_id(urls, token);
         if id == 0 {
-            return Err(format!("member {n}: cannot use 0 as member id"));
+            return Err(MemberError::ZeroId(n.clone()));
         }
         members.push(NewMember {
-            name: n,
+            name: n.clone(),
             id,
-            peer_urls: urls,
+            peer_urls: urls.clone(),
         });
     }
-    let mut local_sorted = local_urls;
-    local_sorted.sort();
-    if local_sorted != advertised {
-        return Err(format!(
-            "--initial-cluster has {name}={} but --initial-advertise-peer-urls has {}",
-            local_sorted.join(","),
-            advertised.join(",")
-        ));
+    if local_urls != advertised {
+        return Err(MemberError::AdvertiseMismatch {
+            name: name.to_string(),
+            listed: local_urls.join(","),
+            advertised: advertised.join(","),
+        });
     }
     members.sort_by_key(|m| m.id);
     if let Some(w) = members.windows(2).find(|w| w[0].id == w[1].id) {
-        return Err(format!(
-            "member exists with identical ID {:x} ({} and {})",
-            w[0].id, w[0].name, w[1].name
-        ));
+        return Err(MemberError::SameId {
+            id: w[0].id,
+            a: w[0].name.clone(),
+            b: w[1].name.clone(),
+        });
     }
     let local = members
         .iter()
@@ -165,31 +229,53 @@ pub fn plan(
     })
 }
 
-/// A peer URL as etcd normalizes it: trimmed, scheme lower-cased, `scheme://host:port`, no path.
-pub fn normalize_url(raw: &str) -> Result<String, String> {
+/// [`plan`] from the flags' spellings (tests of the WAL and `.snap` writers).
+#[cfg(test)]
+pub fn plan_flags(
+    name: &str,
+    list: &str,
+    token: &str,
+    advertise: &str,
+) -> Result<Membership, MemberError> {
+    plan(
+        name,
+        &parse_initial_cluster(list)?,
+        token,
+        &parse_advertise(advertise)?,
+    )
+}
+
+/// A peer URL as etcd normalizes it: trimmed, scheme lower-cased, `scheme://host:port`, no
+/// path; a host of letters, digits, `.-_:%` or a bracketed IPv6 address, a port 1..65535.
+pub fn normalize_url(raw: &str) -> Result<String, UrlError> {
     let raw = raw.trim();
     let (scheme, rest) = raw
         .split_once("://")
-        .ok_or_else(|| format!("URL scheme must be http, https, unix, or unixs: {raw}"))?;
+        .ok_or_else(|| UrlError::Scheme(raw.to_string()))?;
     let scheme = scheme.to_ascii_lowercase();
     if !matches!(scheme.as_str(), "http" | "https" | "unix" | "unixs") {
-        return Err(format!(
-            "URL scheme must be http, https, unix, or unixs: {raw}"
-        ));
+        return Err(UrlError::Scheme(raw.to_string()));
     }
     if rest.contains(['/', '?', '#']) {
-        return Err(format!("URL must not contain a path: {raw}"));
+        return Err(UrlError::Path(raw.to_string()));
     }
     if rest.contains('@') {
-        return Err(format!("URL must not contain user information: {raw}"));
+        return Err(UrlError::UserInfo(raw.to_string()));
     }
-    let port_ok = rest.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty() && !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())
-    });
-    if !port_ok {
-        return Err(format!(
-            "URL address does not have the form \"host:port\": {raw}"
-        ));
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(UrlError::HostPort(raw.to_string()));
+    };
+    if host.is_empty() || port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
+        return Err(UrlError::HostPort(raw.to_string()));
+    }
+    if !matches!(port.parse::<u32>(), Ok(1..=65535)) {
+        return Err(UrlError::Port(raw.to_string()));
+    }
+    let host_ok = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_:%[]".contains(c));
+    if !host_ok {
+        return Err(UrlError::Host(raw.to_string()));
     }
     Ok(format!("{scheme}://{rest}"))
 }
@@ -253,6 +339,12 @@ fn go_string_list(items: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn plan(name: &str, list: &str, token: &str, advertise: &str) -> Result<Membership, String> {
+        let list = parse_initial_cluster(list).map_err(|e| e.to_string())?;
+        let advertised = parse_advertise(advertise).map_err(|e| e.to_string())?;
+        super::plan(name, &list, token, &advertised).map_err(|e| e.to_string())
+    }
+
     // IDs from etcdutl 3.5.1 runs (docs/format.md, restore section).
     #[test]
     fn ids_match_etcd() {
@@ -314,5 +406,10 @@ mod tests {
         assert!(e.contains("host:port"), "{e}");
         let e = plan("a", "a", "t", "http://h:1").unwrap_err();
         assert!(e.contains("NAME=URL"), "{e}");
+        let e = plan("a", "a=http://h:99999", "t", "http://h:99999").unwrap_err();
+        assert!(e.contains("port must be 1 to 65535"), "{e}");
+        let e = plan("a", "a=http://h;x:1", "t", "http://h;x:1").unwrap_err();
+        assert!(e.contains("URL host"), "{e}");
+        assert!(normalize_url("https://[::1]:2380").is_ok());
     }
 }

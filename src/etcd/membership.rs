@@ -9,23 +9,26 @@
 //!    members pass it explicitly, so every node restores the same list.
 //! 2. With `--from-manifest` and no explicit list, the manifest's `--initial-cluster` is *not*
 //!    the membership: kubeadm writes a growing list (the first node names only itself, the
-//!    second two, ...). When the snapshot holds more than one member, the membership is the
-//!    snapshot's own member list (peer URLs); the manifest only checks it (this node must be a
-//!    member, at its peer URL, under its name; every member the manifest names must match)
-//!    and completes names. A one-member snapshot restored by a node whose manifest names one
-//!    member is a new one-member cluster on that node, as before.
+//!    second two, ...), and keeps members that were later replaced. When the snapshot holds
+//!    more than one member, the membership is the snapshot's own member list (peer URLs). This
+//!    node must be a member of it, at its peer URL, under its name (or an unknown one), or the
+//!    restore is refused; the manifest's other entries only complete names, and entries that
+//!    contradict the snapshot are ignored with a note. A learner in the snapshot is refused
+//!    (a restore makes every member a voter). A one-member snapshot restored by a node whose
+//!    manifest names one member is a new one-member cluster on that node, as before.
 //!
 //! Names: etcd 3.5 does not store the names of members that joined with `member add`. A
 //! missing name is completed from the manifest or this node's `--name`, else it becomes the
 //! placeholder `unnamed-<ID>` (the member's ID in the snapshot). This is safe: member and
 //! cluster IDs depend only on peer URLs and the token, and every member publishes its own
 //! `--name` when it starts, replacing whatever name the restore wrote (the HA drill in
-//! tests/snapshot_restore.rs shows the three real names after boot). A node that finds its
-//! peer URL under a placeholder takes the placeholder as its own member.
+//! tests/ha_restore.rs shows the three real names after boot). A node that finds its peer URL
+//! under a placeholder takes the placeholder as its own member.
 
-use std::collections::BTreeMap;
-
-use super::members::{normalize_url, plan, Membership, StoredMember};
+use super::members::{
+    parse_advertise, parse_initial_cluster, plan, ClusterList, MemberError, Membership,
+    StoredMember,
+};
 
 /// Prefix of the names given to members the snapshot holds no name for.
 pub const PLACEHOLDER: &str = "unnamed-";
@@ -62,43 +65,59 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub membership: Membership,
-    /// `--initial-cluster` that reproduces it on every other node (placeholders included).
-    pub initial_cluster: String,
+    /// The membership as every other member restores it (placeholders included).
+    pub shared: ClusterList,
     pub source: Source,
+    /// What was ignored on the way, for the operator.
+    pub notes: Vec<String>,
+}
+
+impl Decision {
+    /// `--initial-cluster` that reproduces the membership on every other node.
+    pub fn initial_cluster(&self) -> String {
+        render(&self.shared)
+    }
+
+    /// The name under which the shared list knows the member with `urls`.
+    pub fn shared_name(&self, urls: &[String]) -> Option<&str> {
+        self.shared
+            .iter()
+            .find(|(_, u)| u.as_slice() == urls)
+            .map(|(n, _)| n.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MembershipError {
     /// Bad `--initial-cluster`, name or URLs, as etcd would refuse them.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] MemberError),
     #[error("this node ({name}, {urls}) is not a member of the snapshot's cluster ({members}); the manifest and the snapshot disagree. To restore into a new membership, pass the same --initial-cluster on every node")]
     NotAMember {
         name: String,
         urls: String,
         members: String,
     },
-    #[error("{who}: the snapshot has {name} at {snapshot} but {place} says {given}; pass --initial-cluster to choose")]
+    #[error("this node: the snapshot has {name} at {snapshot} but this node's --initial-advertise-peer-urls is {given}; pass --initial-cluster to choose")]
     PeerUrlDiffers {
-        who: String,
         name: String,
         snapshot: String,
-        place: &'static str,
         given: String,
     },
-    #[error("{place} names the member at {urls} {given:?} but the snapshot names it {stored:?}; pass --initial-cluster to choose")]
+    #[error("this node is {given:?} but the snapshot names the member at {urls} {stored:?}; pass --initial-cluster to choose")]
     NameDiffers {
         urls: String,
         given: String,
         stored: String,
-        place: &'static str,
     },
-    #[error("the manifest's --initial-cluster lists {name}={urls}, which the snapshot's cluster does not have ({members}); pass --initial-cluster to restore into a new membership")]
-    NotInSnapshot {
-        name: String,
-        urls: String,
-        members: String,
-    },
+    #[error("the snapshot holds learner {0} (a restore makes every member a voter); pass --initial-cluster with the voting members on every node")]
+    Learner(String),
+    #[error(
+        "the snapshot holds member {0:x} without a peer URL; pass --initial-cluster on every node"
+    )]
+    NoPeerUrl(u64),
+    #[error("the snapshot names a member {0:?}, which cannot stand in --initial-cluster; pass --initial-cluster on every node")]
+    BadName(String),
     #[error("the snapshot holds two members named {0:?}")]
     DuplicateName(String),
 }
@@ -108,52 +127,21 @@ pub fn decide(i: &Inputs) -> Result<Decision, MembershipError> {
     if let Some(list) = i.flag {
         return from_list(i, list, Source::Flag);
     }
-    if i.from_manifest && i.snapshot.len() > 1 {
-        return from_snapshot(i);
-    }
-    let list = match i.manifest {
-        Some(list) if i.from_manifest => list.to_string(),
-        _ => format!("{}={}", i.name, i.advertise),
-    };
     if i.from_manifest {
-        // One member in the snapshot: the manifest's list, if it names this node alone.
-        let entries = parse_list(&list)?;
-        if entries.len() > 1 {
-            return from_snapshot(i);
+        let manifest = parse_initial_cluster(i.manifest.unwrap_or_default())?;
+        // One member in the snapshot and the manifest names one member (this node): a new
+        // one-member cluster on this node, wherever the snapshot came from.
+        if i.snapshot.len() > 1 || manifest.len() > 1 {
+            return from_snapshot(i, &manifest);
+        }
+        if let Some(list) = i.manifest {
+            return from_list(i, list, Source::ThisNode);
         }
     }
-    from_list(i, &list, Source::ThisNode)
+    from_list(i, &format!("{}={}", i.name, i.advertise), Source::ThisNode)
 }
 
-/// `NAME=URL,...` grouped by name, URLs normalized and sorted.
-fn parse_list(list: &str) -> Result<BTreeMap<String, Vec<String>>, MembershipError> {
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for item in list.split(',').filter(|s| !s.trim().is_empty()) {
-        let (n, url) = item.split_once('=').ok_or_else(|| {
-            MembershipError::Invalid(format!("--initial-cluster: {item:?} is not NAME=URL"))
-        })?;
-        let url = normalize_url(url)
-            .map_err(|e| MembershipError::Invalid(format!("--initial-cluster: {e}")))?;
-        by_name.entry(n.trim().to_string()).or_default().push(url);
-    }
-    for urls in by_name.values_mut() {
-        urls.sort();
-    }
-    Ok(by_name)
-}
-
-fn sorted_urls(s: &str) -> Result<Vec<String>, MembershipError> {
-    let mut v = s
-        .split(',')
-        .filter(|u| !u.trim().is_empty())
-        .map(normalize_url)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| MembershipError::Invalid(format!("--initial-advertise-peer-urls: {e}")))?;
-    v.sort();
-    Ok(v)
-}
-
-fn render(members: &BTreeMap<String, Vec<String>>) -> String {
+fn render(members: &ClusterList) -> String {
     let mut parts = Vec::new();
     for (name, urls) in members {
         for u in urls {
@@ -166,26 +154,24 @@ fn render(members: &BTreeMap<String, Vec<String>>) -> String {
 /// An explicit list: etcd's own rules, except that a node whose name is not listed takes the
 /// placeholder listed at its peer URLs.
 fn from_list(i: &Inputs, list: &str, source: Source) -> Result<Decision, MembershipError> {
-    let mut members = parse_list(list)?;
-    let shared = render(&members);
+    let shared = parse_initial_cluster(list)?;
+    let mine = parse_advertise(i.advertise)?;
+    let mut members = shared.clone();
     if !members.contains_key(i.name) {
-        let mine = sorted_urls(i.advertise)?;
         let adopt = members
             .iter()
             .find(|(n, urls)| n.starts_with(PLACEHOLDER) && **urls == mine)
             .map(|(n, _)| n.clone());
-        if let Some(placeholder) = adopt {
-            if let Some(urls) = members.remove(&placeholder) {
-                members.insert(i.name.to_string(), urls);
-            }
+        if let Some(urls) = adopt.and_then(|p| members.remove(&p)) {
+            members.insert(i.name.to_string(), urls);
         }
     }
-    let membership =
-        plan(i.name, &render(&members), i.token, i.advertise).map_err(MembershipError::Invalid)?;
+    let membership = plan(i.name, &members, i.token, &mine)?;
     Ok(Decision {
         membership,
-        initial_cluster: shared,
+        shared,
         source,
+        notes: Vec::new(),
     })
 }
 
@@ -212,14 +198,43 @@ fn describe(slots: &[Slot]) -> String {
         .join(",")
 }
 
-/// Give the snapshot member at `urls` the name `name`, or say why that contradicts it.
-fn claim(
-    slots: &mut [Slot],
-    name: &str,
-    urls: &[String],
-    place: &'static str,
-    this_node: bool,
-) -> Result<(), MembershipError> {
+/// The snapshot's members, with normalized URLs; refused when a restore cannot reproduce them.
+fn slots(snapshot: &[StoredMember]) -> Result<Vec<Slot>, MembershipError> {
+    let mut slots = Vec::new();
+    for m in snapshot {
+        if m.is_learner {
+            return Err(MembershipError::Learner(if m.name.is_empty() {
+                format!("{:x}", m.id)
+            } else {
+                m.name.clone()
+            }));
+        }
+        let list = m.peer_urls.join(",");
+        let urls = parse_advertise(&list).map_err(|e| match e {
+            MemberError::Url { reason, .. } => MemberError::Url {
+                flag: "the snapshot's member list",
+                reason,
+            },
+            other => other,
+        })?;
+        if urls.is_empty() {
+            return Err(MembershipError::NoPeerUrl(m.id));
+        }
+        let unusable = |c: char| c == ',' || c == '=' || c.is_whitespace() || c.is_control();
+        if m.name.contains(unusable) {
+            return Err(MembershipError::BadName(m.name.clone()));
+        }
+        slots.push(Slot {
+            id: m.id,
+            urls,
+            name: m.name.clone(),
+        });
+    }
+    Ok(slots)
+}
+
+/// This node in the snapshot's member list: at its peer URLs, under its name or an unknown one.
+fn claim_this_node(slots: &mut [Slot], name: &str, urls: &[String]) -> Result<(), MembershipError> {
     if let Some(s) = slots.iter_mut().find(|s| s.urls == urls) {
         if s.name.is_empty() || s.name == name {
             s.name = name.to_string();
@@ -229,92 +244,63 @@ fn claim(
             urls: urls.join(","),
             given: name.to_string(),
             stored: s.name.clone(),
-            place,
         });
     }
     if let Some(s) = slots.iter().find(|s| s.name == name) {
         return Err(MembershipError::PeerUrlDiffers {
-            who: if this_node {
-                "this node".into()
-            } else {
-                name.to_string()
-            },
             name: name.to_string(),
             snapshot: s.urls.join(","),
-            place,
             given: urls.join(","),
         });
     }
-    let (name, urls, members) = (name.to_string(), urls.join(","), describe(slots));
-    Err(if this_node {
-        MembershipError::NotAMember {
-            name,
-            urls,
-            members,
-        }
-    } else {
-        MembershipError::NotInSnapshot {
-            name,
-            urls,
-            members,
-        }
+    Err(MembershipError::NotAMember {
+        name: name.to_string(),
+        urls: urls.join(","),
+        members: describe(slots),
     })
 }
 
-/// The snapshot's members, checked against and named from this node and the manifest.
-fn from_snapshot(i: &Inputs) -> Result<Decision, MembershipError> {
-    let mut slots = Vec::new();
-    for m in i.snapshot {
-        let mut urls = m
-            .peer_urls
-            .iter()
-            .map(|u| normalize_url(u))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| MembershipError::Invalid(format!("snapshot member {:x}: {e}", m.id)))?;
-        urls.sort();
-        slots.push(Slot {
-            id: m.id,
-            urls,
-            name: m.name.clone(),
-        });
-    }
-    let mine = sorted_urls(i.advertise)?;
-    claim(
-        &mut slots,
-        i.name,
-        &mine,
-        "this node's --name/--initial-advertise-peer-urls",
-        true,
-    )?;
-    if let Some(list) = i.manifest {
-        for (name, urls) in parse_list(list)? {
-            claim(
-                &mut slots,
-                &name,
-                &urls,
-                "the manifest's --initial-cluster",
-                false,
-            )?;
+/// Names for the snapshot's unnamed members from the manifest's `--initial-cluster`; entries
+/// that contradict the snapshot (members since replaced, say) are ignored with a note.
+fn names_from_manifest(slots: &mut [Slot], manifest: &ClusterList) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, urls) in manifest {
+        let taken = slots.iter().any(|s| s.name == *name && s.urls != *urls);
+        match slots.iter_mut().find(|s| s.urls == *urls) {
+            Some(s) if s.name == *name => {}
+            Some(s) if s.name.is_empty() && !taken => s.name = name.clone(),
+            _ => notes.push(format!(
+                "note: the manifest's --initial-cluster lists {name}={}, which the snapshot's member list does not have as such; ignored (the snapshot decides the membership)",
+                urls.join(",")
+            )),
         }
     }
-    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    notes
+}
+
+/// The snapshot's members, checked against and named from this node and the manifest.
+fn from_snapshot(i: &Inputs, manifest: &ClusterList) -> Result<Decision, MembershipError> {
+    let mut slots = slots(i.snapshot)?;
+    let mine = parse_advertise(i.advertise)?;
+    claim_this_node(&mut slots, i.name, &mine)?;
+    let notes = names_from_manifest(&mut slots, manifest);
+    let mut shared = ClusterList::new();
     for s in &slots {
         let name = if s.name.is_empty() {
             format!("{PLACEHOLDER}{:x}", s.id)
         } else {
             s.name.clone()
         };
-        if members.insert(name.clone(), s.urls.clone()).is_some() {
+        if shared.insert(name.clone(), s.urls.clone()).is_some() {
             return Err(MembershipError::DuplicateName(name));
         }
     }
-    let shared = render(&members);
-    let membership =
-        plan(i.name, &shared, i.token, i.advertise).map_err(MembershipError::Invalid)?;
+    let membership = plan(i.name, &shared, i.token, &mine)?;
     Ok(Decision {
         membership,
-        initial_cluster: shared,
+        shared,
         source: Source::Snapshot,
+        notes,
     })
 }
 
@@ -373,14 +359,21 @@ mod tests {
         assert_eq!(d1.membership.cluster_id, d2.membership.cluster_id);
         assert_eq!(d1.membership.cluster_id, d3.membership.cluster_id);
         assert_eq!(
-            d1.initial_cluster,
+            d1.initial_cluster(),
             format!("cp1={U1},unnamed-22={U2},unnamed-33={U3}")
         );
-        assert_eq!(d3.initial_cluster, l3);
+        assert_eq!(d3.initial_cluster(), l3);
 
         // The command printed on cp1, run on cp2 and cp3: they adopt their placeholders.
         for (name, url, list) in [("cp2", U2, &l2), ("cp3", U3, &l3)] {
-            let d = decide(&on_node(name, url, list, Some(&d1.initial_cluster), &snap)).unwrap();
+            let d = decide(&on_node(
+                name,
+                url,
+                list,
+                Some(&d1.initial_cluster()),
+                &snap,
+            ))
+            .unwrap();
             assert_eq!(d.source, Source::Flag);
             assert_eq!(d.membership.cluster_id, d1.membership.cluster_id);
             assert_eq!(d.membership.local_member().unwrap().name, name);
@@ -390,46 +383,60 @@ mod tests {
     }
 
     #[test]
-    fn contradictions_are_refused() {
+    fn contradictions_about_this_node_are_refused() {
         let snap = kubeadm_snapshot();
-        let l1 = format!("cp1={U1}");
-        let e = decide(&on_node(
-            "cp9",
-            "https://10.0.0.9:2380",
-            "cp9=https://10.0.0.9:2380",
-            None,
-            &snap,
-        ))
-        .unwrap_err();
+        let u9 = "https://10.0.0.9:2380";
+        let e = decide(&on_node("cp9", u9, &format!("cp9={u9}"), None, &snap)).unwrap_err();
         assert!(matches!(e, MembershipError::NotAMember { .. }), "{e}");
-        let e = decide(&on_node(
-            "cp1",
-            "https://10.0.0.1:2390",
-            "cp1=https://10.0.0.1:2390",
-            None,
-            &snap,
-        ))
-        .unwrap_err();
+        let moved = "https://10.0.0.1:2390";
+        let e = decide(&on_node("cp1", moved, &format!("cp1={moved}"), None, &snap)).unwrap_err();
         assert!(matches!(e, MembershipError::PeerUrlDiffers { .. }), "{e}");
-        assert!(e.to_string().contains("https://10.0.0.1:2390"), "{e}");
+        assert!(e.to_string().contains(moved), "{e}");
         let e = decide(&on_node("cpx", U1, &format!("cpx={U1}"), None, &snap)).unwrap_err();
         assert!(matches!(e, MembershipError::NameDiffers { .. }), "{e}");
-        let extra = format!("{l1},cp4=https://10.0.0.4:2380");
-        let e = decide(&on_node("cp1", U1, &extra, None, &snap)).unwrap_err();
-        assert!(matches!(e, MembershipError::NotInSnapshot { .. }), "{e}");
         // A placeholder is adopted only at this node's own URL, and a real name never is.
+        let l1 = format!("cp1={U1}");
         let flag = format!("cp1={U1},unnamed-22={U2},unnamed-33={U3}");
         let e = decide(&on_node("cp2", U1, &l1, Some(&flag), &snap)).unwrap_err();
         assert!(e.to_string().contains("couldn't find local name"), "{e}");
-        let e = decide(&on_node(
-            "cp2",
-            "https://10.0.0.9:2380",
-            &l1,
-            Some(&flag),
-            &snap,
-        ))
-        .unwrap_err();
+        let e = decide(&on_node("cp2", u9, &l1, Some(&flag), &snap)).unwrap_err();
         assert!(e.to_string().contains("couldn't find local name"), "{e}");
+    }
+
+    /// kubeadm keeps members that were replaced in the older nodes' manifests: such entries
+    /// are ignored with a note, never a refusal, and never a name.
+    #[test]
+    fn stale_manifest_entries_are_ignored_with_a_note() {
+        let snap = kubeadm_snapshot();
+        let replaced = format!("cp1={U1},old2=https://10.0.0.5:2380,cp2={U3}");
+        let d = decide(&on_node("cp1", U1, &replaced, None, &snap)).unwrap();
+        assert_eq!(d.notes.len(), 1, "{:?}", d.notes);
+        assert!(
+            d.notes[0].contains("old2=https://10.0.0.5:2380"),
+            "{:?}",
+            d.notes
+        );
+        // cp2 at U3 named the member at U3 (nameless in the snapshot): taken.
+        assert_eq!(d.shared_name(&[U3.to_string()]), Some("cp2"));
+        let fresh = decide(&on_node("cp1", U1, &format!("cp1={U1}"), None, &snap)).unwrap();
+        assert_eq!(d.membership.cluster_id, fresh.membership.cluster_id);
+    }
+
+    #[test]
+    fn snapshots_a_restore_cannot_reproduce_are_refused() {
+        let mut snap = kubeadm_snapshot();
+        snap[2].is_learner = true;
+        let l1 = format!("cp1={U1}");
+        let e = decide(&on_node("cp1", U1, &l1, None, &snap)).unwrap_err();
+        assert!(matches!(e, MembershipError::Learner(_)), "{e}");
+        let mut snap = kubeadm_snapshot();
+        snap[1].name = "cp2,x=http://evil:1".into();
+        let e = decide(&on_node("cp1", U1, &l1, None, &snap)).unwrap_err();
+        assert!(matches!(e, MembershipError::BadName(_)), "{e}");
+        let mut snap = kubeadm_snapshot();
+        snap[1].peer_urls.clear();
+        let e = decide(&on_node("cp1", U1, &l1, None, &snap)).unwrap_err();
+        assert!(matches!(e, MembershipError::NoPeerUrl(0x22)), "{e}");
     }
 
     #[test]

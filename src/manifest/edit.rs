@@ -239,6 +239,15 @@ impl ManifestEdit {
         let backup = backup_dir.join(format!("{file_name}.etcdops-backup-{}", utc_stamp()));
         let like =
             fs::metadata(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
+        // The restore took a while: never overwrite a change made meanwhile.
+        let now = fs::read_to_string(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        if now != self.old_text {
+            bail!(
+                "{} changed while the restore ran; it was not updated (point its data volume at the restored data dir by hand)",
+                self.path.display()
+            );
+        }
         fsutil::write_atomic(&backup, self.old_text.as_bytes(), Some(&like))?;
         fsutil::write_atomic(&self.path, self.new_text.as_bytes(), Some(&like))?;
         Ok(backup)
