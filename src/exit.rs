@@ -1,4 +1,4 @@
-//! The one exit-status table (docs/cli.md, interface.md). Only `main` exits.
+//! The one exit-status table (docs/cli.md, "Exit status"). Only `main` exits.
 //!
 //! | code | meaning |
 //! | --- | --- |

@@ -97,8 +97,9 @@ pub async fn discover_cluster(
                 for member in list.members() {
                     for url in member.client_urls() {
                         if seen.insert(url.clone()) {
-                            let t = Target::parse(url, target.tls)
-                                .map_err(|m| EndpointError::new(FailureKind::Server, m))?;
+                            let t = Target::parse(url, target.tls).map_err(|m| {
+                                EndpointError::new(FailureKind::Server, m.to_string())
+                            })?;
                             found.push(t);
                         }
                     }

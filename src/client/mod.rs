@@ -92,18 +92,38 @@ pub struct Target {
     pub tls: bool,
 }
 
+/// An endpoint that is not `[scheme://]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("endpoint {endpoint:?}: {problem}")]
+pub struct EndpointSyntax {
+    pub endpoint: String,
+    pub problem: SyntaxProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxProblem {
+    #[error("unsupported scheme (use http:// or https://)")]
+    Scheme,
+    #[error("invalid port {0:?}")]
+    Port(String),
+    #[error("missing host")]
+    Host,
+}
+
 impl Target {
     /// Parse an endpoint. A scheme-less one uses TLS when `default_tls` is set, as etcdctl does
     /// when it has any TLS material.
-    pub fn parse(endpoint: &str, default_tls: bool) -> Result<Target, String> {
+    pub fn parse(endpoint: &str, default_tls: bool) -> Result<Target, EndpointSyntax> {
+        let bad = |problem| EndpointSyntax {
+            endpoint: endpoint.to_string(),
+            problem,
+        };
         let (tls, rest) = if let Some(rest) = endpoint.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = endpoint.strip_prefix("http://") {
             (false, rest)
         } else if endpoint.contains("://") {
-            return Err(format!(
-                "endpoint {endpoint:?}: unsupported scheme (use http:// or https://)"
-            ));
+            return Err(bad(SyntaxProblem::Scheme));
         } else {
             (default_tls, endpoint)
         };
@@ -112,14 +132,14 @@ impl Target {
             Some((h, p)) if !p.contains(']') => {
                 let port = p
                     .parse::<u16>()
-                    .map_err(|_| format!("endpoint {endpoint:?}: invalid port {p:?}"))?;
+                    .map_err(|_| bad(SyntaxProblem::Port(p.to_string())))?;
                 (h, port)
             }
             _ => (authority, 2379),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(format!("endpoint {endpoint:?}: missing host"));
+            return Err(bad(SyntaxProblem::Host));
         }
         Ok(Target {
             endpoint: endpoint.to_string(),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::etcd::members::DEFAULT_TOKEN;
@@ -40,9 +40,7 @@ pub struct ManifestReport {
 
 pub fn read(path: &Path) -> Result<ManifestReport> {
     let m = Manifest::load(path)?;
-    let (host_data_dir, data_volume) = m
-        .host_data_dir()
-        .map_err(|e| anyhow!("manifest {}: {e}", path.display()))?;
+    let (host_data_dir, data_volume) = m.host_data_dir()?;
     let tls = m.client_tls();
     let host = |flag: &str| {
         m.flag(flag)

@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bolt::{Db, FileSource, ReadAt};
-use crate::etcd::members::read_stored;
+use crate::etcd::members::{read_stored, MemberSummary};
 use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
 use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
@@ -39,13 +39,6 @@ use crate::{fsutil, snap, wal};
 pub const KUBERNETES_BUMP: u64 = 1_000_000_000;
 /// Room needed beyond the database: the WAL segment plus slack for the new pages and `.snap`.
 const EXTRA_SPACE: u64 = wal::SEGMENT_SIZE + (16 << 20);
-
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberLine {
-    pub name: String,
-    pub id: String,
-    pub peer_urls: Vec<String>,
-}
 
 /// The command that reproduces this restore on another member.
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +64,7 @@ pub struct RestoreReport {
     /// `--initial-cluster` that every other member restores with.
     pub initial_cluster: String,
     pub initial_cluster_token: String,
-    pub members: Vec<MemberLine>,
+    pub members: Vec<MemberSummary>,
     /// The snapshot's revision, and the one etcd starts at after a bump (absent in a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
@@ -336,15 +329,7 @@ impl Plan<'_> {
     fn report(&self, restored: Option<&Restored>) -> RestoreReport {
         let opts = &self.opts;
         let m = &self.decision.membership;
-        let members: Vec<MemberLine> = m
-            .members
-            .iter()
-            .map(|x| MemberLine {
-                name: x.name.clone(),
-                id: hex_id(x.id),
-                peer_urls: x.peer_urls.clone(),
-            })
-            .collect();
+        let members: Vec<MemberSummary> = m.members.iter().map(MemberSummary::from).collect();
         let local = m.local_member();
         let mut notes = self.decision.notes.clone();
         if m.members.len() > 1 {

@@ -37,7 +37,7 @@ fn etcdutl_cells(s: &SnapshotStatus) -> Vec<String> {
         s.total_key.to_string(),
         humanize_bytes(s.total_size),
     ];
-    if s.v36 {
+    if s.etcd_3_6 {
         cells.push(s.version.clone());
     }
     cells
@@ -46,7 +46,7 @@ fn etcdutl_cells(s: &SnapshotStatus) -> Vec<String> {
 impl Report for SnapshotStatus {
     fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let mut headers = vec!["hash", "revision", "total keys", "total size"];
-        if self.v36 {
+        if self.etcd_3_6 {
             headers.push("version");
         }
         (headers, vec![etcdutl_cells(self)])
@@ -128,20 +128,20 @@ mod tests {
             },
         )
         .unwrap();
-        let v36 = SnapshotStatus {
-            v36: true,
+        let etcd_3_6 = SnapshotStatus {
+            etcd_3_6: true,
             version: "3.6.0".into(),
             ..s.clone()
         };
         let size = humanize_bytes(s.total_size);
         assert_eq!(
-            v36.simple(),
+            etcd_3_6.simple(),
             [format!("{:x}, 30, 325, {size}, 3.6.0", s.hash)]
         );
-        assert_eq!(v36.table().0.last(), Some(&"version"));
+        assert_eq!(etcd_3_6.table().0.last(), Some(&"version"));
         let empty = SnapshotStatus {
             version: String::new(),
-            ..v36
+            ..etcd_3_6
         };
         assert_eq!(empty.simple(), [format!("{:x}, 30, 325, {size}, ", s.hash)]);
         assert_eq!(s.table().0.len(), 4);

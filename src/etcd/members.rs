@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::go_json_string;
+use crate::units::{go_json_string, hex_id};
 
 use super::SnapshotError;
 use crate::bolt::reader::bucket_root;
@@ -63,6 +63,44 @@ pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, Snaps
         .filter(|e| !e.bucket)
         .map(|e| StoredMember::parse(&e.key, &e.value))
         .collect()
+}
+
+/// A member as the reports show it (`snapshot status`, `snapshot restore`): the ID in hex, and
+/// etcd's JSON names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSummary {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "peerURLs")]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs")]
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+impl From<&StoredMember> for MemberSummary {
+    fn from(m: &StoredMember) -> MemberSummary {
+        MemberSummary {
+            id: hex_id(m.id),
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: m.client_urls.clone(),
+            is_learner: m.is_learner,
+        }
+    }
+}
+
+impl From<&NewMember> for MemberSummary {
+    fn from(m: &NewMember) -> MemberSummary {
+        MemberSummary {
+            id: hex_id(m.id),
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: Vec::new(),
+            is_learner: false,
+        }
+    }
 }
 
 /// A member of the cluster being restored.

@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn user_key_from_keyvalue() {
-        // `put foo bar` at revision 2 (formats.md 2.3).
+        // `put foo bar` at revision 2, as etcd 3.5.1 stores it (server/mvcc/kvstore_txn.go `put`).
         let v = [
             0x0a, 0x03, b'f', b'o', b'o', 0x10, 0x02, 0x18, 0x02, 0x20, 0x01, 0x2a, 0x03, b'b',
             b'a', b'r',

@@ -14,12 +14,11 @@ use std::io::Read;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::members::StoredMember;
+use super::members::{MemberSummary, StoredMember};
 use super::schema::{self, Revision};
 use super::SnapshotError;
 use crate::bolt::check::hex;
 use crate::bolt::{Db, Problem, Problems, ReadAt, Visitor};
-use crate::units::hex_id;
 
 /// Length of the sha256 trailer `snapshot save` appends.
 pub const TRAILER_LEN: u64 = 32;
@@ -53,18 +52,6 @@ impl Trailer {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MemberSummary {
-    pub id: String,
-    pub name: String,
-    #[serde(rename = "peerURLs")]
-    pub peer_urls: Vec<String>,
-    #[serde(rename = "clientURLs")]
-    pub client_urls: Vec<String>,
-    pub is_learner: bool,
-}
-
 /// What `snapshot status` reports. The first five fields are etcdutl's.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,7 +64,7 @@ pub struct SnapshotStatus {
     pub version: String,
     /// The file has `meta/storageVersion`: written by etcd 3.6+, counted and shown as 3.6 does.
     #[serde(skip)]
-    pub v36: bool,
+    pub etcd_3_6: bool,
     pub trailer: Trailer,
     pub consistent_index: Option<u64>,
     pub term: Option<u64>,
@@ -216,14 +203,7 @@ impl StatusVisitor {
         let compact = |key: &[u8]| meta_value(key).and_then(Revision::main_of);
         let mut members = Vec::new();
         for (k, v) in &self.members {
-            let m = StoredMember::parse(k, v)?;
-            members.push(MemberSummary {
-                id: hex_id(m.id),
-                name: m.name,
-                peer_urls: m.peer_urls,
-                client_urls: m.client_urls,
-                is_learner: m.is_learner,
-            });
+            members.push(MemberSummary::from(&StoredMember::parse(k, v)?));
         }
         Ok(SnapshotStatus {
             hash: self.crc,
@@ -233,7 +213,7 @@ impl StatusVisitor {
                 None => self.total_key,
             },
             total_size: meta.db_size(),
-            v36: storage_version.is_some(),
+            etcd_3_6: storage_version.is_some(),
             version: storage_version.unwrap_or_default(),
             trailer: Trailer::Absent,
             consistent_index: meta_value(schema::META_CONSISTENT_INDEX).and_then(schema::be_u64),
@@ -408,7 +388,7 @@ mod tests {
         w.commit(&file, &meta, new_root).unwrap();
 
         let s = status(&FileSource::open(&path).unwrap(), CHECKS).unwrap();
-        assert!(s.v36);
+        assert!(s.etcd_3_6);
         assert_eq!(s.version, "3.6.0");
         assert_eq!(s.total_key, 306);
         assert_eq!(s.revision, 30);

@@ -8,15 +8,31 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{Kind, Manifest};
+use super::{Kind, Manifest, ManifestError};
 use crate::fsutil;
+
+/// Why the data volume's path could not be found in the manifest's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetargetError {
+    #[error("no entry for volume {0:?} under volumes:")]
+    NoVolume(String),
+    #[error("volume {volume:?} has no hostPath path {old:?}")]
+    NoHostPath { volume: String, old: String },
+    #[error("volume {volume:?} names {old:?} more than once")]
+    Twice { volume: String, old: String },
+}
 
 /// Point the hostPath of volume `volume` at `new` instead of `old`, changing nothing else: the
 /// same bytes before and after the path value. Block and flow style are both handled; the
 /// value must appear exactly once as a `path:` inside that volume's entry.
-pub fn retarget_volume(text: &str, volume: &str, old: &str, new: &str) -> Result<String, String> {
-    let (start, end) = volume_entry(text, volume)
-        .ok_or_else(|| format!("no entry for volume {volume:?} under volumes:"))?;
+pub fn retarget_volume(
+    text: &str,
+    volume: &str,
+    old: &str,
+    new: &str,
+) -> Result<String, RetargetError> {
+    let (start, end) =
+        volume_entry(text, volume).ok_or_else(|| RetargetError::NoVolume(volume.to_string()))?;
     let entry = &text[start..end];
     let mut hits = Vec::new();
     let bytes = entry.as_bytes();
@@ -54,8 +70,14 @@ pub fn retarget_volume(text: &str, volume: &str, old: &str, new: &str) -> Result
             &text[..*one],
             &text[*one + old.len()..]
         )),
-        [] => Err(format!("volume {volume:?} has no hostPath path {old:?}")),
-        _ => Err(format!("volume {volume:?} names {old:?} more than once")),
+        [] => Err(RetargetError::NoHostPath {
+            volume: volume.to_string(),
+            old: old.to_string(),
+        }),
+        _ => Err(RetargetError::Twice {
+            volume: volume.to_string(),
+            old: old.to_string(),
+        }),
     }
 }
 
@@ -114,9 +136,7 @@ fn volume_entry(text: &str, volume: &str) -> Option<(usize, usize)> {
 /// `/var/lib/etcd-restore-20261122T040000Z` for `/var/lib/etcd`, named from the original base
 /// also when the manifest already points at an earlier restore.
 pub fn sibling_data_dir(m: &Manifest) -> Result<PathBuf> {
-    let (host, _) = m
-        .host_data_dir()
-        .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
+    let (host, _) = m.host_data_dir()?;
     let host = host.as_os_str().to_string_lossy();
     Ok(PathBuf::from(format!(
         "{}-restore-{}",
@@ -168,14 +188,9 @@ pub fn plan_manifest_update(m: &Manifest, data_dir: &Path) -> Result<ManifestEdi
             m.kind
         );
     }
-    let (old_host, volume) = m
-        .host_data_dir()
-        .map_err(|e| anyhow!("manifest {}: {e}", m.path.display()))?;
-    let volume = volume.ok_or_else(|| {
-        anyhow!(
-            "manifest {}: the data dir is not on a volume",
-            m.path.display()
-        )
+    let (old_host, volume) = m.host_data_dir()?;
+    let volume = volume.ok_or_else(|| ManifestError::DataDirNotOnVolume {
+        path: m.path.clone(),
     })?;
     let new_dir = std::path::absolute(data_dir)
         .with_context(|| format!("resolving {}", data_dir.display()))?;

@@ -34,6 +34,10 @@ pub enum ManifestError {
     },
     #[error("manifest {path} has no etcd container (spec.containers[] running etcd)")]
     NoEtcdContainer { path: PathBuf },
+    #[error("manifest {path}: no hostPath volume is mounted at the data dir {data_dir} (volumeMounts of the etcd container)")]
+    DataDirNotMounted { path: PathBuf, data_dir: PathBuf },
+    #[error("manifest {path}: the data dir is not on a volume")]
+    DataDirNotOnVolume { path: PathBuf },
 }
 
 /// What etcd's static pod says, with container paths already mapped to the host.
@@ -155,7 +159,7 @@ impl Manifest {
 
     /// The host path and volume name that hold `--data-dir` (static pods); for config files and
     /// units the data dir is already a host path.
-    pub fn host_data_dir(&self) -> Result<(PathBuf, Option<String>), String> {
+    pub fn host_data_dir(&self) -> Result<(PathBuf, Option<String>), ManifestError> {
         let dir = self.data_dir();
         if self.kind != Kind::StaticPod {
             return Ok((dir, None));
@@ -170,10 +174,10 @@ impl Manifest {
                 return Ok((host, Some(name.clone())));
             }
         }
-        Err(format!(
-            "no hostPath volume is mounted at the data dir {} (volumeMounts of the etcd container)",
-            dir.display()
-        ))
+        Err(ManifestError::DataDirNotMounted {
+            path: self.path.clone(),
+            data_dir: dir,
+        })
     }
 
     /// The etcd version in the image tag (`registry.k8s.io/etcd:3.5.12-0` → `3.5.12`).
