@@ -212,8 +212,9 @@ pub fn parse_advertise(urls: &str) -> Result<Vec<String>, MemberError> {
 }
 
 /// Validate a membership against `--name` and `--initial-advertise-peer-urls` as etcd does
-/// (etcd-io/etcd server/config/config.go, client/pkg/types/urls.go) and derive the IDs.
-pub fn plan(
+/// (etcd-io/etcd server/config/config.go, client/pkg/types/urls.go) and derive the member and
+/// cluster IDs.
+pub fn derive_membership(
     name: &str,
     list: &ClusterList,
     token: &str,
@@ -267,15 +268,15 @@ pub fn plan(
     })
 }
 
-/// [`plan`] from the flags' spellings (tests of the WAL and `.snap` writers).
+/// [`derive_membership`] from the flags' spellings (tests of the WAL and `.snap` writers).
 #[cfg(test)]
-pub fn plan_flags(
+pub fn membership_from_flags(
     name: &str,
     list: &str,
     token: &str,
     advertise: &str,
 ) -> Result<Membership, MemberError> {
-    plan(
+    derive_membership(
         name,
         &parse_initial_cluster(list)?,
         token,
@@ -380,7 +381,7 @@ mod tests {
     fn plan(name: &str, list: &str, token: &str, advertise: &str) -> Result<Membership, String> {
         let list = parse_initial_cluster(list).map_err(|e| e.to_string())?;
         let advertised = parse_advertise(advertise).map_err(|e| e.to_string())?;
-        super::plan(name, &list, token, &advertised).map_err(|e| e.to_string())
+        derive_membership(name, &list, token, &advertised).map_err(|e| e.to_string())
     }
 
     // IDs from etcdutl 3.5.1 runs (docs/format.md, restore section).

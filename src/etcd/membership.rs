@@ -26,8 +26,8 @@
 //! under a placeholder takes the placeholder as its own member.
 
 use super::members::{
-    parse_advertise, parse_initial_cluster, plan, ClusterList, MemberError, Membership,
-    StoredMember,
+    derive_membership, parse_advertise, parse_initial_cluster, ClusterList, MemberError,
+    Membership, StoredMember,
 };
 
 /// Prefix of the names given to members the snapshot holds no name for.
@@ -166,7 +166,7 @@ fn from_list(i: &Inputs, list: &str, source: Source) -> Result<Decision, Members
             members.insert(i.name.to_string(), urls);
         }
     }
-    let membership = plan(i.name, &members, i.token, &mine)?;
+    let membership = derive_membership(i.name, &members, i.token, &mine)?;
     Ok(Decision {
         membership,
         shared,
@@ -295,7 +295,7 @@ fn from_snapshot(i: &Inputs, manifest: &ClusterList) -> Result<Decision, Members
             return Err(MembershipError::DuplicateName(name));
         }
     }
-    let membership = plan(i.name, &shared, i.token, &mine)?;
+    let membership = derive_membership(i.name, &shared, i.token, &mine)?;
     Ok(Decision {
         membership,
         shared,

@@ -104,7 +104,7 @@ pub fn v2_store_json(m: &Membership) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::members::plan_flags as plan;
+    use crate::etcd::members::membership_from_flags as plan;
     use sha2::{Digest, Sha256};
 
     fn hex(b: &[u8]) -> String {

@@ -102,7 +102,7 @@ pub fn restore_records(m: &Membership, with_conf_state: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::members::plan_flags as plan;
+    use crate::etcd::members::membership_from_flags as plan;
     use sha2::{Digest, Sha256};
 
     fn segment(records: &[u8]) -> Vec<u8> {
