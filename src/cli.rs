@@ -65,6 +65,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION")]
     pub command_timeout: Option<String>,
 
+    /// Print IDs as hex strings in JSON (member list), as etcdctl --hex does [env: ETCDCTL_HEX]
+    #[arg(long, global = true)]
+    pub hex: bool,
+
     /// Output format [default: table] [env: ETCDCTL_WRITE_OUT]
     #[arg(short = 'w', long, global = true, value_name = "FORMAT")]
     pub write_out: Option<WriteOut>,

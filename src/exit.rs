@@ -19,13 +19,33 @@ pub enum Outcome {
     Ok,
     /// The answer is bad; the message is printed as one `error:` line on stderr.
     Bad(String),
+    /// The same, with the one `hint:` line that fixes it.
+    BadHint(String, String),
+}
+
+/// An error with the one hint that fixes it: `main` prints `error: ...` then `hint: ...`.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}")]
+pub struct Hinted {
+    pub error: anyhow::Error,
+    pub hint: String,
+}
+
+impl Outcome {
+    /// Attach `hint` to a bad outcome (an `Ok` stays as it is).
+    pub fn hinted(self, hint: String) -> Outcome {
+        match self {
+            Outcome::Bad(m) | Outcome::BadHint(m, _) => Outcome::BadHint(m, hint),
+            Outcome::Ok => Outcome::Ok,
+        }
+    }
 }
 
 impl Outcome {
     pub fn code(&self) -> u8 {
         match self {
             Outcome::Ok => OK,
-            Outcome::Bad(_) => BAD,
+            Outcome::Bad(_) | Outcome::BadHint(..) => BAD,
         }
     }
 }

@@ -45,8 +45,8 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             output::emit(format, &report)?;
             Ok(outcome)
         }),
-        Job::Members { conn } => online(&conn, verbose, |connector, targets| async move {
-            let report = commands::members::run(&connector, &targets).await?;
+        Job::Members { conn, hex } => online(&conn, verbose, |connector, targets| async move {
+            let report = commands::members::run(&connector, &targets, hex).await?;
             output::emit(format, &report)?;
             Ok(Outcome::Ok)
         }),
@@ -108,7 +108,19 @@ where
     }
     let targets = targets(conn)?;
     let connector = Connector::new(conn, &targets)?;
-    runtime()?.block_on(body(connector, targets))
+    let result = runtime()?.block_on(body(connector, targets));
+    // Nothing was configured and nothing answered: say where we looked.
+    if conn.endpoints.source != settings::Source::Default {
+        return result;
+    }
+    let hint = format!(
+        "no --endpoints, ETCDCTL_ENDPOINTS or etcd manifest was found (looked for {}); if it was moved out of the manifests directory, pass --manifest PATH",
+        settings::DEFAULT_MANIFEST
+    );
+    match result {
+        Ok(outcome) => Ok(outcome.hinted(hint)),
+        Err(error) => Err(exit::Hinted { error, hint }.into()),
+    }
 }
 
 /// One thread is plenty for a CLI that waits on a few sockets, and it keeps memory low.

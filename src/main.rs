@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use etcdops::cli::Cli;
-use etcdops::exit::{Outcome, ERROR, OK};
+use etcdops::exit::{Hinted, Outcome, ERROR, OK};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -20,14 +20,19 @@ fn main() -> ExitCode {
         .collect();
     match etcdops::run(cli, env) {
         Ok(outcome) => {
-            if let Outcome::Bad(message) = &outcome {
-                eprintln!("error: {message}");
+            match &outcome {
+                Outcome::Ok => {}
+                Outcome::Bad(message) => eprintln!("error: {message}"),
+                Outcome::BadHint(message, hint) => eprintln!("error: {message}\nhint: {hint}"),
             }
             ExitCode::from(outcome.code())
         }
         Err(err) if is_broken_pipe(&err) => ExitCode::from(OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match err.downcast_ref::<Hinted>() {
+                Some(h) => eprintln!("error: {:#}\nhint: {}", h.error, h.hint),
+                None => eprintln!("error: {err:#}"),
+            }
             ExitCode::from(ERROR)
         }
     }

@@ -29,6 +29,10 @@ pub trait Report {
     fn details(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Lines printed above the table (the line a guide tells people to look for).
+    fn headline(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Notes and next steps for the operator, printed on stderr in every format.
     fn notes(&self) -> Vec<String> {
         Vec::new()
@@ -54,6 +58,9 @@ pub fn write_report(
 ) -> io::Result<()> {
     match format {
         OutputFormat::Table => {
+            for line in report.headline() {
+                writeln!(out, "{}", escape(&line))?;
+            }
             let (headers, rows) = report.table();
             writeln!(out, "{}", render_table(&headers, &rows))?;
             let details = report.details();
@@ -70,8 +77,9 @@ pub fn write_report(
             writeln!(out, "{text}")
         }
         OutputFormat::Simple => {
+            // Names, URLs and paths came from files and servers: no raw control characters.
             for line in report.simple() {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", escape(&line))?;
             }
             Ok(())
         }
@@ -139,6 +147,21 @@ pub fn escape(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A JSON object without the fields Go's `omitempty` leaves out of etcdctl's documents: zero
+/// numbers, `false`, empty strings and lists (nested objects are kept).
+pub fn omit_empty(map: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    use serde_json::Value;
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(_) => false,
+    };
+    Value::Object(map.into_iter().filter(|(_, v)| !empty(v)).collect())
 }
 
 /// Quote a value for a POSIX shell when it needs it.

@@ -139,6 +139,7 @@ pub enum Job {
     },
     Members {
         conn: ConnSettings,
+        hex: bool,
     },
     SnapshotSave {
         conn: ConnSettings,
@@ -198,6 +199,8 @@ pub struct RestoreSettings {
     pub manifest: Option<Manifest>,
     pub update_manifest: bool,
     pub dry_run: bool,
+    /// Without `--from-manifest`: the manifest this node has, for a hint.
+    pub unused_manifest: Option<PathBuf>,
 }
 
 impl RestoreSettings {
@@ -347,6 +350,10 @@ impl Resolver {
             },
             Command::Members | Command::Member(MemberCommand::List) => Job::Members {
                 conn: self.connection()?,
+                hex: self.global.hex
+                    || self
+                        .env_var("ETCDCTL_HEX")
+                        .is_some_and(|v| parse_bool(&v) == Some(true)),
             },
             Command::Snapshot(SnapshotCommand::Save {
                 file,
@@ -435,6 +442,10 @@ impl Resolver {
             skip_hash_check: args.skip_hash_check,
             bump_revision: args.bump_revision,
             mark_compacted: args.mark_compacted,
+            unused_manifest: match manifest {
+                None => self.manifest.path.clone(),
+                Some(_) => None,
+            },
             manifest,
             update_manifest: args.update_manifest,
             dry_run: args.dry_run,
@@ -653,9 +664,18 @@ fn fill_from_manifest(
     let from = |flag: &str| Source::Manifest(m.line_of(flag));
     if endpoints.is_none() {
         if let Some(ep) = m.client_endpoint() {
+            let listed = |flag: &str| {
+                m.flag(flag)
+                    .is_some_and(|v| v.split(',').any(|u| u.trim() == ep))
+            };
+            let flag = if listed("listen-client-urls") {
+                "listen-client-urls"
+            } else {
+                "advertise-client-urls"
+            };
             *endpoints = Some(Sourced {
                 value: vec![ep],
-                source: from("listen-client-urls"),
+                source: from(flag),
             });
         }
     }
@@ -668,19 +688,24 @@ fn fill_from_manifest(
     }
     if tls.cert.is_none() && tls.key.is_none() {
         if let Some((c, k)) = found.client_pair {
-            // kubeadm's healthcheck-client pair is found beside the CA.
-            let (cf, kf) = if found.healthcheck {
-                ("trusted-ca-file", "trusted-ca-file")
+            // kubeadm's healthcheck-client pair is not in the manifest: it is found beside the
+            // CA the manifest names.
+            let (cert_source, key_source) = if found.healthcheck {
+                let beside = Source::Manifest(format!(
+                    "kubeadm's healthcheck-client pair beside --trusted-ca-file ({})",
+                    m.line_of("trusted-ca-file")
+                ));
+                (beside.clone(), beside)
             } else {
-                ("cert-file", "key-file")
+                (from("cert-file"), from("key-file"))
             };
             tls.cert = Some(Sourced {
                 value: c,
-                source: from(cf),
+                source: cert_source,
             });
             tls.key = Some(Sourced {
                 value: k,
-                source: from(kf),
+                source: key_source,
             });
         }
     }
@@ -723,6 +748,7 @@ mod tests {
             dial_timeout: None,
             command_timeout: None,
             write_out: None,
+            hex: false,
             manifest: None,
             verbose: false,
         }

@@ -38,7 +38,7 @@ pub async fn endpoint_status(
     target: &Target,
 ) -> Result<EndpointStatus, EndpointError> {
     let mut client = connector.connect(target).await?;
-    let s = connector.request("status", client.status()).await?;
+    let s = connector.request(target, "status", client.status()).await?;
     let header = s.header();
     Ok(EndpointStatus {
         member_id: header.map(|h| h.member_id()).unwrap_or_default(),
@@ -88,7 +88,9 @@ pub async fn discover_cluster(
     for target in given {
         let attempt = async {
             let mut client = connector.connect(target).await?;
-            connector.request("member list", client.member_list()).await
+            connector
+                .request(target, "member list", client.member_list())
+                .await
         };
         match attempt.await {
             Ok(list) => {

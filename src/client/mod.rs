@@ -169,6 +169,8 @@ pub struct Connector {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Which CA the server was checked against, for "not trusted" errors.
     trust: String,
+    /// The client certificate and where it came from, for "rejected" errors.
+    client_cert: Option<String>,
     user: Option<(String, String)>,
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
@@ -190,6 +192,10 @@ impl Connector {
         Ok(Connector {
             tls,
             trust,
+            client_cert: conn
+                .cert
+                .as_ref()
+                .map(|c| format!("{} (from {})", c.value.display(), c.source)),
             user: conn.user.as_ref().map(|u| u.value.clone()),
             dial_timeout: conn.dial_timeout.value,
             command_timeout: conn.command_timeout.value,
@@ -199,15 +205,52 @@ impl Connector {
     /// Open a client bound to `target`: dial within --dial-timeout, authenticate (if a user is
     /// configured) within --command-timeout.
     pub async fn connect(&self, target: &Target) -> Result<Client, EndpointError> {
-        self.connect_inner(target).await.map_err(|mut e| {
-            if e.kind == FailureKind::Tls && e.message.contains("invalid peer certificate") {
-                e.message = format!(
-                    "{}: server certificate not trusted by {}",
-                    e.message, self.trust
-                );
-            }
-            e
-        })
+        self.connect_inner(target)
+            .await
+            .map_err(|e| self.explain(target, e))
+    }
+
+    /// Add the one hint that fixes a failure an operator meets often: a missing or rejected
+    /// client certificate, the wrong scheme for the port, a certificate for another name, a
+    /// server the CA does not vouch for.
+    pub fn explain(&self, target: &Target, mut e: EndpointError) -> EndpointError {
+        let m = e.message.as_str();
+        let hint = if m.contains("BadCertificate")
+            || m.contains("CertificateRequired")
+            || m.contains("TLS alert")
+        {
+            Some(match &self.client_cert {
+                None => "the server requires a client certificate: pass --cert and --key (on a kubeadm node, /etc/kubernetes/pki/etcd/healthcheck-client.crt and .key)".to_string(),
+                Some(cert) => format!("the server rejected the client certificate {cert}: is it signed by the CA the server trusts (--trusted-ca-file)?"),
+            })
+        } else if target.tls && (m.contains("handshake eof") || m.contains("corrupt message")) {
+            Some(format!(
+                "{} does not speak TLS: use http://{}:{}",
+                target.endpoint,
+                bracket(&target.host),
+                target.port
+            ))
+        } else if !target.tls && m.contains("transport error") {
+            Some(format!(
+                "{} may expect TLS: use https://{}:{} with --cacert (and --cert/--key)",
+                target.endpoint,
+                bracket(&target.host),
+                target.port
+            ))
+        } else if m.contains("not valid for name") {
+            Some(format!(
+                "the server certificate does not name {}; dial an address or name it lists (the CA is not the problem)",
+                target.host
+            ))
+        } else if m.contains("invalid peer certificate") {
+            Some(format!("server certificate not trusted by {}", self.trust))
+        } else {
+            None
+        };
+        if let Some(h) = hint {
+            e.message = format!("{}: {h}", e.message);
+        }
+        e
     }
 
     async fn connect_inner(&self, target: &Target) -> Result<Client, EndpointError> {
@@ -264,16 +307,17 @@ impl Connector {
         .map_err(|e| classify_etcd(&e))
     }
 
-    /// Run one request against a client, bounded by --command-timeout.
+    /// Run one request against `target`'s client, bounded by --command-timeout.
     pub async fn request<T>(
         &self,
+        target: &Target,
         what: &str,
         fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EndpointError> {
         tokio::time::timeout(self.command_timeout, fut)
             .await
             .map_err(|_| EndpointError::timeout(what, self.command_timeout))?
-            .map_err(|e| classify_etcd(&e))
+            .map_err(|e| self.explain(target, classify_etcd(&e)))
     }
 }
 

@@ -15,6 +15,9 @@ use crate::exit::Outcome;
 use crate::output::Report;
 use crate::units::go_duration;
 
+/// What to do about a NOSPACE alarm (the recovery etcd's maintenance guide gives).
+const NOSPACE_RECOVERY: &str = "the database reached its quota (NOSPACE) and etcd accepts only reads and deletes: free space, then disarm — `etcdctl compact $(etcdctl endpoint status -w json | python3 -c 'import sys,json; print(json.load(sys.stdin)[0][\"Status\"][\"header\"][\"revision\"])')`, `etcdctl defrag` on each member one at a time (the leader last), `etcdctl alarm disarm`, then `etcdops health` again (or raise --quota-backend-bytes)";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthRow {
     pub endpoint: String,
@@ -55,7 +58,7 @@ pub async fn run(
         })
         .collect();
     let bad = rows.iter().filter(|r| !r.health).count();
-    let outcome = if bad == 0 {
+    let mut outcome = if bad == 0 {
         Outcome::Ok
     } else {
         Outcome::Bad(format!(
@@ -63,6 +66,12 @@ pub async fn run(
             rows.len()
         ))
     };
+    if rows
+        .iter()
+        .any(|r| r.error.as_deref().is_some_and(|e| e.contains("NOSPACE")))
+    {
+        outcome = outcome.hinted(NOSPACE_RECOVERY.to_string());
+    }
     (HealthReport { rows }, outcome)
 }
 
@@ -79,14 +88,17 @@ async fn check(connector: &Connector, target: &Target) -> HealthRow {
         match client.get("health", None).await {
             Ok(_) => {}
             Err(e) if is_permission_denied(&e) => {}
-            Err(e) => return Err((start.elapsed(), crate::client::classify_etcd(&e))),
+            Err(e) => {
+                let e = connector.explain(target, crate::client::classify_etcd(&e));
+                return Err((start.elapsed(), e));
+            }
         }
         let took = start.elapsed();
         let alarms = client
             .alarm(AlarmAction::Get, AlarmType::None, None)
             .await
             .map_err(|e| {
-                let e = crate::client::classify_etcd(&e);
+                let e = connector.explain(target, crate::client::classify_etcd(&e));
                 (
                     took,
                     EndpointError::new(

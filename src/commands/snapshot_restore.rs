@@ -332,6 +332,12 @@ impl Plan<'_> {
         let members: Vec<MemberSummary> = m.members.iter().map(MemberSummary::from).collect();
         let local = m.local_member();
         let mut notes = self.decision.notes.clone();
+        if let Some(m) = &self.opts.unused_manifest {
+            notes.push(format!(
+                "hint: this node has an etcd manifest ({}): --from-manifest takes the name, peer URLs, token and a new data dir from it, and --update-manifest points etcd at the restore",
+                m.display()
+            ));
+        }
         if m.members.len() > 1 {
             if self.opts.wal_dir.is_some() {
                 notes.push("note: the commands for the other members do not carry --wal-dir; add it where a node keeps its WAL apart".to_string());

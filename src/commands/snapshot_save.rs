@@ -292,7 +292,12 @@ async fn stream_to_file(
                 opts.stall_timeout
             )
         })?
-        .map_err(|e| anyhow!("{ep}: {}", crate::client::classify_etcd(&e)))?;
+        .map_err(|e| {
+            anyhow!(
+                "{ep}: {}",
+                connector.explain(target, crate::client::classify_etcd(&e))
+            )
+        })?;
     let mut sink = Sink::open(&opts.file, opts.to_stdout)?;
     let mut check = TrailerCheck::new();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
@@ -308,7 +313,7 @@ async fn stream_to_file(
             .map_err(|e| {
                 anyhow!(
                     "{ep}: the snapshot stream broke: {}",
-                    crate::client::classify_etcd(&e)
+                    connector.explain(target, crate::client::classify_etcd(&e))
                 )
             })?;
         let Some(message) = message else { break };
@@ -430,8 +435,24 @@ impl Report for SaveReport {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    fn simple(&self) -> Vec<String> {
+    fn headline(&self) -> Vec<String> {
         vec![format!("Snapshot saved at {}", self.file)]
+    }
+
+    fn simple(&self) -> Vec<String> {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        vec![
+            format!("Snapshot saved at {}", self.file),
+            format!(
+                "{}, {}, {}, {}, {}, sha256 {}",
+                self.endpoint,
+                opt(self.revision.map(|r| r.to_string())),
+                opt(self.hash.map(|h| format!("{h:x}"))),
+                opt(self.total_key.map(|k| k.to_string())),
+                humanize_bytes(self.size),
+                self.sha256
+            ),
+        ]
     }
 }
 

@@ -1,55 +1,27 @@
 //! `etcdops status`: `etcdctl endpoint status` for every endpoint at once. An endpoint that
 //! cannot be reached keeps its row, with the error in the ERRORS column, and makes the exit 1.
+//!
+//! `-w json` is etcdctl 3.5's document (`[{"Endpoint", "Status": StatusResponse}]`, numbers as
+//! JSON numbers, zero fields left out as Go's `omitempty` does), plus our fields
+//! (`memberIDHex`, `clusterIDHex`, `isLeader`) and, for an endpoint etcdctl would drop, a row
+//! `{"Endpoint", "Error", "ErrorKind"}` without `Status`.
 
-use serde::Serialize;
+use serde_json::{json, Map, Value};
 
 use crate::client::cluster::{resolve_targets, statuses, EndpointStatus};
-use crate::client::{Connector, EndpointError, FailureKind, Target};
+use crate::client::{Connector, EndpointError, Target};
 use crate::exit::Outcome;
-use crate::output::Report;
+use crate::output::{omit_empty, Report};
 use crate::units::{hex_id, humanize_bytes};
 
-/// One endpoint's status. Numeric fields are absent when the endpoint could not be reached.
-#[derive(Debug, Clone, Default, Serialize)]
+/// One endpoint's status, or why it could not be asked.
+#[derive(Debug, Clone)]
 pub struct StatusRow {
     pub endpoint: String,
-    /// Member ID as hex, as etcdctl's table shows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub member_id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub db_size: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub db_size_in_use: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leader: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_leader: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_learner: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raft_term: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raft_index: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raft_applied_index: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revision: Option<i64>,
-    /// Errors the member itself reports (e.g. alarms).
-    pub errors: Vec<String>,
-    /// Why this endpoint could not be asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<FailureKind>,
+    pub status: Result<EndpointStatus, EndpointError>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StatusReport {
     pub rows: Vec<StatusRow>,
 }
@@ -64,12 +36,12 @@ pub async fn run(
         .await
         .into_iter()
         .zip(&targets)
-        .map(|(status, t)| match status {
-            Ok(s) => row(t, &s),
-            Err(e) => failed(t, e),
+        .map(|(status, t)| StatusRow {
+            endpoint: t.endpoint.clone(),
+            status,
         })
         .collect();
-    let bad = rows.iter().filter(|r| r.error.is_some()).count();
+    let bad = rows.iter().filter(|r| r.status.is_err()).count();
     let outcome = if bad == 0 {
         Outcome::Ok
     } else {
@@ -81,60 +53,63 @@ pub async fn run(
     (StatusReport { rows }, outcome)
 }
 
-fn row(target: &Target, s: &EndpointStatus) -> StatusRow {
-    StatusRow {
-        endpoint: target.endpoint.clone(),
-        id: Some(hex_id(s.member_id)),
-        member_id: Some(s.member_id),
-        cluster_id: Some(hex_id(s.cluster_id)),
-        version: Some(s.version.clone()),
-        db_size: Some(s.db_size),
-        db_size_in_use: Some(s.db_size_in_use),
-        leader: Some(hex_id(s.leader)),
-        is_leader: Some(s.leader == s.member_id),
-        is_learner: Some(s.is_learner),
-        raft_term: Some(s.raft_term),
-        raft_index: Some(s.raft_index),
-        raft_applied_index: Some(s.raft_applied_index),
-        revision: Some(s.revision),
-        errors: s.errors.clone(),
-        error: None,
-        error_kind: None,
-    }
-}
-
-fn failed(target: &Target, e: EndpointError) -> StatusRow {
-    StatusRow {
-        endpoint: target.endpoint.clone(),
-        error: Some(e.to_string()),
-        error_kind: Some(e.kind),
-        ..StatusRow::default()
-    }
-}
-
 impl StatusRow {
     fn cells(&self) -> Vec<String> {
-        let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let size = |v: Option<i64>| {
-            v.map(|v| humanize_bytes(v.max(0) as u64))
-                .unwrap_or_default()
+        let s = match &self.status {
+            Ok(s) => s,
+            Err(e) => {
+                let mut cells = vec![self.endpoint.clone()];
+                cells.extend(std::iter::repeat_n(String::new(), 9));
+                cells.push(e.to_string());
+                return cells;
+            }
         };
-        let flag = |v: Option<bool>| v.map(|v| v.to_string()).unwrap_or_default();
-        let mut errors = self.errors.clone();
-        errors.extend(self.error.clone());
         vec![
             self.endpoint.clone(),
-            self.id.clone().unwrap_or_default(),
-            self.version.clone().unwrap_or_default(),
-            size(self.db_size),
-            size(self.db_size_in_use),
-            flag(self.is_leader),
-            flag(self.is_learner),
-            num(self.raft_term),
-            num(self.raft_index),
-            num(self.raft_applied_index),
-            errors.join(", "),
+            hex_id(s.member_id),
+            s.version.clone(),
+            humanize_bytes(s.db_size.max(0) as u64),
+            humanize_bytes(s.db_size_in_use.max(0) as u64),
+            s.is_leader().to_string(),
+            s.is_learner.to_string(),
+            s.raft_term.to_string(),
+            s.raft_index.to_string(),
+            s.raft_applied_index.to_string(),
+            s.errors.join(", "),
         ]
+    }
+
+    /// etcdctl's `{"Endpoint", "Status"}` (or our error row), with our additions.
+    fn json(&self) -> Value {
+        let s = match &self.status {
+            Ok(s) => s,
+            Err(e) => {
+                return json!({"Endpoint": self.endpoint, "Error": e.to_string(), "ErrorKind": e.kind})
+            }
+        };
+        let mut header = Map::new();
+        header.insert("cluster_id".into(), json!(s.cluster_id));
+        header.insert("member_id".into(), json!(s.member_id));
+        header.insert("revision".into(), json!(s.revision));
+        header.insert("raft_term".into(), json!(s.header_raft_term));
+        let mut status = Map::new();
+        status.insert("header".into(), omit_empty(header));
+        status.insert("version".into(), json!(s.version));
+        status.insert("dbSize".into(), json!(s.db_size));
+        status.insert("leader".into(), json!(s.leader));
+        status.insert("raftIndex".into(), json!(s.raft_index));
+        status.insert("raftTerm".into(), json!(s.raft_term));
+        status.insert("raftAppliedIndex".into(), json!(s.raft_applied_index));
+        status.insert("errors".into(), json!(s.errors));
+        status.insert("dbSizeInUse".into(), json!(s.db_size_in_use));
+        status.insert("isLearner".into(), json!(s.is_learner));
+        json!({
+            "Endpoint": self.endpoint,
+            "Status": omit_empty(status),
+            "memberIDHex": hex_id(s.member_id),
+            "clusterIDHex": hex_id(s.cluster_id),
+            "isLeader": s.is_leader(),
+        })
     }
 }
 
@@ -156,8 +131,8 @@ impl Report for StatusReport {
         (headers, self.rows.iter().map(StatusRow::cells).collect())
     }
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.rows).unwrap_or_default()
+    fn json(&self) -> Value {
+        Value::Array(self.rows.iter().map(StatusRow::json).collect())
     }
 
     fn simple(&self) -> Vec<String> {
