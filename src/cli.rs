@@ -231,9 +231,16 @@ pub struct ManifestReadArgs {
 
 #[derive(Debug, Args)]
 pub struct CertExpiryArgs {
-    /// Certificate files, directories or kubeconfigs [default: /etc/kubernetes/pki and kubeconfigs]
+    /// Certificate files, directories or kubeconfigs [default: /etc/kubernetes/pki and
+    /// kubeconfigs, the manifest's files and the live endpoints]
     pub paths: Vec<PathBuf>,
     /// Certificates expiring within this many days are a warning
     #[arg(long, default_value_t = 30)]
     pub warn_days: i64,
+    /// Show full paths in the tables
+    #[arg(long)]
+    pub wide: bool,
+    /// Leave out the etcd manifest's certificate files (and its endpoint)
+    #[arg(long)]
+    pub no_manifest: bool,
 }

@@ -98,7 +98,8 @@ pub fn emit_text(text: &str) -> io::Result<()> {
 /// tablewriter draws it.
 const ETCDCTL_STYLE: &str = "||--+-++|    ++++++";
 
-fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+/// An etcdctl-looking table (cells escaped).
+pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
     table
         .load_preset(ETCDCTL_STYLE)

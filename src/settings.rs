@@ -221,6 +221,8 @@ pub struct CertExpirySettings {
     /// Unix seconds: the clock, or `ETCDOPS_NOW` (RFC 3339).
     pub now: i64,
     pub warn_days: i64,
+    /// `--wide`: full paths in the tables.
+    pub wide: bool,
 }
 
 /// `manifest-read`.
@@ -452,27 +454,45 @@ impl Resolver {
         })
     }
 
+    /// Paths given: only those, plus the manifest's files and live endpoints when `--manifest`
+    /// or `--endpoints` is given too. No paths: kubeadm's tree and kubeconfigs, the manifest's
+    /// files and the configured endpoints. `--no-manifest` leaves the manifest out entirely.
     fn cert_expiry(&mut self, args: CertExpiryArgs) -> Result<CertExpirySettings> {
         for p in &args.paths {
             if !p.exists() {
                 bail!("{}: no such file or directory", p.display());
             }
         }
-        let paths = if args.paths.is_empty() {
-            crate::pki::default_paths()
-        } else {
+        let given = !args.paths.is_empty();
+        let paths = if given {
             args.paths
+        } else {
+            crate::pki::default_paths()
         };
-        let manifest = self.manifest.get()?.cloned();
+        if args.no_manifest {
+            self.manifest.path = None;
+        }
+        let want_manifest = !args.no_manifest && (!given || self.global.manifest.is_some());
+        let manifest = if want_manifest {
+            self.manifest.get()?.cloned()
+        } else {
+            None
+        };
         // Live endpoints, when they are configured (not the bare built-in default).
-        let conn = self.connection()?;
-        let conn = (conn.endpoints.source != Source::Default).then_some(conn);
+        let want_endpoints = !given || self.global.endpoints.is_some() || manifest.is_some();
+        let conn = if want_endpoints {
+            let conn = self.connection()?;
+            (conn.endpoints.source != Source::Default).then_some(conn)
+        } else {
+            None
+        };
         Ok(CertExpirySettings {
             paths,
             manifest,
             conn,
             now: self.now()?,
             warn_days: args.warn_days,
+            wide: args.wide,
         })
     }
 

@@ -2,14 +2,22 @@
 //! whether it is wired right — what `kubeadm certs check-expiration` and a loop of
 //! `openssl x509 -enddate` tell, plus key/certificate matching, signatures against the CA of the
 //! same tree, and what live etcd endpoints actually serve.
+//!
+//! The table reads like kubeadm's: a short name per certificate (kubeadm's names for kubeadm's
+//! paths), EXPIRES, RESIDUAL TIME (`364d`, `9y`), the CA that signed it and a STATUS naming every
+//! problem; the CAs in a table of their own, once each (by fingerprint). Full paths with
+//! `--wide` and in `-w json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::client::{served_certificate, targets};
 use crate::exit::Outcome;
-use crate::output::Report;
-use crate::pki::{Cert, Scan, ScanError};
+use crate::output::{render_table, Report};
+use crate::pki::{Cert, Scan, ScanError, Source};
 use crate::settings::CertExpirySettings;
 use crate::units::rfc3339;
 
@@ -20,45 +28,80 @@ pub enum Status {
     Warning,
     Expired,
     NotYetValid,
+    /// A file the manifest names is not there.
+    Missing,
 }
 
 /// One certificate as reported.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// kubeadm's name for it, or the file's stem.
+    pub name: String,
     pub path: String,
     pub subject: String,
     pub issuer: String,
     pub not_before: String,
     pub not_after: String,
     pub days_left: i64,
+    /// kubeadm's RESIDUAL TIME.
     pub residual: String,
     pub is_ca: bool,
     pub key: String,
     pub sans: Vec<String>,
+    /// The CA of the scan that signed it (its name), else the issuer's common name.
+    pub ca: String,
+    pub fingerprint: String,
     pub status: Status,
     pub problems: Vec<String>,
+    /// Where else the same certificate was found (CAs are listed once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_at: Vec<String>,
+    #[serde(skip)]
+    words: Vec<&'static str>,
+    #[serde(skip)]
+    expires: String,
 }
 
-/// A file that could not be read as a certificate.
+/// A file that could not be read as a certificate, or that the manifest names and is missing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorRow {
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
     pub error: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct CertReport {
-    /// CAs first, then leaves; each soonest expiry first.
-    pub findings: Vec<Finding>,
+    /// Leaves, soonest expiry first.
+    pub leaves: Vec<Finding>,
+    /// CAs, once each, soonest expiry first.
+    pub cas: Vec<Finding>,
     pub errors: Vec<ErrorRow>,
+    /// `--wide`: full paths in the tables.
+    pub wide: bool,
 }
 
 /// Scan the paths and the manifest's certificate files, add what live endpoints serve, check
 /// the wiring, and judge every certificate.
 pub async fn run(s: &CertExpirySettings) -> Result<(CertReport, Outcome)> {
     let mut paths = s.paths.clone();
+    let mut errors = Vec::new();
     if let Some(m) = &s.manifest {
-        paths.extend(m.certificate_files().into_iter().filter(|p| p.exists()));
+        for p in m.certificate_files() {
+            if p.exists() {
+                paths.push(p);
+            } else {
+                errors.push(ErrorRow {
+                    name: Some(file_name(&p)),
+                    path: p.display().to_string(),
+                    status: Some(Status::Missing),
+                    error: format!("named by the manifest {} but missing", m.path.display()),
+                });
+            }
+        }
     }
     let mut scan = Scan::paths(&paths);
     if let Some(conn) = &s.conn {
@@ -73,12 +116,16 @@ pub async fn run(s: &CertExpirySettings) -> Result<(CertReport, Outcome)> {
         }
     }
     scan.check_wiring();
-    judge(scan, s.now, s.warn_days)
+    judge(scan, errors, s)
 }
 
-/// Judge a scan at `now` (Unix seconds) with a warning window of `warn_days`.
-fn judge(scan: Scan, now: i64, warn_days: i64) -> Result<(CertReport, Outcome)> {
-    if scan.certs.is_empty() {
+/// Judge a scan at `s.now` with a warning window of `s.warn_days`.
+fn judge(
+    scan: Scan,
+    mut errors: Vec<ErrorRow>,
+    s: &CertExpirySettings,
+) -> Result<(CertReport, Outcome)> {
+    if scan.certs.is_empty() && errors.is_empty() {
         let why = scan
             .errors
             .iter()
@@ -95,29 +142,68 @@ fn judge(scan: Scan, now: i64, warn_days: i64) -> Result<(CertReport, Outcome)> 
         );
     }
     let mut certs = scan.certs;
-    certs.sort_by_key(|c| (!c.is_ca, c.not_after));
-    let findings: Vec<Finding> = certs.iter().map(|c| finding(c, now, warn_days)).collect();
-    let bad = findings
+    certs.sort_by_key(|c| c.not_after);
+    let findings: Vec<Finding> = certs
         .iter()
+        .map(|c| finding(c, s.now, s.warn_days))
+        .collect();
+    let (cas, leaves): (Vec<Finding>, Vec<Finding>) = findings.into_iter().partition(|f| f.is_ca);
+    let cas = once_each(cas);
+    errors.extend(scan.errors.into_iter().map(|e| ErrorRow {
+        path: e.path,
+        name: None,
+        status: None,
+        error: e.error,
+    }));
+    let bad = leaves
+        .iter()
+        .chain(&cas)
         .filter(|f| f.status != Status::Ok || !f.problems.is_empty())
-        .count();
+        .count()
+        + errors
+            .iter()
+            .filter(|e| e.status == Some(Status::Missing))
+            .count();
     let outcome = if bad == 0 {
         Outcome::Ok
     } else {
         Outcome::Bad(format!(
-            "{bad} of {} certificates expired, not yet valid, expiring within {warn_days} days or miswired",
-            findings.len()
+            "{bad} certificates expired, not yet valid, expiring within {} days, miswired or missing",
+            s.warn_days
         ))
     };
-    let errors = scan
-        .errors
-        .into_iter()
-        .map(|e| ErrorRow {
-            path: e.path,
-            error: e.error,
+    let report = CertReport {
+        leaves,
+        cas,
+        errors,
+        wide: s.wide,
+    };
+    Ok((report, outcome))
+}
+
+/// One row per distinct CA (by fingerprint), listing where else it was found; a file is
+/// preferred over a kubeconfig or an endpoint as the place shown.
+fn once_each(cas: Vec<Finding>) -> Vec<Finding> {
+    let mut by_print: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+    for f in cas {
+        by_print.entry(f.fingerprint.clone()).or_default().push(f);
+    }
+    let mut out: Vec<Finding> = by_print
+        .into_values()
+        .map(|mut same| {
+            same.sort_by_key(|f| {
+                (
+                    f.path.contains('#') || f.path.contains("(served)"),
+                    f.path.clone(),
+                )
+            });
+            let mut first = same.remove(0);
+            first.also_at = same.into_iter().map(|f| f.path).collect();
+            first
         })
         .collect();
-    Ok((CertReport { findings, errors }, outcome))
+    out.sort_by(|a, b| (a.not_after.as_str(), &a.name).cmp(&(b.not_after.as_str(), &b.name)));
+    out
 }
 
 fn finding(c: &Cert, now: i64, warn_days: i64) -> Finding {
@@ -132,6 +218,7 @@ fn finding(c: &Cert, now: i64, warn_days: i64) -> Finding {
         Status::Ok
     };
     Finding {
+        name: short_name(&c.source),
         path: c.source.display(),
         subject: c.subject.clone(),
         issuer: c.issuer.clone(),
@@ -142,70 +229,205 @@ fn finding(c: &Cert, now: i64, warn_days: i64) -> Finding {
         is_ca: c.is_ca,
         key: c.key.clone(),
         sans: c.sans.clone(),
+        ca: c
+            .issued_by
+            .as_ref()
+            .map(short_name)
+            .unwrap_or_else(|| c.issuer.clone()),
+        fingerprint: c.fingerprint(),
         status,
-        problems: c.problems.clone(),
+        problems: c.problems.iter().map(|p| p.to_string()).collect(),
+        also_at: Vec::new(),
+        words: c.problems.iter().map(|p| p.word()).collect(),
+        expires: kubeadm_time(c.not_after),
     }
 }
 
-/// Time left as kubeadm shows it: `364d`, `11h`, `42m`; negative when expired.
+/// kubeadm's name for a certificate at kubeadm's path (`etcd/server.crt` → `etcd-server`,
+/// `apiserver-etcd-client.crt`, `admin.conf`), the file's stem elsewhere.
+fn short_name(source: &Source) -> String {
+    match source {
+        Source::File { path, index, of } => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let in_etcd_dir = path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == "etcd");
+            let base = if in_etcd_dir && !stem.starts_with("etcd") {
+                format!("etcd-{stem}")
+            } else {
+                stem
+            };
+            if *of > 1 {
+                format!("{base}[{index}]")
+            } else {
+                base
+            }
+        }
+        Source::Kubeconfig { path, entry } => {
+            let file = file_name(path);
+            if entry == "client" {
+                file
+            } else {
+                format!("{file}#{entry}")
+            }
+        }
+        Source::Served { endpoint } => format!("served by {endpoint}"),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Time left as kubeadm shows it (k8s.io/apimachinery duration.ShortHumanDuration): `45s`,
+/// `42m`, `11h`, `364d`, `9y`; `<invalid>` once expired.
 fn residual(seconds: i64) -> String {
-    let sign = if seconds < 0 { "-" } else { "" };
-    let s = seconds.unsigned_abs();
-    if s >= 86_400 {
-        format!("{sign}{}d", s / 86_400)
-    } else if s >= 3_600 {
-        format!("{sign}{}h", s / 3_600)
-    } else {
-        format!("{sign}{}m", s / 60)
+    match seconds {
+        s if s < -1 => "<invalid>".to_string(),
+        s if s < 0 => "0s".to_string(),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3_600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3_600),
+        s if s < 365 * 86_400 => format!("{}d", s / 86_400),
+        s => format!("{}y", s / (365 * 86_400)),
+    }
+}
+
+/// kubeadm's EXPIRES: `Nov 28, 2027 03:00 UTC`.
+fn kubeadm_time(unix: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[month repr:short] [day], [year] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| rfc3339(unix))
+}
+
+impl Finding {
+    /// Every problem, in a few words: `expired`, `expiring`, `key mismatch`, `wrong issuer`, ...
+    fn status_words(&self) -> String {
+        let mut words: Vec<&str> = match self.status {
+            Status::Ok => Vec::new(),
+            Status::Warning => vec!["expiring"],
+            Status::Expired => vec!["expired"],
+            Status::NotYetValid => vec!["not yet valid"],
+            Status::Missing => vec!["missing"],
+        };
+        words.extend(&self.words);
+        if words.is_empty() {
+            "ok".to_string()
+        } else {
+            words.join(", ")
+        }
     }
 }
 
 impl Report for CertReport {
     fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        let mut headers = vec![
+            "certificate",
+            "expires",
+            "residual time",
+            "certificate authority",
+            "status",
+        ];
+        if self.wide {
+            headers.push("path");
+        }
         let mut rows: Vec<Vec<String>> = self
-            .findings
+            .leaves
             .iter()
             .map(|f| {
-                vec![
-                    f.path.clone(),
-                    f.subject.clone(),
-                    f.issuer.clone(),
-                    f.not_after.clone(),
+                let mut row = vec![
+                    f.name.clone(),
+                    f.expires.clone(),
                     f.residual.clone(),
-                    if f.is_ca { "CA" } else { "leaf" }.to_string(),
-                    f.key.clone(),
-                    status_word(f.status).to_string(),
-                    f.problems.join("; "),
-                ]
+                    f.ca.clone(),
+                    f.status_words(),
+                ];
+                if self.wide {
+                    row.push(f.path.clone());
+                }
+                row
             })
             .collect();
         rows.extend(self.errors.iter().map(|e| {
-            let mut r = vec![e.path.clone()];
-            r.extend(std::iter::repeat_n(String::new(), 6));
-            r.push("error".to_string());
-            r.push(e.error.clone());
-            r
+            let mut row = vec![
+                e.name.clone().unwrap_or_else(|| e.path.clone()),
+                String::new(),
+                String::new(),
+                String::new(),
+                if e.status == Some(Status::Missing) {
+                    "missing".to_string()
+                } else {
+                    "unreadable".to_string()
+                },
+            ];
+            if self.wide {
+                row.push(e.path.clone());
+            }
+            row
         }));
-        (
-            vec![
-                "certificate",
-                "subject",
-                "issuer",
-                "expires",
-                "residual time",
-                "type",
-                "key",
-                "status",
-                "problems",
-            ],
-            rows,
-        )
+        (headers, rows)
+    }
+
+    /// The CA table, then each problem and error in full.
+    fn details(&self) -> Vec<String> {
+        let mut headers = vec![
+            "certificate authority",
+            "expires",
+            "residual time",
+            "status",
+        ];
+        if self.wide {
+            headers.push("path");
+        }
+        let rows: Vec<Vec<String>> = self
+            .cas
+            .iter()
+            .map(|f| {
+                let mut row = vec![
+                    f.name.clone(),
+                    f.expires.clone(),
+                    f.residual.clone(),
+                    f.status_words(),
+                ];
+                if self.wide {
+                    row.push(f.path.clone());
+                }
+                row
+            })
+            .collect();
+        let mut lines: Vec<String> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            render_table(&headers, &rows)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        for f in self.leaves.iter().chain(&self.cas) {
+            for p in &f.problems {
+                lines.push(format!("{}: {p}", f.name));
+            }
+        }
+        for e in &self.errors {
+            lines.push(format!("{}: {}", e.path, e.error));
+        }
+        lines
     }
 
     fn json(&self) -> serde_json::Value {
         let mut items: Vec<serde_json::Value> = self
-            .findings
+            .cas
             .iter()
+            .chain(&self.leaves)
             .filter_map(|f| serde_json::to_value(f).ok())
             .collect();
         items.extend(
@@ -218,38 +440,28 @@ impl Report for CertReport {
 
     fn simple(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
-            .findings
+            .cas
             .iter()
+            .chain(&self.leaves)
             .map(|f| {
                 format!(
-                    "{}, {}, {}, {}{}",
-                    f.path,
+                    "{}, {}, {}, {}",
+                    f.name,
                     f.not_after,
                     f.residual,
-                    status_word(f.status),
-                    if f.problems.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {}", f.problems.join("; "))
-                    }
+                    f.status_words()
                 )
             })
             .collect();
-        lines.extend(
-            self.errors
-                .iter()
-                .map(|e| format!("{}, error, {}", e.path, e.error)),
-        );
+        lines.extend(self.errors.iter().map(|e| {
+            let word = if e.status == Some(Status::Missing) {
+                "missing"
+            } else {
+                "error"
+            };
+            format!("{}, {word}, {}", e.path, e.error)
+        }));
         lines
-    }
-}
-
-fn status_word(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Warning => "warning",
-        Status::Expired => "expired",
-        Status::NotYetValid => "not-yet-valid",
     }
 }
 
@@ -258,10 +470,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn residual_time() {
+    fn residual_time_as_kubeadm_shows_it() {
         assert_eq!(residual(364 * 86_400 + 5), "364d");
+        assert_eq!(residual(10 * 365 * 86_400 - 5), "9y");
         assert_eq!(residual(11 * 3_600 + 59), "11h");
         assert_eq!(residual(125), "2m");
-        assert_eq!(residual(-3 * 86_400), "-3d");
+        assert_eq!(residual(30), "30s");
+        assert_eq!(residual(-3 * 86_400), "<invalid>");
+        assert_eq!(kubeadm_time(1_795_316_501), "Nov 22, 2026 03:01 UTC");
+    }
+
+    #[test]
+    fn kubeadm_names() {
+        let file = |p: &str| Source::File {
+            path: p.into(),
+            index: 0,
+            of: 1,
+        };
+        assert_eq!(
+            short_name(&file("/etc/kubernetes/pki/etcd/server.crt")),
+            "etcd-server"
+        );
+        assert_eq!(
+            short_name(&file("/etc/kubernetes/pki/etcd/ca.crt")),
+            "etcd-ca"
+        );
+        assert_eq!(
+            short_name(&file("/etc/kubernetes/pki/apiserver-etcd-client.crt")),
+            "apiserver-etcd-client"
+        );
+        assert_eq!(short_name(&file("/etc/etcd/etcd.pem")), "etcd");
+        let kc = Source::Kubeconfig {
+            path: "/etc/kubernetes/admin.conf".into(),
+            entry: "client".into(),
+        };
+        assert_eq!(short_name(&kc), "admin.conf");
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rustls::pki_types::PrivateKeyDer;
 use x509_parser::prelude::*;
 
+use super::wiring::Wiring;
 use super::Source;
 
 /// Why bytes are not a certificate we can describe.
@@ -34,10 +35,21 @@ pub struct Cert {
     pub(super) key_file: Option<PathBuf>,
     pub(super) embedded_key: Option<Vec<u8>>,
     /// Problems with how this certificate is wired.
-    pub problems: Vec<String>,
+    pub problems: Vec<Wiring>,
+    /// The CA of the scan whose key verified this certificate's signature.
+    pub issued_by: Option<Source>,
 }
 
 impl Cert {
+    /// SHA-256 of the DER, hex: what identifies one certificate wherever it is found.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&self.der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn parse(source: Source, der: Vec<u8>) -> Result<Cert, CertError> {
         let (_, x) = parse_x509_certificate(&der).map_err(|e| CertError::NotX509(e.to_string()))?;
         let validity = x.validity();
@@ -62,12 +74,13 @@ impl Cert {
             key_file: None,
             embedded_key: None,
             problems: Vec::new(),
+            issued_by: None,
             der,
         })
     }
 
     /// Does the private key beside (or embedded with) this certificate belong to it?
-    pub(super) fn key_problem(&self) -> Option<String> {
+    pub(super) fn key_problem(&self) -> Option<Wiring> {
         let (pem, from) = match (&self.key_file, &self.embedded_key) {
             (Some(path), _) => (std::fs::read(path).ok()?, path.display().to_string()),
             (None, Some(bytes)) => (bytes.clone(), "the embedded client key".to_string()),
@@ -75,13 +88,12 @@ impl Cert {
         };
         let key: PrivateKeyDer<'static> = match rustls_pemfile::private_key(&mut &pem[..]) {
             Ok(Some(k)) => k,
-            _ => return Some(format!("{from} is not a readable private key")),
+            _ => return Some(Wiring::KeyUnreadable(from)),
         };
         let signing = rustls::crypto::ring::sign::any_supported_type(&key).ok()?;
         let public = signing.public_key()?;
         let (_, x) = parse_x509_certificate(&self.der).ok()?;
-        (public.as_ref() != x.public_key().raw)
-            .then(|| format!("private key {from} does not match this certificate"))
+        (public.as_ref() != x.public_key().raw).then_some(Wiring::KeyMismatch(from))
     }
 }
 

@@ -9,11 +9,12 @@
 mod cert;
 mod kubeconfig;
 mod scan;
-mod wiring;
+pub mod wiring;
 
 use std::path::PathBuf;
 
 pub use cert::{Cert, CertError};
+pub use wiring::Wiring;
 
 /// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.
 pub const DEFAULT_PKI: &str = "/etc/kubernetes/pki";

@@ -137,10 +137,17 @@ impl Scan {
     }
 }
 
-/// `foo.crt` → `foo.key` beside it, when it exists.
+/// The key beside a certificate, when it exists: `foo.crt` → `foo.key`, `foo.pem` →
+/// `foo-key.pem`.
 fn sibling_key(path: &Path) -> Option<PathBuf> {
     let key = path.with_extension("key");
-    (key != path && key.is_file()).then_some(key)
+    if key != path && key.is_file() {
+        return Some(key);
+    }
+    // cfssl and kubernetes-the-hard-way: `etcd.pem` with `etcd-key.pem`.
+    let stem = path.file_stem()?.to_str()?;
+    let cfssl = path.with_file_name(format!("{stem}-key.pem"));
+    (path.extension().is_some_and(|e| e == "pem") && cfssl.is_file()).then_some(cfssl)
 }
 
 fn looks_like_kubeconfig(bytes: &[u8]) -> bool {

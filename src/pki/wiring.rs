@@ -6,6 +6,39 @@ use x509_parser::prelude::*;
 
 use super::{Cert, Scan, Source};
 
+/// What is wrong with how a certificate is wired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Wiring {
+    #[error(
+        "the endpoint serves a different certificate than {0} on disk (renewed but not restarted?)"
+    )]
+    ServedDiffers(String),
+    #[error("{0} is not a readable private key")]
+    KeyUnreadable(String),
+    #[error("private key {0} does not match this certificate")]
+    KeyMismatch(String),
+    #[error("issuer not found: no CA \"{0}\" in the scanned tree")]
+    IssuerNotFound(String),
+    #[error("signature does not verify against CA \"{issuer}\" ({at})")]
+    WrongIssuer { issuer: String, at: String },
+    #[error("outlives its CA {0}")]
+    OutlivesCa(String),
+}
+
+impl Wiring {
+    /// The word a status column shows for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Wiring::ServedDiffers(_) => "served differs",
+            Wiring::KeyUnreadable(_) => "key unreadable",
+            Wiring::KeyMismatch(_) => "key mismatch",
+            Wiring::IssuerNotFound(_) => "issuer missing",
+            Wiring::WrongIssuer { .. } => "wrong issuer",
+            Wiring::OutlivesCa(_) => "outlives CA",
+        }
+    }
+}
+
 impl Scan {
     /// Wiring checks across the whole set: key matches, issuer found and signature verifies,
     /// leaf does not outlive its CA, a served certificate is the one on disk.
@@ -25,9 +58,12 @@ impl Scan {
                     })
                     .collect();
                 if !same_name.is_empty() && !same_name.iter().any(|d| d.der == cert.der) {
-                    cert.problems.push(format!(
-                        "the endpoint serves a different certificate than {} on disk (renewed but not restarted?)",
-                        same_name.iter().map(|d| d.source.display()).collect::<Vec<_>>().join(", ")
+                    cert.problems.push(Wiring::ServedDiffers(
+                        same_name
+                            .iter()
+                            .map(|d| d.source.display())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     ));
                 }
             }
@@ -45,26 +81,25 @@ impl Scan {
                 .filter(|ca| ca.subject_raw == cert.issuer_raw)
                 .collect();
             if issuers.is_empty() {
-                cert.problems.push(format!(
-                    "issuer not found: no CA \"{}\" in the scanned tree",
-                    cert.issuer
-                ));
+                cert.problems
+                    .push(Wiring::IssuerNotFound(cert.issuer.clone()));
                 continue;
             }
             match issuers.iter().find(|ca| verifies(&cert.der, &ca.der)) {
-                None => cert.problems.push(format!(
-                    "signature does not verify against CA \"{}\" ({})",
-                    cert.issuer,
-                    issuers
+                None => cert.problems.push(Wiring::WrongIssuer {
+                    issuer: cert.issuer.clone(),
+                    at: issuers
                         .iter()
                         .map(|ca| ca.source.display())
                         .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Some(ca) if cert.not_after > ca.not_after => cert
-                    .problems
-                    .push(format!("outlives its CA {}", ca.source.display())),
-                Some(_) => {}
+                        .join(", "),
+                }),
+                Some(ca) => {
+                    cert.issued_by = Some(ca.source.clone());
+                    if cert.not_after > ca.not_after {
+                        cert.problems.push(Wiring::OutlivesCa(ca.source.display()));
+                    }
+                }
             }
         }
     }
