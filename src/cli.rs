@@ -94,7 +94,7 @@ pub enum WriteOut {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check that every endpoint commits a read and has no active alarm
-    Health(ClusterArgs),
+    Health(HealthArgs),
     /// Show each endpoint's version, db size, leader and raft indexes
     Status(ClusterArgs),
     /// List the cluster's members
@@ -108,6 +108,19 @@ pub enum Command {
     /// Save, inspect and restore snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// List or disarm the cluster's alarms (NOSPACE, CORRUPT)
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+    /// Compact the key-value history up to REVISION (default: the current revision)
+    #[command(alias = "compaction")]
+    Compact(CompactArgs),
+    /// Defragment members one at a time, the leader last
+    Defrag(DefragArgs),
+    /// NOSPACE recovery: compact, defragment each member (leader last), disarm, verify
+    RecoverSpace(RecoverSpaceArgs),
+    /// Compare the members' key-value hashes at one revision
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Report when certificates expire (files, directories, kubeconfigs)
     CertExpiry(CertExpiryArgs),
     /// Show what the etcd static-pod manifest (or config file, or systemd unit) configures
@@ -126,10 +139,78 @@ pub struct ClusterArgs {
     pub cluster: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Use every member's client URLs from the member list instead of --endpoints alone
+    #[arg(long)]
+    pub cluster: bool,
+    /// Wait up to this long for every endpoint to be healthy (e.g. after a restart)
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+    /// With --wait: also wait until every member serves at least this revision
+    #[arg(long, value_name = "N", requires = "wait")]
+    pub expect_revision: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// The active alarms
+    List,
+    /// Deactivate every active alarm
+    Disarm,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Compact up to this revision [default: the current revision]
+    pub revision: Option<i64>,
+    /// Wait until the compacted history is removed from the backend
+    #[arg(long)]
+    pub physical: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DefragArgs {
+    /// Every member from the member list, not just --endpoints
+    #[arg(long)]
+    pub cluster: bool,
+    /// Defragment even when a member is already down (quorum is at risk while it runs)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverSpaceArgs {
+    /// Print the plan and the etcdctl commands it stands for; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Defragment even when a member is already down
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Every member's KV hash at one revision; exit 1 when they disagree
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// Every member from the member list, not just --endpoints
+    #[arg(long)]
+    pub cluster: bool,
+    /// The revision to hash at [default: the leader's current revision]
+    #[arg(long, value_name = "N")]
+    pub rev: Option<i64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
     /// Same as `etcdops health`
-    Health(ClusterArgs),
+    Health(HealthArgs),
+    /// Same as `etcdops check consistency`
+    Hashkv(ConsistencyArgs),
     /// Same as `etcdops status`
     Status(ClusterArgs),
 }

@@ -25,7 +25,8 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 use crate::client::{targets, Connector};
 use crate::exit::Outcome;
-use crate::settings::{ConnSettings, Job, ManifestView, Settings};
+use crate::output::{OutputFormat, Report};
+use crate::settings::{ConnSettings, Job, ManifestView, OnlineJob, Settings};
 
 /// Run one invocation. `env` is the process environment (taken once, in `main`).
 pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
@@ -35,48 +36,11 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         job,
     } = Settings::resolve(cli, env)?;
     match job {
-        Job::Health { conn, cluster } => online(&conn, verbose, |connector, targets| async move {
-            let (report, outcome) = commands::health::run(&connector, targets, cluster).await;
-            output::emit(format, &report)?;
-            Ok(outcome)
-        }),
-        Job::Status { conn, cluster } => online(&conn, verbose, |connector, targets| async move {
-            let (report, outcome) = commands::status::run(&connector, targets, cluster).await;
-            output::emit(format, &report)?;
-            Ok(outcome)
-        }),
-        Job::Members { conn, hex } => online(&conn, verbose, |connector, targets| async move {
-            let report = commands::members::run(&connector, &targets, hex).await?;
-            output::emit(format, &report)?;
-            Ok(Outcome::Ok)
-        }),
-        Job::SnapshotSave { conn, save } => {
-            online(&conn, verbose, |connector, targets| async move {
-                let report = commands::snapshot_save::run(&connector, targets, &save).await?;
-                if save.to_stdout {
-                    // stdout carries the snapshot itself; the report goes to stderr.
-                    output::write_report(&mut std::io::stderr().lock(), format, &report)?;
-                } else {
-                    output::emit(format, &report)?;
-                }
-                Ok(Outcome::Ok)
-            })
-        }
-        Job::SnapshotStatus(s) => {
-            let (report, outcome) = commands::snapshot_status::run(&s)?;
-            output::emit(format, &report)?;
-            Ok(outcome)
-        }
+        Job::SnapshotStatus(s) => shown(format, commands::snapshot_status::run(&s)?),
         Job::SnapshotRestore(s) => {
-            let report = commands::snapshot_restore::run(&s)?;
-            output::emit(format, &report)?;
-            Ok(Outcome::Ok)
+            shown(format, (commands::snapshot_restore::run(&s)?, Outcome::Ok))
         }
-        Job::CertExpiry(s) => {
-            let (report, outcome) = runtime()?.block_on(commands::cert_expiry::run(&s))?;
-            output::emit(format, &report)?;
-            Ok(outcome)
-        }
+        Job::CertExpiry(s) => shown(format, runtime()?.block_on(commands::cert_expiry::run(&s))?),
         Job::ManifestRead(s) => {
             let report = commands::manifest_read::read(&s.path)?;
             match s.view {
@@ -92,7 +56,72 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             output::emit_text(&String::from_utf8_lossy(&script))?;
             Ok(Outcome::Ok)
         }
+        Job::Online { conn, job } => run_online(&conn, job, format, verbose),
     }
+}
+
+/// Render a command's report; its outcome decides the exit code.
+fn shown(format: OutputFormat, (report, outcome): (impl Report, Outcome)) -> Result<Outcome> {
+    output::emit(format, &report)?;
+    Ok(outcome)
+}
+
+/// A job that talks to etcd.
+fn run_online(
+    conn: &ConnSettings,
+    job: OnlineJob,
+    format: OutputFormat,
+    verbose: bool,
+) -> Result<Outcome> {
+    use commands::*;
+    online(conn, verbose, |c, targets| async move {
+        match job {
+            OnlineJob::Health { cluster, wait } => {
+                let wait = wait.map(|(limit, revision)| health::Wait { limit, revision });
+                shown(format, health::run(&c, targets, cluster, wait).await)
+            }
+            OnlineJob::Status { cluster } => shown(format, status::run(&c, targets, cluster).await),
+            OnlineJob::Members { hex } => shown(
+                format,
+                (members::run(&c, &targets, hex).await?, Outcome::Ok),
+            ),
+            OnlineJob::SnapshotSave(save) => {
+                let report = snapshot_save::run(&c, targets, &save).await?;
+                if save.to_stdout {
+                    // stdout carries the snapshot itself; the report goes to stderr.
+                    output::write_report(&mut std::io::stderr().lock(), format, &report)?;
+                    Ok(Outcome::Ok)
+                } else {
+                    shown(format, (report, Outcome::Ok))
+                }
+            }
+            OnlineJob::AlarmList => shown(
+                format,
+                (alarm::run(&c, &targets, false).await?, Outcome::Ok),
+            ),
+            OnlineJob::AlarmDisarm => {
+                shown(format, (alarm::run(&c, &targets, true).await?, Outcome::Ok))
+            }
+            OnlineJob::Compact { revision, physical } => shown(
+                format,
+                (
+                    compact::run(&c, &targets, revision, physical).await?,
+                    Outcome::Ok,
+                ),
+            ),
+            OnlineJob::Defrag { cluster, force } => {
+                shown(format, defrag::run(&c, targets, cluster, force).await?)
+            }
+            OnlineJob::RecoverSpace { dry_run, force } => shown(
+                format,
+                recover_space::run(&c, targets, dry_run, force).await?,
+            ),
+            OnlineJob::CheckConsistency { cluster, revision } => shown(
+                format,
+                check_consistency::run(&c, targets, cluster, revision).await?,
+            ),
+        }
+    })
 }
 
 /// Load TLS material for the configured endpoints, then run `body` on a runtime.

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    CertExpiryArgs, Cli, ClusterArgs, Command, EndpointCommand, GlobalArgs, ManifestReadArgs,
-    MemberCommand, RestoreArgs, SnapshotCommand, WriteOut,
+    AlarmCommand, CertExpiryArgs, CheckCommand, Cli, ClusterArgs, Command, EndpointCommand,
+    GlobalArgs, ManifestReadArgs, MemberCommand, RestoreArgs, SnapshotCommand, WriteOut,
 };
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
@@ -129,21 +129,10 @@ pub struct Settings {
 /// One command's settings.
 #[derive(Debug)]
 pub enum Job {
-    Health {
-        conn: ConnSettings,
-        cluster: bool,
-    },
-    Status {
-        conn: ConnSettings,
-        cluster: bool,
-    },
-    Members {
-        conn: ConnSettings,
-        hex: bool,
-    },
-    SnapshotSave {
-        conn: ConnSettings,
-        save: SaveSettings,
+    /// A command that talks to etcd, with the connection settings.
+    Online {
+        conn: Box<ConnSettings>,
+        job: OnlineJob,
     },
     SnapshotStatus(SnapshotStatusSettings),
     SnapshotRestore(Box<RestoreSettings>),
@@ -151,6 +140,41 @@ pub enum Job {
     ManifestRead(ManifestReadSettings),
     /// Handled by `lib.rs` itself: it needs clap's command definition.
     Completion(clap_complete::Shell),
+}
+
+/// The settings of a command that talks to etcd, besides the connection.
+#[derive(Debug)]
+pub enum OnlineJob {
+    Health {
+        cluster: bool,
+        /// `--wait DURATION` and `--expect-revision N`.
+        wait: Option<(Duration, Option<i64>)>,
+    },
+    Status {
+        cluster: bool,
+    },
+    Members {
+        hex: bool,
+    },
+    SnapshotSave(SaveSettings),
+    AlarmList,
+    AlarmDisarm,
+    Compact {
+        revision: Option<i64>,
+        physical: bool,
+    },
+    Defrag {
+        cluster: bool,
+        force: bool,
+    },
+    RecoverSpace {
+        dry_run: bool,
+        force: bool,
+    },
+    CheckConsistency {
+        cluster: bool,
+        revision: Option<i64>,
+    },
 }
 
 /// `snapshot save`.
@@ -340,40 +364,6 @@ impl Resolver {
 
     fn job(&mut self, command: Command) -> Result<Job> {
         Ok(match command {
-            Command::Health(ClusterArgs { cluster })
-            | Command::Endpoint(EndpointCommand::Health(ClusterArgs { cluster })) => Job::Health {
-                conn: self.connection()?,
-                cluster,
-            },
-            Command::Status(ClusterArgs { cluster })
-            | Command::Endpoint(EndpointCommand::Status(ClusterArgs { cluster })) => Job::Status {
-                conn: self.connection()?,
-                cluster,
-            },
-            Command::Members | Command::Member(MemberCommand::List) => Job::Members {
-                conn: self.connection()?,
-                hex: self.global.hex
-                    || self
-                        .env_var("ETCDCTL_HEX")
-                        .is_some_and(|v| parse_bool(&v) == Some(true)),
-            },
-            Command::Snapshot(SnapshotCommand::Save {
-                file,
-                cluster,
-                stall_timeout,
-                timeout,
-            }) => Job::SnapshotSave {
-                save: SaveSettings {
-                    stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
-                    timeout: timeout
-                        .map(|t| parse_go_duration(&t).context("--timeout"))
-                        .transpose()?,
-                    to_stdout: file.as_os_str() == "-",
-                    file,
-                    cluster,
-                },
-                conn: self.connection()?,
-            },
             Command::Snapshot(SnapshotCommand::Status {
                 file,
                 skip_check,
@@ -400,6 +390,74 @@ impl Resolver {
                 })
             }
             Command::Completion { shell } => Job::Completion(shell),
+            online => {
+                let job = self.online_job(online)?;
+                Job::Online {
+                    conn: Box::new(self.connection()?),
+                    job,
+                }
+            }
+        })
+    }
+
+    /// The settings of a command that talks to etcd (the connection is resolved apart).
+    fn online_job(&self, command: Command) -> Result<OnlineJob> {
+        Ok(match command {
+            Command::Health(a) | Command::Endpoint(EndpointCommand::Health(a)) => {
+                OnlineJob::Health {
+                    cluster: a.cluster,
+                    wait: match a.wait {
+                        Some(w) => {
+                            Some((parse_go_duration(&w).context("--wait")?, a.expect_revision))
+                        }
+                        None => None,
+                    },
+                }
+            }
+            Command::Status(ClusterArgs { cluster })
+            | Command::Endpoint(EndpointCommand::Status(ClusterArgs { cluster })) => {
+                OnlineJob::Status { cluster }
+            }
+            Command::Members | Command::Member(MemberCommand::List) => OnlineJob::Members {
+                hex: self.global.hex
+                    || self
+                        .env_var("ETCDCTL_HEX")
+                        .is_some_and(|v| parse_bool(&v) == Some(true)),
+            },
+            Command::Snapshot(SnapshotCommand::Save {
+                file,
+                cluster,
+                stall_timeout,
+                timeout,
+            }) => OnlineJob::SnapshotSave(SaveSettings {
+                stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
+                timeout: timeout
+                    .map(|t| parse_go_duration(&t).context("--timeout"))
+                    .transpose()?,
+                to_stdout: file.as_os_str() == "-",
+                file,
+                cluster,
+            }),
+            Command::Alarm(AlarmCommand::List) => OnlineJob::AlarmList,
+            Command::Alarm(AlarmCommand::Disarm) => OnlineJob::AlarmDisarm,
+            Command::Compact(a) => OnlineJob::Compact {
+                revision: a.revision,
+                physical: a.physical,
+            },
+            Command::Defrag(a) => OnlineJob::Defrag {
+                cluster: a.cluster,
+                force: a.force,
+            },
+            Command::RecoverSpace(a) => OnlineJob::RecoverSpace {
+                dry_run: a.dry_run,
+                force: a.force,
+            },
+            Command::Check(CheckCommand::Consistency(a))
+            | Command::Endpoint(EndpointCommand::Hashkv(a)) => OnlineJob::CheckConsistency {
+                cluster: a.cluster,
+                revision: a.rev,
+            },
+            other => bail!("{other:?} is not a command that talks to etcd"),
         })
     }
 

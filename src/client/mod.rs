@@ -9,6 +9,7 @@
 //! Does not: retry, or pick endpoints (commands decide that).
 
 pub mod cluster;
+pub mod maintenance;
 mod tls;
 
 use std::error::Error as StdError;

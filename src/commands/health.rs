@@ -3,14 +3,17 @@
 //! Healthy means: a linearizable read of key `health` succeeds (permission denied counts, since
 //! it still went through consensus), and the member reports no active alarm (NOSPACE, CORRUPT).
 //! etcdctl 3.4 skips the alarm step; we do it for every server version. Rows are in the order
-//! the endpoints were given (etcdctl prints them in completion order).
+//! the endpoints were given (etcdctl prints them in completion order). With `--wait` it probes
+//! until every endpoint is healthy (and, with `--expect-revision`, serves that revision), or
+//! the time is up; the last round is the report.
 
 use std::time::{Duration, Instant};
 
-use etcd_client::{AlarmAction, AlarmType};
 use serde::Serialize;
 
-use crate::client::{is_permission_denied, Connector, EndpointError, FailureKind, Target};
+use crate::client::cluster::{each_target, endpoint_status, resolve_targets};
+use crate::client::maintenance::probe;
+use crate::client::{Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
 use crate::output::Report;
 use crate::units::go_duration;
@@ -34,32 +37,41 @@ pub struct HealthReport {
     pub rows: Vec<HealthRow>,
 }
 
+/// What `--wait` waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub limit: Duration,
+    /// Also wait until every member serves at least this revision.
+    pub revision: Option<i64>,
+}
+
 pub async fn run(
     connector: &Connector,
     given: Vec<Target>,
     cluster: bool,
+    wait: Option<Wait>,
 ) -> (HealthReport, Outcome) {
-    let targets = crate::client::cluster::resolve_targets(connector, given, cluster).await;
-    let results = crate::client::cluster::each_target(connector, &targets, |c, t| async move {
-        check(&c, &t).await
-    })
-    .await;
-    let rows: Vec<HealthRow> = results
-        .into_iter()
-        .zip(&targets)
-        .map(|(row, t)| {
-            row.unwrap_or_else(|| {
-                unhealthy(
-                    t,
-                    Duration::ZERO,
-                    EndpointError::new(FailureKind::Server, "check aborted"),
-                )
-            })
-        })
-        .collect();
+    let targets = resolve_targets(connector, given, cluster).await;
+    let start = Instant::now();
+    let rows = loop {
+        let rows = check_all(connector, &targets, wait.and_then(|w| w.revision)).await;
+        let done = rows.iter().all(|r| r.health);
+        match wait {
+            Some(w) if !done && start.elapsed() < w.limit => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            _ => break rows,
+        }
+    };
     let bad = rows.iter().filter(|r| !r.health).count();
     let mut outcome = if bad == 0 {
         Outcome::Ok
+    } else if let Some(w) = wait {
+        Outcome::Bad(format!(
+            "unhealthy cluster: {bad} of {} endpoints still unhealthy after waiting {}",
+            rows.len(),
+            go_duration(w.limit)
+        ))
     } else {
         Outcome::Bad(format!(
             "unhealthy cluster: {bad} of {} endpoints unhealthy",
@@ -75,69 +87,61 @@ pub async fn run(
     (HealthReport { rows }, outcome)
 }
 
-async fn check(connector: &Connector, target: &Target) -> HealthRow {
-    let dial_start = Instant::now();
-    let mut client = match connector.connect(target).await {
-        Ok(c) => c,
-        Err(e) => return unhealthy(target, dial_start.elapsed(), e),
-    };
-    let start = Instant::now();
-    // The read and the alarm check share one --command-timeout deadline, as in etcdctl.
-    let deadline = connector.command_timeout;
-    let result = tokio::time::timeout(deadline, async {
-        match client.get("health", None).await {
-            Ok(_) => {}
-            Err(e) if is_permission_denied(&e) => {}
-            Err(e) => {
-                let e = connector.explain(target, crate::client::classify_etcd(&e));
-                return Err((start.elapsed(), e));
-            }
+/// One round: every target probed concurrently (and its revision checked when asked).
+async fn check_all(
+    connector: &Connector,
+    targets: &[Target],
+    revision: Option<i64>,
+) -> Vec<HealthRow> {
+    each_target(connector, targets, move |c, t| async move {
+        let start = Instant::now();
+        let result = match probe(&c, &t).await {
+            Ok(took) => match revision {
+                Some(want) => at_revision(&c, &t, want).await.map(|_| took),
+                None => Ok(took),
+            },
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(took) => HealthRow {
+                endpoint: t.endpoint.clone(),
+                health: true,
+                took: go_duration(took),
+                error: None,
+                error_kind: None,
+            },
+            Err(e) => unhealthy(&t, start.elapsed(), e),
         }
-        let took = start.elapsed();
-        let alarms = client
-            .alarm(AlarmAction::Get, AlarmType::None, None)
-            .await
-            .map_err(|e| {
-                let e = connector.explain(target, crate::client::classify_etcd(&e));
-                (
-                    took,
-                    EndpointError::new(
-                        e.kind,
-                        format!("unable to fetch the alarm list: {}", e.message),
-                    ),
-                )
-            })?;
-        if alarms.alarms().is_empty() {
-            return Ok(took);
-        }
-        let mut text = String::from("Active Alarm(s): ");
-        for a in alarms.alarms() {
-            text.push_str(match a.alarm() {
-                AlarmType::Nospace => "NOSPACE ",
-                AlarmType::Corrupt => "CORRUPT ",
-                AlarmType::None => "UNKNOWN ",
-            });
-        }
-        Err((
-            took,
-            EndpointError::new(FailureKind::Alarm, text.trim_end().to_string()),
-        ))
     })
-    .await;
-    match result {
-        Ok(Ok(took)) => HealthRow {
-            endpoint: target.endpoint.clone(),
-            health: true,
-            took: go_duration(took),
-            error: None,
-            error_kind: None,
-        },
-        Ok(Err((took, e))) => unhealthy(target, took, e),
-        Err(_) => unhealthy(
-            target,
-            start.elapsed(),
-            EndpointError::timeout("health check", deadline),
-        ),
+    .await
+    .into_iter()
+    .zip(targets)
+    .map(|(row, t)| {
+        row.unwrap_or_else(|| {
+            unhealthy(
+                t,
+                Duration::ZERO,
+                EndpointError::new(FailureKind::Server, "check aborted"),
+            )
+        })
+    })
+    .collect()
+}
+
+/// `--expect-revision`: the member serves at least revision `want`.
+async fn at_revision(
+    connector: &Connector,
+    target: &Target,
+    want: i64,
+) -> Result<(), EndpointError> {
+    let s = endpoint_status(connector, target).await?;
+    if s.revision >= want {
+        Ok(())
+    } else {
+        Err(EndpointError::new(
+            FailureKind::Server,
+            format!("serves revision {}, not yet {want}", s.revision),
+        ))
     }
 }
 

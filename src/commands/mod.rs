@@ -2,10 +2,15 @@
 //! [`Outcome`](crate::exit::Outcome); rendering is `output`'s job. No command imports another:
 //! what two commands share lives in the library module of its subject.
 
+pub mod alarm;
 pub mod cert_expiry;
+pub mod check_consistency;
+pub mod compact;
+pub mod defrag;
 pub mod health;
 pub mod manifest_read;
 pub mod members;
+pub mod recover_space;
 pub mod snapshot_restore;
 pub mod snapshot_save;
 pub mod snapshot_status;
