@@ -78,45 +78,66 @@ pub async fn statuses(
     .collect()
 }
 
+/// Ask the targets in turn until one answers: the answer and who gave it, or every failure as
+/// `endpoint: error`.
+pub async fn first_answer<'t, T, F, Fut>(
+    targets: &'t [Target],
+    mut ask: F,
+) -> Result<(&'t Target, T), Vec<String>>
+where
+    F: FnMut(&'t Target) -> Fut,
+    Fut: std::future::Future<Output = Result<T, EndpointError>>,
+{
+    let mut failures = Vec::new();
+    for target in targets {
+        match ask(target).await {
+            Ok(answer) => return Ok((target, answer)),
+            Err(e) => failures.push(format!("{}: {e}", target.endpoint)),
+        }
+    }
+    Err(failures)
+}
+
+/// The member list, from the first endpoint that answers.
+pub async fn member_list<'t>(
+    connector: &Connector,
+    targets: &'t [Target],
+) -> Result<(&'t Target, etcd_client::MemberListResponse), Vec<String>> {
+    first_answer(targets, |target| async move {
+        let mut client = connector.connect(target).await?;
+        connector
+            .request(target, "member list", client.member_list())
+            .await
+    })
+    .await
+}
+
 /// `--cluster`: every started member's client URLs, from the member list of the first
 /// endpoint that answers. Scheme-less URLs keep the TLS choice of the given endpoints.
 pub async fn discover_cluster(
     connector: &Connector,
     given: &[Target],
 ) -> Result<Vec<Target>, EndpointError> {
-    let mut last = None;
-    for target in given {
-        let attempt = async {
-            let mut client = connector.connect(target).await?;
-            connector
-                .request(target, "member list", client.member_list())
-                .await
-        };
-        match attempt.await {
-            Ok(list) => {
-                let mut seen = BTreeSet::new();
-                let mut found = Vec::new();
-                for member in list.members() {
-                    for url in member.client_urls() {
-                        if seen.insert(url.clone()) {
-                            let t = Target::parse(url, target.tls).map_err(|m| {
-                                EndpointError::new(FailureKind::Server, m.to_string())
-                            })?;
-                            found.push(t);
-                        }
-                    }
-                }
-                return Ok(found);
-            }
-            Err(e) => {
-                last = Some(EndpointError::new(
-                    e.kind,
-                    format!("{}: {}", target.endpoint, e.message),
-                ))
+    let (target, list) = member_list(connector, given).await.map_err(|failures| {
+        let kind = FailureKind::Connect;
+        if failures.is_empty() {
+            EndpointError::new(kind, "no endpoints to ask")
+        } else {
+            EndpointError::new(kind, failures.join("; "))
+        }
+    })?;
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    for member in list.members() {
+        for url in member.client_urls() {
+            if seen.insert(url.clone()) {
+                let t = Target::parse(url, target.tls)
+                    .map_err(|m| EndpointError::new(FailureKind::Server, m.to_string()))?;
+                found.push(t);
             }
         }
     }
-    Err(last.unwrap_or_else(|| EndpointError::new(FailureKind::Connect, "no endpoints to ask")))
+    Ok(found)
 }
 
 /// Run `each` for every target concurrently, one task (and connection) each. Results come

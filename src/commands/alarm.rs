@@ -3,9 +3,10 @@
 //! (`{"header", "alarms": [{"memberID", "alarm"}]}`, the alarm as etcd's enum number: 1
 //! NOSPACE, 2 CORRUPT); simple is etcdctl's `memberID:N alarm:NAME`.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::{json, Map, Value};
 
+use crate::client::cluster::first_answer;
 use crate::client::maintenance::{self, Alarm, Header};
 use crate::client::{Connector, Target};
 use crate::output::Report;
@@ -21,25 +22,20 @@ pub struct AlarmReport {
 
 /// `disarm`: deactivate every alarm; else list them.
 pub async fn run(connector: &Connector, targets: &[Target], disarm: bool) -> Result<AlarmReport> {
-    let mut failures = Vec::new();
-    for target in targets {
-        let answer = if disarm {
+    let (target, (header, alarms)) = first_answer(targets, |target| async move {
+        if disarm {
             maintenance::disarm(connector, target).await
         } else {
             maintenance::alarms(connector, target).await
-        };
-        match answer {
-            Ok((header, alarms)) => {
-                return Ok(AlarmReport {
-                    endpoint: target.endpoint.clone(),
-                    header,
-                    alarms,
-                })
-            }
-            Err(e) => failures.push(format!("{}: {e}", target.endpoint)),
         }
-    }
-    bail!("could not reach any endpoint: {}", failures.join("; "))
+    })
+    .await
+    .map_err(|failures| anyhow!("could not reach any endpoint: {}", failures.join("; ")))?;
+    Ok(AlarmReport {
+        endpoint: target.endpoint.clone(),
+        header,
+        alarms,
+    })
 }
 
 impl Report for AlarmReport {

@@ -328,6 +328,21 @@ impl Finding {
     }
 }
 
+impl CertReport {
+    /// A table row: name, expiry, residual time, (the signing CA,) status, (the path).
+    fn row(&self, f: &Finding, with_ca: bool) -> Vec<String> {
+        let mut row = vec![f.name.clone(), f.expires.clone(), f.residual.clone()];
+        if with_ca {
+            row.push(f.ca.clone());
+        }
+        row.push(f.status_words());
+        if self.wide {
+            row.push(f.path.clone());
+        }
+        row
+    }
+}
+
 impl Report for CertReport {
     fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let mut headers = vec![
@@ -340,23 +355,7 @@ impl Report for CertReport {
         if self.wide {
             headers.push("path");
         }
-        let mut rows: Vec<Vec<String>> = self
-            .leaves
-            .iter()
-            .map(|f| {
-                let mut row = vec![
-                    f.name.clone(),
-                    f.expires.clone(),
-                    f.residual.clone(),
-                    f.ca.clone(),
-                    f.status_words(),
-                ];
-                if self.wide {
-                    row.push(f.path.clone());
-                }
-                row
-            })
-            .collect();
+        let mut rows: Vec<Vec<String>> = self.leaves.iter().map(|f| self.row(f, true)).collect();
         rows.extend(self.errors.iter().map(|e| {
             let mut row = vec![
                 e.name.clone().unwrap_or_else(|| e.path.clone()),
@@ -388,22 +387,7 @@ impl Report for CertReport {
         if self.wide {
             headers.push("path");
         }
-        let rows: Vec<Vec<String>> = self
-            .cas
-            .iter()
-            .map(|f| {
-                let mut row = vec![
-                    f.name.clone(),
-                    f.expires.clone(),
-                    f.residual.clone(),
-                    f.status_words(),
-                ];
-                if self.wide {
-                    row.push(f.path.clone());
-                }
-                row
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = self.cas.iter().map(|f| self.row(f, false)).collect();
         let mut lines: Vec<String> = if rows.is_empty() {
             Vec::new()
         } else {

@@ -7,6 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::client::cluster::member_list;
 use crate::client::{Connector, Target};
 use crate::output::{omit_empty, Report};
 use crate::units::hex_id;
@@ -48,41 +49,29 @@ pub async fn run(
     targets: &[Target],
     hex: bool,
 ) -> anyhow::Result<MembersReport> {
-    let mut failures = Vec::new();
-    for target in targets {
-        let attempt = async {
-            let mut client = connector.connect(target).await?;
-            connector
-                .request(target, "member list", client.member_list())
-                .await
-        };
-        match attempt.await {
-            Ok(list) => {
-                let members = list
-                    .members()
-                    .iter()
-                    .map(|m| MemberRow {
-                        id: m.id(),
-                        name: m.name().to_string(),
-                        peer_urls: m.peer_urls().to_vec(),
-                        client_urls: m.client_urls().to_vec(),
-                        is_learner: m.is_learner(),
-                    })
-                    .collect();
-                let header = list.header();
-                return Ok(MembersReport {
-                    endpoint: target.endpoint.clone(),
-                    cluster_id: header.map(|h| h.cluster_id()).unwrap_or_default(),
-                    member_id: header.map(|h| h.member_id()).unwrap_or_default(),
-                    raft_term: header.map(|h| h.raft_term()).unwrap_or_default(),
-                    members,
-                    hex,
-                });
-            }
-            Err(e) => failures.push(format!("{}: {e}", target.endpoint)),
-        }
-    }
-    anyhow::bail!("could not list members: {}", failures.join("; "))
+    let (target, list) = member_list(connector, targets)
+        .await
+        .map_err(|failures| anyhow::anyhow!("could not list members: {}", failures.join("; ")))?;
+    let members = list
+        .members()
+        .iter()
+        .map(|m| MemberRow {
+            id: m.id(),
+            name: m.name().to_string(),
+            peer_urls: m.peer_urls().to_vec(),
+            client_urls: m.client_urls().to_vec(),
+            is_learner: m.is_learner(),
+        })
+        .collect();
+    let header = list.header();
+    Ok(MembersReport {
+        endpoint: target.endpoint.clone(),
+        cluster_id: header.map(|h| h.cluster_id()).unwrap_or_default(),
+        member_id: header.map(|h| h.member_id()).unwrap_or_default(),
+        raft_term: header.map(|h| h.raft_term()).unwrap_or_default(),
+        members,
+        hex,
+    })
 }
 
 impl MembersReport {
