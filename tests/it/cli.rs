@@ -1,9 +1,7 @@
 //! The command line end to end on the built binary with a scrubbed environment: `--help` of
 //! every command (snapshotted), and the usage-error side of the exit-status table.
 
-mod common;
-
-use common::etcdops;
+use crate::common::run::etcdops;
 
 const COMMANDS: &[&[&str]] = &[
     &[],
@@ -117,7 +115,7 @@ fn version_and_completions() {
 
 #[test]
 fn unreachable_endpoint_is_a_row_in_health_and_an_error_in_members() {
-    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let dead = format!("http://127.0.0.1:{}", crate::common::cluster::free_port());
     let r = etcdops(&["health", "-w", "json", "--endpoints", &dead], &[]);
     assert_eq!(r.code, 1, "{r:?}");
     let rows = r.json();

@@ -3,11 +3,11 @@
 //! with zero flags from a manifest-described etcd, restore with `--from-manifest
 //! --update-manifest`, start etcd again from the updated manifest.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::cluster::{write_kubeadm_manifest, Cluster, ClusterOptions, Version};
+use crate::common::repo;
+use crate::common::run::etcdops;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,12 +1,12 @@
 //! `snapshot status` against real etcdutl 3.5.1 on snapshots that real etcd 3.5.1 (3 members)
 //! and 3.4.23 write during the test, at several stages of content; and its refusals.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::cluster::{Cluster, ClusterOptions, Version};
+use crate::common::oracle::run_etcdutl;
+use crate::common::run::etcdops;
 use etcd_client::{GetOptions, PutOptions};
 use serde_json::Value;
 

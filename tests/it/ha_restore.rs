@@ -4,11 +4,10 @@
 //! etcdops printed, then started from the updated manifests as kubelet would. One cluster must
 //! come back, never three. Also: manifests that contradict the snapshot are refused.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::cluster::{free_port, write_kubeadm_manifest_with, Cluster, Kv, Version};
+use crate::common::run::{etcdops, run_printed, Run};
 use serde_json::Value;
 
 fn s(p: &Path) -> String {

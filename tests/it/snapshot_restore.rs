@@ -2,12 +2,13 @@
 //! boot with the same keyspace, a 3-member restore that forms one cluster, WAL and `.snap`
 //! bytes equal to etcdutl 3.5.1's, the revision bump, and refusals that leave nothing behind.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::cluster::{free_port, Cluster, ClusterOptions, Kv, TestClient, Version};
+use crate::common::oracle::run_etcdutl;
+use crate::common::repo;
+use crate::common::run::{etcdops, etcdops_spawn, run_printed, send_signal, wait_run, Run};
 use etcd_client::{GetOptions, Permission, PutOptions};
 use serde_json::Value;
 
@@ -365,7 +366,7 @@ fn three_member_restore_forms_one_cluster() {
 
 #[test]
 fn wal_and_snap_bytes_equal_etcdutls() {
-    let example = common::repo().join("examples/k8s-small.db");
+    let example = repo().join("examples/k8s-small.db");
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<&str>); 3] = [
         ("defaults", vec![]),
@@ -534,7 +535,7 @@ fn bump_revision_marks_compacted() {
 
 #[test]
 fn refusals_leave_nothing_behind() {
-    let example = common::repo().join("examples/k8s-small.db");
+    let example = repo().join("examples/k8s-small.db");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let listing = || {

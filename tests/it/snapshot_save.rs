@@ -2,13 +2,14 @@
 //! restores, endpoint choice, and that every failure leaves nothing behind (and an existing FILE
 //! untouched).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::cluster::{free_port, Cluster, ClusterOptions, Version};
+use crate::common::oracle::{etcdutl, run_etcdutl};
+use crate::common::pki::Pki;
+use crate::common::run::{args, etcdops, etcdops_spawn, send_signal, wait_run};
 use serde_json::Value;
 
 fn status_json(file: &Path) -> Value {

@@ -2,13 +2,13 @@
 //! through ETCDOPS_NOW), with `openssl x509 -enddate` as the oracle for every date, and against a
 //! live etcd that serves a certificate different from the file on disk.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::cluster::{Cluster, ClusterOptions, Version};
+use crate::common::run::{etcdops, Run};
+use crate::common::INSTALL_HINT;
 use base64::Engine;
-use common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, PKCS_ED25519,

@@ -1,27 +1,20 @@
-//! Test harness: a kubeadm-shaped PKI generated at test time, real etcd processes with client
-//! TLS on free loopback ports, and the built `etcdops` binary run with a scrubbed environment.
+//! Real etcd clusters for the tests: members with client and peer TLS (kubeadm style) on free
+//! loopback ports, kubeadm's way of growing a cluster, static-pod manifests, and a client for
+//! writing test data.
 //!
 //! Every etcd process belongs to a [`Cluster`], which kills exactly its own children (by the
 //! PIDs it spawned) when dropped, also when a test panics.
-//!
-//! The etcd binaries come from `scripts/test-deps.sh`; a test that cannot find them fails with
-//! that command in its message. It never passes silently.
-
-#![allow(dead_code)]
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-
-pub const INSTALL_HINT: &str = "run `bash scripts/test-deps.sh` to install etcd 3.5.1 and 3.4.23";
+use super::oracle::etcdctl;
+use super::pki::Pki;
+use super::{repo, INSTALL_HINT};
 
 /// An etcd release the tests can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,21 +45,6 @@ impl Version {
     }
 }
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// etcdctl 3.5.1, used as an independent client (readiness checks, writing test data).
-pub fn etcdctl() -> PathBuf {
-    let path = repo().join(".cache/etcd-3.5.1/etcdctl");
-    assert!(
-        path.is_file(),
-        "etcdctl not found at {}: {INSTALL_HINT}",
-        path.display()
-    );
-    path
-}
-
 /// A free TCP port on 127.0.0.1. Ports handed out in this process are never handed out twice.
 pub fn free_port() -> u16 {
     static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
@@ -81,110 +59,6 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-/// A certificate and its key, written as PEM files.
-#[derive(Debug, Clone)]
-pub struct Pair {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// kubeadm's etcd PKI: `<dir>/etcd/{ca,server,peer,healthcheck-client}.{crt,key}` and
-/// `<dir>/apiserver-etcd-client.{crt,key}`.
-pub struct Pki {
-    pub dir: PathBuf,
-    pub ca: Pair,
-    pub server: Pair,
-    pub peer: Pair,
-    pub healthcheck: Pair,
-    pub apiserver_client: Pair,
-    ca_cert: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl Pki {
-    pub fn generate(dir: &Path) -> Pki {
-        let etcd_dir = dir.join("etcd");
-        fs::create_dir_all(&etcd_dir).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "etcd-ca");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::CrlSign,
-        ];
-        let ca_cert = params.self_signed(&ca_key).unwrap();
-        let ca = write_pair(&etcd_dir, "ca", &ca_cert.pem(), &ca_key.serialize_pem());
-
-        let mut pki = Pki {
-            dir: dir.to_path_buf(),
-            server: ca.clone(),
-            peer: ca.clone(),
-            healthcheck: ca.clone(),
-            apiserver_client: ca.clone(),
-            ca,
-            ca_cert,
-            ca_key,
-        };
-        pki.server = pki.issue(&etcd_dir, "server", "etcd-server", true, true);
-        pki.peer = pki.issue(&etcd_dir, "peer", "etcd-peer", true, true);
-        pki.healthcheck = pki.issue(
-            &etcd_dir,
-            "healthcheck-client",
-            "kube-etcd-healthcheck-client",
-            false,
-            true,
-        );
-        pki.apiserver_client = pki.issue(
-            dir,
-            "apiserver-etcd-client",
-            "kube-apiserver-etcd-client",
-            false,
-            true,
-        );
-        pki
-    }
-
-    /// Issue a leaf signed by this CA, valid for localhost and 127.0.0.1.
-    pub fn issue(&self, dir: &Path, name: &str, cn: &str, server: bool, client: bool) -> Pair {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        if server {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ServerAuth);
-        }
-        if client {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ClientAuth);
-        }
-        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
-        write_pair(dir, name, &cert.pem(), &key.serialize_pem())
-    }
-}
-
-fn write_pair(dir: &Path, name: &str, cert: &str, key: &str) -> Pair {
-    let pair = Pair {
-        cert: dir.join(format!("{name}.crt")),
-        key: dir.join(format!("{name}.key")),
-    };
-    fs::write(&pair.cert, cert).unwrap();
-    fs::write(&pair.key, key).unwrap();
-    pair
 }
 
 /// One etcd member of a [`Cluster`].
@@ -400,57 +274,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The outcome of one `etcdops` run.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl Run {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-/// `head` followed by `tail` as one argument list (e.g. a command and the TLS flags).
-pub fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
-    let mut v = head.to_vec();
-    v.extend(tail.iter().map(String::as_str));
-    v
-}
-
-/// Run the built binary with a scrubbed environment plus `env`.
-pub fn etcdops(args: &[&str], env: &[(&str, &str)]) -> Run {
-    etcdops_in(args, env, None)
-}
-
-pub fn etcdops_in(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcdops"));
-    cmd.env_clear().args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    let start = Instant::now();
-    let out = cmd.output().expect("running etcdops");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
-}
-
 /// A kubeadm-shaped static-pod manifest for member `i` of `cluster`, written to `path`.
 pub fn write_kubeadm_manifest(cluster: &Cluster, i: usize, path: &Path) {
     let m = &cluster.members[i];
@@ -648,75 +471,6 @@ impl TestClient {
     }
 }
 
-/// etcdutl 3.5.1, the oracle for offline commands.
-pub fn etcdutl() -> PathBuf {
-    let path = repo().join(".cache/etcd-3.5.1/etcdutl");
-    assert!(
-        path.is_file(),
-        "etcdutl not found at {}: {INSTALL_HINT}",
-        path.display()
-    );
-    path
-}
-
-/// Run etcdutl with a scrubbed environment; panics when it fails.
-pub fn run_etcdutl(args: &[&str]) -> String {
-    let out = Command::new(etcdutl())
-        .env_clear()
-        .args(args)
-        .output()
-        .expect("running etcdutl");
-    assert!(
-        out.status.success(),
-        "etcdutl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Start the built binary in the background (scrubbed environment, output captured).
-pub fn etcdops_spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_etcdops"))
-        .env_clear()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting etcdops")
-}
-
-/// Wait for a spawned etcdops, at most `limit`; returns its result (killing it on timeout).
-pub fn wait_run(mut child: Child, start: Instant, limit: Duration) -> Run {
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("collecting etcdops output");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
-}
-
-/// Send a signal to a process we started, by PID.
-pub fn send_signal(pid: u32, sig: &str) {
-    let ok = Command::new("/bin/kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -{sig} {pid} failed");
-}
-
 impl Cluster {
     /// PID of member `i`, if it is running.
     pub fn pid(&self, i: usize) -> Option<u32> {
@@ -875,28 +629,4 @@ pub fn static_pod_command(manifest: &Path) -> (Vec<String>, PathBuf) {
         })
         .collect();
     (args, PathBuf::from(host))
-}
-
-/// Run a command line etcdops printed, as a shell would, with the built `etcdops` first on
-/// PATH, a scrubbed environment plus `env`, in `cwd`.
-pub fn run_printed(command: &str, env: &[(&str, &str)], cwd: &Path) -> Run {
-    let bin = Path::new(env!("CARGO_BIN_EXE_etcdops")).parent().unwrap();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let start = Instant::now();
-    let out = cmd.output().expect("running /bin/sh");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
 }

@@ -1,10 +1,10 @@
 //! health, status and members against real etcd 3.5.1 and 3.4.23 with client TLS on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::cluster::{free_port, write_kubeadm_manifest, Cluster, ClusterOptions, Version};
+use crate::common::pki::Pki;
+use crate::common::run::{args, etcdops, Run};
 use serde_json::Value;
 
 fn rows(run: &Run) -> Vec<Value> {
