@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::cluster::{Cluster, ClusterOptions, Version};
+use crate::common::cluster::{shared, Cluster, Version};
 use crate::common::run::{etcdops, Run};
 use crate::common::INSTALL_HINT;
 use base64::Engine;
@@ -379,59 +379,66 @@ fn every_kind_of_certificate_and_wiring_problem() {
     );
 }
 
-#[test]
-fn live_endpoint_serving_a_different_certificate_is_flagged() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
-    let ep = c.endpoints_arg();
-    let argv = |dir: &Path| -> Vec<String> {
+/// `cert-expiry` with `--endpoints`: the certificate a live etcd serves compared with the
+/// file on disk, on the shared one-member cluster (read only; copies go to the test's own dir).
+mod live_endpoint {
+    use super::*;
+
+    /// `cert-expiry -w json --endpoints EP <TLS flags> DIR` against the shared cluster.
+    fn run_on(c: &Cluster, dir: &Path) -> Run {
         let mut a: Vec<String> = vec![
             "cert-expiry".into(),
             "-w".into(),
             "json".into(),
             "--endpoints".into(),
-            ep.clone(),
+            c.endpoints_arg(),
         ];
         a.extend(c.tls_args());
         a.push(dir.display().to_string());
-        a
-    };
-    let run_on = |dir: &Path| {
-        let a = argv(dir);
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         etcdops(&refs, &[])
-    };
-
-    // The tree etcd runs from: the served certificate is the file on disk.
-    let r = run_on(&c.pki.dir);
-    assert_eq!(r.code, 0, "{r:?}");
-    let rows = findings(&r);
-    let served = by_path(&rows, "(served)");
-    assert_eq!(served["subject"], "etcd-server");
-    assert_eq!(served["problems"].to_string(), "[]", "{served}");
-
-    // A tree whose server.crt was renewed, while etcd still serves the old one (etcd re-reads
-    // its own files on every handshake, so the stale one must come from another place).
-    let copy = c.dir.path().join("renewed-pki");
-    std::fs::create_dir_all(copy.join("etcd")).unwrap();
-    for f in ["etcd/ca.crt", "etcd/ca.key"] {
-        std::fs::copy(c.pki.dir.join(f), copy.join(f)).unwrap();
     }
-    c.pki
-        .issue(&copy.join("etcd"), "server", "etcd-server", true, true);
-    let r = run_on(&copy);
-    assert_eq!(r.code, 1, "{r:?}");
-    let rows = findings(&r);
-    let served = by_path(&rows, "(served)");
-    assert!(
-        served["problems"]
-            .to_string()
-            .contains("serves a different certificate"),
-        "{served}"
-    );
-    assert!(
-        served["problems"]
-            .to_string()
-            .contains("renewed-pki/etcd/server.crt"),
-        "{served}"
-    );
+
+    /// The tree etcd runs from: the served certificate is the file on disk.
+    #[test]
+    fn served_certificate_is_the_file_on_disk() {
+        let c = shared(Version::V3_5_1, 1);
+        let r = run_on(&c, &c.pki.dir);
+        assert_eq!(r.code, 0, "{r:?}");
+        let rows = findings(&r);
+        let served = by_path(&rows, "(served)");
+        assert_eq!(served["subject"], "etcd-server");
+        assert_eq!(served["problems"].to_string(), "[]", "{served}");
+    }
+
+    /// A tree whose server.crt was renewed, while etcd still serves the old one (etcd re-reads
+    /// its own files on every handshake, so the stale one must come from another place).
+    #[test]
+    fn renewed_file_differs_from_the_served_certificate() {
+        let c = shared(Version::V3_5_1, 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let copy = tmp.path().join("renewed-pki");
+        std::fs::create_dir_all(copy.join("etcd")).unwrap();
+        for f in ["etcd/ca.crt", "etcd/ca.key"] {
+            std::fs::copy(c.pki.dir.join(f), copy.join(f)).unwrap();
+        }
+        c.pki
+            .issue(&copy.join("etcd"), "server", "etcd-server", true, true);
+        let r = run_on(&c, &copy);
+        assert_eq!(r.code, 1, "{r:?}");
+        let rows = findings(&r);
+        let served = by_path(&rows, "(served)");
+        assert!(
+            served["problems"]
+                .to_string()
+                .contains("serves a different certificate"),
+            "{served}"
+        );
+        assert!(
+            served["problems"]
+                .to_string()
+                .contains("renewed-pki/etcd/server.crt"),
+            "{served}"
+        );
+    }
 }

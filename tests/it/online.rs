@@ -1,8 +1,11 @@
 //! health, status and members against real etcd 3.5.1 and 3.4.23 with client TLS on loopback.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::cluster::{free_port, write_kubeadm_manifest, Cluster, ClusterOptions, Version};
+use crate::common::cluster::{
+    free_port, shared, write_kubeadm_manifest, Cluster, ClusterOptions, Lease, Version,
+};
 use crate::common::pki::Pki;
 use crate::common::run::{args, etcdops, Run};
 use serde_json::Value;
@@ -14,14 +17,81 @@ fn rows(run: &Run) -> Vec<Value> {
         .clone()
 }
 
-fn three_members(version: Version) {
-    let mut c = Cluster::start(ClusterOptions::new(version, 3));
-    let tls = c.tls_args();
-    let eps = c.endpoints_arg();
+// A healthy 3-member cluster of each version, shared by the cases that only read from it; the
+// one that kills a follower has a cluster of its own.
+macro_rules! three_members {
+    ($module:ident, $follower_down:ident, $version:expr) => {
+        #[test]
+        fn $follower_down() {
+            one_follower_down_keeps_its_row_exits_1_and_does_not_hang($version);
+        }
 
-    // Every endpoint healthy.
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn health_reports_every_endpoint_healthy() {
+                super::health_reports_every_endpoint_healthy(&shared($version, 3));
+            }
+
+            #[test]
+            fn health_cluster_from_one_endpoint_finds_all_three() {
+                super::health_cluster_from_one_endpoint_finds_all_three(&shared($version, 3));
+            }
+
+            #[test]
+            fn etcdctl_spellings_and_other_formats() {
+                super::etcdctl_spellings_and_other_formats(&shared($version, 3));
+            }
+
+            #[test]
+            fn status_one_leader_same_cluster_right_version() {
+                super::status_one_leader_same_cluster_right_version(&shared($version, 3), $version);
+            }
+
+            #[test]
+            fn endpoint_status_table_has_every_column() {
+                super::endpoint_status_table_has_every_column(&shared($version, 3));
+            }
+
+            #[test]
+            fn members_lists_every_member_with_the_ids_of_status() {
+                super::members_lists_every_member_with_the_ids_of_status(&shared($version, 3));
+            }
+        }
+    };
+}
+
+three_members!(
+    three_members_v3_5_1,
+    one_follower_down_v3_5_1,
+    Version::V3_5_1
+);
+three_members!(
+    three_members_v3_4_23,
+    one_follower_down_v3_4_23,
+    Version::V3_4_23
+);
+
+/// `status -w json` rows of every endpoint of `c`.
+fn status_rows(c: &Cluster) -> (Run, Vec<Value>) {
     let r = etcdops(
-        &args(&["health", "-w", "json", "--endpoints", &eps], &tls),
+        &args(
+            &["status", "-w", "json", "--endpoints", &c.endpoints_arg()],
+            &c.tls_args(),
+        ),
+        &[],
+    );
+    let rows = rows(&r);
+    (r, rows)
+}
+
+fn health_reports_every_endpoint_healthy(c: &Cluster) {
+    let r = etcdops(
+        &args(
+            &["health", "-w", "json", "--endpoints", &c.endpoints_arg()],
+            &c.tls_args(),
+        ),
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -33,13 +103,14 @@ fn three_members(version: Version) {
         assert!(row.get("error").is_none(), "{row}");
         assert!(row["took"].as_str().unwrap().ends_with('s'), "{row}");
     }
+}
 
-    // --cluster from one endpoint finds all three.
+fn health_cluster_from_one_endpoint_finds_all_three(c: &Cluster) {
     let first = c.endpoints()[0].clone();
     let r = etcdops(
         &args(
             &["health", "--cluster", "-w", "json", "--endpoints", &first],
-            &tls,
+            &c.tls_args(),
         ),
         &[],
     );
@@ -52,8 +123,11 @@ fn three_members(version: Version) {
     let mut want = c.endpoints();
     want.sort();
     assert_eq!(found, want);
+}
 
-    // etcdctl spellings and other formats.
+fn etcdctl_spellings_and_other_formats(c: &Cluster) {
+    let tls = c.tls_args();
+    let eps = c.endpoints_arg();
     let r = etcdops(
         &args(
             &["endpoint", "health", "-w", "simple", "--endpoints", &eps],
@@ -74,14 +148,11 @@ fn three_members(version: Version) {
         "{}",
         r.stdout
     );
+}
 
-    // status: one leader, same cluster, right version.
-    let r = etcdops(
-        &args(&["status", "-w", "json", "--endpoints", &eps], &tls),
-        &[],
-    );
+fn status_one_leader_same_cluster_right_version(c: &Cluster, version: Version) {
+    let (r, status) = status_rows(c);
     assert_eq!(r.code, 0, "{r:?}");
-    let status = rows(&r);
     assert_eq!(status.len(), 3);
     assert_eq!(
         status.iter().filter(|s| s["is_leader"] == true).count(),
@@ -89,7 +160,6 @@ fn three_members(version: Version) {
         "{status:?}"
     );
     let leader = status[0]["leader"].clone();
-    let mut ids = Vec::new();
     for s in &status {
         assert_eq!(s["version"], version.expected_version());
         assert_eq!(s["cluster_id"], status[0]["cluster_id"]);
@@ -101,10 +171,15 @@ fn three_members(version: Version) {
             u64::from_str_radix(id, 16).unwrap(),
             s["member_id"].as_u64().unwrap()
         );
-        ids.push(id.to_string());
     }
+}
+
+fn endpoint_status_table_has_every_column(c: &Cluster) {
     let r = etcdops(
-        &args(&["endpoint", "status", "--endpoints", &eps], &tls),
+        &args(
+            &["endpoint", "status", "--endpoints", &c.endpoints_arg()],
+            &c.tls_args(),
+        ),
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -117,8 +192,16 @@ fn three_members(version: Version) {
     ] {
         assert!(r.stdout.contains(header), "{header} missing:\n{}", r.stdout);
     }
+}
 
-    // members: every member, IDs as hex matching status.
+fn members_lists_every_member_with_the_ids_of_status(c: &Cluster) {
+    let tls = c.tls_args();
+    let eps = c.endpoints_arg();
+    let (_, status) = status_rows(c);
+    let ids: Vec<String> = status
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     let r = etcdops(
         &args(&["members", "-w", "json", "--endpoints", &eps], &tls),
         &[],
@@ -148,9 +231,16 @@ fn three_members(version: Version) {
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.lines().count(), 3);
+}
 
-    // One follower down (killing the leader would add an election to the test): still three
-    // rows, that one unhealthy, exit 1, no hang.
+/// One follower down (killing the leader would add an election to the test): still three
+/// rows, that one unhealthy, exit 1, no hang. A cluster of its own: it kills a member.
+fn one_follower_down_keeps_its_row_exits_1_and_does_not_hang(version: Version) {
+    let mut c = Cluster::start(ClusterOptions::new(version, 3));
+    let tls = c.tls_args();
+    let eps = c.endpoints_arg();
+    let (r, status) = status_rows(&c);
+    assert_eq!(r.code, 0, "{r:?}");
     let follower = status.iter().position(|s| s["is_leader"] == false).unwrap();
     let down = status[follower]["endpoint"].as_str().unwrap().to_string();
     let victim = c.endpoints().iter().position(|e| *e == down).unwrap();
@@ -184,12 +274,8 @@ fn three_members(version: Version) {
         r.stdout
     );
 
-    let r = etcdops(
-        &args(&["status", "-w", "json", "--endpoints", &eps], &tls),
-        &[],
-    );
+    let (r, status) = status_rows(&c);
     assert_eq!(r.code, 1, "{r:?}");
-    let status = rows(&r);
     assert_eq!(status.len(), 3);
     let dead = status
         .iter()
@@ -214,225 +300,268 @@ fn three_members(version: Version) {
     assert_eq!(r.code, 0, "{r:?}");
 }
 
-#[test]
-fn three_members_v3_5_1() {
-    three_members(Version::V3_5_1);
-}
+/// TLS and credential failures are one clear line, on the shared one-member cluster (each case
+/// writes its own files into its own temp dir).
+mod tls_and_credential_failures {
+    use super::*;
 
-#[test]
-fn three_members_v3_4_23() {
-    three_members(Version::V3_4_23);
-}
+    fn s(p: &Path) -> String {
+        p.display().to_string()
+    }
 
-#[test]
-fn tls_and_credential_failures_are_one_clear_line() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
-    let ep = c.endpoints_arg();
-    let other = Pki::generate(&c.dir.path().join("other-pki"));
-    let p = &c.pki;
-    let s = |p: &std::path::Path| p.display().to_string();
+    fn single() -> Lease {
+        shared(Version::V3_5_1, 1)
+    }
 
-    // A CA that did not sign the server: health reports a TLS row and exits 1 ...
-    let r = etcdops(
-        &[
-            "health",
-            "-w",
-            "json",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&other.ca.cert),
-            "--cert",
-            &s(&p.healthcheck.cert),
-            "--key",
-            &s(&p.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 1, "{r:?}");
-    let row = &rows(&r)[0];
-    assert_eq!(row["error_kind"], "tls", "{row}");
-    assert!(
-        row["error"].as_str().unwrap().contains(&s(&other.ca.cert)),
-        "names the CA file: {row}"
-    );
-    // ... and members, which cannot do its job, exits 2 with one line.
-    let r = etcdops(
-        &[
-            "members",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&other.ca.cert),
-            "--cert",
-            &s(&p.healthcheck.cert),
-            "--key",
-            &s(&p.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr.starts_with("error: ") && r.stderr.contains("tls error"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.elapsed < Duration::from_secs(5));
+    /// A CA that did not sign the server: health reports a TLS row and exits 1 ...
+    #[test]
+    fn wrong_ca_is_a_tls_row_in_health() {
+        let c = single();
+        let dir = tempfile::tempdir().unwrap();
+        let other = Pki::generate(&dir.path().join("other-pki"));
+        let p = &c.pki;
+        let r = etcdops(
+            &[
+                "health",
+                "-w",
+                "json",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&other.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 1, "{r:?}");
+        let row = &rows(&r)[0];
+        assert_eq!(row["error_kind"], "tls", "{row}");
+        assert!(
+            row["error"].as_str().unwrap().contains(&s(&other.ca.cert)),
+            "names the CA file: {row}"
+        );
+    }
 
-    // A missing client certificate file.
-    let missing = c.dir.path().join("nope.crt");
-    let r = etcdops(
-        &[
-            "health",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&p.ca.cert),
-            "--cert",
-            &s(&missing),
-            "--key",
-            &s(&p.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&s(&missing)) && r.stderr.contains("--cert"),
-        "{}",
-        r.stderr
-    );
+    /// ... and members, which cannot do its job, exits 2 with one line.
+    #[test]
+    fn wrong_ca_is_one_line_exit_2_in_members() {
+        let c = single();
+        let dir = tempfile::tempdir().unwrap();
+        let other = Pki::generate(&dir.path().join("other-pki"));
+        let p = &c.pki;
+        let r = etcdops(
+            &[
+                "members",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&other.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: ") && r.stderr.contains("tls error"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.elapsed < Duration::from_secs(5));
+    }
 
-    // An unreadable one (a directory) and one that is not PEM.
-    let r = etcdops(
-        &[
-            "health",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&p.ca.cert),
-            "--cert",
-            &s(c.dir.path()),
-            "--key",
-            &s(&p.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains(&s(c.dir.path())), "{}", r.stderr);
-    let junk = c.dir.path().join("junk.crt");
-    std::fs::write(&junk, "not a certificate\n").unwrap();
-    let r = etcdops(&["status", "--endpoints", &ep, "--cacert", &s(&junk)], &[]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr.contains(&s(&junk)) && r.stderr.contains("no PEM certificate"),
-        "{}",
-        r.stderr
-    );
+    #[test]
+    fn missing_client_certificate_file() {
+        let c = single();
+        let dir = tempfile::tempdir().unwrap();
+        let p = &c.pki;
+        let missing = dir.path().join("nope.crt");
+        let r = etcdops(
+            &[
+                "health",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&p.ca.cert),
+                "--cert",
+                &s(&missing),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&s(&missing)) && r.stderr.contains("--cert"),
+            "{}",
+            r.stderr
+        );
+    }
 
-    // A key that does not belong to the certificate.
-    let r = etcdops(
-        &[
-            "health",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&p.ca.cert),
-            "--cert",
-            &s(&p.healthcheck.cert),
-            "--key",
-            &s(&p.server.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(r.stderr.contains("does not match"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&s(&p.server.key)) && r.stderr.contains(&s(&p.healthcheck.cert)),
-        "{}",
-        r.stderr
-    );
+    /// An unreadable certificate (a directory) and one that is not PEM.
+    #[test]
+    fn unreadable_and_non_pem_certificates() {
+        let c = single();
+        let dir = tempfile::tempdir().unwrap();
+        let ep = c.endpoints_arg();
+        let p = &c.pki;
+        let r = etcdops(
+            &[
+                "health",
+                "--endpoints",
+                &ep,
+                "--cacert",
+                &s(&p.ca.cert),
+                "--cert",
+                &s(dir.path()),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(&s(dir.path())), "{}", r.stderr);
+        let junk = dir.path().join("junk.crt");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let r = etcdops(&["status", "--endpoints", &ep, "--cacert", &s(&junk)], &[]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains(&s(&junk)) && r.stderr.contains("no PEM certificate"),
+            "{}",
+            r.stderr
+        );
+    }
 
-    // No client certificate, but the server requires one.
-    let r = etcdops(
-        &[
-            "health",
-            "-w",
-            "json",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&p.ca.cert),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 1, "{r:?}");
-    assert_eq!(rows(&r)[0]["error_kind"], "tls", "{}", r.stdout);
-    assert!(r.elapsed < Duration::from_secs(8), "took {:?}", r.elapsed);
+    #[test]
+    fn key_that_does_not_belong_to_the_certificate() {
+        let c = single();
+        let p = &c.pki;
+        let r = etcdops(
+            &[
+                "health",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&p.ca.cert),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.server.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains("does not match"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&s(&p.server.key)) && r.stderr.contains(&s(&p.healthcheck.cert)),
+            "{}",
+            r.stderr
+        );
+    }
 
-    // A client certificate from another CA.
-    let r = etcdops(
-        &[
-            "health",
-            "-w",
-            "json",
-            "--endpoints",
-            &ep,
-            "--cacert",
-            &s(&p.ca.cert),
-            "--cert",
-            &s(&other.healthcheck.cert),
-            "--key",
-            &s(&other.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 1, "{r:?}");
-    assert_eq!(rows(&r)[0]["error_kind"], "tls", "{}", r.stdout);
+    #[test]
+    fn no_client_certificate_but_the_server_requires_one() {
+        let c = single();
+        let r = etcdops(
+            &[
+                "health",
+                "-w",
+                "json",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&c.pki.ca.cert),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(rows(&r)[0]["error_kind"], "tls", "{}", r.stdout);
+        assert!(r.elapsed < Duration::from_secs(8), "took {:?}", r.elapsed);
+    }
 
-    // Skip-verify accepts the unknown server, the client certificate still authenticates us.
-    let r = etcdops(
-        &[
-            "health",
-            "--insecure-skip-tls-verify",
-            "--endpoints",
-            &ep,
-            "--cert",
-            &s(&p.healthcheck.cert),
-            "--key",
-            &s(&p.healthcheck.key),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
+    #[test]
+    fn client_certificate_from_another_ca() {
+        let c = single();
+        let dir = tempfile::tempdir().unwrap();
+        let other = Pki::generate(&dir.path().join("other-pki"));
+        let r = etcdops(
+            &[
+                "health",
+                "-w",
+                "json",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cacert",
+                &s(&c.pki.ca.cert),
+                "--cert",
+                &s(&other.healthcheck.cert),
+                "--key",
+                &s(&other.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(rows(&r)[0]["error_kind"], "tls", "{}", r.stdout);
+    }
 
-    // Nothing listening: members exits 2 within the dial timeout; health makes it a row.
-    let dead = format!("https://127.0.0.1:{}", free_port());
-    let r = etcdops(
-        &args(
-            &["members", "--dial-timeout", "1s", "--endpoints", &dead],
-            &c.tls_args(),
-        ),
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr.contains(&dead) && r.stderr.contains("connect error"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.elapsed < Duration::from_secs(4));
-    let r = etcdops(
-        &args(
-            &["health", "-w", "json", "--endpoints", &dead],
-            &c.tls_args(),
-        ),
-        &[],
-    );
-    assert_eq!(r.code, 1, "{r:?}");
-    assert_eq!(rows(&r)[0]["error_kind"], "connect");
+    /// Skip-verify accepts the unknown server, the client certificate still authenticates us.
+    #[test]
+    fn skip_verify_still_authenticates_with_the_client_certificate() {
+        let c = single();
+        let p = &c.pki;
+        let r = etcdops(
+            &[
+                "health",
+                "--insecure-skip-tls-verify",
+                "--endpoints",
+                &c.endpoints_arg(),
+                "--cert",
+                &s(&p.healthcheck.cert),
+                "--key",
+                &s(&p.healthcheck.key),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+
+    /// Nothing listening: members exits 2 within the dial timeout; health makes it a row.
+    #[test]
+    fn nothing_listening_is_exit_2_in_members_and_a_row_in_health() {
+        let c = single();
+        let dead = format!("https://127.0.0.1:{}", free_port());
+        let r = etcdops(
+            &args(
+                &["members", "--dial-timeout", "1s", "--endpoints", &dead],
+                &c.tls_args(),
+            ),
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains(&dead) && r.stderr.contains("connect error"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.elapsed < Duration::from_secs(4));
+        let r = etcdops(
+            &args(
+                &["health", "-w", "json", "--endpoints", &dead],
+                &c.tls_args(),
+            ),
+            &[],
+        );
+        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(rows(&r)[0]["error_kind"], "connect");
+    }
 }
 
 #[test]
@@ -483,93 +612,133 @@ fn active_nospace_alarm_is_unhealthy() {
     );
 }
 
-#[test]
-fn zero_flags_from_manifest_and_etcdctl_environment() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
-    let manifest = c.dir.path().join("etcd.yaml");
-    write_kubeadm_manifest(&c, 0, &manifest);
-    let m = manifest.display().to_string();
-    let ep = c.endpoints()[0].clone();
+/// Zero flags: settings from a kubeadm manifest, `ETCDOPS_MANIFEST` and the `ETCDCTL_*`
+/// environment, on the shared one-member cluster (each case writes its manifest into its own
+/// temp dir).
+mod zero_flags {
+    use super::*;
 
-    // --manifest alone is enough: endpoint, CA and the healthcheck-client pair come from it.
-    let r = etcdops(&["health", "-w", "json", "--manifest", &m], &[]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(rows(&r)[0]["endpoint"], ep.as_str());
+    /// The shared one-member cluster, a temp dir, and a kubeadm manifest in it.
+    fn setup() -> (Lease, tempfile::TempDir, PathBuf) {
+        let c = shared(Version::V3_5_1, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("etcd.yaml");
+        write_kubeadm_manifest(&c, 0, &manifest);
+        (c, dir, manifest)
+    }
 
-    // ETCDOPS_MANIFEST does the same; -v says where each setting came from.
-    let r = etcdops(
-        &["members", "-v", "-w", "json"],
-        &[("ETCDOPS_MANIFEST", &m)],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        r.stderr
-            .contains(&format!("endpoints: {ep} (from manifest, line "))
-            && r.stderr.contains(&format!(" of {m})")),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("healthcheck-client.crt (from manifest"),
-        "{}",
-        r.stderr
-    );
+    /// `ETCDCTL_*` environment, as etcdctl users export it (apiserver-etcd-client pair).
+    fn etcdctl_env(c: &Cluster) -> Vec<(&'static str, String)> {
+        let p = &c.pki;
+        vec![
+            ("ETCDCTL_API", "3".to_string()),
+            ("ETCDCTL_ENDPOINTS", c.endpoints()[0].clone()),
+            ("ETCDCTL_CACERT", p.ca.cert.display().to_string()),
+            (
+                "ETCDCTL_CERT",
+                p.apiserver_client.cert.display().to_string(),
+            ),
+            ("ETCDCTL_KEY", p.apiserver_client.key.display().to_string()),
+            ("ETCDCTL_WRITE_OUT", "json".to_string()),
+            ("ETCDCTL_DIAL_TIMEOUT", "3s".to_string()),
+        ]
+    }
 
-    // ETCDCTL_* environment, as etcdctl users export it.
-    let p = &c.pki;
-    let ca = p.ca.cert.display().to_string();
-    let cert = p.apiserver_client.cert.display().to_string();
-    let key = p.apiserver_client.key.display().to_string();
-    let env = [
-        ("ETCDCTL_API", "3"),
-        ("ETCDCTL_ENDPOINTS", ep.as_str()),
-        ("ETCDCTL_CACERT", ca.as_str()),
-        ("ETCDCTL_CERT", cert.as_str()),
-        ("ETCDCTL_KEY", key.as_str()),
-        ("ETCDCTL_WRITE_OUT", "json"),
-        ("ETCDCTL_DIAL_TIMEOUT", "3s"),
-    ];
-    let r = etcdops(&["status", "-v"], &env);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(rows(&r)[0]["endpoint"], ep.as_str());
-    assert!(
-        r.stderr.contains("from environment ETCDCTL_CERT"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr
-            .contains("dial-timeout: 3s (from environment ETCDCTL_DIAL_TIMEOUT)"),
-        "{}",
-        r.stderr
-    );
+    fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+        env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
 
-    // A flag beats the environment, which beats the manifest.
-    let dead = format!("https://127.0.0.1:{}", free_port());
-    let mut env_dead = env.to_vec();
-    env_dead[1] = ("ETCDCTL_ENDPOINTS", dead.as_str());
-    let r = etcdops(&["health", "--endpoints", &ep], &env_dead);
-    assert_eq!(r.code, 0, "{r:?}");
-    let r = etcdops(&["health", "--manifest", &m], &env_dead);
-    assert_eq!(
-        r.code, 1,
-        "environment endpoint should win over the manifest: {r:?}"
-    );
+    /// --manifest alone is enough: endpoint, CA and the healthcheck-client pair come from it.
+    #[test]
+    fn manifest_flag_alone_is_enough() {
+        let (c, _dir, manifest) = setup();
+        let m = manifest.display().to_string();
+        let r = etcdops(&["health", "-w", "json", "--manifest", &m], &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(rows(&r)[0]["endpoint"], c.endpoints()[0].as_str());
+    }
 
-    // A manifest that names a missing certificate: exit 2, the line names file and manifest.
-    let broken = c.dir.path().join("broken.yaml");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace(&p.ca.cert.display().to_string(), "/nonexistent/ca.crt");
-    std::fs::write(&broken, text).unwrap();
-    let r = etcdops(
-        &["health", "--manifest", &broken.display().to_string()],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr.contains("/nonexistent/ca.crt") && r.stderr.contains("broken.yaml"),
-        "{}",
-        r.stderr
-    );
+    /// ETCDOPS_MANIFEST does the same; -v says where each setting came from.
+    #[test]
+    fn etcdops_manifest_environment_and_where_each_setting_came_from() {
+        let (c, _dir, manifest) = setup();
+        let m = manifest.display().to_string();
+        let ep = c.endpoints()[0].clone();
+        let r = etcdops(
+            &["members", "-v", "-w", "json"],
+            &[("ETCDOPS_MANIFEST", &m)],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("endpoints: {ep} (from manifest, line "))
+                && r.stderr.contains(&format!(" of {m})")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("healthcheck-client.crt (from manifest"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    #[test]
+    fn etcdctl_environment() {
+        let c = shared(Version::V3_5_1, 1);
+        let env = etcdctl_env(&c);
+        let r = etcdops(&["status", "-v"], &refs(&env));
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(rows(&r)[0]["endpoint"], c.endpoints()[0].as_str());
+        assert!(
+            r.stderr.contains("from environment ETCDCTL_CERT"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr
+                .contains("dial-timeout: 3s (from environment ETCDCTL_DIAL_TIMEOUT)"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    /// A flag beats the environment, which beats the manifest.
+    #[test]
+    fn flag_beats_environment_beats_manifest() {
+        let (c, _dir, manifest) = setup();
+        let m = manifest.display().to_string();
+        let ep = c.endpoints()[0].clone();
+        let dead = format!("https://127.0.0.1:{}", free_port());
+        let mut env_dead = etcdctl_env(&c);
+        env_dead[1] = ("ETCDCTL_ENDPOINTS", dead);
+        let r = etcdops(&["health", "--endpoints", &ep], &refs(&env_dead));
+        assert_eq!(r.code, 0, "{r:?}");
+        let r = etcdops(&["health", "--manifest", &m], &refs(&env_dead));
+        assert_eq!(
+            r.code, 1,
+            "environment endpoint should win over the manifest: {r:?}"
+        );
+    }
+
+    /// A manifest that names a missing certificate: exit 2, the line names file and manifest.
+    #[test]
+    fn manifest_naming_a_missing_certificate() {
+        let (c, dir, manifest) = setup();
+        let broken = dir.path().join("broken.yaml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace(&c.pki.ca.cert.display().to_string(), "/nonexistent/ca.crt");
+        std::fs::write(&broken, text).unwrap();
+        let r = etcdops(
+            &["health", "--manifest", &broken.display().to_string()],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains("/nonexistent/ca.crt") && r.stderr.contains("broken.yaml"),
+            "{}",
+            r.stderr
+        );
+    }
 }

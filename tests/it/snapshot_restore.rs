@@ -533,12 +533,31 @@ fn bump_revision_marks_compacted() {
     );
 }
 
-#[test]
-fn refusals_leave_nothing_behind() {
-    let example = repo().join("examples/k8s-small.db");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let listing = || {
+/// Refusals leave nothing behind, and what is allowed works; each case restores the bundled
+/// example into its own temp dir and checks at the end that the input was not modified.
+mod refusals {
+    use super::*;
+
+    /// The bundled example snapshot and its bytes before the case ran.
+    struct Example {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    }
+
+    impl Example {
+        fn new() -> Example {
+            let path = repo().join("examples/k8s-small.db");
+            let bytes = std::fs::read(&path).unwrap();
+            Example { path, bytes }
+        }
+
+        /// The input is never modified.
+        fn assert_unchanged(&self) {
+            assert_eq!(std::fs::read(&self.path).unwrap(), self.bytes);
+        }
+    }
+
+    fn listing(d: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(d)
             .unwrap()
             .flatten()
@@ -546,180 +565,229 @@ fn refusals_leave_nothing_behind() {
             .collect();
         v.sort();
         v
-    };
-
-    // A non-empty data dir is refused and untouched.
-    let busy = d.join("busy.etcd");
-    std::fs::create_dir(&busy).unwrap();
-    std::fs::write(busy.join("keep"), "mine").unwrap();
-    let r = etcdops(
-        &["snapshot", "restore", &s(&example), "--data-dir", &s(&busy)],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(busy.join("keep")).unwrap(), "mine");
-    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
-
-    // An empty data dir is fine.
-    let empty = d.join("empty.etcd");
-    std::fs::create_dir(&empty).unwrap();
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&example),
-            "--data-dir",
-            &s(&empty),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(empty.join("member/snap/db").exists());
-
-    // A flipped byte: exit 2, nothing created.
-    let before = listing();
-    let mut bytes = std::fs::read(&example).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    let flipped = d.join("flipped.db");
-    std::fs::write(&flipped, &bytes).unwrap();
-    let target = d.join("flipped.etcd");
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&flipped),
-            "--data-dir",
-            &s(&target),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(!target.exists());
-    let mut after = listing();
-    after.retain(|n| n != "flipped.db");
-    assert_eq!(after, before, "something was left behind");
-
-    // A raw db needs --skip-hash-check, and the message says so.
-    let raw = d.join("raw.db");
-    let good = std::fs::read(&example).unwrap();
-    std::fs::write(&raw, &good[..good.len() - 32]).unwrap();
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&raw),
-            "--data-dir",
-            &s(&d.join("raw.etcd")),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("--skip-hash-check"), "{}", r.stderr);
-    assert!(!d.join("raw.etcd").exists());
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&raw),
-            "--skip-hash-check",
-            "--data-dir",
-            &s(&d.join("raw.etcd")),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-
-    // Bad --initial-cluster, each named.
-    for (flags, needle) in [
-        (
-            vec!["--name", "x", "--initial-cluster", "a=http://h:1"],
-            "couldn't find local name",
-        ),
-        (
-            vec![
-                "--initial-cluster",
-                "default=http://localhost:2380,b=http://localhost:2380",
-            ],
-            "duplicate url",
-        ),
-        (
-            vec!["--initial-cluster", "default=http://other:2380"],
-            "--initial-advertise-peer-urls",
-        ),
-        (
-            vec![
-                "--initial-cluster",
-                "default=localhost:2380",
-                "--initial-advertise-peer-urls",
-                "localhost:2380",
-            ],
-            "URL scheme",
-        ),
-    ] {
-        let target = d.join("bad.etcd");
-        let mut a = vec![
-            "snapshot",
-            "restore",
-            example.to_str().unwrap(),
-            "--data-dir",
-            target.to_str().unwrap(),
-        ];
-        a.extend(flags.iter().copied());
-        let r = etcdops(&a, &[]);
-        assert_eq!(r.code, 2, "{flags:?}: {r:?}");
-        assert!(r.stderr.contains(needle), "{flags:?}: {}", r.stderr);
-        assert!(!target.exists());
     }
-    // A separate --wal-dir gets the WAL; the data dir keeps the db and .snap.
-    let (data, wal) = (d.join("split.etcd"), d.join("split.wal"));
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&example),
-            "--data-dir",
-            &s(&data),
-            "--wal-dir",
-            &s(&wal),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        std::fs::metadata(wal.join("0000000000000000-0000000000000000.wal"))
-            .unwrap()
-            .len(),
-        64_000_000
-    );
-    assert!(!data.join("member/wal").exists());
-    assert!(data
-        .join("member/snap/0000000000000001-0000000000000001.snap")
-        .exists());
-    status_numbers(&data.join("member/snap/db"));
-    let same = d.join("same.etcd");
-    let default_wal = same.join("member/wal");
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(&example),
-            "--data-dir",
-            &s(&same),
-            "--wal-dir",
-            &s(&default_wal),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(default_wal
-        .join("0000000000000000-0000000000000000.wal")
-        .exists());
 
-    // The input is never modified.
-    assert_eq!(std::fs::read(&example).unwrap(), good);
+    /// A non-empty data dir is refused and untouched.
+    #[test]
+    fn non_empty_data_dir_is_refused_and_untouched() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let busy = dir.path().join("busy.etcd");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("keep"), "mine").unwrap();
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&example.path),
+                "--data-dir",
+                &s(&busy),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("not empty"), "{}", r.stderr);
+        assert_eq!(std::fs::read_to_string(busy.join("keep")).unwrap(), "mine");
+        assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+        example.assert_unchanged();
+    }
+
+    /// An empty data dir is fine.
+    #[test]
+    fn empty_data_dir_is_fine() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.etcd");
+        std::fs::create_dir(&empty).unwrap();
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&example.path),
+                "--data-dir",
+                &s(&empty),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(empty.join("member/snap/db").exists());
+        example.assert_unchanged();
+    }
+
+    /// A flipped byte: exit 2, nothing created.
+    #[test]
+    fn flipped_byte_creates_nothing() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let before = listing(d);
+        let mut bytes = example.bytes.clone();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        let flipped = d.join("flipped.db");
+        std::fs::write(&flipped, &bytes).unwrap();
+        let target = d.join("flipped.etcd");
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&flipped),
+                "--data-dir",
+                &s(&target),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(!target.exists());
+        let mut after = listing(d);
+        after.retain(|n| n != "flipped.db");
+        assert_eq!(after, before, "something was left behind");
+        example.assert_unchanged();
+    }
+
+    /// A raw db needs --skip-hash-check, and the message says so.
+    #[test]
+    fn raw_db_needs_skip_hash_check() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let raw = d.join("raw.db");
+        std::fs::write(&raw, &example.bytes[..example.bytes.len() - 32]).unwrap();
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&raw),
+                "--data-dir",
+                &s(&d.join("raw.etcd")),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("--skip-hash-check"), "{}", r.stderr);
+        assert!(!d.join("raw.etcd").exists());
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&raw),
+                "--skip-hash-check",
+                "--data-dir",
+                &s(&d.join("raw.etcd")),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        example.assert_unchanged();
+    }
+
+    /// Bad --initial-cluster, each named.
+    #[test]
+    fn bad_initial_cluster_is_named() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        for (flags, needle) in [
+            (
+                vec!["--name", "x", "--initial-cluster", "a=http://h:1"],
+                "couldn't find local name",
+            ),
+            (
+                vec![
+                    "--initial-cluster",
+                    "default=http://localhost:2380,b=http://localhost:2380",
+                ],
+                "duplicate url",
+            ),
+            (
+                vec!["--initial-cluster", "default=http://other:2380"],
+                "--initial-advertise-peer-urls",
+            ),
+            (
+                vec![
+                    "--initial-cluster",
+                    "default=localhost:2380",
+                    "--initial-advertise-peer-urls",
+                    "localhost:2380",
+                ],
+                "URL scheme",
+            ),
+        ] {
+            let target = dir.path().join("bad.etcd");
+            let mut a = vec![
+                "snapshot",
+                "restore",
+                example.path.to_str().unwrap(),
+                "--data-dir",
+                target.to_str().unwrap(),
+            ];
+            a.extend(flags.iter().copied());
+            let r = etcdops(&a, &[]);
+            assert_eq!(r.code, 2, "{flags:?}: {r:?}");
+            assert!(r.stderr.contains(needle), "{flags:?}: {}", r.stderr);
+            assert!(!target.exists());
+        }
+        example.assert_unchanged();
+    }
+
+    /// A separate --wal-dir gets the WAL; the data dir keeps the db and .snap.
+    #[test]
+    fn separate_wal_dir() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (data, wal) = (dir.path().join("split.etcd"), dir.path().join("split.wal"));
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&example.path),
+                "--data-dir",
+                &s(&data),
+                "--wal-dir",
+                &s(&wal),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(
+            std::fs::metadata(wal.join("0000000000000000-0000000000000000.wal"))
+                .unwrap()
+                .len(),
+            64_000_000
+        );
+        assert!(!data.join("member/wal").exists());
+        assert!(data
+            .join("member/snap/0000000000000001-0000000000000001.snap")
+            .exists());
+        status_numbers(&data.join("member/snap/db"));
+        example.assert_unchanged();
+    }
+
+    /// An explicit --wal-dir at the default place is the default.
+    #[test]
+    fn wal_dir_at_the_default_place() {
+        let example = Example::new();
+        let dir = tempfile::tempdir().unwrap();
+        let same = dir.path().join("same.etcd");
+        let default_wal = same.join("member/wal");
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                &s(&example.path),
+                "--data-dir",
+                &s(&same),
+                "--wal-dir",
+                &s(&default_wal),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(default_wal
+            .join("0000000000000000-0000000000000000.wal")
+            .exists());
+        example.assert_unchanged();
+    }
 }
 
 /// The bundled example's manifest shape with its data volume under `dir`.

@@ -2,7 +2,8 @@
 //! and 3.4.23 write during the test, at several stages of content; and its refusals.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::common::cluster::{Cluster, ClusterOptions, Version};
 use crate::common::oracle::run_etcdutl;
@@ -220,30 +221,43 @@ fn find_page(bytes: &[u8], page_size: usize, flags: u16) -> usize {
         .unwrap_or_else(|| panic!("no page with flags {flags:#x}"))
 }
 
-#[test]
-fn corrupt_and_wrong_input_is_exit_2_with_one_line() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
-    let mut tc = c.client(None);
-    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..20_000)
-        .map(|i| {
-            (
-                format!("/registry/pods/ns/p{i:05}").into_bytes(),
-                vec![b'x'; 100],
-            )
+/// Corrupt and wrong input is exit 2 with one line (a flipped value: exit 1). The damaged
+/// files are made from one good snapshot of 20 000 keys, taken once and shared.
+mod corrupt_and_wrong_input {
+    use super::*;
+
+    const PS: usize = 4096;
+
+    /// The good snapshot's bytes: etcd 3.5.1 started, filled, saved with etcdctl and stopped
+    /// by the first case that needs it.
+    fn good() -> &'static [u8] {
+        static GOOD: OnceLock<Vec<u8>> = OnceLock::new();
+        GOOD.get_or_init(|| {
+            let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+            let mut tc = c.client(None);
+            let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..20_000)
+                .map(|i| {
+                    (
+                        format!("/registry/pods/ns/p{i:05}").into_bytes(),
+                        vec![b'x'; 100],
+                    )
+                })
+                .collect();
+            tc.put_all(&kvs, 100);
+            let dir = tempfile::tempdir().unwrap();
+            let good = dir.path().join("good.db");
+            c.etcdctl_save(0, &good, None);
+            std::fs::read(&good).unwrap()
         })
-        .collect();
-    tc.put_all(&kvs, 100);
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.db");
-    c.etcdctl_save(0, &good, None);
-    let bytes = std::fs::read(&good).unwrap();
-    let ps = 4096;
-    let write = |name: &str, data: &[u8]| {
-        let p = dir.path().join(name);
+    }
+
+    fn write(dir: &Path, name: &str, data: &[u8]) -> String {
+        let p = dir.join(name);
         std::fs::write(&p, data).unwrap();
         p.display().to_string()
-    };
-    let expect_2 = |path: &str, needle: &str| {
+    }
+
+    fn expect_2(path: &str, needle: &str) {
         let r = etcdops(&["snapshot", "status", path], &[]);
         assert_eq!(r.code, 2, "{path}: {r:?}");
         assert_eq!(r.stderr.lines().count(), 1, "{path}: {}", r.stderr);
@@ -258,68 +272,131 @@ fn corrupt_and_wrong_input_is_exit_2_with_one_line() {
             r.stderr
         );
         assert!(r.stdout.is_empty());
-    };
+    }
 
-    expect_2(&write("empty.db", &[]), "too small");
-    expect_2(
-        &dir.path().join("missing.db").display().to_string(),
-        "No such file",
-    );
-    expect_2(&dir.path().display().to_string(), "directory");
-    let mut x: u64 = 7;
-    let random: Vec<u8> = (0..100_000)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect();
-    expect_2(&write("random.db", &random), "meta page 0");
-    expect_2(&write("half.db", &bytes[..bytes.len() / 2]), "truncated");
+    #[test]
+    fn empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        expect_2(&write(dir.path(), "empty.db", &[]), "too small");
+    }
 
-    // A flipped byte in each meta page.
-    for meta in 0..2 {
-        let mut b = bytes.clone();
-        b[meta * ps + 16 + 40] ^= 0x01; // pgid field
+    #[test]
+    fn missing_file() {
+        let dir = tempfile::tempdir().unwrap();
         expect_2(
-            &write(&format!("meta{meta}.db"), &b),
-            &format!("meta page {meta}"),
+            &dir.path().join("missing.db").display().to_string(),
+            "No such file",
         );
     }
-    // A byte-swapped (big-endian) magic.
-    let mut b = bytes.clone();
-    b[16..20].reverse();
-    b[ps + 16..ps + 20].reverse();
-    expect_2(
-        &write("bigendian.db", &b),
-        "big-endian bbolt files are not supported",
-    );
 
-    // A branch page whose first child id is flipped, and a leaf whose element table is.
-    let branch = find_page(&bytes, ps, 0x01);
-    let mut b = bytes.clone();
-    b[branch * ps + 16 + 8 + 6] ^= 0x40;
-    expect_2(&write("branch.db", &b), "integrity check failed");
-    let leaf = find_page(&bytes, ps, 0x02);
-    let mut b = bytes.clone();
-    b[leaf * ps + 16 + 4 + 2] ^= 0x10;
-    expect_2(&write("leaf.db", &b), &format!("page {leaf}"));
+    #[test]
+    fn directory() {
+        let dir = tempfile::tempdir().unwrap();
+        expect_2(&dir.path().display().to_string(), "directory");
+    }
 
-    // A flipped byte in a value: the structure is sound, the trailer is not. Exit 1, status shown.
-    let mut b = bytes.clone();
-    let last_leaf_data = leaf * ps + ps - 10;
-    b[last_leaf_data] ^= 0x01;
-    let p = write("value.db", &b);
-    let r = etcdops(&["snapshot", "status", "-w", "json", &p], &[]);
-    assert_eq!(r.code, 1, "{r:?}");
-    assert_eq!(r.json()["trailer"], "mismatch");
-    assert!(r.stderr.contains("fails verification"), "{}", r.stderr);
+    #[test]
+    fn random_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut x: u64 = 7;
+        let random: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        expect_2(&write(dir.path(), "random.db", &random), "meta page 0");
+    }
 
-    // The same file without its trailer is a raw db: status works and says so.
-    let raw = write("raw.db", &bytes[..bytes.len() - 32]);
-    let r = etcdops(&["snapshot", "status", "-w", "json", &raw], &[]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.json()["trailer"], "absent");
-    let _ = SystemTime::now();
+    #[test]
+    fn truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = good();
+        expect_2(
+            &write(dir.path(), "half.db", &bytes[..bytes.len() / 2]),
+            "truncated",
+        );
+    }
+
+    /// A flipped byte in each meta page.
+    #[test]
+    fn flipped_meta_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        for meta in 0..2 {
+            let mut b = good().to_vec();
+            b[meta * PS + 16 + 40] ^= 0x01; // pgid field
+            expect_2(
+                &write(dir.path(), &format!("meta{meta}.db"), &b),
+                &format!("meta page {meta}"),
+            );
+        }
+    }
+
+    /// A byte-swapped (big-endian) magic.
+    #[test]
+    fn big_endian_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = good().to_vec();
+        b[16..20].reverse();
+        b[PS + 16..PS + 20].reverse();
+        expect_2(
+            &write(dir.path(), "bigendian.db", &b),
+            "big-endian bbolt files are not supported",
+        );
+    }
+
+    /// A branch page whose first child id is flipped.
+    #[test]
+    fn flipped_branch_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = good();
+        let branch = find_page(bytes, PS, 0x01);
+        let mut b = bytes.to_vec();
+        b[branch * PS + 16 + 8 + 6] ^= 0x40;
+        expect_2(
+            &write(dir.path(), "branch.db", &b),
+            "integrity check failed",
+        );
+    }
+
+    /// A leaf whose element table is flipped.
+    #[test]
+    fn flipped_leaf_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = good();
+        let leaf = find_page(bytes, PS, 0x02);
+        let mut b = bytes.to_vec();
+        b[leaf * PS + 16 + 4 + 2] ^= 0x10;
+        expect_2(&write(dir.path(), "leaf.db", &b), &format!("page {leaf}"));
+    }
+
+    /// A flipped byte in a value: the structure is sound, the trailer is not. Exit 1, status
+    /// shown.
+    #[test]
+    fn flipped_value_fails_the_trailer_with_exit_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = good();
+        let leaf = find_page(bytes, PS, 0x02);
+        let mut b = bytes.to_vec();
+        let last_leaf_data = leaf * PS + PS - 10;
+        b[last_leaf_data] ^= 0x01;
+        let p = write(dir.path(), "value.db", &b);
+        let r = etcdops(&["snapshot", "status", "-w", "json", &p], &[]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(r.json()["trailer"], "mismatch");
+        assert!(r.stderr.contains("fails verification"), "{}", r.stderr);
+    }
+
+    /// The same file without its trailer is a raw db: status works and says so.
+    #[test]
+    fn raw_db_without_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = good();
+        let raw = write(dir.path(), "raw.db", &bytes[..bytes.len() - 32]);
+        let r = etcdops(&["snapshot", "status", "-w", "json", &raw], &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(r.json()["trailer"], "absent");
+    }
 }

@@ -3,13 +3,17 @@
 //! writing test data.
 //!
 //! Every etcd process belongs to a [`Cluster`], which kills exactly its own children (by the
-//! PIDs it spawned) when dropped, also when a test panics.
+//! PIDs it spawned) when dropped, also when a test panics. A [`shared`] cluster is dropped
+//! after the last test of the run that uses it; should the process end first (killed, say), a
+//! reaper process kills its members by PID and removes its temp dir.
 
 use std::fs;
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::oracle::etcdctl;
@@ -99,6 +103,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(opts: ClusterOptions) -> Cluster {
+        let mut cluster = Cluster::starting(opts);
+        cluster.wait_healthy(Duration::from_secs(60));
+        cluster
+    }
+
+    /// As [`Cluster::start`], without waiting until the members are healthy.
+    fn starting(opts: ClusterOptions) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..opts.members)
             .map(|i| {
@@ -131,9 +142,13 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        Cluster::launch(ClusterOptions::new(version, restored.len()), dir, members)
+        let mut cluster =
+            Cluster::launch(ClusterOptions::new(version, restored.len()), dir, members);
+        cluster.wait_healthy(Duration::from_secs(60));
+        cluster
     }
 
+    /// Spawn every member; the caller waits until they are healthy.
     fn launch(opts: ClusterOptions, dir: tempfile::TempDir, mut members: Vec<Member>) -> Cluster {
         let etcd = opts.version.etcd();
         let pki = Pki::generate(&dir.path().join("pki"));
@@ -161,7 +176,6 @@ impl Cluster {
             m.child = Some(child);
         }
         cluster.members = members;
-        cluster.wait_healthy(Duration::from_secs(60));
         cluster
     }
 
@@ -263,6 +277,223 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The modules whose every test uses a shared cluster, per cluster. A shared cluster is stopped
+/// (in this process: killed, waited for, its temp dir removed) as soon as the last of these
+/// tests that this run includes has finished; a test that is not listed still works (the
+/// cluster is started again if it was stopped), but [`shared`] fails it so the list stays
+/// right.
+const SINGLE_3_5_1_USERS: &[&str] = &[
+    "cert_expiry::live_endpoint::",
+    "online::tls_and_credential_failures::",
+    "online::zero_flags::",
+    "snapshot_save::connection_failures::",
+    "transcripts::live::",
+];
+const THREE_3_5_1_USERS: &[&str] = &["online::three_members_v3_5_1::"];
+const THREE_3_4_23_USERS: &[&str] = &["online::three_members_v3_4_23::"];
+
+/// A healthy cluster shared by the tests that only read from it: started by the first of them
+/// that asks, stopped after the last of them this run includes. A test that writes data, kills
+/// or stops a member, or writes into the cluster's temp dir starts its own cluster.
+///
+/// Shared clusters: one member of 3.5.1, three members of 3.5.1, three members of 3.4.23.
+pub fn shared(version: Version, members: usize) -> Lease {
+    static SINGLE_3_5_1: Slot = Slot::new(Version::V3_5_1, 1, SINGLE_3_5_1_USERS);
+    static THREE_3_5_1: Slot = Slot::new(Version::V3_5_1, 3, THREE_3_5_1_USERS);
+    static THREE_3_4_23: Slot = Slot::new(Version::V3_4_23, 3, THREE_3_4_23_USERS);
+    let slot = match (version, members) {
+        (Version::V3_5_1, 1) => &SINGLE_3_5_1,
+        (Version::V3_5_1, 3) => &THREE_3_5_1,
+        (Version::V3_4_23, 3) => &THREE_3_4_23,
+        _ => panic!("no shared cluster of {members} {version:?} member(s)"),
+    };
+    let test = std::thread::current().name().unwrap_or("").to_string();
+    assert!(
+        slot.users.iter().any(|m| test.starts_with(m)),
+        "{test} uses the shared {members}-member {version:?} cluster: list its module in \
+         tests/it/common/cluster.rs"
+    );
+    slot.acquire()
+}
+
+/// A test's hold on a shared cluster; the cluster stays up while any lease is held.
+pub struct Lease {
+    slot: &'static Slot,
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl Deref for Lease {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        self.cluster.as_ref().expect("a live lease")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        drop(self.cluster.take());
+        self.slot.release();
+    }
+}
+
+struct Slot {
+    version: Version,
+    members: usize,
+    users: &'static [&'static str],
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    live: Option<Live>,
+    leases: usize,
+    finished: usize,
+}
+
+/// A running shared cluster and its reaper.
+struct Live {
+    cluster: Arc<Cluster>,
+    _reaper: Reaper,
+}
+
+impl Slot {
+    const fn new(version: Version, members: usize, users: &'static [&'static str]) -> Slot {
+        Slot {
+            version,
+            members,
+            users,
+            state: Mutex::new(SlotState {
+                live: None,
+                leases: 0,
+                finished: 0,
+            }),
+        }
+    }
+
+    fn acquire(&'static self) -> Lease {
+        // Starting under the lock: the other tests that want this cluster wait for it. A
+        // failed start poisons nothing that matters; the next test tries again.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let live = state.live.get_or_insert_with(|| {
+            // The reaper is watching before the (slow) wait, so that a test process killed
+            // while the cluster starts leaves nothing behind either.
+            let mut cluster = Cluster::starting(ClusterOptions::new(self.version, self.members));
+            let reaper = Reaper::watch(&cluster);
+            cluster.wait_healthy(Duration::from_secs(60));
+            Live {
+                cluster: Arc::new(cluster),
+                _reaper: reaper,
+            }
+        });
+        let cluster = Arc::clone(&live.cluster);
+        state.leases += 1;
+        Lease {
+            slot: self,
+            cluster: Some(cluster),
+        }
+    }
+
+    fn release(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.leases -= 1;
+        state.finished += 1;
+        let users_in_run = planned_tests().map(|tests| {
+            tests
+                .iter()
+                .filter(|t| self.users.iter().any(|m| t.starts_with(m)))
+                .count()
+        });
+        if state.leases > 0 || users_in_run.is_none_or(|n| state.finished < n) {
+            return;
+        }
+        if let Some(live) = state.live.take() {
+            // No lease is left, so this is the only reference: dropping it kills and waits
+            // for the members and removes the temp dir. Then the reaper stands down.
+            drop(Arc::into_inner(live.cluster).expect("no lease outlives the slot's count"));
+        }
+    }
+}
+
+/// The names of the tests this run of the test binary includes (libtest's `--list` with this
+/// run's own arguments, so the same filters, `--exact` and `--skip`); `None` if that fails.
+fn planned_tests() -> Option<&'static [String]> {
+    static PLANNED: OnceLock<Option<Vec<String>>> = OnceLock::new();
+    PLANNED
+        .get_or_init(|| {
+            let out = Command::new(std::env::current_exe().ok()?)
+                .args(std::env::args_os().skip(1))
+                .arg("--list")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            let list = String::from_utf8(out.stdout).ok()?;
+            Some(
+                list.lines()
+                    .filter_map(|l| l.strip_suffix(": test"))
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
+        .as_deref()
+}
+
+/// The safety net for a test process that never gets to stop a shared cluster (killed, or a
+/// run whose test list could not be read): `/bin/sh` waits on a pipe only this process holds
+/// (Rust opens it close-on-exec, so etcd and other children do not inherit it). When this
+/// process exits, however it exits, the kernel closes the pipe and the reaper SIGKILLs exactly
+/// the member PIDs this process spawned, waits until they are gone, and removes the cluster's
+/// temp dir. Dropped in this process (the cluster is stopped, or failed to start), it tells
+/// the reaper `released`, and the reaper exits without touching anything.
+struct Reaper(Child);
+
+impl Reaper {
+    fn watch(cluster: &Cluster) -> Reaper {
+        const SCRIPT: &str = r#"if read -r msg && [ "$msg" = released ]; then exit 0; fi
+dir=$1
+shift
+kill -KILL "$@" 2>/dev/null
+for pid in "$@"; do
+    n=0
+    while [ "$n" -lt 250 ] && state=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) && [ "$state" != Z ]; do
+        sleep 0.02
+        n=$((n + 1))
+    done
+done
+rm -rf "$dir"
+"#;
+        let pids: Vec<String> = (0..cluster.members.len())
+            .filter_map(|i| cluster.pid(i))
+            .map(|pid| pid.to_string())
+            .collect();
+        let child = Command::new("/bin/sh")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("reaper")
+            .arg(cluster.dir.path())
+            .args(&pids)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the reaper of a shared cluster");
+        Reaper(child)
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.write_all(b"released\n");
+        }
+        let _ = self.0.wait();
     }
 }
 
