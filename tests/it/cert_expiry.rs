@@ -442,3 +442,59 @@ mod live_endpoint {
         );
     }
 }
+
+/// Whole transcripts of `cert-expiry` (at the fixed NOW): a healthy tree, a tree with an
+/// expired and an expiring certificate, a missing file.
+mod transcripts {
+    use super::*;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    /// A CA for ten years and a leaf for a year, in `<dir>/pki`.
+    fn healthy(dir: &Path) -> PathBuf {
+        let d = dir.join("pki");
+        std::fs::create_dir_all(&d).unwrap();
+        let root = ca("kubernetes", 3650);
+        write(&d, "ca.crt", root.cert.pem());
+        let key = KeyPair::generate().unwrap();
+        write(&d, "server.crt", leaf(&root, "server", &key, -1, 365).pem());
+        write(&d, "server.key", key.serialize_pem());
+        d
+    }
+
+    fn expiry(paths: &[&Path], dir: &Path) -> Transcript {
+        let owned: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let mut argv = vec!["cert-expiry"];
+        argv.extend(owned.iter().map(String::as_str));
+        Transcript::run(&argv, &[("ETCDOPS_NOW", NOW)]).redact(dir, "[DIR]")
+    }
+
+    #[test]
+    fn ok() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = healthy(tmp.path());
+        assert_transcript!("ok", expiry(&[&d], tmp.path()));
+    }
+
+    #[test]
+    fn expired_and_expiring() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = healthy(tmp.path());
+        let root = ca("etcd-ca", 3650);
+        write(&d, "etcd-ca.crt", root.cert.pem());
+        let key = KeyPair::generate().unwrap();
+        write(
+            &d,
+            "expired.crt",
+            leaf(&root, "expired", &key, -400, -1).pem(),
+        );
+        write(&d, "soon.crt", leaf(&root, "soon", &key, -355, 10).pem());
+        assert_transcript!("expired_and_expiring", expiry(&[&d], tmp.path()));
+    }
+
+    #[test]
+    fn missing_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = expiry(&[&tmp.path().join("nope.crt")], tmp.path());
+        assert_transcript!("missing_file", t);
+    }
+}

@@ -125,3 +125,33 @@ fn unreachable_endpoint_is_a_row_in_health_and_an_error_in_members() {
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1);
 }
+
+/// Whole transcripts of `completion` (bash, and a shell clap does not know) and of a usage
+/// error.
+mod transcripts {
+    use crate::common::run::{assert_transcript, Transcript};
+
+    #[test]
+    fn completion_bash() {
+        assert_transcript!(
+            "completion_bash",
+            Transcript::run(&["completion", "bash"], &[])
+        );
+    }
+
+    #[test]
+    fn completion_unknown_shell() {
+        assert_transcript!(
+            "completion_unknown_shell",
+            Transcript::run(&["completion", "tcsh"], &[])
+        );
+    }
+
+    #[test]
+    fn unknown_output_format() {
+        assert_transcript!(
+            "unknown_output_format",
+            Transcript::run(&["health", "-w", "yaml"], &[])
+        );
+    }
+}

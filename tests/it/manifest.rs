@@ -318,3 +318,42 @@ fn save_restore_and_update_the_static_pod() {
         "the restored etcd serves the snapshot's keys, not later writes"
     );
 }
+
+/// Whole transcripts of `manifest-read`: a kubeadm 1.31 manifest as a table and as `--env`, a
+/// file that is not YAML, a missing file.
+mod transcripts {
+    use super::*;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    fn read(path: &Path, extra: &[&str]) -> Transcript {
+        let mut argv = vec!["manifest-read"];
+        argv.extend(extra);
+        let p = path.display().to_string();
+        argv.extend(["--manifest", &p]);
+        Transcript::run(&argv, &[])
+    }
+
+    #[test]
+    fn ok() {
+        assert_transcript!("ok", read(&fixture("kubeadm-1.31.yaml"), &[]));
+    }
+
+    #[test]
+    fn env() {
+        assert_transcript!("env", read(&fixture("kubeadm-1.31.yaml"), &["--env"]));
+    }
+
+    #[test]
+    fn not_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notyaml.yaml");
+        std::fs::write(&p, "spec: [\n  - {\n").unwrap();
+        assert_transcript!("not_yaml", read(&p, &[]));
+    }
+
+    #[test]
+    fn missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_transcript!("missing_file", read(&dir.path().join("etcd.yaml"), &[]));
+    }
+}

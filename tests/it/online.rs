@@ -742,3 +742,111 @@ mod zero_flags {
         );
     }
 }
+
+/// Whole transcripts (command, exit code, stdout, stderr) of health, status and members: the
+/// main path on the shared one-member cluster, and the main failures.
+mod transcripts {
+    use super::*;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    /// `COMMAND --endpoints EP` plus the cluster's TLS flags, redacted.
+    fn live(command: &[&str], endpoints: &str, c: &Cluster) -> Transcript {
+        let tls = c.tls_args();
+        let mut argv = command.to_vec();
+        argv.extend(["--endpoints", endpoints]);
+        Transcript::run(&args(&argv, &tls), &[])
+            .redact(c.dir.path(), "[CLUSTER]")
+            .ids()
+    }
+
+    /// The cluster's flags with a CA that did not sign its server.
+    fn wrong_ca(command: &str, c: &Cluster) -> Transcript {
+        let dir = tempfile::tempdir().unwrap();
+        let other = Pki::generate(&dir.path().join("other-pki"));
+        let p = &c.pki;
+        let argv = [
+            command.to_string(),
+            "--endpoints".to_string(),
+            c.endpoints_arg(),
+            "--cacert".to_string(),
+            other.ca.cert.display().to_string(),
+            "--cert".to_string(),
+            p.healthcheck.cert.display().to_string(),
+            "--key".to_string(),
+            p.healthcheck.key.display().to_string(),
+        ];
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        Transcript::run(&refs, &[])
+            .redact(dir.path(), "[OTHER]")
+            .redact(c.dir.path(), "[CLUSTER]")
+            .ids()
+    }
+
+    fn dead() -> String {
+        format!("https://127.0.0.1:{}", free_port())
+    }
+
+    #[test]
+    fn health_ok() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!("health_ok", live(&["health"], &c.endpoints_arg(), &c));
+    }
+
+    #[test]
+    fn health_unreachable_endpoint() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!(
+            "health_unreachable_endpoint",
+            live(&["health", "--dial-timeout", "1s"], &dead(), &c)
+        );
+    }
+
+    #[test]
+    fn health_wrong_ca() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!("health_wrong_ca", wrong_ca("health", &c));
+    }
+
+    #[test]
+    fn status_ok() {
+        let c = shared(Version::V3_5_1, 1);
+        // Sizes and raft numbers are the live cluster's own.
+        let t = live(&["status"], &c.endpoints_arg(), &c)
+            .mask(r"\b\d+(\.\d+)? [kMG]?B\b", "[SIZE]")
+            .mask(
+                r"\| (true|false) \| (true|false) \| \d+ \| \d+ \| \d+ \|",
+                "| $1 | $2 | [TERM] | [INDEX] | [APPLIED] |",
+            );
+        assert_transcript!("status_ok", t);
+    }
+
+    #[test]
+    fn status_unreachable_endpoint() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!(
+            "status_unreachable_endpoint",
+            live(&["status", "--dial-timeout", "1s"], &dead(), &c)
+        );
+    }
+
+    #[test]
+    fn members_ok() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!("members_ok", live(&["members"], &c.endpoints_arg(), &c));
+    }
+
+    #[test]
+    fn members_unreachable_endpoint() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!(
+            "members_unreachable_endpoint",
+            live(&["members", "--dial-timeout", "1s"], &dead(), &c)
+        );
+    }
+
+    #[test]
+    fn members_wrong_ca() {
+        let c = shared(Version::V3_5_1, 1);
+        assert_transcript!("members_wrong_ca", wrong_ca("members", &c));
+    }
+}

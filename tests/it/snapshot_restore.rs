@@ -1015,3 +1015,112 @@ fn hostile_inputs_and_limits_leave_nothing_behind() {
     assert!(theirs.exists(), "another user's entry is never removed");
     assert_eq!(std::fs::read(&unrelated).unwrap(), b"keep");
 }
+
+/// Whole transcripts of `snapshot restore`: the bundled example into a new data dir (table and
+/// a three-member plan), a non-empty data dir, a corrupt snapshot.
+mod transcripts {
+    use super::*;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    fn example() -> String {
+        repo().join("examples/k8s-small.db").display().to_string()
+    }
+
+    #[test]
+    fn ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("restored.etcd");
+        let t = Transcript::run(
+            &["snapshot", "restore", &example(), "--data-dir", &s(&data)],
+            &[],
+        )
+        .redact(dir.path(), "[DIR]");
+        assert_transcript!("ok", t);
+    }
+
+    #[test]
+    fn three_members_dry_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("m1.etcd");
+        let t = Transcript::run(
+            &[
+                "snapshot",
+                "restore",
+                &example(),
+                "--data-dir",
+                &s(&data),
+                "--name",
+                "m1",
+                "--initial-cluster",
+                "m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380",
+                "--initial-advertise-peer-urls",
+                "https://10.0.0.1:2380",
+                "--initial-cluster-token",
+                "tok",
+                "--dry-run",
+            ],
+            &[],
+        )
+        .redact(dir.path(), "[DIR]");
+        assert!(!data.exists());
+        assert_transcript!("three_members_dry_run", t);
+    }
+
+    /// The CKA flow: the data dir chosen from the manifest, the manifest updated (its backup
+    /// and the new data dir are named after the time).
+    #[test]
+    fn from_manifest_update_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (manifest, _) = manifest_in(dir.path());
+        let t = Transcript::run(
+            &[
+                "snapshot",
+                "restore",
+                &example(),
+                "--from-manifest",
+                &s(&manifest),
+                "--update-manifest",
+            ],
+            &[],
+        )
+        .redact(dir.path(), "[DIR]")
+        .dates();
+        assert_transcript!("from_manifest_update_manifest", t);
+    }
+
+    #[test]
+    fn non_empty_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = dir.path().join("busy.etcd");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("keep"), "mine").unwrap();
+        let t = Transcript::run(
+            &["snapshot", "restore", &example(), "--data-dir", &s(&busy)],
+            &[],
+        )
+        .redact(dir.path(), "[DIR]");
+        assert_transcript!("non_empty_data_dir", t);
+    }
+
+    #[test]
+    fn corrupt_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = std::fs::read(example()).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        let flipped = dir.path().join("flipped.db");
+        std::fs::write(&flipped, &bytes).unwrap();
+        let t = Transcript::run(
+            &[
+                "snapshot",
+                "restore",
+                &s(&flipped),
+                "--data-dir",
+                &s(&dir.path().join("flipped.etcd")),
+            ],
+            &[],
+        )
+        .redact(dir.path(), "[DIR]");
+        assert_transcript!("corrupt_snapshot", t);
+    }
+}

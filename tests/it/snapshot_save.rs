@@ -538,3 +538,56 @@ fn temporaries(dir: &std::path::Path) -> Vec<String> {
         .filter(|n| n.starts_with('.') && n.contains(".etcdops-"))
         .collect()
 }
+
+/// Whole transcripts of `snapshot save`: from the shared one-member cluster into a new file,
+/// and an unreachable endpoint (exit 2, nothing written).
+mod transcripts {
+    use super::*;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    fn save(c: &Cluster, file: &Path, endpoints: &str) -> Transcript {
+        let f = file.display().to_string();
+        Transcript::run(
+            &args(
+                &[
+                    "snapshot",
+                    "save",
+                    &f,
+                    "--dial-timeout",
+                    "1s",
+                    "--endpoints",
+                    endpoints,
+                ],
+                &c.tls_args(),
+            ),
+            &[],
+        )
+        .redact(c.dir.path(), "[CLUSTER]")
+        .redact(file.parent().unwrap(), "[DIR]")
+        .ids()
+        // What the live cluster holds when the save runs: its revision, its keys (the
+        // members and cluster version it recorded while starting), their hash and size.
+        .mask(
+            r"(\[PORT\] \| )\d+ \| [0-9a-f]+ \| \d+ \| [^|]+ \|",
+            "$1[REVISION] | [HASH] | [KEYS] | [SIZE] |",
+        )
+    }
+
+    #[test]
+    fn ok() {
+        let c = shared(Version::V3_5_1, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let t = save(&c, &dir.path().join("snap.db"), &c.endpoints_arg());
+        assert_transcript!("ok", t);
+    }
+
+    #[test]
+    fn unreachable_endpoint() {
+        let c = shared(Version::V3_5_1, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let dead = format!("https://127.0.0.1:{}", free_port());
+        let t = save(&c, &dir.path().join("snap.db"), &dead);
+        assert!(!dir.path().join("snap.db").exists());
+        assert_transcript!("unreachable_endpoint", t);
+    }
+}

@@ -400,3 +400,62 @@ mod corrupt_and_wrong_input {
         assert_eq!(r.json()["trailer"], "absent");
     }
 }
+
+/// Whole transcripts of `snapshot status`: the bundled example, a missing file, a truncated
+/// one, and one whose value fails the trailer.
+mod transcripts {
+    use super::*;
+    use crate::common::repo;
+    use crate::common::run::{assert_transcript, Transcript};
+
+    fn status(path: &Path) -> Transcript {
+        Transcript::run(&["snapshot", "status", &path.display().to_string()], &[])
+    }
+
+    #[test]
+    fn ok() {
+        assert_transcript!("ok", status(&repo().join("examples/k8s-small.db")));
+    }
+
+    #[test]
+    fn json() {
+        let example = repo().join("examples/k8s-small.db");
+        let t = Transcript::run(
+            &[
+                "snapshot",
+                "status",
+                "-w",
+                "json",
+                &example.display().to_string(),
+            ],
+            &[],
+        );
+        assert_transcript!("json", t);
+    }
+
+    #[test]
+    fn missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_transcript!("missing_file", status(&dir.path().join("missing.db")));
+    }
+
+    #[test]
+    fn truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(repo().join("examples/k8s-small.db")).unwrap();
+        let half = dir.path().join("half.db");
+        std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+        assert_transcript!("truncated_file", status(&half));
+    }
+
+    #[test]
+    fn flipped_value_fails_the_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = std::fs::read(repo().join("examples/k8s-small.db")).unwrap();
+        let leaf = find_page(&bytes, 4096, 0x02);
+        bytes[leaf * 4096 + 4096 - 10] ^= 0x01;
+        let flipped = dir.path().join("flipped.db");
+        std::fs::write(&flipped, &bytes).unwrap();
+        assert_transcript!("flipped_value_fails_the_trailer", status(&flipped));
+    }
+}

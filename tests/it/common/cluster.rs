@@ -288,9 +288,10 @@ impl Cluster {
 const SINGLE_3_5_1_USERS: &[&str] = &[
     "cert_expiry::live_endpoint::",
     "online::tls_and_credential_failures::",
+    "online::transcripts::",
     "online::zero_flags::",
     "snapshot_save::connection_failures::",
-    "transcripts::live::",
+    "snapshot_save::transcripts::",
 ];
 const THREE_3_5_1_USERS: &[&str] = &["online::three_members_v3_5_1::"];
 const THREE_3_4_23_USERS: &[&str] = &["online::three_members_v3_4_23::"];
