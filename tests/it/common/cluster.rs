@@ -400,12 +400,15 @@ impl Slot {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.leases -= 1;
         state.finished += 1;
-        let users_in_run = planned_tests().map(|tests| {
-            tests
-                .iter()
-                .filter(|t| self.users.iter().any(|m| t.starts_with(m)))
-                .count()
-        });
+        // This test is one of them, so none found means the list could not be read.
+        let users_in_run = planned_tests()
+            .map(|tests| {
+                tests
+                    .iter()
+                    .filter(|t| self.users.iter().any(|m| t.starts_with(m)))
+                    .count()
+            })
+            .filter(|&n| n > 0);
         if state.leases > 0 || users_in_run.is_none_or(|n| state.finished < n) {
             return;
         }
