@@ -1,0 +1,14 @@
+//! The integration tests, one binary: a module per command family, and the harness in
+//! [`common`]. Nothing is mocked: online commands run against real etcd processes, offline
+//! commands against snapshots real etcd writes, with etcdutl as the oracle.
+
+mod common;
+
+mod cert_expiry;
+mod cli;
+mod ha_restore;
+mod manifest;
+mod online;
+mod snapshot_restore;
+mod snapshot_save;
+mod snapshot_status;
