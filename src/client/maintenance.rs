@@ -147,6 +147,14 @@ pub async fn defragment(connector: &Connector, target: &Target) -> Result<Durati
 /// (permission denied counts: it went through consensus) and no active alarm. Returns how long
 /// the read took.
 pub async fn probe(connector: &Connector, target: &Target) -> Result<Duration, EndpointError> {
+    probe_with(connector, target, true).await
+}
+
+async fn probe_with(
+    connector: &Connector,
+    target: &Target,
+    alarms_count: bool,
+) -> Result<Duration, EndpointError> {
     let mut client = connector.connect(target).await?;
     let start = Instant::now();
     let deadline = connector.command_timeout;
@@ -157,6 +165,9 @@ pub async fn probe(connector: &Connector, target: &Target) -> Result<Duration, E
             Err(e) => return Err(connector.explain(target, classify_etcd(&e))),
         }
         let took = start.elapsed();
+        if !alarms_count {
+            return Ok(took);
+        }
         let alarms = client
             .alarm(AlarmAction::Get, AlarmType::None, None)
             .await
@@ -184,15 +195,16 @@ pub async fn probe(connector: &Connector, target: &Target) -> Result<Duration, E
     checked.unwrap_or_else(|_| Err(EndpointError::timeout("health check", deadline)))
 }
 
-/// Probe until healthy, at most `limit`.
-pub async fn wait_healthy(
+/// Wait until the member serves a linearizable read again, at most `limit`. Alarms do not
+/// count here: during a NOSPACE recovery the alarm stays until every member is done.
+pub async fn wait_serving(
     connector: &Connector,
     target: &Target,
     limit: Duration,
 ) -> Result<(), EndpointError> {
     let start = Instant::now();
     loop {
-        match probe(connector, target).await {
+        match probe_with(connector, target, false).await {
             Ok(_) => return Ok(()),
             Err(e) if start.elapsed() >= limit => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -277,8 +289,8 @@ pub async fn defrag_one_by_one(
                 continue;
             }
         }
-        if let Err(e) = wait_healthy(connector, target, REJOIN_TIMEOUT).await {
-            row.error = Some(format!("not healthy again after defragmenting: {e}"));
+        if let Err(e) = wait_serving(connector, target, REJOIN_TIMEOUT).await {
+            row.error = Some(format!("not serving again after defragmenting: {e}"));
         }
         row.after = endpoint_status(connector, target)
             .await

@@ -96,9 +96,12 @@ fn findings(r: &Run) -> Vec<Value> {
     r.json().as_array().unwrap().clone()
 }
 
+/// The row of the certificate found at a path ending in `suffix` (a CA found in several places
+/// is one row, which lists the others in `also_at`).
 fn by_path<'a>(rows: &'a [Value], suffix: &str) -> &'a Value {
+    let at = |v: &Value| v.as_str().is_some_and(|p| p.ends_with(suffix));
     rows.iter()
-        .find(|r| r["path"].as_str().unwrap().ends_with(suffix))
+        .find(|r| at(&r["path"]) || r["also_at"].as_array().is_some_and(|a| a.iter().any(at)))
         .unwrap_or_else(|| panic!("no row for {suffix} in {rows:#?}"))
 }
 
@@ -362,7 +365,7 @@ fn every_kind_of_certificate_and_wiring_problem() {
     );
     assert_eq!(t.code, 1);
     assert!(
-        t.stdout.contains("RESIDUAL TIME") && t.stdout.contains("not-yet-valid"),
+        t.stdout.contains("RESIDUAL TIME") && t.stdout.contains("not yet valid"),
         "{}",
         t.stdout
     );
@@ -373,7 +376,7 @@ fn every_kind_of_certificate_and_wiring_problem() {
     assert!(
         s.stdout
             .lines()
-            .any(|l| l.contains("expired.crt") && l.contains("expired")),
+            .any(|l| l.starts_with("expired, ") && l.ends_with(", expired")),
         "{}",
         s.stdout
     );

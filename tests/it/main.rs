@@ -6,7 +6,9 @@ mod common;
 
 mod cert_expiry;
 mod cli;
+mod conventions;
 mod ha_restore;
+mod maintenance;
 mod manifest;
 mod online;
 mod snapshot_restore;

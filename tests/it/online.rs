@@ -154,22 +154,27 @@ fn status_one_leader_same_cluster_right_version(c: &Cluster, version: Version) {
     let (r, status) = status_rows(c);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(status.len(), 3);
+    // etcdctl's document: `Status` with the response header; our additions beside it.
     assert_eq!(
-        status.iter().filter(|s| s["is_leader"] == true).count(),
+        status.iter().filter(|s| s["isLeader"] == true).count(),
         1,
         "{status:?}"
     );
-    let leader = status[0]["leader"].clone();
-    for s in &status {
+    let leader = status[0]["Status"]["leader"].clone();
+    for row in &status {
+        let s = &row["Status"];
         assert_eq!(s["version"], version.expected_version());
-        assert_eq!(s["cluster_id"], status[0]["cluster_id"]);
+        assert_eq!(
+            s["header"]["cluster_id"],
+            status[0]["Status"]["header"]["cluster_id"]
+        );
         assert_eq!(s["leader"], leader);
-        assert!(s["db_size"].as_i64().unwrap() > 0);
-        assert!(s["raft_index"].as_u64().unwrap() > 0);
-        let id = s["id"].as_str().unwrap();
+        assert!(s["dbSize"].as_i64().unwrap() > 0);
+        assert!(s["raftIndex"].as_u64().unwrap() > 0);
+        let id = row["memberIDHex"].as_str().unwrap();
         assert_eq!(
             u64::from_str_radix(id, 16).unwrap(),
-            s["member_id"].as_u64().unwrap()
+            s["header"]["member_id"].as_u64().unwrap()
         );
     }
 }
@@ -198,9 +203,9 @@ fn members_lists_every_member_with_the_ids_of_status(c: &Cluster) {
     let tls = c.tls_args();
     let eps = c.endpoints_arg();
     let (_, status) = status_rows(c);
-    let ids: Vec<String> = status
+    let ids: Vec<u64> = status
         .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
+        .map(|s| s["Status"]["header"]["member_id"].as_u64().unwrap())
         .collect();
     let r = etcdops(
         &args(&["members", "-w", "json", "--endpoints", &eps], &tls),
@@ -217,10 +222,13 @@ fn members_lists_every_member_with_the_ids_of_status(c: &Cluster) {
     names.sort();
     assert_eq!(names, ["m1", "m2", "m3"]);
     for m in members {
-        assert!(ids.contains(&m["id"].as_str().unwrap().to_string()), "{m}");
+        assert!(ids.contains(&m["ID"].as_u64().unwrap()), "{m}");
         assert_eq!(m["status"], "started");
-        assert_eq!(m["is_learner"], false);
-        assert_eq!(m["client_urls"].as_array().unwrap().len(), 1);
+        assert!(
+            m.get("isLearner").is_none(),
+            "omitted when false, as etcdctl: {m}"
+        );
+        assert_eq!(m["clientURLs"].as_array().unwrap().len(), 1);
     }
     let r = etcdops(
         &args(
@@ -241,8 +249,8 @@ fn one_follower_down_keeps_its_row_exits_1_and_does_not_hang(version: Version) {
     let eps = c.endpoints_arg();
     let (r, status) = status_rows(&c);
     assert_eq!(r.code, 0, "{r:?}");
-    let follower = status.iter().position(|s| s["is_leader"] == false).unwrap();
-    let down = status[follower]["endpoint"].as_str().unwrap().to_string();
+    let follower = status.iter().position(|s| s["isLeader"] == false).unwrap();
+    let down = status[follower]["Endpoint"].as_str().unwrap().to_string();
     let victim = c.endpoints().iter().position(|e| *e == down).unwrap();
     c.kill(victim);
     let r = etcdops(
@@ -279,12 +287,13 @@ fn one_follower_down_keeps_its_row_exits_1_and_does_not_hang(version: Version) {
     assert_eq!(status.len(), 3);
     let dead = status
         .iter()
-        .find(|s| s["endpoint"] == down.as_str())
+        .find(|s| s["Endpoint"] == down.as_str())
         .unwrap();
     assert!(
-        dead["error"].as_str().unwrap().contains("connect error"),
+        dead["Error"].as_str().unwrap().contains("connect error"),
         "{dead}"
     );
+    assert!(dead.get("Status").is_none(), "{dead}");
 
     // members asks the first endpoint that answers.
     let reversed = c
@@ -689,7 +698,7 @@ mod zero_flags {
         let env = etcdctl_env(&c);
         let r = etcdops(&["status", "-v"], &refs(&env));
         assert_eq!(r.code, 0, "{r:?}");
-        assert_eq!(rows(&r)[0]["endpoint"], c.endpoints()[0].as_str());
+        assert_eq!(rows(&r)[0]["Endpoint"], c.endpoints()[0].as_str());
         assert!(
             r.stderr.contains("from environment ETCDCTL_CERT"),
             "{}",

@@ -343,7 +343,7 @@ fn three_member_restore_forms_one_cluster() {
         rows.as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["is_leader"] == true)
+            .filter(|r| r["isLeader"] == true)
             .count(),
         1
     );
@@ -351,7 +351,7 @@ fn three_member_restore_forms_one_cluster() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|r| r["cluster_id"] == cluster_ids[0]));
+        .all(|r| r["clusterIDHex"] == cluster_ids[0]));
     let mut tc = booted.client(None);
     assert_eq!(tc.dump(), dump);
     assert_eq!(

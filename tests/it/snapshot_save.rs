@@ -150,8 +150,8 @@ fn multi_endpoint_save_picks_the_leader() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["is_leader"] == true)
-        .unwrap()["endpoint"]
+        .find(|r| r["isLeader"] == true)
+        .unwrap()["Endpoint"]
         .as_str()
         .unwrap()
         .to_string();

@@ -287,14 +287,23 @@ impl Cluster {
 /// right.
 const SINGLE_3_5_1_USERS: &[&str] = &[
     "cert_expiry::live_endpoint::",
+    "conventions::each_hint_is_given_where_it_fixes_the_error",
+    "conventions::snapshot_saved_line_and_escaped_simple_output",
     "online::tls_and_credential_failures::",
     "online::transcripts::",
     "online::zero_flags::",
     "snapshot_save::connection_failures::",
     "snapshot_save::transcripts::",
 ];
-const THREE_3_5_1_USERS: &[&str] = &["online::three_members_v3_5_1::"];
-const THREE_3_4_23_USERS: &[&str] = &["online::three_members_v3_4_23::"];
+const THREE_3_5_1_USERS: &[&str] = &[
+    "conventions::json_documents_match_etcdctl_3_5_1",
+    "conventions::unreachable_rows_are_marked_for_scripts_to_skip",
+    "online::three_members_v3_5_1::",
+];
+const THREE_3_4_23_USERS: &[&str] = &[
+    "conventions::json_documents_match_etcdctl_3_4_23",
+    "online::three_members_v3_4_23::",
+];
 
 /// A healthy cluster shared by the tests that only read from it: started by the first of them
 /// that asks, stopped after the last of them this run includes. A test that writes data, kills
@@ -802,6 +811,20 @@ impl Cluster {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", etcd.display()));
         m.child = Some(child);
+    }
+
+    /// Start member `i` again (after [`Cluster::kill`]) on its data dir, with the flags it was
+    /// started with (extra flags aside), without waiting for it.
+    pub fn restart(&mut self, i: usize) {
+        let initial = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        let args = self.member_args(&self.members[i], &initial, &[]);
+        let etcd = self.version.etcd();
+        self.spawn(i, &etcd, &args);
     }
 
     /// Kill every member, then start each from its static-pod manifest as kubelet would: the
