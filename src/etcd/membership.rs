@@ -22,7 +22,7 @@
 //! placeholder `unnamed-<ID>` (the member's ID in the snapshot). This is safe: member and
 //! cluster IDs depend only on peer URLs and the token, and every member publishes its own
 //! `--name` when it starts, replacing whatever name the restore wrote (the HA drill in
-//! tests/ha_restore.rs shows the three real names after boot). A node that finds its peer URL
+//! tests/it/ha_restore.rs shows the three real names after boot). A node that finds its peer URL
 //! under a placeholder takes the placeholder as its own member.
 
 use super::members::{

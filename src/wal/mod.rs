@@ -116,7 +116,7 @@ mod tests {
     }
 
     // sha256 of the segments etcdutl 3.5.1 / etcdctl 3.4.23 wrote for the same flags;
-    // tests/snapshot_restore.rs also compares with a live etcdutl.
+    // tests/it/snapshot_restore.rs also compares with a live etcdutl.
     #[test]
     fn default_restore_wal_is_etcdutls() {
         let m = plan(

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::cluster::{free_port, write_kubeadm_manifest_with, Cluster, Kv, Version};
-use crate::common::run::{etcdops, run_printed, Run};
+use crate::common::run::{args, etcdops, run_printed, Run};
 use serde_json::Value;
 
 fn s(p: &Path) -> String {
@@ -269,6 +269,15 @@ fn drill(bump: bool) {
         started,
         [("cp1".into(), 1), ("cp2".into(), 1), ("cp3".into(), 1)]
     );
+
+    // The members agree on the data (HashKV at one revision).
+    let tls = d.cluster.tls_args();
+    let eps = d.cluster.endpoints_arg();
+    let check = etcdops(
+        &args(&["check", "consistency", "--endpoints", &eps], &tls),
+        &[],
+    );
+    assert_eq!(check.code, 0, "{check:?}");
 
     let mut tc = d.cluster.client(None);
     assert_eq!(
