@@ -77,7 +77,7 @@ impl fmt::Display for OrderRule {
     }
 }
 
-/// The problems of one check: the first [`MAX_PROBLEMS`] and how many more there were.
+/// The problems of one check: the first 100 and how many more there were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Problems {
     pub list: Vec<Problem>,

@@ -215,40 +215,7 @@ impl Connector {
     /// client certificate, the wrong scheme for the port, a certificate for another name, a
     /// server the CA does not vouch for.
     pub fn explain(&self, target: &Target, mut e: EndpointError) -> EndpointError {
-        let m = e.message.as_str();
-        let hint = if m.contains("BadCertificate")
-            || m.contains("CertificateRequired")
-            || m.contains("TLS alert")
-        {
-            Some(match &self.client_cert {
-                None => "the server requires a client certificate: pass --cert and --key (on a kubeadm node, /etc/kubernetes/pki/etcd/healthcheck-client.crt and .key)".to_string(),
-                Some(cert) => format!("the server rejected the client certificate {cert}: is it signed by the CA the server trusts (--trusted-ca-file)?"),
-            })
-        } else if target.tls && (m.contains("handshake eof") || m.contains("corrupt message")) {
-            Some(format!(
-                "{} does not speak TLS: use http://{}:{}",
-                target.endpoint,
-                bracket(&target.host),
-                target.port
-            ))
-        } else if !target.tls && m.contains("transport error") {
-            Some(format!(
-                "{} may expect TLS: use https://{}:{} with --cacert (and --cert/--key)",
-                target.endpoint,
-                bracket(&target.host),
-                target.port
-            ))
-        } else if m.contains("not valid for name") {
-            Some(format!(
-                "the server certificate does not name {}; dial an address or name it lists (the CA is not the problem)",
-                target.host
-            ))
-        } else if m.contains("invalid peer certificate") {
-            Some(format!("server certificate not trusted by {}", self.trust))
-        } else {
-            None
-        };
-        if let Some(h) = hint {
+        if let Some(h) = hint(&e.message, target, self.client_cert.as_deref(), &self.trust) {
             e.message = format!("{}: {h}", e.message);
         }
         e
@@ -320,6 +287,39 @@ impl Connector {
             .map_err(|_| EndpointError::timeout(what, self.command_timeout))?
             .map_err(|e| self.explain(target, classify_etcd(&e)))
     }
+}
+
+/// The one hint that fixes a failure (see [`Connector::explain`]), from its message.
+fn hint(message: &str, target: &Target, client_cert: Option<&str>, trust: &str) -> Option<String> {
+    let m = message;
+    if m.contains("BadCertificate") || m.contains("CertificateRequired") || m.contains("TLS alert")
+    {
+        return Some(match client_cert {
+            None => "the server requires a client certificate: pass --cert and --key (on a kubeadm node, /etc/kubernetes/pki/etcd/healthcheck-client.crt and .key)".to_string(),
+            Some(cert) => format!("the server rejected the client certificate {cert}: is it signed by the CA the server trusts (--trusted-ca-file)?"),
+        });
+    }
+    let hostport = format!("{}:{}", bracket(&target.host), target.port);
+    if target.tls && (m.contains("handshake eof") || m.contains("corrupt message")) {
+        return Some(format!(
+            "{} does not speak TLS: use http://{hostport}",
+            target.endpoint
+        ));
+    }
+    if !target.tls && m.contains("transport error") {
+        return Some(format!(
+            "{} may expect TLS: use https://{hostport} with --cacert (and --cert/--key)",
+            target.endpoint
+        ));
+    }
+    if m.contains("not valid for name") || m.contains("NotValidForName") {
+        return Some(format!(
+            "the server certificate does not name {}; dial an address or name it lists (the CA is not the problem)",
+            target.host
+        ));
+    }
+    m.contains("invalid peer certificate")
+        .then(|| format!("server certificate not trusted by {trust}"))
 }
 
 /// The name TLS verifies the server certificate against: an IP address or a DNS name.
@@ -508,6 +508,27 @@ pub fn is_permission_denied(err: &etcd_client::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A certificate for another name blames the name, never the CA (rustls's own wording).
+    #[test]
+    fn name_mismatch_hint_does_not_blame_the_ca() {
+        use rustls::{CertificateError, Error};
+        let t = Target::parse("https://localhost:2379", false).unwrap();
+        let trust = "CA file ca.crt (from flag --cacert)";
+        for message in [
+            Error::InvalidCertificate(CertificateError::NotValidForName).to_string(),
+            // What a handshake with rustls 0.23 says (seen against etcd).
+            "invalid peer certificate: certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1)".to_string(),
+        ] {
+            let h = hint(&message, &t, None, trust).unwrap();
+            assert!(h.contains("does not name localhost") && !h.contains("not trusted"), "{message}: {h}");
+        }
+        let unknown = Error::InvalidCertificate(CertificateError::UnknownIssuer).to_string();
+        assert_eq!(
+            hint(&unknown, &t, None, trust).unwrap(),
+            format!("server certificate not trusted by {trust}")
+        );
+    }
 
     #[test]
     fn endpoint_forms() {
