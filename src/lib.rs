@@ -135,6 +135,12 @@ where
             eprintln!("etcdops: {line}");
         }
     }
+    if conn.insecure_skip_tls_verify.value {
+        eprintln!(
+            "warning: {}: the servers' certificates are not checked; anyone between here and etcd can pose as it",
+            conn.insecure_skip_tls_verify.source
+        );
+    }
     let targets = targets(conn)?;
     let connector = Connector::new(conn, &targets)?;
     let result = runtime()?.block_on(body(connector, targets));

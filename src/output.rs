@@ -165,21 +165,48 @@ pub fn omit_empty(map: serde_json::Map<String, serde_json::Value>) -> serde_json
     Value::Object(map.into_iter().filter(|(_, v)| !empty(v)).collect())
 }
 
-/// Quote a value for a POSIX shell when it needs it.
+/// Quote a value for a shell when it needs it. A value with control characters (an escape
+/// sequence in a manifest, say) is written as `$'...'` with `\xNN` escapes, so that nothing raw
+/// reaches the terminal and the shell still gets the exact bytes.
 pub fn shell_quote(v: &str) -> String {
     if !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/.,:=_-@+".contains(c))
     {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', "'\\''"))
+        return v.to_string();
     }
+    if !v.chars().any(char::is_control) {
+        return format!("'{}'", v.replace('\'', "'\\''"));
+    }
+    let mut out = String::from("$'");
+    for c in v.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quoting_never_lets_control_characters_through() {
+        assert_eq!(shell_quote("/etc/x.crt"), "/etc/x.crt");
+        assert_eq!(shell_quote("a b'c"), "'a b'\\''c'");
+        assert_eq!(
+            shell_quote("x\u{1b}]0;t\u{7}\ny'"),
+            "$'x\\x1b]0;t\\x07\\x0ay\\''"
+        );
+    }
 
     #[test]
     fn escape_control_characters() {

@@ -156,7 +156,7 @@ impl Report for ManifestReport {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let rows = [
             ("manifest", self.manifest.clone()),
-            ("kind", format!("{:?}", self.kind)),
+            ("kind", self.kind.name().to_string()),
             ("name", self.name.clone()),
             ("data dir", self.data_dir.clone()),
             ("host data dir", self.host_data_dir.clone()),

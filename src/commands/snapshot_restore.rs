@@ -199,6 +199,15 @@ fn restore(plan: &Plan) -> Result<Restored> {
     } else {
         src.size()
     };
+    // Missing parents are created, 0700, as etcdutl does.
+    for d in std::iter::once(&plan.opts.data_dir).chain(&plan.wal_dir) {
+        let parent = parent_dir(d);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     check_space(&parent_dir(&plan.opts.data_dir), db_len)?;
 
     // Build in temporary sibling directories.
@@ -268,6 +277,13 @@ fn restore(plan: &Plan) -> Result<Restored> {
 }
 
 fn ensure_empty_or_missing(dir: &Path, flag: &str) -> Result<()> {
+    // A symlink would be replaced by the rename, not followed: say so now, not at the end.
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{flag} {} is a symbolic link; pass the directory it points to",
+            dir.display()
+        );
+    }
     match fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -158,7 +158,13 @@ pub enum MemberError {
     },
     #[error("member exists with identical ID {id:x} ({a} and {b})")]
     SameId { id: u64, a: String, b: String },
+    #[error("--initial-cluster lists more than {MAX_MEMBERS} members")]
+    TooMany,
 }
+
+/// The most members a restore creates. etcd recommends 3 to 7; this bound keeps hostile lists
+/// (and the commands printed per member) small.
+pub const MAX_MEMBERS: usize = 128;
 
 /// Why a peer URL is not one etcd accepts (etcd-io/etcd client/pkg/types/urls.go).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,6 +195,9 @@ pub fn parse_initial_cluster(list: &str) -> Result<ClusterList, MemberError> {
             reason,
         })?;
         by_name.entry(n.trim().to_string()).or_default().push(url);
+        if by_name.len() > MAX_MEMBERS {
+            return Err(MemberError::TooMany);
+        }
     }
     for urls in by_name.values_mut() {
         urls.sort();
@@ -450,5 +459,10 @@ mod tests {
         let e = plan("a", "a=http://h;x:1", "t", "http://h;x:1").unwrap_err();
         assert!(e.contains("URL host"), "{e}");
         assert!(normalize_url("https://[::1]:2380").is_ok());
+        let many: Vec<String> = (0..=MAX_MEMBERS)
+            .map(|i| format!("m{i}=http://h:{}", i + 1))
+            .collect();
+        let e = plan("m0", &many.join(","), "t", "http://h:1").unwrap_err();
+        assert!(e.contains("more than 128 members"), "{e}");
     }
 }

@@ -27,7 +27,7 @@
 
 use super::members::{
     derive_membership, parse_advertise, parse_initial_cluster, ClusterList, MemberError,
-    Membership, StoredMember,
+    Membership, StoredMember, MAX_MEMBERS,
 };
 
 /// Prefix of the names given to members the snapshot holds no name for.
@@ -200,6 +200,9 @@ fn describe(slots: &[Slot]) -> String {
 
 /// The snapshot's members, with normalized URLs; refused when a restore cannot reproduce them.
 fn slots(snapshot: &[StoredMember]) -> Result<Vec<Slot>, MembershipError> {
+    if snapshot.len() > MAX_MEMBERS {
+        return Err(MemberError::TooMany.into());
+    }
     let mut slots = Vec::new();
     for m in snapshot {
         if m.is_learner {

@@ -183,9 +183,9 @@ pub struct ManifestEdit {
 pub fn plan_manifest_update(m: &Manifest, data_dir: &Path) -> Result<ManifestEdit> {
     if m.kind != Kind::StaticPod {
         bail!(
-            "--update-manifest works on static-pod manifests; {} is a {:?} (edit its --data-dir by hand)",
+            "--update-manifest works on static-pod manifests; {} is a {} (edit its --data-dir by hand)",
             m.path.display(),
-            m.kind
+            m.kind.name()
         );
     }
     let (old_host, volume) = m.host_data_dir()?;

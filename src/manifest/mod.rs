@@ -34,10 +34,72 @@ pub enum ManifestError {
     },
     #[error("manifest {path} has no etcd container (spec.containers[] running etcd)")]
     NoEtcdContainer { path: PathBuf },
+    #[error("manifest {path} is {size} bytes; an etcd manifest is a few KB (at most {MAX_MANIFEST} bytes are read)")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("manifest {path} nests flow collections {depth} deep; at most {MAX_NESTING} are read")]
+    TooDeep { path: PathBuf, depth: usize },
     #[error("manifest {path}: no hostPath volume is mounted at the data dir {data_dir} (volumeMounts of the etcd container)")]
     DataDirNotMounted { path: PathBuf, data_dir: PathBuf },
     #[error("manifest {path}: the data dir is not on a volume")]
     DataDirNotOnVolume { path: PathBuf },
+}
+
+/// The largest manifest, config file or unit read (a real one is a few KB).
+pub const MAX_MANIFEST: u64 = 1 << 20;
+/// The deepest nesting of YAML flow collections (`{`, `[`) read; parsing deep nesting costs
+/// quadratic time.
+pub const MAX_NESTING: usize = 64;
+
+/// Read a manifest, refusing sizes and nesting no etcd manifest has before parsing anything.
+fn read_bounded(path: &Path) -> Result<String, ManifestError> {
+    use std::io::Read;
+    let read_err = |source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut text = String::new();
+    file.take(MAX_MANIFEST + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_MANIFEST {
+        let size = std::fs::metadata(path).map_or(MAX_MANIFEST + 1, |m| m.len());
+        return Err(ManifestError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let depth = flow_depth(&text);
+    if depth > MAX_NESTING {
+        return Err(ManifestError::TooDeep {
+            path: path.to_path_buf(),
+            depth,
+        });
+    }
+    Ok(text)
+}
+
+/// The deepest nesting of `{`/`[` outside quotes and comments (a cheap bound, not a parser).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for line in text.lines() {
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '{' | '[') => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                (None, '}' | ']') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 /// What etcd's static pod says, with container paths already mapped to the host.
@@ -63,6 +125,17 @@ pub enum Kind {
     SystemdUnit,
 }
 
+impl Kind {
+    /// The name shown in every output format (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::StaticPod => "static-pod",
+            Kind::ConfigFile => "config-file",
+            Kind::SystemdUnit => "systemd-unit",
+        }
+    }
+}
+
 /// TLS material an etcdctl-like client can use, as host paths.
 #[derive(Debug, Clone, Default)]
 pub struct ClientTls {
@@ -75,10 +148,7 @@ pub struct ClientTls {
 impl Manifest {
     /// Read a static-pod manifest, an etcd config file or a systemd unit, by content.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_bounded(path)?;
         if unit::is_unit(&text) {
             return Ok(Manifest::systemd(path, &text));
         }
@@ -400,6 +470,26 @@ spec:
             "{}",
             m.line_of("cert-file")
         );
+    }
+
+    #[test]
+    fn hostile_sizes_and_nesting_are_refused_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("deep.yaml");
+        std::fs::write(
+            &deep,
+            format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let e = Manifest::load(&deep).unwrap_err();
+        assert!(matches!(e, ManifestError::TooDeep { .. }), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, "- --x=1\n".repeat(300_000)).unwrap();
+        let e = Manifest::load(&big).unwrap_err();
+        assert!(matches!(e, ManifestError::TooLarge { .. }), "{e}");
+        assert_eq!(flow_depth("a: {b: [1, '{[{'], c: \"]\"} # {{{"), 2);
     }
 
     #[test]

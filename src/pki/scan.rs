@@ -98,7 +98,8 @@ impl Scan {
                 Ok(rustls_pemfile::Item::X509Certificate(der)) => ders.push(der.to_vec()),
                 // Keys, CSRs, CRLs: recognised and skipped.
                 Ok(_) => {}
-                Err(e) => return self.error(path, format!("invalid PEM: {e:?}")),
+                // Display, not Debug: one readable line for the operator.
+                Err(e) => return self.error(path, format!("invalid PEM: {e}")),
             }
         }
         let of = ders.len();

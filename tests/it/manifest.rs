@@ -357,3 +357,33 @@ mod transcripts {
         assert_transcript!("missing_file", read(&dir.path().join("etcd.yaml"), &[]));
     }
 }
+
+/// Values from a manifest never reach the terminal raw: `--env` and `--commands` quote control
+/// characters as `$'\x1b...'`, tables show the kind as JSON does.
+#[test]
+fn hostile_values_are_quoted_not_printed_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("etcd.yaml");
+    let text = std::fs::read_to_string(fixture("kubeadm-1.31.yaml")).unwrap();
+    // YAML's double-quoted escapes put a real ESC and BEL into the value.
+    let hostile = text.replace("- --name=cp1", "- \"--name=cp1\\e]0;pwned\\a\"");
+    assert_ne!(hostile, text);
+    std::fs::write(&path, hostile).unwrap();
+    let m = path.display().to_string();
+    for extra in [&["--env"][..], &["--commands"], &["-w", "simple"], &[]] {
+        let mut argv = vec!["manifest-read", "--manifest", &m];
+        argv.extend(extra);
+        let r = etcdops(&argv, &[]);
+        assert_eq!(r.code, 0, "{extra:?}: {r:?}");
+        assert!(!r.stdout.contains('\u{1b}'), "{extra:?}: {:?}", r.stdout);
+        assert!(!r.stdout.contains('\u{7}'), "{extra:?}: {:?}", r.stdout);
+    }
+    let r = etcdops(&["manifest-read", "--manifest", &m, "--commands"], &[]);
+    assert!(
+        r.stdout.contains("--name=$'cp1\\x1b]0;pwned\\x07'"),
+        "{}",
+        r.stdout
+    );
+    let table = etcdops(&["manifest-read", "--manifest", &m], &[]);
+    assert!(table.stdout.contains("static-pod"), "{}", table.stdout);
+}

@@ -540,6 +540,12 @@ mod tls_and_credential_failures {
             &[],
         );
         assert_eq!(r.code, 0, "{r:?}");
+        // Every time, on stderr.
+        assert!(
+            r.stderr.contains("warning: flag --insecure-skip-tls-verify: the servers' certificates are not checked"),
+            "{}",
+            r.stderr
+        );
     }
 
     /// Nothing listening: members exits 2 within the dial timeout; health makes it a row.

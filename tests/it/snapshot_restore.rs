@@ -962,6 +962,39 @@ fn hostile_inputs_and_limits_leave_nothing_behind() {
     }
     assert!(!d.join("from-fifo").exists());
 
+    // A data dir that is a symlink (to an empty dir): refused up front, both left alone.
+    let real = d.join("real-empty");
+    std::fs::create_dir(&real).unwrap();
+    let link = d.join("link.etcd");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = etcdops(
+        &["snapshot", "restore", &s(&example), "--data-dir", &s(&link)],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
+
+    // Missing parents are created, 0700, as etcdutl does.
+    let nested = d.join("new/parents/x.etcd");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&nested),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(nested.join("member/snap/db").is_file());
+    assert_eq!(mode_and_owner(&d.join("new/parents")).0, 0o700);
+
     // Under `ulimit -f`: exit 2 with one line, no temporary and no data dir.
     let before = listing();
     let target = d.join("limited.etcd");
