@@ -74,6 +74,7 @@ fn run_online(
     verbose: bool,
 ) -> Result<Outcome> {
     use commands::*;
+    let etcdctl_flags = conn.etcdctl_flags();
     online(conn, verbose, |c, targets| async move {
         match job {
             OnlineJob::Health { cluster, wait } => {
@@ -114,7 +115,7 @@ fn run_online(
             }
             OnlineJob::RecoverSpace { dry_run, force } => shown(
                 format,
-                recover_space::run(&c, targets, dry_run, force).await?,
+                recover_space::run(&c, targets, dry_run, force, &etcdctl_flags).await?,
             ),
             OnlineJob::CheckConsistency { cluster, revision } => shown(
                 format,

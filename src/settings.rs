@@ -108,6 +108,33 @@ impl ConnSettings {
         ]
     }
 
+    /// The etcdctl flags that reach etcd the way these settings do (TLS files, skip-verify,
+    /// the user name — never the password: etcdctl asks for it), shell-quoted, for command
+    /// lines printed to the operator.
+    pub fn etcdctl_flags(&self) -> String {
+        let mut out = String::new();
+        for (flag, v) in [
+            ("cacert", &self.cacert),
+            ("cert", &self.cert),
+            ("key", &self.key),
+        ] {
+            if let Some(v) = v {
+                let path = v.value.display().to_string();
+                out.push_str(&format!(" --{flag}={}", crate::output::shell_quote(&path)));
+            }
+        }
+        if self.insecure_skip_tls_verify.value {
+            out.push_str(" --insecure-skip-tls-verify");
+        }
+        if let Some(u) = &self.user {
+            out.push_str(&format!(
+                " --user={}",
+                crate::output::shell_quote(&u.value.0)
+            ));
+        }
+        out
+    }
+
     /// Whether a scheme-less endpoint should be dialled with TLS: as etcdctl, when any TLS
     /// material or the skip-verify switch is configured.
     pub fn wants_tls(&self) -> bool {

@@ -225,13 +225,11 @@ pub struct Defragmented {
     pub error: Option<String>,
 }
 
-/// Members in the order they are defragmented: the followers, then the leader (defragmenting
-/// the leader stalls the whole cluster, so it goes last, when the others are done).
-pub fn defrag_order(
-    targets: &[Target],
-    statuses: &[Result<EndpointStatus, EndpointError>],
-) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..targets.len()).collect();
+/// Members in the order they are defragmented (indexes into `statuses`): the followers, then
+/// the leader (defragmenting the leader stalls the whole cluster, so it goes last, when the
+/// others are done).
+pub fn defrag_order(statuses: &[Result<EndpointStatus, EndpointError>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..statuses.len()).collect();
     order.sort_by_key(|&i| statuses[i].as_ref().is_ok_and(EndpointStatus::is_leader));
     order
 }
@@ -265,18 +263,20 @@ pub async fn defrag_one_by_one(
     statuses: &[Result<EndpointStatus, EndpointError>],
 ) -> Vec<Defragmented> {
     let mut done = Vec::new();
-    for i in defrag_order(targets, statuses) {
-        let target = &targets[i];
+    for i in defrag_order(statuses) {
+        let (Some(target), Some(status)) = (targets.get(i), statuses.get(i)) else {
+            continue;
+        };
         let mut row = Defragmented {
             target: target.clone(),
-            member_id: statuses[i].as_ref().ok().map(|s| s.member_id),
-            is_leader: statuses[i].as_ref().is_ok_and(EndpointStatus::is_leader),
-            before: statuses[i].as_ref().ok().map(|s| s.db_size),
+            member_id: status.as_ref().ok().map(|s| s.member_id),
+            is_leader: status.as_ref().is_ok_and(EndpointStatus::is_leader),
+            before: status.as_ref().ok().map(|s| s.db_size),
             after: None,
             took: None,
             error: None,
         };
-        if let Err(e) = &statuses[i] {
+        if let Err(e) = status {
             row.error = Some(format!("skipped: unreachable ({e})"));
             done.push(row);
             continue;

@@ -19,7 +19,7 @@ use crate::output::Report;
 use crate::units::go_duration;
 
 /// What to do about a NOSPACE alarm (the recovery etcd's maintenance guide gives).
-const NOSPACE_RECOVERY: &str = "the database reached its quota (NOSPACE) and etcd accepts only reads and deletes: free space, then disarm — `etcdctl compact $(etcdctl endpoint status -w json | python3 -c 'import sys,json; print(json.load(sys.stdin)[0][\"Status\"][\"header\"][\"revision\"])')`, `etcdctl defrag` on each member one at a time (the leader last), `etcdctl alarm disarm`, then `etcdops health` again (or raise --quota-backend-bytes)";
+const NOSPACE_RECOVERY: &str = "the database reached its quota (NOSPACE) and etcd accepts only reads and deletes: run `etcdops recover-space` with the same connection flags (compact, defragment each member with the leader last, disarm, check a write); `etcdops recover-space --dry-run` prints the etcdctl commands it stands for";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthRow {

@@ -43,6 +43,7 @@ pub async fn run(
     given: Vec<Target>,
     dry_run: bool,
     force: bool,
+    etcdctl_flags: &str,
 ) -> Result<(RecoverReport, Outcome)> {
     let targets = resolve_targets(connector, given, true).await;
     let now = statuses(connector, &targets).await;
@@ -56,7 +57,7 @@ pub async fn run(
         bail!("no member answers; nothing can be recovered");
     };
     let revision = lead.revision;
-    let mut steps = plan(&targets, &now, lead_target, revision);
+    let mut steps = plan(&targets, &now, lead_target, revision, etcdctl_flags);
     if dry_run {
         return Ok((
             RecoverReport {
@@ -96,7 +97,11 @@ fn plan(
     now: &[Result<EndpointStatus, crate::client::EndpointError>],
     leader: &Target,
     revision: i64,
+    flags: &str,
 ) -> Vec<Step> {
+    // Each command reaches etcd as this run does (`flags`: TLS files, user), so it runs as
+    // printed.
+    let ctl = |ep: &str| format!("etcdctl --endpoints={ep}{flags}");
     let step = |step: String, etcdctl: String| Step {
         step,
         etcdctl,
@@ -105,12 +110,9 @@ fn plan(
     };
     let mut steps = vec![step(
         format!("compact the history up to revision {revision}"),
-        format!(
-            "etcdctl --endpoints={} compact {revision} --physical",
-            leader.endpoint
-        ),
+        format!("{} compact {revision} --physical", ctl(&leader.endpoint)),
     )];
-    for i in defrag_order(targets, now) {
+    for i in defrag_order(now) {
         let t = &targets[i];
         let role = if now[i].as_ref().is_ok_and(EndpointStatus::is_leader) {
             "the leader, last"
@@ -119,18 +121,20 @@ fn plan(
         };
         steps.push(step(
             format!("defragment {} ({role})", t.endpoint),
-            format!("etcdctl --endpoints={} defrag", t.endpoint),
+            format!("{} defrag", ctl(&t.endpoint)),
         ));
     }
     steps.push(step(
         "disarm the alarms".into(),
-        format!("etcdctl --endpoints={} alarm disarm", leader.endpoint),
+        format!("{} alarm disarm", ctl(&leader.endpoint)),
     ));
     steps.push(step(
         "check: no alarm left, and a write succeeds".into(),
         format!(
-            "etcdctl --endpoints={} alarm list && etcdctl --endpoints={} put etcdops/write-check ok",
-            leader.endpoint, leader.endpoint
+            "{} alarm list && {} put etcdops/write-check ok && {} del etcdops/write-check",
+            ctl(&leader.endpoint),
+            ctl(&leader.endpoint),
+            ctl(&leader.endpoint)
         ),
     ));
     steps

@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::client::cluster::{resolve_targets, statuses, EndpointStatus};
+use crate::client::maintenance::Header;
 use crate::client::{Connector, EndpointError, Target};
 use crate::exit::Outcome;
 use crate::output::{omit_empty, Report};
@@ -87,13 +88,14 @@ impl StatusRow {
                 return json!({"Endpoint": self.endpoint, "Error": e.to_string(), "ErrorKind": e.kind})
             }
         };
-        let mut header = Map::new();
-        header.insert("cluster_id".into(), json!(s.cluster_id));
-        header.insert("member_id".into(), json!(s.member_id));
-        header.insert("revision".into(), json!(s.revision));
-        header.insert("raft_term".into(), json!(s.header_raft_term));
+        let header = Header {
+            cluster_id: s.cluster_id,
+            member_id: s.member_id,
+            revision: s.revision,
+            raft_term: s.header_raft_term,
+        };
         let mut status = Map::new();
-        status.insert("header".into(), omit_empty(header));
+        status.insert("header".into(), header.to_json());
         status.insert("version".into(), json!(s.version));
         status.insert("dbSize".into(), json!(s.db_size));
         status.insert("leader".into(), json!(s.leader));

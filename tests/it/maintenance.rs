@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::cluster::{Cluster, ClusterOptions, Version};
-use crate::common::run::{args, etcdops, Run};
+use crate::common::oracle::{assert_superset, etcdctl, etcdctl_json};
+use crate::common::run::{args, etcdops, run_printed, Run};
 
 fn run(c: &Cluster, argv: &[&str]) -> Run {
     let tls = c.tls_args();
@@ -28,6 +29,25 @@ fn leader_endpoint(c: &Cluster) -> String {
         .find(|r| r["isLeader"] == true)
         .map(|r| r["Endpoint"].as_str().unwrap().to_string())
         .unwrap()
+}
+
+/// Overwrite one key until the quota is hit: the history fills the database.
+fn fill_to_nospace(c: &Cluster) {
+    let mut tc = c.client(None);
+    let value = vec![b'x'; 512 * 1024];
+    let mut filled = false;
+    for _ in 0..200 {
+        match tc.rt.block_on(tc.client.put("/fill", value.clone(), None)) {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("database space exceeded"), "{e}");
+                filled = true;
+                break;
+            }
+        }
+    }
+    assert!(filled, "the quota was never reached");
+    drop(tc);
 }
 
 /// (start, end) of each defragmentation in member `i`'s log, as etcd timestamps them.
@@ -58,22 +78,7 @@ fn nospace_is_recovered_in_one_command() {
     let mut opts = ClusterOptions::new(Version::V3_5_1, 3);
     opts.extra_args = vec!["--quota-backend-bytes=16777216".into()];
     let c = Cluster::start(opts);
-    // Overwrite one key until the quota is hit: the history fills the database.
-    let mut tc = c.client(None);
-    let value = vec![b'x'; 512 * 1024];
-    let mut filled = false;
-    for _ in 0..200 {
-        match tc.rt.block_on(tc.client.put("/fill", value.clone(), None)) {
-            Ok(_) => {}
-            Err(e) => {
-                assert!(e.to_string().contains("database space exceeded"), "{e}");
-                filled = true;
-                break;
-            }
-        }
-    }
-    assert!(filled, "the quota was never reached");
-    drop(tc);
+    fill_to_nospace(&c);
     let before: i64 = status(&c)
         .iter()
         .map(|r| r["Status"]["dbSize"].as_i64().unwrap())
@@ -279,4 +284,37 @@ fn compact_defrag_and_alarms_on_3_4_23() {
         "{}",
         h.stdout
     );
+    // etcdctl's documents, key by key (3.4.23's etcdctl is Debian's).
+    let ctl = std::path::Path::new("/usr/bin/etcdctl");
+    let eps = c.endpoints_arg();
+    let theirs = etcdctl_json(&c, ctl, &eps, &["alarm", "list", "-w", "json"]);
+    let ours = run(&c, &["alarm", "list", "-w", "json"]).json();
+    assert_superset(&theirs, &ours, "alarm", &["raft_term", "revision"]);
+    let theirs = etcdctl_json(&c, ctl, &eps, &["endpoint", "hashkv", "-w", "json"]);
+    let ours = run(&c, &["endpoint", "hashkv", "-w", "json"]).json();
+    assert_superset(&theirs, &ours, "hashkv", &["raft_term", "revision"]);
+}
+
+/// The etcdctl commands `recover-space --dry-run` prints, run exactly as printed (with etcdctl
+/// 3.5.1 first on PATH), recover a NOSPACE cluster.
+#[test]
+fn the_printed_etcdctl_recipe_works_as_printed() {
+    let mut opts = ClusterOptions::new(Version::V3_5_1, 1);
+    opts.extra_args = vec!["--quota-backend-bytes=16777216".into()];
+    let c = Cluster::start(opts);
+    fill_to_nospace(&c);
+    let dry = run(&c, &["recover-space", "--dry-run", "-w", "json"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    let ctl_dir = etcdctl().parent().unwrap().display().to_string();
+    for step in dry.json()["steps"].as_array().unwrap() {
+        let printed = step["etcdctl"].as_str().unwrap();
+        let r = run_printed(
+            &format!("PATH={ctl_dir}:$PATH; {printed}"),
+            &[],
+            c.dir.path(),
+        );
+        assert_eq!(r.code, 0, "{printed}: {r:?}");
+    }
+    let h = run(&c, &["health"]);
+    assert_eq!(h.code, 0, "{h:?}");
 }

@@ -519,6 +519,15 @@ mod tls_and_credential_failures {
         );
         assert_eq!(r.code, 1, "{r:?}");
         assert_eq!(rows(&r)[0]["error_kind"], "tls", "{}", r.stdout);
+        // The hint names the certificate that was rejected and what to check.
+        assert!(
+            rows(&r)[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("the server rejected the client certificate"),
+            "{}",
+            r.stdout
+        );
     }
 
     /// Skip-verify accepts the unknown server, the client certificate still authenticates us.

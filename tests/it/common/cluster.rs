@@ -149,7 +149,7 @@ impl Cluster {
     }
 
     /// Spawn every member; the caller waits until they are healthy.
-    fn launch(opts: ClusterOptions, dir: tempfile::TempDir, mut members: Vec<Member>) -> Cluster {
+    fn launch(opts: ClusterOptions, dir: tempfile::TempDir, members: Vec<Member>) -> Cluster {
         let etcd = opts.version.etcd();
         let pki = Pki::generate(&dir.path().join("pki"));
         let initial_cluster = members
@@ -163,19 +163,11 @@ impl Cluster {
             members: Vec::new(),
             version: opts.version,
         };
-        for m in &mut members {
-            let args = cluster.member_args(m, &initial_cluster, &opts.extra_args);
-            let log = fs::File::create(&m.log).unwrap();
-            let child = Command::new(&etcd)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", etcd.display()));
-            m.child = Some(child);
-        }
         cluster.members = members;
+        for i in 0..cluster.members.len() {
+            let args = cluster.member_args(&cluster.members[i], &initial_cluster, &opts.extra_args);
+            cluster.spawn(i, &etcd, &args);
+        }
         cluster
     }
 
