@@ -81,6 +81,29 @@ pub struct GlobalArgs {
     /// Say on stderr where each setting came from
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// How to reach the object store behind s3:// locations (aws-cli's settings and variables).
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// S3 endpoint for s3:// locations [default: AWS] [env: AWS_ENDPOINT_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region to sign s3:// requests for [default: us-east-1] [env: AWS_REGION, AWS_DEFAULT_REGION]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// CA bundle that signed the object store's certificate [env: AWS_CA_BUNDLE]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub s3_endpoint_ca: Option<PathBuf>,
+    /// Do not check the object store's certificate (a warning is printed every time)
+    #[arg(long, global = true)]
+    pub s3_skip_ssl_verify: bool,
+    /// Bucket addressing: path (ENDPOINT/BUCKET), dns (BUCKET.ENDPOINT), or auto
+    #[arg(long, global = true, value_enum, value_name = "STYLE")]
+    pub s3_bucket_lookup: Option<crate::remote::s3::BucketLookup>,
 }
 
 /// `-w`'s values (settings.rs turns them into `output::OutputFormat`).
@@ -125,6 +148,9 @@ pub enum Command {
     CertExpiry(CertExpiryArgs),
     /// Show what the etcd static-pod manifest (or config file, or systemd unit) configures
     ManifestRead(ManifestReadArgs),
+    /// Print a systemd service + timer or a Kubernetes CronJob that runs a snapshot save
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Print a shell completion script
     Completion {
         #[arg(value_enum)]
@@ -223,10 +249,23 @@ pub enum MemberCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Stream a snapshot from one endpoint into FILE (verified, atomic)
+    /// Stream a snapshot from one endpoint into FILE, DIR/ or s3://BUCKET/PREFIX/ (verified,
+    /// atomic; DIR/ and s3:// get a generated name and a metadata sidecar)
     Save {
-        /// Where to write the snapshot, or - for stdout
-        file: PathBuf,
+        /// FILE, - for stdout, DIR/, or s3://BUCKET[/PREFIX/]
+        #[arg(value_name = "DEST")]
+        file: String,
+        /// Compress with zstd (standard frames: `zstd -d` opens them); LEVEL 1-19, default 3
+        #[arg(long, value_name = "zstd[:LEVEL]")]
+        compress: Option<String>,
+        /// Encrypt with age to this recipient (age1..., ssh-ed25519 ..., ssh-rsa ..., or a file
+        /// of them); repeat for several. Compression happens first
+        #[arg(long, value_name = "RECIPIENT")]
+        encrypt_to: Vec<String>,
+        /// After a successful save to DIR/ or s3://, prune by these rules, e.g.
+        /// last=3,daily=7,weekly=4,monthly=6 (see `snapshot prune`)
+        #[arg(long, value_name = "RULES")]
+        keep: Option<String>,
         /// Choose among every member's client URLs (leader first) instead of --endpoints alone
         #[arg(long)]
         cluster: bool,
@@ -239,8 +278,12 @@ pub enum SnapshotCommand {
     },
     /// Offline: hash, revision, total keys and size of a snapshot file
     Status {
-        /// Snapshot file (or a member/snap/db)
-        file: PathBuf,
+        /// Snapshot file (or a member/snap/db), a .zst/.age file, or an s3:// object
+        #[arg(value_name = "SOURCE")]
+        file: String,
+        /// age identity or unencrypted ssh private key, for encrypted snapshots
+        #[arg(long, value_name = "FILE")]
+        identity: Vec<PathBuf>,
         /// Skip bbolt's integrity check (key order, freelist, both meta pages)
         #[arg(long)]
         skip_check: bool,
@@ -250,12 +293,93 @@ pub enum SnapshotCommand {
     },
     /// Offline: build a data directory that etcd starts from
     Restore(RestoreArgs),
+    /// Offline: check a snapshot (sha256 trailer, bbolt integrity, sidecar); exit 1 when bad
+    Verify {
+        /// Snapshot file, a .zst/.age file, or an s3:// object
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        /// age identity or unencrypted ssh private key, for encrypted snapshots
+        #[arg(long, value_name = "FILE")]
+        identity: Vec<PathBuf>,
+    },
+    /// The snapshots etcdops saved in DIR/ or s3://BUCKET/PREFIX/, oldest first
+    Ls {
+        /// DIR/ or s3://BUCKET[/PREFIX/]
+        #[arg(value_name = "LOCATION")]
+        location: String,
+    },
+    /// Delete saved snapshots that no retention rule keeps (each rule applies on its own)
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// DIR/ or s3://BUCKET[/PREFIX/]
+    #[arg(value_name = "LOCATION")]
+    pub location: String,
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep the newest snapshot of each of the last H hours that have one
+    #[arg(long, value_name = "H")]
+    pub keep_hourly: Option<usize>,
+    /// Keep the newest snapshot of each of the last D days that have one
+    #[arg(long, value_name = "D")]
+    pub keep_daily: Option<usize>,
+    /// Keep the newest snapshot of each of the last W ISO weeks that have one
+    #[arg(long, value_name = "W")]
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest snapshot of each of the last M months that have one
+    #[arg(long, value_name = "M")]
+    pub keep_monthly: Option<usize>,
+    /// Print what would be deleted and why the rest is kept; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the unit files or the CronJob manifest on stdout
+    Print(SchedulePrintArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// etcdops-snapshot.service + etcdops-snapshot.timer
+    Systemd,
+    /// A Kubernetes CronJob for a kubeadm control plane
+    Cronjob,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulePrintArgs {
+    #[arg(value_enum)]
+    pub kind: ScheduleKind,
+    /// How often, e.g. 1h, 30m, 1d [default: 1h]
+    #[arg(long, value_name = "DURATION", conflicts_with = "on_calendar")]
+    pub every: Option<String>,
+    /// A systemd OnCalendar= spec (systemd only), e.g. "*-*-* 02:00:00"
+    #[arg(long, value_name = "SPEC")]
+    pub on_calendar: Option<String>,
+    /// Write the files into DIR (e.g. /etc/systemd/system) instead of printing them
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The container image that holds etcdops (cronjob only)
+    #[arg(long, value_name = "IMAGE", default_value = "etcdops:latest")]
+    pub image: String,
+    /// The `snapshot save` arguments, after --
+    #[arg(last = true, required = true, value_name = "SAVE-ARGS")]
+    pub save_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot file to restore
-    pub file: PathBuf,
+    /// Snapshot file to restore, a .zst/.age file, or an s3:// object
+    #[arg(value_name = "SOURCE")]
+    pub file: String,
+    /// age identity or unencrypted ssh private key, for encrypted snapshots
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
     /// Data directory to create [default: NAME.etcd; with --from-manifest a new sibling of
     /// the manifest's data dir]
     #[arg(long, value_name = "DIR")]

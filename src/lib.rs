@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod output;
 pub mod pki;
 pub mod proto;
+pub mod remote;
 pub mod settings;
 pub mod snap;
 pub mod units;
@@ -26,7 +27,7 @@ use crate::cli::Cli;
 use crate::client::{targets, Connector};
 use crate::exit::Outcome;
 use crate::output::{OutputFormat, Report};
-use crate::settings::{ConnSettings, Job, ManifestView, OnlineJob, Settings};
+use crate::settings::{ConnSettings, Job, ManifestView, OnlineJob, SaveDest, Settings};
 
 /// Run one invocation. `env` is the process environment (taken once, in `main`).
 pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
@@ -39,6 +40,25 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         Job::SnapshotStatus(s) => shown(format, commands::snapshot_status::run(&s)?),
         Job::SnapshotRestore(s) => {
             shown(format, (commands::snapshot_restore::run(&s)?, Outcome::Ok))
+        }
+        Job::SnapshotVerify(s) => shown(format, commands::snapshot_verify::run(&s)?),
+        Job::SnapshotList(s) => shown(
+            format,
+            (
+                runtime()?.block_on(commands::snapshot_ls::run(&s))?,
+                Outcome::Ok,
+            ),
+        ),
+        Job::SnapshotPrune(s) => shown(
+            format,
+            (
+                runtime()?.block_on(commands::snapshot_prune::run(&s))?,
+                Outcome::Ok,
+            ),
+        ),
+        Job::SchedulePrint(s) => {
+            output::emit_text(&commands::schedule::run(&s, s.dir.as_deref())?)?;
+            Ok(Outcome::Ok)
         }
         Job::CertExpiry(s) => shown(format, runtime()?.block_on(commands::cert_expiry::run(&s))?),
         Job::ManifestRead(s) => {
@@ -88,7 +108,7 @@ fn run_online(
             ),
             OnlineJob::SnapshotSave(save) => {
                 let report = snapshot_save::run(&c, targets, &save).await?;
-                if save.to_stdout {
+                if save.dest == SaveDest::Stdout {
                     // stdout carries the snapshot itself; the report goes to stderr.
                     output::write_report(&mut std::io::stderr().lock(), format, &report)?;
                     Ok(Outcome::Ok)

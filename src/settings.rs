@@ -16,11 +16,17 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{
     AlarmCommand, CertExpiryArgs, CheckCommand, Cli, ClusterArgs, Command, EndpointCommand,
-    GlobalArgs, ManifestReadArgs, MemberCommand, RestoreArgs, SnapshotCommand, WriteOut,
+    GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs, ScheduleCommand,
+    ScheduleKind, SnapshotCommand, WriteOut,
 };
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
+use crate::remote::credentials::{profile_region, AwsEnv};
+use crate::remote::retention::Policy;
+use crate::remote::s3::S3Settings;
+use crate::remote::source::SourceSettings;
+use crate::remote::Location;
 use crate::units::{parse_bool, parse_go_duration, parse_rfc3339};
 
 /// The manifest kubeadm writes for a stacked etcd.
@@ -163,6 +169,11 @@ pub enum Job {
     },
     SnapshotStatus(SnapshotStatusSettings),
     SnapshotRestore(Box<RestoreSettings>),
+    SnapshotVerify(SourceSettings),
+    /// `snapshot ls DIR/|s3://…/`.
+    SnapshotList(StoreSettings),
+    SnapshotPrune(PruneSettings),
+    SchedulePrint(ScheduleSettings),
     CertExpiry(Box<CertExpirySettings>),
     ManifestRead(ManifestReadSettings),
     /// Handled by `lib.rs` itself: it needs clap's command definition.
@@ -183,7 +194,7 @@ pub enum OnlineJob {
     Members {
         hex: bool,
     },
-    SnapshotSave(SaveSettings),
+    SnapshotSave(Box<SaveSettings>),
     AlarmList,
     AlarmDisarm,
     Compact {
@@ -204,13 +215,57 @@ pub enum OnlineJob {
     },
 }
 
+/// Where `snapshot save` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveDest {
+    Stdout,
+    File(PathBuf),
+    /// A generated name (and a sidecar) in this directory.
+    Dir(PathBuf),
+    /// A generated name (and a sidecar) under this prefix (empty or ending in `/`).
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// A directory or S3 prefix of saved snapshots (`ls`, `prune`, `save --keep`).
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub location: Location,
+    pub s3: S3Settings,
+}
+
+/// `snapshot prune`.
+#[derive(Debug, Clone)]
+pub struct PruneSettings {
+    pub store: StoreSettings,
+    pub policy: Policy,
+    pub dry_run: bool,
+}
+
+/// `schedule print`.
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    pub kind: ScheduleKind,
+    pub every: Option<Duration>,
+    pub on_calendar: Option<String>,
+    pub image: String,
+    pub dir: Option<PathBuf>,
+    pub save_args: Vec<String>,
+}
+
 /// `snapshot save`.
 #[derive(Debug, Clone)]
 pub struct SaveSettings {
-    /// Destination, or `-` for stdout.
-    pub file: PathBuf,
-    /// `file` is `-`.
-    pub to_stdout: bool,
+    pub dest: SaveDest,
+    /// zstd level, when compressing.
+    pub compress: Option<i32>,
+    /// age recipients as given (checked while resolving).
+    pub encrypt_to: Vec<String>,
+    /// `--keep`: prune the DIR/ or prefix after a successful save.
+    pub keep: Option<Policy>,
+    pub s3: S3Settings,
     /// Choose among every member's client URLs from the member list.
     pub cluster: bool,
     /// Abort when no bytes arrive for this long.
@@ -222,7 +277,7 @@ pub struct SaveSettings {
 /// `snapshot status`.
 #[derive(Debug, Clone)]
 pub struct SnapshotStatusSettings {
-    pub file: PathBuf,
+    pub source: SourceSettings,
     /// bbolt's integrity check (key order, freelist, both metas).
     pub integrity: bool,
     /// Verify the sha256 trailer when there is one.
@@ -232,7 +287,9 @@ pub struct SnapshotStatusSettings {
 /// `snapshot restore`: flags over the manifest (`--from-manifest`) over etcdutl's defaults.
 #[derive(Debug, Clone)]
 pub struct RestoreSettings {
+    /// SOURCE as given, for messages and the commands printed for other members.
     pub file: PathBuf,
+    pub source: SourceSettings,
     /// `--data-dir`; with a manifest and no flag, a new sibling of its data dir.
     pub data_dir: PathBuf,
     pub wal_dir: Option<PathBuf>,
@@ -393,12 +450,38 @@ impl Resolver {
         Ok(match command {
             Command::Snapshot(SnapshotCommand::Status {
                 file,
+                identity,
                 skip_check,
                 skip_hash_check,
             }) => Job::SnapshotStatus(SnapshotStatusSettings {
-                file,
+                source: self.source(&file, identity)?,
                 integrity: !skip_check,
                 hash: !skip_hash_check,
+            }),
+            Command::Snapshot(SnapshotCommand::Verify { source, identity }) => {
+                Job::SnapshotVerify(self.source(&source, identity)?)
+            }
+            Command::Snapshot(SnapshotCommand::Ls { location }) => {
+                Job::SnapshotList(self.store(&location)?)
+            }
+            Command::Snapshot(SnapshotCommand::Prune(args)) => {
+                Job::SnapshotPrune(self.prune(args)?)
+            }
+            Command::Schedule(ScheduleCommand::Print(a)) => Job::SchedulePrint(ScheduleSettings {
+                kind: a.kind,
+                every: a
+                    .every
+                    .map(|e| parse_go_duration(&e).context("--every"))
+                    .transpose()?,
+                on_calendar: match (a.kind, a.on_calendar) {
+                    (ScheduleKind::Cronjob, Some(_)) => {
+                        bail!("--on-calendar is for systemd timers; a CronJob takes --every")
+                    }
+                    (_, c) => c,
+                },
+                image: a.image,
+                dir: a.dir,
+                save_args: a.save_args,
             }),
             Command::Snapshot(SnapshotCommand::Restore(args)) => {
                 Job::SnapshotRestore(Box::new(self.restore(args)?))
@@ -453,18 +536,51 @@ impl Resolver {
             },
             Command::Snapshot(SnapshotCommand::Save {
                 file,
+                compress,
+                encrypt_to,
+                keep,
                 cluster,
                 stall_timeout,
                 timeout,
-            }) => OnlineJob::SnapshotSave(SaveSettings {
-                stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
-                timeout: timeout
-                    .map(|t| parse_go_duration(&t).context("--timeout"))
-                    .transpose()?,
-                to_stdout: file.as_os_str() == "-",
-                file,
-                cluster,
-            }),
+            }) => {
+                let dest = match Location::parse(&file)? {
+                    _ if file == "-" => SaveDest::Stdout,
+                    Location::S3 { bucket, key } => {
+                        if !(key.is_empty() || key.ends_with('/')) {
+                            bail!("snapshot save {file}: an s3:// destination is a prefix and gets a generated name; end it with '/' (s3://{bucket}/{key}/)");
+                        }
+                        SaveDest::S3 {
+                            bucket,
+                            prefix: key,
+                        }
+                    }
+                    loc @ Location::Local(_) if loc.is_prefix() => {
+                        SaveDest::Dir(PathBuf::from(&file))
+                    }
+                    Location::Local(path) => SaveDest::File(path),
+                };
+                for r in &encrypt_to {
+                    crate::remote::codec::parse_recipients(r)?;
+                }
+                let keep = keep
+                    .map(|k| Policy::parse(&k).map_err(anyhow::Error::msg))
+                    .transpose()?;
+                if keep.is_some() && !matches!(dest, SaveDest::Dir(_) | SaveDest::S3 { .. }) {
+                    bail!("--keep prunes a directory or an s3:// prefix; give DEST as DIR/ or s3://BUCKET/PREFIX/");
+                }
+                OnlineJob::SnapshotSave(Box::new(SaveSettings {
+                    stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
+                    timeout: timeout
+                        .map(|t| parse_go_duration(&t).context("--timeout"))
+                        .transpose()?,
+                    compress: compress.map(|c| parse_compress(&c)).transpose()?,
+                    encrypt_to,
+                    keep,
+                    s3: self.s3()?,
+                    dest,
+                    cluster,
+                }))
+            }
             Command::Alarm(AlarmCommand::List) => OnlineJob::AlarmList,
             Command::Alarm(AlarmCommand::Disarm) => OnlineJob::AlarmDisarm,
             Command::Compact(a) => OnlineJob::Compact {
@@ -485,6 +601,79 @@ impl Resolver {
                 revision: a.rev,
             },
             other => bail!("{other:?} is not a command that talks to etcd"),
+        })
+    }
+
+    /// `--s3-*` flags over `AWS_*` variables over `~/.aws/config` over defaults.
+    fn s3(&self) -> Result<S3Settings> {
+        let g = &self.global.s3;
+        let env = AwsEnv::from_vars(&self.env);
+        let region = g
+            .s3_region
+            .clone()
+            .or_else(|| self.env_var("AWS_REGION"))
+            .or_else(|| self.env_var("AWS_DEFAULT_REGION"))
+            .or_else(|| profile_region(&env))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let ca = match (&g.s3_endpoint_ca, self.env_var("AWS_CA_BUNDLE")) {
+            (Some(p), _) => Some(Sourced {
+                value: p.clone(),
+                source: Source::Flag("s3-endpoint-ca"),
+            }),
+            (None, Some(p)) => Some(Sourced {
+                value: PathBuf::from(p),
+                source: Source::Env("AWS_CA_BUNDLE"),
+            }),
+            (None, None) => None,
+        };
+        Ok(S3Settings {
+            endpoint: g
+                .s3_endpoint
+                .clone()
+                .or_else(|| self.env_var("AWS_ENDPOINT_URL_S3"))
+                .or_else(|| self.env_var("AWS_ENDPOINT_URL")),
+            region,
+            ca,
+            skip_verify: g.s3_skip_ssl_verify,
+            lookup: g.s3_bucket_lookup.unwrap_or_default(),
+            env,
+        })
+    }
+
+    fn source(&self, arg: &str, identities: Vec<PathBuf>) -> Result<SourceSettings> {
+        Ok(SourceSettings {
+            location: Location::parse(arg)?,
+            identities,
+            s3: self.s3()?,
+        })
+    }
+
+    fn store(&self, arg: &str) -> Result<StoreSettings> {
+        let location = Location::parse(arg)?;
+        if !location.is_prefix() {
+            bail!("{arg}: not a directory or an s3:// prefix (end it with '/')");
+        }
+        Ok(StoreSettings {
+            location,
+            s3: self.s3()?,
+        })
+    }
+
+    fn prune(&self, a: PruneArgs) -> Result<PruneSettings> {
+        let policy = Policy {
+            last: a.keep_last,
+            hourly: a.keep_hourly,
+            daily: a.keep_daily,
+            weekly: a.keep_weekly,
+            monthly: a.keep_monthly,
+        };
+        if policy.is_empty() {
+            bail!("snapshot prune needs at least one rule: --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly");
+        }
+        Ok(PruneSettings {
+            store: self.store(&a.location)?,
+            policy,
+            dry_run: a.dry_run,
         })
     }
 
@@ -512,7 +701,8 @@ impl Resolver {
             (None, None) => PathBuf::from(format!("{name}.etcd")),
         };
         Ok(RestoreSettings {
-            file: args.file,
+            source: self.source(&args.file, args.identity)?,
+            file: PathBuf::from(args.file),
             data_dir,
             wal_dir: args.wal_dir,
             initial_cluster: args.initial_cluster,
@@ -837,6 +1027,21 @@ fn parse_output_format(s: &str) -> Result<OutputFormat> {
     }
 }
 
+/// `--compress zstd[:LEVEL]`.
+fn parse_compress(spec: &str) -> Result<i32> {
+    let (algo, level) = spec.split_once(':').unwrap_or((spec, ""));
+    if algo != "zstd" {
+        bail!("--compress {spec:?}: only zstd is supported (zstd or zstd:LEVEL)");
+    }
+    if level.is_empty() {
+        return Ok(crate::remote::codec::DEFAULT_ZSTD_LEVEL);
+    }
+    match level.parse::<i32>() {
+        Ok(l) if (1..=19).contains(&l) => Ok(l),
+        _ => bail!("--compress {spec:?}: LEVEL must be 1 to 19"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,6 +1061,13 @@ mod tests {
             hex: false,
             manifest: None,
             verbose: false,
+            s3: crate::cli::S3Args {
+                s3_endpoint: None,
+                s3_region: None,
+                s3_endpoint_ca: None,
+                s3_skip_ssl_verify: false,
+                s3_bucket_lookup: None,
+            },
         }
     }
 

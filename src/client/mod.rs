@@ -10,7 +10,7 @@
 
 pub mod cluster;
 pub mod maintenance;
-mod tls;
+pub mod tls;
 
 use std::error::Error as StdError;
 use std::fmt;

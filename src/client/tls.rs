@@ -36,29 +36,7 @@ fn build(conn: &ConnSettings, accept_any: bool) -> Result<rustls::ClientConfig> 
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
     } else {
-        let mut roots = RootCertStore::empty();
-        match &conn.cacert {
-            Some(ca) => {
-                let certs = read_certs(&ca.value, "CA certificate", ca)?;
-                for cert in certs {
-                    roots.add(cert).with_context(|| {
-                        format!(
-                            "CA certificate file {} (from {}) holds an unusable certificate",
-                            ca.value.display(),
-                            ca.source
-                        )
-                    })?;
-                }
-            }
-            None => {
-                if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
-                    for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
-                        let _ = roots.add(cert);
-                    }
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(roots(conn.cacert.as_ref())?)
     };
 
     let mut config = match (&conn.cert, &conn.key) {
@@ -97,6 +75,53 @@ fn build(conn: &ConnSettings, accept_any: bool) -> Result<rustls::ClientConfig> 
     // etcd serves gRPC over HTTP/2; newer gRPC servers insist on the ALPN token.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// TLS for an https service other than etcd (object storage): server authentication only,
+/// against `ca` (else the system bundle), or none at all when `accept_any`.
+pub fn https_config(
+    ca: Option<&Sourced<std::path::PathBuf>>,
+    accept_any: bool,
+) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?;
+    if accept_any {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
+            .with_no_client_auth());
+    }
+    Ok(builder
+        .with_root_certificates(roots(ca)?)
+        .with_no_client_auth())
+}
+
+/// The trusted roots: the CA file given, else the system bundle.
+fn roots(ca: Option<&Sourced<std::path::PathBuf>>) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            for cert in read_certs(&ca.value, "CA certificate", ca)? {
+                roots.add(cert).with_context(|| {
+                    format!(
+                        "CA certificate file {} (from {}) holds an unusable certificate",
+                        ca.value.display(),
+                        ca.source
+                    )
+                })?;
+            }
+        }
+        None => {
+            if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+    }
+    Ok(roots)
 }
 
 fn read_file<T>(path: &Path, what: &str, from: &Sourced<T>) -> Result<Vec<u8>> {

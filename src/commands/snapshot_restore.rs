@@ -30,6 +30,8 @@ use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
 use crate::output::{shell_quote, Report};
+use crate::remote::source;
+use crate::remote::Location;
 use crate::settings::RestoreSettings;
 use crate::units::hex_id;
 use crate::{fsutil, snap, wal};
@@ -109,7 +111,10 @@ struct Restored {
 
 /// Plan, then (unless a dry run) restore and point the manifest at the new data dir.
 pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
-    let plan = plan(opts)?;
+    // A compressed, encrypted or remote snapshot is decoded beside the data dir first (same
+    // file system, so the space check and the copy stay local).
+    let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
+    let plan = plan(opts, &plain.path)?;
     let mut report = if opts.dry_run {
         plan.report(None)
     } else {
@@ -131,7 +136,7 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
 
 /// Refuse everything that can be refused before anything is written, and decide the
 /// membership (etcd/membership.rs).
-fn plan(opts: &RestoreSettings) -> Result<Plan<'_>> {
+fn plan<'s>(opts: &'s RestoreSettings, snapshot: &Path) -> Result<Plan<'s>> {
     if opts.bump_revision.is_some() != opts.mark_compacted {
         bail!("--bump-revision and --mark-compacted must be used together");
     }
@@ -139,7 +144,7 @@ fn plan(opts: &RestoreSettings) -> Result<Plan<'_>> {
         bail!("--bump-revision must be at least 1");
     }
     let src =
-        FileSource::open(&opts.file).with_context(|| format!("reading {}", opts.file.display()))?;
+        FileSource::open(snapshot).with_context(|| format!("reading {}", opts.file.display()))?;
     let trailer = has_trailer(src.size());
     if !trailer && !opts.skip_hash_check {
         bail!(
@@ -274,6 +279,17 @@ fn restore(plan: &Plan) -> Result<Restored> {
         return Err(e);
     }
     Ok(Restored { status, bumped })
+}
+
+/// The nearest existing directory at or above the data dir's parent.
+fn scratch_dir(data_dir: &Path) -> PathBuf {
+    let mut dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    while dir.pop() {
+        if dir.is_dir() {
+            return dir;
+        }
+    }
+    std::env::temp_dir()
 }
 
 fn ensure_empty_or_missing(dir: &Path, flag: &str) -> Result<()> {
@@ -447,13 +463,26 @@ impl Plan<'_> {
     /// The words every other member's command shares.
     fn common_arguments(&self) -> Vec<String> {
         let opts = self.opts;
-        let snapshot = std::path::absolute(&opts.file).unwrap_or_else(|_| opts.file.clone());
+        let snapshot = match &opts.source.location {
+            Location::S3 { .. } => opts.source.location.to_string(),
+            Location::Local(_) => std::path::absolute(&opts.file)
+                .unwrap_or_else(|_| opts.file.clone())
+                .display()
+                .to_string(),
+        };
         let mut cmd = vec![
             "etcdops".to_string(),
             "snapshot".into(),
             "restore".into(),
-            shell_quote(&snapshot.display().to_string()),
+            shell_quote(&snapshot),
         ];
+        for id in &opts.source.identities {
+            let id = std::path::absolute(id).unwrap_or_else(|_| id.clone());
+            cmd.push(format!(
+                "--identity={}",
+                shell_quote(&id.display().to_string())
+            ));
+        }
         if opts.from_manifest() {
             cmd.push("--from-manifest".into());
             if opts.update_manifest {

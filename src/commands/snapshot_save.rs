@@ -18,23 +18,43 @@
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
 
 use crate::bolt::FileSource;
-use crate::client::cluster::{endpoint_status, resolve_targets, statuses, EndpointStatus};
+use crate::client::cluster::{
+    endpoint_status, member_list, resolve_targets, statuses, EndpointStatus,
+};
 use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TRAILER_LEN};
 use crate::fsutil::TempFile;
 use crate::output::Report;
-use crate::settings::SaveSettings;
-use crate::units::{go_duration, hex_id, humanize_bytes};
+use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
+use crate::remote::meta::{self, Metadata};
+use crate::remote::prune;
+use crate::remote::retention::Policy;
+use crate::remote::s3::S3;
+use crate::remote::sigv4::hex;
+use crate::remote::store::Store;
+use crate::settings::{SaveDest, SaveSettings};
+use crate::units::{go_duration, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
 
 const WRITE_BUFFER: usize = 1 << 20;
+/// Multipart part size: with [`PARTS_IN_FLIGHT`] uploading and one filling, a save holds about
+/// 32 MiB of parts whatever the snapshot's size.
+const PART_SIZE: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 3;
+/// S3's limit on parts per upload (80 GB at 8 MiB; etcd's own limit is 8 GB).
+const MAX_PARTS: u32 = 10_000;
+/// Another node's incomplete upload older than this is abandoned.
+const STALE_UPLOAD_AGE: i64 = 24 * 3600;
 
 /// What was saved.
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +68,21 @@ pub struct SaveReport {
     /// Bytes written, trailer included.
     pub size: u64,
     pub sha256: &'static str,
-    /// From reading the saved file back, as `snapshot status` reports them.
+    /// `zstd:LEVEL` when compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Encrypted with age.
+    pub encrypted: bool,
+    /// Size of the stored object, when compressed or encrypted.
+    #[serde(rename = "objectSize", skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
+    /// Incomplete uploads of earlier, interrupted saves that this save aborted.
+    #[serde(rename = "abortedUploads", skip_serializing_if = "Vec::is_empty")]
+    pub aborted_uploads: Vec<String>,
+    /// Snapshots deleted by `--keep` after the save.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+    /// From reading the saved file back, as `snapshot status` reports them (plain files only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,16 +104,20 @@ pub async fn run(
     // killing us.
     crate::fsutil::catch_file_size_signal()?;
 
+    let pending = Pending::default();
     let save = async {
-        let (target, member_id, chosen_as) = choose(connector, given, opts.cluster).await?;
+        let (target, status, chosen_as) = choose(connector, given, opts.cluster).await?;
         eprintln!(
             "etcdops: saving a snapshot from {} (member {}, {chosen_as})",
             target.endpoint,
-            hex_id(member_id)
+            hex_id(status.member_id)
         );
         let start = Instant::now();
-        let mut report = stream_to_file(connector, &target, opts).await?;
-        report.member_id = hex_id(member_id);
+        let origin = origin(connector, target, status).await;
+        let mut report = match &opts.dest {
+            SaveDest::S3 { .. } => save_s3(connector, &origin, opts, &pending).await?,
+            _ => save_local(connector, &origin, opts).await?,
+        };
         report.chosen_as = chosen_as;
         report.took = go_duration(start.elapsed());
         Ok::<_, anyhow::Error>(report)
@@ -92,12 +130,17 @@ pub async fn run(
             None => save.await,
         }
     };
-    // Dropping the save future on a signal drops the partial file guard, which removes it.
-    tokio::select! {
+    // Dropping the save future on a signal drops the partial file guard, which removes it; an
+    // upload in progress is aborted.
+    let result = tokio::select! {
         result = bounded => result,
-        _ = sigint.recv() => bail!("interrupted (SIGINT); no snapshot written"),
-        _ = sigterm.recv() => bail!("terminated (SIGTERM); no snapshot written"),
+        _ = sigint.recv() => Err(anyhow!("interrupted (SIGINT); no snapshot written")),
+        _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM); no snapshot written")),
+    };
+    if result.is_err() {
+        pending.abort().await;
     }
+    result
 }
 
 /// Exactly one endpoint: the only one given, else the healthy leader, else the healthy member
@@ -106,13 +149,13 @@ async fn choose(
     connector: &Connector,
     given: Vec<Target>,
     cluster: bool,
-) -> Result<(Target, u64, &'static str)> {
+) -> Result<(Target, EndpointStatus, &'static str)> {
     let targets = resolve_targets(connector, given, cluster).await;
     if let [only] = targets.as_slice() {
         let status = endpoint_status(connector, only)
             .await
             .map_err(|e| anyhow!("{}: {e}", only.endpoint))?;
-        return Ok((only.clone(), status.member_id, "only endpoint"));
+        return Ok((only.clone(), status, "only endpoint"));
     }
     let answers = statuses(connector, &targets).await;
     let healthy: Vec<(&EndpointStatus, &Target)> = answers
@@ -126,10 +169,10 @@ async fn choose(
         })
         .collect();
     if let Some((s, t)) = healthy.iter().find(|(s, _)| s.is_leader()) {
-        return Ok(((*t).clone(), s.member_id, "leader"));
+        return Ok(((*t).clone(), (*s).clone(), "leader"));
     }
     if let Some((s, t)) = healthy.iter().max_by_key(|(s, _)| s.raft_index) {
-        return Ok(((*t).clone(), s.member_id, "highest raft index"));
+        return Ok(((*t).clone(), (*s).clone(), "highest raft index"));
     }
     let reasons: Vec<String> = answers
         .iter()
@@ -146,68 +189,6 @@ async fn choose(
         "no healthy endpoint to take a snapshot from ({})",
         reasons.join("; ")
     )
-}
-
-/// Where the bytes go: an exclusive temporary beside FILE (removed on drop unless committed),
-/// or stdout.
-enum Sink {
-    File(BufWriter<TempFile>),
-    Stdout(std::io::Stdout),
-}
-
-impl Sink {
-    fn open(dest: &Path, to_stdout: bool) -> Result<Sink> {
-        if to_stdout {
-            return Ok(Sink::Stdout(std::io::stdout()));
-        }
-        if dest.is_dir() {
-            bail!("{} is a directory", dest.display());
-        }
-        crate::fsutil::clean_stale(&crate::fsutil::parent_dir(dest));
-        let tmp = TempFile::beside(dest, 0o600)?;
-        // Batch the 32 KiB messages into fewer, larger writes.
-        Ok(Sink::File(BufWriter::with_capacity(WRITE_BUFFER, tmp)))
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match self {
-            Sink::File(f) => f
-                .write_all(bytes)
-                .with_context(|| format!("writing {}", f.get_ref().path().display())),
-            Sink::Stdout(out) => out.lock().write_all(bytes).map_err(stdout_failed),
-        }
-    }
-
-    /// Flush what is buffered (the fsync comes with the commit).
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Sink::File(f) => f
-                .flush()
-                .with_context(|| format!("writing {}", f.get_ref().path().display())),
-            Sink::Stdout(out) => out.lock().flush().map_err(stdout_failed),
-        }
-    }
-
-    /// The temporary holding the bytes, for reading back.
-    fn temp_path(&self) -> Option<&Path> {
-        match self {
-            Sink::File(f) => Some(f.get_ref().path()),
-            Sink::Stdout(_) => None,
-        }
-    }
-
-    /// fsync the temporary, move it over `dest` and make the rename durable.
-    fn commit(self, dest: &Path) -> Result<()> {
-        match self {
-            Sink::File(f) => {
-                let tmp = f
-                    .into_inner()
-                    .map_err(|e| anyhow!("writing: {}", e.error()))?;
-                tmp.commit(dest)
-            }
-            Sink::Stdout(_) => Ok(()),
-        }
-    }
 }
 
 /// A failed write to stdout is the end of the snapshot for whoever reads it: exit 2 with one
@@ -274,73 +255,233 @@ impl TrailerCheck {
     }
 }
 
-async fn stream_to_file(
-    connector: &Connector,
-    target: &Target,
-    opts: &SaveSettings,
-) -> Result<SaveReport> {
-    let ep = &target.endpoint;
-    let mut client = connector
-        .connect(target)
-        .await
-        .map_err(|e| anyhow!("{ep}: {e}"))?;
-    let mut stream = tokio::time::timeout(opts.stall_timeout, client.snapshot())
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "{ep}: no answer to the snapshot request within {:?}",
-                opts.stall_timeout
-            )
-        })?
-        .map_err(|e| {
-            anyhow!(
-                "{ep}: {}",
-                connector.explain(target, crate::client::classify_etcd(&e))
-            )
-        })?;
-    let mut sink = Sink::open(&opts.file, opts.to_stdout)?;
-    let mut check = TrailerCheck::new();
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
-    loop {
-        let message = tokio::time::timeout(opts.stall_timeout, stream.message())
+/// The snapshot stream of one endpoint, with the stall timeout and errors in words.
+struct SnapshotStream<'a> {
+    connector: &'a Connector,
+    target: &'a Target,
+    stall: Duration,
+    stream: etcd_client::SnapshotStreaming,
+}
+
+impl<'a> SnapshotStream<'a> {
+    async fn open(
+        connector: &'a Connector,
+        target: &'a Target,
+        stall: Duration,
+    ) -> Result<SnapshotStream<'a>> {
+        let ep = &target.endpoint;
+        let mut client = connector
+            .connect(target)
+            .await
+            .map_err(|e| anyhow!("{ep}: {e}"))?;
+        let stream = tokio::time::timeout(stall, client.snapshot())
+            .await
+            .map_err(|_| anyhow!("{ep}: no answer to the snapshot request within {stall:?}"))?
+            .map_err(|e| {
+                anyhow!(
+                    "{ep}: {}",
+                    connector.explain(target, crate::client::classify_etcd(&e))
+                )
+            })?;
+        Ok(SnapshotStream {
+            connector,
+            target,
+            stall,
+            stream,
+        })
+    }
+
+    async fn next(&mut self) -> Result<Option<etcd_client::SnapshotResponse>> {
+        let ep = &self.target.endpoint;
+        tokio::time::timeout(self.stall, self.stream.message())
             .await
             .map_err(|_| {
                 anyhow!(
                     "{ep}: the snapshot stream stalled: no data for {:?} (--stall-timeout)",
-                    opts.stall_timeout
+                    self.stall
                 )
             })?
             .map_err(|e| {
                 anyhow!(
                     "{ep}: the snapshot stream broke: {}",
-                    connector.explain(target, crate::client::classify_etcd(&e))
+                    self.connector
+                        .explain(self.target, crate::client::classify_etcd(&e))
                 )
-            })?;
-        let Some(message) = message else { break };
-        let blob = message.blob();
-        sink.write(blob)?;
-        check.feed(blob);
-        progress.update(check.total, message.remaining_bytes(), blob.len());
+            })
     }
-    progress.finish();
-    let size = check.total;
-    check.verify().map_err(|e| anyhow!("{ep}: {e}"))?;
-    sink.flush()?;
+}
 
-    let mut report = SaveReport {
-        file: opts.file.display().to_string(),
-        endpoint: ep.clone(),
-        member_id: String::new(),
+/// Where the save started from: the endpoint, its status and the member list.
+struct Origin {
+    target: Target,
+    status: EndpointStatus,
+    members: Vec<meta::Member>,
+    /// The member name of the endpoint (for generated names).
+    node: String,
+    /// Unix seconds when the save began.
+    started: i64,
+}
+
+impl Origin {
+    fn metadata(&self, name: &str, digests: &Digests, encoding: &Encoding) -> Metadata {
+        Metadata {
+            format: meta::FORMAT.to_string(),
+            name: name.to_string(),
+            created: rfc3339(self.started),
+            db_sha256: hex(&digests.plain_sha256),
+            db_size: digests.plain_len,
+            object_sha256: hex(&digests.object_sha256),
+            object_size: digests.object_len,
+            revision: self.status.revision,
+            etcd_version: self.status.version.clone(),
+            cluster_id: hex_id(self.status.cluster_id),
+            member_id: hex_id(self.status.member_id),
+            members: self.members.clone(),
+            compression: encoding.zstd_level.map(|_| "zstd".to_string()),
+            compression_level: encoding.zstd_level,
+            encryption: (!encoding.recipients.is_empty()).then(|| "age".to_string()),
+            recipients: encoding.recipients.iter().map(|r| r.text.clone()).collect(),
+            etcdops_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+async fn origin(connector: &Connector, target: Target, status: EndpointStatus) -> Origin {
+    let members = match member_list(connector, std::slice::from_ref(&target)).await {
+        Ok((_, list)) => list
+            .members()
+            .iter()
+            .map(|m| meta::Member {
+                id: hex_id(m.id()),
+                name: m.name().to_string(),
+                peer_urls: m.peer_urls().to_vec(),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let own_id = hex_id(status.member_id);
+    let node = members
+        .iter()
+        .find(|m| m.id == own_id && !m.name.is_empty())
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|| format!("member-{own_id}"));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Origin {
+        target,
+        status,
+        members,
+        node,
+        started,
+    }
+}
+
+fn encoding(opts: &SaveSettings) -> Result<Encoding> {
+    let mut recipients = Vec::new();
+    for r in &opts.encrypt_to {
+        recipients.extend(parse_recipients(r)?);
+    }
+    Ok(Encoding {
+        zstd_level: opts.compress,
+        recipients,
+    })
+}
+
+fn empty_report(file: String, origin: &Origin) -> SaveReport {
+    SaveReport {
+        file,
+        endpoint: origin.target.endpoint.clone(),
+        member_id: hex_id(origin.status.member_id),
         chosen_as: "",
-        size,
+        size: 0,
         sha256: "verified",
         revision: None,
         hash: None,
         total_key: None,
+        compression: None,
+        encrypted: false,
+        object_size: None,
+        aborted_uploads: Vec::new(),
+        pruned: Vec::new(),
         took: String::new(),
+    }
+}
+
+/// FILE, DIR/ or stdout.
+async fn save_local(
+    connector: &Connector,
+    origin: &Origin,
+    opts: &SaveSettings,
+) -> Result<SaveReport> {
+    let encoding = encoding(opts)?;
+    let (dest, name) = match &opts.dest {
+        SaveDest::Stdout => (None, None),
+        SaveDest::File(p) => (Some(p.clone()), None),
+        SaveDest::Dir(d) => {
+            let name = meta::generate(&origin.node, origin.started, encoding.suffix());
+            (Some(d.join(&name)), Some(name))
+        }
+        SaveDest::S3 { .. } => bail!("not a local destination"),
     };
-    if let Some(part) = sink.temp_path() {
+    let mut report = empty_report(
+        dest.as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "-".to_string()),
+        origin,
+    );
+    let temp = match &dest {
+        Some(d) => {
+            if d.is_dir() {
+                bail!(
+                    "{} is a directory (write DIR/ for a generated name inside it)",
+                    d.display()
+                );
+            }
+            crate::fsutil::clean_stale(&crate::fsutil::parent_dir(d));
+            Some(TempFile::beside(d, 0o600)?)
+        }
+        None => None,
+    };
+    let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
+    let mut check = TrailerCheck::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let stdout = std::io::stdout();
+    let mut file = match temp {
+        Some(t) => Some(Encoder::new(
+            BufWriter::with_capacity(WRITE_BUFFER, t),
+            &encoding,
+        )?),
+        None => None,
+    };
+    while let Some(message) = stream.next().await? {
+        let blob = message.blob();
+        match &mut file {
+            Some(f) => f
+                .write_all(blob)
+                .map_err(|e| write_failed(e, dest.as_deref()))?,
+            None => stdout.lock().write_all(blob).map_err(stdout_failed)?,
+        }
+        check.feed(blob);
+        progress.update(check.total, message.remaining_bytes(), blob.len());
+    }
+    progress.finish();
+    report.size = check.total;
+    check
+        .verify()
+        .map_err(|e| anyhow!("{}: {e}", origin.target.endpoint))?;
+    let (Some(file), Some(dest)) = (file, dest) else {
+        stdout.lock().flush().map_err(stdout_failed)?;
+        return Ok(report);
+    };
+    let (buffered, digests) = file.finish().map_err(|e| write_failed(e, Some(&dest)))?;
+    let temp = buffered
+        .into_inner()
+        .map_err(|e| write_failed(std::io::Error::other(e.error().to_string()), Some(&dest)))?;
+    if encoding.is_plain() {
         // Read the file back before it replaces anything: it must be a database we can read.
+        let part = temp.path();
         let src =
             FileSource::open(part).with_context(|| format!("reading back {}", part.display()))?;
         let checks = Checks {
@@ -353,8 +494,293 @@ async fn stream_to_file(
         report.hash = Some(status.hash);
         report.total_key = Some(status.total_key);
     }
-    sink.commit(&opts.file)?;
+    temp.commit(&dest)?;
+    report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
+    report.encrypted = !encoding.recipients.is_empty();
+    report.object_size = (!encoding.is_plain()).then_some(digests.object_len);
+    if let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) {
+        let store = Store::Dir(dir.clone());
+        store
+            .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))
+            .await?;
+        if let Some(policy) = &opts.keep {
+            report.pruned = prune_after_save(&store, policy).await?;
+        }
+    }
     Ok(report)
+}
+
+fn write_failed(e: std::io::Error, dest: Option<&Path>) -> anyhow::Error {
+    match dest {
+        Some(d) => anyhow!("writing {}: {e}", d.display()),
+        None => anyhow!("writing: {e}"),
+    }
+}
+
+async fn prune_after_save(store: &Store, policy: &Policy) -> Result<Vec<String>> {
+    let plan = prune::plan(store, policy).await?;
+    prune::apply(store, &plan).await?;
+    Ok(plan.deleted().map(|b| store.url(&b.name)).collect())
+}
+
+/// One multipart upload.
+struct UploadRef {
+    s3: Arc<S3>,
+    bucket: String,
+    key: String,
+    upload_id: String,
+}
+
+/// An upload in progress, for aborting it when the save fails or is interrupted.
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<Option<UploadRef>>>);
+
+impl Pending {
+    fn set(&self, v: Option<UploadRef>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Abort the upload if one is pending; say so when that fails too.
+    async fn abort(&self) {
+        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(UploadRef {
+            s3,
+            bucket,
+            key,
+            upload_id,
+        }) = taken
+        {
+            let aborted = tokio::time::timeout(
+                Duration::from_secs(15),
+                s3.abort_multipart(&bucket, &key, &upload_id),
+            )
+            .await;
+            if !matches!(aborted, Ok(Ok(()))) {
+                eprintln!("etcdops: the incomplete upload of s3://{bucket}/{key} could not be aborted now; the next save to this prefix aborts it");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Parts {
+    filling: Vec<u8>,
+    ready: Vec<Vec<u8>>,
+}
+
+/// Bytes the encoder wrote, cut into parts of `part_size`.
+#[derive(Clone)]
+struct PartSink(Arc<Mutex<Parts>>, usize);
+
+impl PartSink {
+    fn new(part_size: usize) -> PartSink {
+        PartSink(Arc::new(Mutex::new(Parts::default())), part_size)
+    }
+
+    fn parts(&self) -> std::sync::MutexGuard<'_, Parts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_ready(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.parts().ready)
+    }
+
+    fn take_rest(&self) -> Vec<u8> {
+        std::mem::take(&mut self.parts().filling)
+    }
+}
+
+impl Write for PartSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let size = self.1;
+        let mut g = self.parts();
+        if g.filling.capacity() == 0 {
+            g.filling.reserve_exact(size);
+        }
+        let n = (size - g.filling.len()).min(buf.len());
+        g.filling.extend_from_slice(&buf[..n]);
+        if g.filling.len() == size {
+            let full = std::mem::take(&mut g.filling);
+            g.ready.push(full);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Parts in flight, at most [`PARTS_IN_FLIGHT`].
+struct Uploader {
+    s3: Arc<S3>,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    next: u32,
+    inflight: JoinSet<Result<(u32, String)>>,
+    done: Vec<(u32, String)>,
+}
+
+impl Uploader {
+    async fn submit(&mut self, part: Vec<u8>) -> Result<()> {
+        while self.inflight.len() >= PARTS_IN_FLIGHT {
+            self.reap_one().await?;
+        }
+        self.next += 1;
+        if self.next > MAX_PARTS {
+            bail!("the snapshot needs more than {MAX_PARTS} parts of {PART_SIZE} bytes");
+        }
+        let (s3, bucket, key, id, n) = (
+            self.s3.clone(),
+            self.bucket.clone(),
+            self.key.clone(),
+            self.upload_id.clone(),
+            self.next,
+        );
+        self.inflight.spawn(async move {
+            let etag = s3
+                .upload_part(&bucket, &key, &id, n, Bytes::from(part))
+                .await?;
+            Ok((n, etag))
+        });
+        Ok(())
+    }
+
+    async fn reap_one(&mut self) -> Result<()> {
+        if let Some(joined) = self.inflight.join_next().await {
+            let part = joined.map_err(|e| anyhow!("a part upload failed: {e}"))??;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Vec<(u32, String)>> {
+        while !self.inflight.is_empty() {
+            self.reap_one().await?;
+        }
+        self.done.sort_by_key(|(n, _)| *n);
+        Ok(self.done)
+    }
+}
+
+/// s3://BUCKET/PREFIX/: stream through sha256 (+ zstd, + age) into a multipart upload, complete
+/// it only once the trailer is verified, then write the sidecar.
+async fn save_s3(
+    connector: &Connector,
+    origin: &Origin,
+    opts: &SaveSettings,
+    pending: &Pending,
+) -> Result<SaveReport> {
+    let SaveDest::S3 { bucket, prefix } = &opts.dest else {
+        bail!("not an s3:// destination");
+    };
+    let encoding = encoding(opts)?;
+    let name = meta::generate(&origin.node, origin.started, encoding.suffix());
+    let key = format!("{prefix}{name}");
+    let s3 = Arc::new(S3::connect(&opts.s3).await?);
+    s3.check_bucket(bucket).await?;
+    let mut report = empty_report(format!("s3://{bucket}/{key}"), origin);
+    report.aborted_uploads = abort_stale(&s3, bucket, prefix, origin).await;
+
+    let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
+    let upload_id = s3.create_multipart(bucket, &key).await?;
+    pending.set(Some(UploadRef {
+        s3: s3.clone(),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+    }));
+    let sink = PartSink::new(PART_SIZE);
+    let mut encoder = Encoder::new(sink.clone(), &encoding)?;
+    let mut uploader = Uploader {
+        s3: s3.clone(),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+        next: 0,
+        inflight: JoinSet::new(),
+        done: Vec::new(),
+    };
+    let mut check = TrailerCheck::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    while let Some(message) = stream.next().await? {
+        let blob = message.blob();
+        encoder.write_all(blob).context("encoding the snapshot")?;
+        check.feed(blob);
+        progress.update(check.total, message.remaining_bytes(), blob.len());
+        for part in sink.take_ready() {
+            uploader.submit(part).await?;
+        }
+    }
+    progress.finish();
+    report.size = check.total;
+    check
+        .verify()
+        .map_err(|e| anyhow!("{}: {e}", origin.target.endpoint))?;
+    let (_, digests) = encoder.finish().context("encoding the snapshot")?;
+    for part in sink.take_ready() {
+        uploader.submit(part).await?;
+    }
+    let rest = sink.take_rest();
+    if !rest.is_empty() || uploader.next == 0 {
+        uploader.submit(rest).await?;
+    }
+    let parts = uploader.finish().await?;
+    s3.complete_multipart(bucket, &key, &upload_id, &parts)
+        .await?;
+    pending.set(None);
+    let store = Store::S3 {
+        s3: Box::new(S3::connect(&opts.s3).await?),
+        bucket: bucket.clone(),
+        prefix: prefix.clone(),
+    };
+    if let Err(e) = store
+        .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))
+        .await
+    {
+        // Without its sidecar the object is never trusted; do not leave it looking like one.
+        let _ = s3.delete_object(bucket, &key).await;
+        return Err(e.context(format!("writing the metadata of s3://{bucket}/{key}")));
+    }
+    report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
+    report.encrypted = !encoding.recipients.is_empty();
+    report.object_size = Some(digests.object_len);
+    report.revision = Some(origin.status.revision);
+    if let Some(policy) = &opts.keep {
+        report.pruned = prune_after_save(&store, policy).await?;
+    }
+    Ok(report)
+}
+
+/// Abort multipart uploads of ours that no save will complete: this node's from before now,
+/// any node's older than a day. Returns the keys aborted; failures only warn.
+async fn abort_stale(s3: &S3, bucket: &str, prefix: &str, origin: &Origin) -> Vec<String> {
+    let uploads = match s3.list_multipart(bucket, prefix).await {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("etcdops: warning: cannot list incomplete uploads under s3://{bucket}/{prefix}: {e:#}");
+            return Vec::new();
+        }
+    };
+    let mut aborted = Vec::new();
+    for u in uploads {
+        let Some(name) = u.key.strip_prefix(prefix).and_then(meta::parse_name) else {
+            continue;
+        };
+        let initiated = parse_rfc3339(&u.initiated).unwrap_or(i64::MAX);
+        let stale = (name.node == origin.node && initiated <= origin.started)
+            || initiated < origin.started - STALE_UPLOAD_AGE;
+        if stale
+            && s3
+                .abort_multipart(bucket, &u.key, &u.upload_id)
+                .await
+                .is_ok()
+        {
+            aborted.push(format!("s3://{bucket}/{}", u.key));
+        }
+    }
+    aborted
 }
 
 /// Bytes, rate and percent on stderr, only when it is a terminal.

@@ -8,21 +8,23 @@ use crate::bolt::FileSource;
 use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
 use crate::exit::Outcome;
 use crate::output::Report;
+use crate::remote::source;
 use crate::settings::SnapshotStatusSettings;
 use crate::units::humanize_bytes;
 
 pub fn run(settings: &SnapshotStatusSettings) -> Result<(SnapshotStatus, Outcome)> {
-    let path = settings.file.as_path();
+    // Compressed, encrypted and remote snapshots are decoded into a temporary first.
+    let plain = source::open(&settings.source, &std::env::temp_dir())?;
+    let shown = settings.source.location.to_string();
     let checks = Checks {
         integrity: settings.integrity,
         hash: settings.hash,
     };
-    let src = FileSource::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let status = status(&src, checks).with_context(|| format!("snapshot {}", path.display()))?;
+    let src = FileSource::open(&plain.path).with_context(|| format!("reading {shown}"))?;
+    let status = status(&src, checks).with_context(|| format!("snapshot {shown}"))?;
     let outcome = match status.trailer {
         Trailer::Mismatch => Outcome::Bad(format!(
-            "snapshot {} fails verification: its sha256 trailer does not match the database",
-            path.display()
+            "snapshot {shown} fails verification: its sha256 trailer does not match the database"
         )),
         _ => Outcome::Ok,
     };

@@ -1,0 +1,266 @@
+//! `etcdops schedule print systemd|cronjob [--every D|--on-calendar SPEC] -- SAVE-ARGS`: the
+//! files that run `etcdops snapshot save SAVE-ARGS` on a schedule.
+//!
+//! - systemd: `etcdops-snapshot.service` (oneshot, credentials from an `EnvironmentFile` kept
+//!   at mode 0600, idle I/O priority) and `etcdops-snapshot.timer` (`Persistent=true` so a
+//!   missed run happens at boot, `RandomizedDelaySec` so nodes do not all save at once).
+//!   `--dir DIR` writes the two files there instead of printing them.
+//! - cronjob: a Kubernetes CronJob for a kubeadm control plane: host network (etcd listens on
+//!   the node's loopback), the control-plane node selector and toleration, the etcd PKI and the
+//!   manifests directory mounted read-only from the host, `concurrencyPolicy: Forbid`, S3
+//!   credentials from a Secret.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::cli::ScheduleKind;
+use crate::settings::ScheduleSettings;
+
+pub const SERVICE: &str = "etcdops-snapshot.service";
+pub const TIMER: &str = "etcdops-snapshot.timer";
+pub const ENV_FILE: &str = "/etc/etcdops/backup.env";
+pub const SECRET: &str = "etcdops-backup-credentials";
+
+/// The files, as (name, contents).
+pub fn render(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
+    match s.kind {
+        ScheduleKind::Systemd => systemd(s),
+        ScheduleKind::Cronjob => Ok(vec![("etcdops-snapshot-cronjob.yaml".into(), cronjob(s)?)]),
+    }
+}
+
+/// Print the files, or write them into `dir` (0644, atomically).
+pub fn run(s: &ScheduleSettings, dir: Option<&Path>) -> Result<String> {
+    let files = render(s)?;
+    match dir {
+        None => Ok(files
+            .iter()
+            .map(|(name, text)| format!("# {name}\n{text}"))
+            .collect::<Vec<_>>()
+            .join("\n")),
+        Some(dir) => {
+            let mut out = String::new();
+            for (name, text) in &files {
+                let path = dir.join(name);
+                crate::fsutil::write_atomic(&path, text.as_bytes(), None)?;
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
+                )
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
+                out.push_str(&format!("wrote {}\n", path.display()));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn systemd(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| "/usr/local/bin/etcdops".to_string());
+    let mut exec = vec![exe, "snapshot".into(), "save".into()];
+    exec.extend(s.save_args.iter().cloned());
+    let exec: Vec<String> = exec.iter().map(|a| systemd_quote(a)).collect();
+    let (calendar, delay) = match (&s.on_calendar, s.every) {
+        (Some(spec), _) => (spec.clone(), Duration::from_secs(300)),
+        (None, every) => {
+            let every = every.unwrap_or(Duration::from_secs(3600));
+            (
+                on_calendar(every)?,
+                (every / 10).min(Duration::from_secs(900)),
+            )
+        }
+    };
+    if calendar.contains(['\n', '\r']) {
+        bail!("--on-calendar must be one line");
+    }
+    let service = format!(
+        "[Unit]
+Description=etcd snapshot (etcdops snapshot save)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+# S3 credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...), one per line. Keep this
+# file at mode 0600, owned by root: it holds secrets.
+EnvironmentFile=-{ENV_FILE}
+ExecStart={}
+UMask=0077
+Nice=10
+IOSchedulingClass=idle
+PrivateTmp=true
+NoNewPrivileges=true
+",
+        exec.join(" ")
+    );
+    let timer = format!(
+        "[Unit]
+Description=Run {SERVICE} on a schedule
+
+[Timer]
+OnCalendar={calendar}
+Persistent=true
+RandomizedDelaySec={}
+Unit={SERVICE}
+
+[Install]
+WantedBy=timers.target
+",
+        delay.as_secs().max(1)
+    );
+    Ok(vec![(SERVICE.into(), service), (TIMER.into(), timer)])
+}
+
+/// An interval as a systemd calendar spec: it must divide an hour or a day, or be a week.
+fn on_calendar(every: Duration) -> Result<String> {
+    let secs = every.as_secs();
+    Ok(match secs {
+        s if (60..3600).contains(&s) && s % 60 == 0 && 3600 % s == 0 => {
+            format!("*-*-* *:00/{}:00", s / 60)
+        }
+        3600 => "hourly".to_string(),
+        s if s > 3600 && s < 86400 && s % 3600 == 0 && 86400 % s == 0 => {
+            format!("*-*-* 00/{}:00:00", s / 3600)
+        }
+        86400 => "daily".to_string(),
+        604800 => "weekly".to_string(),
+        _ => bail!(
+            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h, or give --on-calendar",
+            crate::units::go_duration(every)
+        ),
+    })
+}
+
+/// An interval as a cron schedule.
+fn cron(every: Duration) -> Result<String> {
+    let secs = every.as_secs();
+    Ok(match secs {
+        s if (60..3600).contains(&s) && s % 60 == 0 && 3600 % s == 0 => {
+            format!("*/{} * * * *", s / 60)
+        }
+        3600 => "0 * * * *".to_string(),
+        s if s > 3600 && s < 86400 && s % 3600 == 0 && 86400 % s == 0 => {
+            format!("0 */{} * * *", s / 3600)
+        }
+        86400 => "0 0 * * *".to_string(),
+        604800 => "0 0 * * 0".to_string(),
+        _ => bail!(
+            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h",
+            crate::units::go_duration(every)
+        ),
+    })
+}
+
+fn cronjob(s: &ScheduleSettings) -> Result<String> {
+    match s.save_args.first() {
+        Some(dest) if dest.starts_with("s3://") => {}
+        _ => bail!("a CronJob's pod keeps no local files: give an s3://BUCKET/PREFIX/ destination as the first save argument"),
+    }
+    let schedule = cron(s.every.unwrap_or(Duration::from_secs(3600)))?;
+    let mut args = vec!["snapshot".to_string(), "save".to_string()];
+    args.extend(s.save_args.iter().cloned());
+    let pki = "/etc/kubernetes/pki/etcd";
+    let manifests = "/etc/kubernetes/manifests";
+    let doc = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "etcdops-snapshot", "namespace": "kube-system"},
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 3600,
+                "template": {"spec": {
+                    "hostNetwork": true,
+                    "restartPolicy": "Never",
+                    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+                    "tolerations": [{
+                        "key": "node-role.kubernetes.io/control-plane",
+                        "operator": "Exists",
+                        "effect": "NoSchedule"
+                    }],
+                    "containers": [{
+                        "name": "etcdops",
+                        "image": s.image,
+                        "args": args,
+                        "envFrom": [{"secretRef": {"name": SECRET}}],
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true},
+                        "volumeMounts": [
+                            {"name": "etcd-pki", "mountPath": pki, "readOnly": true},
+                            {"name": "manifests", "mountPath": manifests, "readOnly": true},
+                            {"name": "tmp", "mountPath": "/tmp"}
+                        ]
+                    }],
+                    "volumes": [
+                        {"name": "etcd-pki", "hostPath": {"path": pki, "type": "Directory"}},
+                        {"name": "manifests", "hostPath": {"path": manifests, "type": "Directory"}},
+                        {"name": "tmp", "emptyDir": {}}
+                    ]
+                }}
+            }}
+        }
+    });
+    serde_yaml_ng::to_string(&doc).context("rendering the CronJob")
+}
+
+/// One word of `ExecStart=`: quoted when needed, `%` and `$` escaped (systemd expands both).
+fn systemd_quote(arg: &str) -> String {
+    let escaped = arg.replace('%', "%%").replace('$', "$$");
+    let plain = !escaped.is_empty()
+        && escaped
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+%$".contains(&b));
+    if plain {
+        return escaped;
+    }
+    let mut out = String::from("\"");
+    for c in escaped.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        assert_eq!(on_calendar(m(15)).unwrap(), "*-*-* *:00/15:00");
+        assert_eq!(on_calendar(m(60)).unwrap(), "hourly");
+        assert_eq!(on_calendar(m(360)).unwrap(), "*-*-* 00/6:00:00");
+        assert_eq!(on_calendar(m(1440)).unwrap(), "daily");
+        assert!(on_calendar(m(7)).is_err());
+        assert!(on_calendar(Duration::from_secs(30)).is_err());
+        assert_eq!(cron(m(15)).unwrap(), "*/15 * * * *");
+        assert_eq!(cron(m(360)).unwrap(), "0 */6 * * *");
+        assert!(cron(m(90)).is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(systemd_quote("s3://b/p/"), "s3://b/p/");
+        assert_eq!(systemd_quote("a b"), "\"a b\"");
+        assert_eq!(systemd_quote("100%"), "100%%");
+        assert_eq!(systemd_quote("$HOME x"), "\"$$HOME x\"");
+        assert_eq!(systemd_quote("q\"\\"), "\"q\\\"\\\\\"");
+    }
+}

@@ -1,0 +1,90 @@
+//! `etcdops snapshot prune DIR/|s3://… --keep-…`: delete what no retention rule keeps, saying
+//! which rule kept each of the rest (remote/prune.rs decides; this file reports).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::output::{escape, Report};
+use crate::remote::prune::{self, Action};
+use crate::remote::store::Store;
+use crate::settings::PruneSettings;
+use crate::units::rfc3339;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneLine {
+    pub name: String,
+    pub time: String,
+    /// `keep`, `delete` (`would delete` in a dry run) or `skip`.
+    pub action: &'static str,
+    /// The rules that keep it, or why it is skipped.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub location: String,
+    #[serde(rename = "dryRun")]
+    pub dry_run: bool,
+    pub snapshots: Vec<PruneLine>,
+}
+
+pub async fn run(settings: &PruneSettings) -> Result<PruneReport> {
+    let store = Store::open(&settings.store.location, &settings.store.s3).await?;
+    let plan = prune::plan(&store, &settings.policy).await?;
+    if !settings.dry_run {
+        prune::apply(&store, &plan).await?;
+    }
+    let snapshots = plan
+        .entries
+        .iter()
+        .map(|e| {
+            let (action, why) = match &e.action {
+                Action::Keep(rules) => ("keep", rules.join(", ")),
+                Action::Delete if settings.dry_run => ("would delete", "no rule keeps it".into()),
+                Action::Delete => ("delete", "no rule keeps it".into()),
+                Action::Skip(why) => ("skip", why.clone()),
+            };
+            PruneLine {
+                name: e.backup.name.clone(),
+                time: rfc3339(e.backup.parsed.time),
+                action,
+                why,
+            }
+        })
+        .collect();
+    Ok(PruneReport {
+        location: settings.store.location.to_string(),
+        dry_run: settings.dry_run,
+        snapshots,
+    })
+}
+
+impl Report for PruneReport {
+    fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        (
+            vec!["NAME", "TIME", "ACTION", "WHY"],
+            self.snapshots
+                .iter()
+                .map(|s| {
+                    vec![
+                        escape(&s.name),
+                        s.time.clone(),
+                        s.action.to_string(),
+                        escape(&s.why),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn simple(&self) -> Vec<String> {
+        self.snapshots
+            .iter()
+            .map(|s| format!("{} {} ({})", s.action, escape(&s.name), escape(&s.why)))
+            .collect()
+    }
+}

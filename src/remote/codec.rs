@@ -1,0 +1,549 @@
+//! The byte pipeline between a plain snapshot and what is stored: compress with zstd, then
+//! encrypt with age, hashing both ends. Standard formats only: `zstd -d` and the stock `age -d`
+//! open what [`Encoder`] writes; [`decoder`] recognises each layer by its magic bytes, not by
+//! the file name.
+//!
+//! ```text
+//! plain (db + sha256 trailer) ─sha256─▶ zstd frame ─▶ age v1 (X25519 / ssh-ed25519 / ssh-rsa) ─sha256─▶ object
+//! ```
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The first bytes of every age v1 file.
+pub const AGE_MAGIC: &[u8] = b"age-encryption.org/v1";
+/// A zstd frame's magic number, little-endian on disk.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Identity and recipient files are small.
+const MAX_KEY_FILE: u64 = 1 << 20;
+
+/// One age recipient and the text it was given as (a public key: safe to print and store).
+pub struct Recipient {
+    pub text: String,
+    key: Box<dyn age::Recipient + Send + Sync>,
+}
+
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `--encrypt-to`: an `age1…` key, an `ssh-ed25519 …`/`ssh-rsa …` public key, or a file holding
+/// such lines (as `age -R`).
+pub fn parse_recipients(arg: &str) -> Result<Vec<Recipient>> {
+    let arg = arg.trim();
+    if arg.starts_with("age1") || arg.starts_with("ssh-") {
+        return Ok(vec![parse_recipient(arg)?]);
+    }
+    let path = Path::new(arg);
+    if !path.is_file() {
+        bail!("--encrypt-to {arg:?} is neither an age public key (age1…), an ssh-ed25519/ssh-rsa public key, nor a file of them");
+    }
+    let text = read_key_file(path)?;
+    let found: Vec<Recipient> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(parse_recipient)
+        .collect::<Result<_>>()
+        .with_context(|| format!("recipients file {}", path.display()))?;
+    if found.is_empty() {
+        bail!("recipients file {} holds no recipient", path.display());
+    }
+    Ok(found)
+}
+
+fn parse_recipient(text: &str) -> Result<Recipient> {
+    let key: Box<dyn age::Recipient + Send + Sync> = if text.starts_with("age1") {
+        Box::new(
+            text.parse::<age::x25519::Recipient>()
+                .map_err(|e| anyhow!("{text:?} is not a valid age public key: {e}"))?,
+        )
+    } else {
+        Box::new(text.parse::<age::ssh::Recipient>().map_err(|_| {
+            anyhow!(
+                "{:?} is not a supported ssh public key (ssh-ed25519 or ssh-rsa)",
+                short(text)
+            )
+        })?)
+    };
+    Ok(Recipient {
+        text: text.to_string(),
+        key,
+    })
+}
+
+fn short(s: &str) -> String {
+    let s: String = s.chars().take(40).collect();
+    crate::output::escape(&s)
+}
+
+fn read_key_file(path: &Path) -> Result<String> {
+    let file =
+        crate::fsutil::open_regular(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {} (it must be a text key file)", path.display()))?;
+    Ok(text)
+}
+
+/// Secret keys to decrypt with, from `--identity` files: age identity files
+/// (`AGE-SECRET-KEY-1…`) or unencrypted OpenSSH ed25519/RSA private keys. Never printed.
+pub struct Identities {
+    keys: Vec<Box<dyn age::Identity>>,
+    files: Vec<String>,
+}
+
+impl Identities {
+    pub fn none() -> Identities {
+        Identities {
+            keys: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    pub fn load(paths: &[std::path::PathBuf]) -> Result<Identities> {
+        let mut ids = Identities::none();
+        for path in paths {
+            let text = read_key_file(path)?;
+            let name = path.display().to_string();
+            if text.contains("AGE-SECRET-KEY-") {
+                let file = age::IdentityFile::from_buffer(text.as_bytes())
+                    .map_err(|_| anyhow!("--identity {name}: not a valid age identity file"))?;
+                let keys = file
+                    .into_identities()
+                    .map_err(|_| anyhow!("--identity {name}: holds an identity etcdops cannot use (plugins are not supported)"))?;
+                ids.keys.extend(keys);
+            } else if text.contains("PRIVATE KEY-----") {
+                match age::ssh::Identity::from_buffer(text.as_bytes(), Some(name.clone())) {
+                    Ok(age::ssh::Identity::Unencrypted(k)) => {
+                        ids.keys.push(Box::new(age::ssh::Identity::Unencrypted(k)))
+                    }
+                    Ok(age::ssh::Identity::Encrypted(_)) => bail!(
+                        "--identity {name}: the ssh key is passphrase-protected; etcdops runs unattended and reads only unencrypted keys (keep it 0600, or use an age identity)"
+                    ),
+                    _ => bail!("--identity {name}: an ssh key type age cannot decrypt with (use ssh-ed25519 or ssh-rsa)"),
+                }
+            } else {
+                bail!("--identity {name}: neither an age identity file (AGE-SECRET-KEY-1…) nor an OpenSSH private key");
+            }
+            ids.files.push(name);
+        }
+        Ok(ids)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What went through an encoder or decoder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digests {
+    pub plain_sha256: [u8; 32],
+    pub plain_len: u64,
+    pub object_sha256: [u8; 32],
+    pub object_len: u64,
+}
+
+/// How to encode: zstd level (if any), age recipients (if any).
+#[derive(Debug, Default)]
+pub struct Encoding {
+    pub zstd_level: Option<i32>,
+    pub recipients: Vec<Recipient>,
+}
+
+impl Encoding {
+    /// The suffix the stored name gets after `.db`.
+    pub fn suffix(&self) -> &'static str {
+        match (self.zstd_level.is_some(), !self.recipients.is_empty()) {
+            (false, false) => "",
+            (true, false) => ".zst",
+            (false, true) => ".age",
+            (true, true) => ".zst.age",
+        }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.zstd_level.is_none() && self.recipients.is_empty()
+    }
+}
+
+struct Counting<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Stage<W: Write> {
+    Plain(Counting<W>),
+    Zstd(zstd::stream::write::Encoder<'static, Counting<W>>),
+    Age(age::stream::StreamWriter<Counting<W>>),
+    ZstdAge(zstd::stream::write::Encoder<'static, age::stream::StreamWriter<Counting<W>>>),
+}
+
+/// A writer that takes the plain snapshot and writes the stored object into `W`.
+pub struct Encoder<W: Write> {
+    stage: Stage<W>,
+    plain: Sha256,
+    plain_len: u64,
+}
+
+impl<W: Write> Encoder<W> {
+    pub fn new(inner: W, encoding: &Encoding) -> Result<Encoder<W>> {
+        let counting = Counting {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let age_writer = |w: Counting<W>| -> Result<age::stream::StreamWriter<Counting<W>>> {
+            let encryptor = age::Encryptor::with_recipients(
+                encoding
+                    .recipients
+                    .iter()
+                    .map(|r| r.key.as_ref() as &dyn age::Recipient),
+            )
+            .map_err(|e| anyhow!("setting up encryption: {e}"))?;
+            encryptor.wrap_output(w).context("writing the age header")
+        };
+        let stage = match (encoding.zstd_level, encoding.recipients.is_empty()) {
+            (None, true) => Stage::Plain(counting),
+            (Some(level), true) => Stage::Zstd(zstd_writer(counting, level)?),
+            (None, false) => Stage::Age(age_writer(counting)?),
+            (Some(level), false) => Stage::ZstdAge(zstd_writer(age_writer(counting)?, level)?),
+        };
+        Ok(Encoder {
+            stage,
+            plain: Sha256::new(),
+            plain_len: 0,
+        })
+    }
+
+    /// Close every layer (zstd frame end, age final chunk) and return the sink with the digests.
+    pub fn finish(self) -> io::Result<(W, Digests)> {
+        let counting = match self.stage {
+            Stage::Plain(c) => c,
+            Stage::Zstd(z) => z.finish()?,
+            Stage::Age(a) => a.finish()?,
+            Stage::ZstdAge(z) => z.finish()?.finish()?,
+        };
+        let digests = Digests {
+            plain_sha256: self.plain.finalize().into(),
+            plain_len: self.plain_len,
+            object_sha256: counting.hasher.finalize().into(),
+            object_len: counting.len,
+        };
+        Ok((counting.inner, digests))
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.stage {
+            Stage::Plain(w) => w.write(buf)?,
+            Stage::Zstd(w) => w.write(buf)?,
+            Stage::Age(w) => w.write(buf)?,
+            Stage::ZstdAge(w) => w.write(buf)?,
+        };
+        self.plain.update(&buf[..n]);
+        self.plain_len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.stage {
+            Stage::Plain(w) => w.flush(),
+            Stage::Zstd(w) => w.flush(),
+            Stage::Age(w) => w.flush(),
+            Stage::ZstdAge(w) => w.flush(),
+        }
+    }
+}
+
+/// The object's hash and length, filled in as the decoder reads.
+#[derive(Clone, Default)]
+pub struct ObjectHash(Arc<Mutex<(Sha256, u64)>>);
+
+impl ObjectHash {
+    pub fn finish(&self) -> ([u8; 32], u64) {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.0.clone().finalize().into(), guard.1)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hash: ObjectHash,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut guard = self.hash.0.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.update(&buf[..n]);
+        guard.1 += n as u64;
+        Ok(n)
+    }
+}
+
+/// Which layers a stored object had.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layers {
+    pub encrypted: bool,
+    pub compressed: bool,
+}
+
+/// Wrap `raw` (the stored object) in the layers it starts with; the result reads the plain
+/// snapshot. `what` names the object in errors.
+pub fn decoder<R: Read + Send + 'static>(
+    raw: R,
+    identities: &Identities,
+    what: &str,
+) -> Result<(Box<dyn Read + Send>, Layers, ObjectHash)> {
+    let hash = ObjectHash::default();
+    let mut outer = BufReader::with_capacity(
+        1 << 20,
+        HashingReader {
+            inner: raw,
+            hash: hash.clone(),
+        },
+    );
+    let mut layers = Layers::default();
+    let head = outer
+        .fill_buf()
+        .with_context(|| format!("reading {what}"))?
+        .to_vec();
+    let inner: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
+        layers.encrypted = true;
+        if identities.is_empty() {
+            return Err(crate::exit::Hinted {
+                error: anyhow!("{what} is encrypted with age"),
+                hint: "pass the secret key that matches one of its recipients with --identity FILE"
+                    .to_string(),
+            }
+            .into());
+        }
+        let decryptor = age::Decryptor::new_buffered(outer)
+            .map_err(|e| anyhow!("{what}: not a readable age file: {e}"))?;
+        let reader = decryptor
+            .decrypt(
+                identities
+                    .keys
+                    .iter()
+                    .map(|k| k.as_ref() as &dyn age::Identity),
+            )
+            .map_err(|e| match e {
+                age::DecryptError::NoMatchingKeys => anyhow!(
+                    "{what}: none of the --identity keys ({}) is a recipient of this snapshot",
+                    identities.files.join(", ")
+                ),
+                other => anyhow!("{what}: cannot decrypt: {other}"),
+            })?;
+        Box::new(reader)
+    } else {
+        Box::new(outer)
+    };
+    let mut inner = BufReader::with_capacity(1 << 20, inner);
+    let head = inner
+        .fill_buf()
+        .map_err(|e| decode_error(e, what))?
+        .to_vec();
+    let plain: Box<dyn Read + Send> = if head.starts_with(&ZSTD_MAGIC) {
+        layers.compressed = true;
+        let mut z = zstd::stream::read::Decoder::with_buffer(inner)
+            .with_context(|| format!("{what}: setting up zstd"))?;
+        // A snapshot is at most a few GiB; a window past 128 MiB is not ours.
+        z.window_log_max(27)
+            .with_context(|| format!("{what}: setting up zstd"))?;
+        Box::new(DecodeErrors {
+            inner: z,
+            what: what.to_string(),
+        })
+    } else {
+        Box::new(DecodeErrors {
+            inner,
+            what: what.to_string(),
+        })
+    };
+    Ok((plain, layers, hash))
+}
+
+/// Name the object and the layer in read errors (age reports a bad chunk as InvalidData).
+struct DecodeErrors<R> {
+    inner: R,
+    what: String,
+}
+
+impl<R: Read> Read for DecodeErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), decode_error(e, &self.what).to_string()))
+    }
+}
+
+fn decode_error(e: io::Error, what: &str) -> anyhow::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            anyhow!("{what} is truncated (it ends inside a compressed or encrypted block)")
+        }
+        io::ErrorKind::InvalidData => anyhow!("{what} is corrupted: {e}"),
+        _ => anyhow!("reading {what}: {e}"),
+    }
+}
+
+fn zstd_writer<W: Write>(w: W, level: i32) -> Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut z =
+        zstd::stream::write::Encoder::new(w, level).context("setting up zstd compression")?;
+    // Frame checksums let `zstd -t` and our decoder catch corruption.
+    z.include_checksum(true)
+        .context("setting up zstd compression")?;
+    Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(encoding: &Encoding, ids: &Identities, data: &[u8]) -> (Vec<u8>, Layers, Digests) {
+        let mut enc = Encoder::new(Vec::new(), encoding).unwrap();
+        enc.write_all(data).unwrap();
+        let (object, digests) = enc.finish().unwrap();
+        assert_eq!(digests.object_len, object.len() as u64);
+        assert_eq!(
+            digests.object_sha256,
+            <[u8; 32]>::from(Sha256::digest(&object))
+        );
+        assert_eq!(digests.plain_sha256, <[u8; 32]>::from(Sha256::digest(data)));
+        let (mut r, layers, hash) =
+            decoder(std::io::Cursor::new(object.clone()), ids, "t").unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!(hash.finish(), (digests.object_sha256, digests.object_len));
+        (back, layers, digests)
+    }
+
+    #[test]
+    fn every_combination_round_trips() {
+        let secret = age::x25519::Identity::generate();
+        let public = secret.to_public().to_string();
+        let ids = Identities {
+            keys: vec![Box::new(secret)],
+            files: vec!["k".into()],
+        };
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for (zstd_level, encrypt) in [
+            (None, false),
+            (Some(3), false),
+            (None, true),
+            (Some(1), true),
+        ] {
+            let encoding = Encoding {
+                zstd_level,
+                recipients: if encrypt {
+                    parse_recipients(&public).unwrap()
+                } else {
+                    vec![]
+                },
+            };
+            let (back, layers, _) = roundtrip(&encoding, &ids, &data);
+            assert_eq!(back, data);
+            assert_eq!(
+                layers,
+                Layers {
+                    encrypted: encrypt,
+                    compressed: zstd_level.is_some()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_identity_truncation_and_corruption_are_errors() {
+        let secret = age::x25519::Identity::generate();
+        let other = age::x25519::Identity::generate();
+        let encoding = Encoding {
+            zstd_level: Some(3),
+            recipients: parse_recipients(&secret.to_public().to_string()).unwrap(),
+        };
+        let mut enc = Encoder::new(Vec::new(), &encoding).unwrap();
+        // Incompressible bytes, so that the object is long enough to cut into its body.
+        let mut x = 1u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        enc.write_all(&noise).unwrap();
+        let (object, _) = enc.finish().unwrap();
+        let wrong = Identities {
+            keys: vec![Box::new(other)],
+            files: vec!["other.key".into()],
+        };
+        let err = decoder(std::io::Cursor::new(object.clone()), &wrong, "obj")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("none of the --identity keys (other.key)"),
+            "{err}"
+        );
+        let err = decoder(
+            std::io::Cursor::new(object.clone()),
+            &Identities::none(),
+            "obj",
+        )
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("encrypted with age"), "{err}");
+        let right = Identities {
+            keys: vec![Box::new(secret)],
+            files: vec!["k".into()],
+        };
+        for bad in [object[..object.len() - 100].to_vec(), {
+            let mut o = object.clone();
+            let i = o.len() - 50;
+            o[i] ^= 1;
+            o
+        }] {
+            let (mut r, _, _) = decoder(std::io::Cursor::new(bad), &right, "obj").unwrap();
+            let mut sink = Vec::new();
+            assert!(r.read_to_end(&mut sink).is_err());
+        }
+    }
+
+    #[test]
+    fn recipients_are_checked() {
+        assert!(parse_recipients("age1notakey").is_err());
+        assert!(parse_recipients("ssh-dss AAAA").is_err());
+        let err = parse_recipients("/nonexistent/file")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("neither an age public key"), "{err}");
+    }
+}

@@ -1,0 +1,203 @@
+//! A directory or an S3 prefix holding generated snapshots and their sidecars: list them,
+//! read sidecars, delete — one interface, so `ls` and `prune` are the same code for both.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+
+use super::meta::{self, Metadata, Name, MAX_SIDECAR, SIDECAR_SUFFIX};
+use super::s3::{S3Settings, S3};
+use super::Location;
+
+pub enum Store {
+    Dir(PathBuf),
+    S3 {
+        s3: Box<S3>,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// One generated snapshot found in a store.
+#[derive(Debug)]
+pub struct Backup {
+    pub name: String,
+    pub size: u64,
+    pub parsed: Name,
+    /// The sidecar, or why it is not usable (missing, unreadable, describing another size).
+    pub meta: std::result::Result<Metadata, String>,
+}
+
+impl Backup {
+    /// Listed, prunable and restorable: the sidecar is there and agrees with the object's size.
+    pub fn verified(&self) -> bool {
+        self.meta.is_ok()
+    }
+}
+
+impl Store {
+    /// The store a DIR/ or s3:// prefix names (checking that the bucket is reachable).
+    pub async fn open(location: &Location, s3: &S3Settings) -> Result<Store> {
+        match location {
+            Location::Local(dir) => {
+                let meta = std::fs::metadata(dir)
+                    .with_context(|| format!("reading the directory {}", dir.display()))?;
+                if !meta.is_dir() {
+                    bail!("{} is not a directory", dir.display());
+                }
+                Ok(Store::Dir(dir.clone()))
+            }
+            Location::S3 { bucket, key } => {
+                let s3 = S3::connect(s3).await?;
+                s3.check_bucket(bucket).await?;
+                Ok(Store::S3 {
+                    s3: Box::new(s3),
+                    bucket: bucket.clone(),
+                    prefix: key.clone(),
+                })
+            }
+        }
+    }
+
+    /// The full name of `name` in this store, for messages.
+    pub fn url(&self, name: &str) -> String {
+        match self {
+            Store::Dir(d) => d.join(name).display().to_string(),
+            Store::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}{name}"),
+        }
+    }
+
+    /// Every object or file directly in the store: (name, size).
+    async fn entries(&self) -> Result<Vec<(String, u64)>> {
+        match self {
+            Store::Dir(dir) => {
+                let mut out = Vec::new();
+                let rd =
+                    std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+                for entry in rd {
+                    let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    // Regular files only: symlinks and directories are never ours.
+                    match entry.file_type() {
+                        Ok(t) if t.is_file() => {}
+                        _ => continue,
+                    }
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    out.push((name, size));
+                }
+                Ok(out)
+            }
+            Store::S3 { s3, bucket, prefix } => Ok(s3
+                .list(bucket, prefix)
+                .await?
+                .into_iter()
+                .filter_map(|o| Some((o.key.strip_prefix(prefix.as_str())?.to_string(), o.size)))
+                .collect()),
+        }
+    }
+
+    pub async fn read_small(&self, name: &str) -> Result<Vec<u8>> {
+        match self {
+            Store::Dir(dir) => {
+                let path = dir.join(name);
+                let file = crate::fsutil::open_regular(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(file, MAX_SIDECAR as u64 + 1),
+                    &mut out,
+                )
+                .with_context(|| format!("reading {}", path.display()))?;
+                Ok(out)
+            }
+            Store::S3 { s3, bucket, prefix } => {
+                s3.get_small(bucket, &format!("{prefix}{name}"), MAX_SIDECAR + 1)
+                    .await
+            }
+        }
+    }
+
+    /// Write a sidecar (local: atomically, 0600).
+    pub async fn write_sidecar(&self, name: &str, meta: &Metadata) -> Result<()> {
+        let bytes = meta.to_bytes();
+        let sidecar = format!("{name}{SIDECAR_SUFFIX}");
+        match self {
+            Store::Dir(dir) => crate::fsutil::write_atomic(&dir.join(sidecar), &bytes, None),
+            Store::S3 { s3, bucket, prefix } => {
+                s3.put_object(bucket, &format!("{prefix}{sidecar}"), Bytes::from(bytes))
+                    .await
+            }
+        }
+    }
+
+    /// Delete a snapshot: its sidecar first (so that a crash in between leaves an object no
+    /// command trusts, never a sidecar naming nothing), then the snapshot.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let sidecar = format!("{name}{SIDECAR_SUFFIX}");
+        match self {
+            Store::Dir(dir) => {
+                for n in [&sidecar, name] {
+                    let path = dir.join(n);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("deleting {}", path.display()))
+                        }
+                    }
+                }
+                crate::fsutil::sync_dir(dir)
+            }
+            Store::S3 { s3, bucket, prefix } => {
+                s3.delete_object(bucket, &format!("{prefix}{sidecar}"))
+                    .await?;
+                s3.delete_object(bucket, &format!("{prefix}{name}")).await
+            }
+        }
+    }
+
+    /// The generated snapshots in the store, oldest first, each with its sidecar's verdict.
+    /// Anything else (other names, files without our pattern) is left out: never ours.
+    pub async fn backups(&self) -> Result<Vec<Backup>> {
+        let entries = self.entries().await?;
+        let sizes: std::collections::HashMap<&str, u64> =
+            entries.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+        let mut out = Vec::new();
+        for (name, size) in &entries {
+            let Some(parsed) = meta::parse_name(name) else {
+                continue;
+            };
+            let sidecar = format!("{name}{SIDECAR_SUFFIX}");
+            let meta = if sizes.contains_key(sidecar.as_str()) {
+                match self.read_small(&sidecar).await {
+                    Ok(bytes) => Metadata::parse(&bytes, name)
+                        .map_err(|e| format!("{e:#}"))
+                        .and_then(|m| {
+                            if m.object_size == *size {
+                                Ok(m)
+                            } else {
+                                Err(format!(
+                                    "the object is {size} bytes, its metadata says {}",
+                                    m.object_size
+                                ))
+                            }
+                        }),
+                    Err(e) => Err(format!("{e:#}")),
+                }
+            } else {
+                Err("no metadata sidecar (an interrupted or foreign save)".to_string())
+            };
+            out.push(Backup {
+                name: name.clone(),
+                size: *size,
+                parsed,
+                meta,
+            });
+        }
+        out.sort_by(|a, b| a.parsed.time.cmp(&b.parsed.time).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+}
