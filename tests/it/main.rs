@@ -11,6 +11,7 @@ mod ha_restore;
 mod maintenance;
 mod manifest;
 mod online;
+mod remote;
 mod snapshot_restore;
 mod snapshot_save;
 mod snapshot_status;

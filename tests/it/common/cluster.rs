@@ -284,6 +284,8 @@ const SINGLE_3_5_1_USERS: &[&str] = &[
     "online::tls_and_credential_failures::",
     "online::transcripts::",
     "online::zero_flags::",
+    "remote::bad_cases_exit_2_with_one_line_and_nothing_visible",
+    "remote::retention_on_the_server_and_in_a_directory",
     "snapshot_save::connection_failures::",
     "snapshot_save::transcripts::",
 ];

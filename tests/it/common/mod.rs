@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod oracle;
 pub mod pki;
 pub mod run;
+pub mod s3;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,855 @@
+//! Backups off the node, against a real S3 server (SeaweedFS over HTTPS, SigV4 checked) and
+//! real etcd: save with zstd + age, list, restore into a data dir real etcd boots; the stock
+//! `zstd` and `age` tools open what we write; every bad case exits 2 with one line and leaves
+//! nothing visible; retention on the server; the scheduled units checked by their consumers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, Version};
+use crate::common::oracle::run_etcdutl;
+use crate::common::run::{etcdops, etcdops_spawn, wait_run, Run};
+use crate::common::s3::{S3Server, SECRET_KEY};
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// etcdops with the cluster's TLS flags, the server's S3 flags and credentials.
+fn with_s3(server: &S3Server, head: &[&str], extra_env: &[(&str, &str)]) -> Run {
+    let mut args: Vec<String> = head.iter().map(|a| a.to_string()).collect();
+    args.extend(server.args());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = server.env();
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (k, v) in extra_env {
+        envs.retain(|(ek, _)| ek != k);
+        envs.push((k, v));
+    }
+    let r = etcdops(&argv, &envs);
+    assert!(
+        !r.stdout.contains(SECRET_KEY) && !r.stderr.contains(SECRET_KEY),
+        "the secret key was printed: {r:?}"
+    );
+    r
+}
+
+fn save_args(c: &Cluster) -> Vec<String> {
+    let mut v = vec!["--endpoints".to_string(), c.members[0].client_url.clone()];
+    v.extend(c.tls_args());
+    v
+}
+
+fn age_identity(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("age.key");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen (scripts/test-deps.sh installs age)");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&key).unwrap();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    (key, public)
+}
+
+fn ssh_key(dir: &Path, kind: &str) -> (PathBuf, String) {
+    let key = dir.join(format!("id_{kind}"));
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-N", "", "-C", "test", "-f"])
+        .arg(&key);
+    if kind == "rsa" {
+        cmd.args(["-b", "2048"]);
+    }
+    assert!(cmd
+        .status()
+        .expect("ssh-keygen (scripts/test-deps.sh installs openssh-client)")
+        .success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+fn sha256_hex(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A cluster with some data, and its keyspace.
+fn filled_cluster() -> (Cluster, Vec<crate::common::cluster::Kv>) {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let mut tc = c.client(None);
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..500)
+        .map(|i| {
+            (
+                format!("/registry/pods/ns{}/p{i}", i % 7).into_bytes(),
+                vec![i as u8; 300],
+            )
+        })
+        .collect();
+    tc.put_all(&kvs, 100);
+    let dump = tc.dump();
+    (c, dump)
+}
+
+/// Restore a data dir from `source` and boot it; the keyspace must equal `dump`.
+fn restore_boots(
+    server: &S3Server,
+    source: &str,
+    identity: &Path,
+    dump: &[crate::common::cluster::Kv],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("r1.etcd");
+    let peer = format!("https://127.0.0.1:{}", free_port());
+    let r = with_s3(
+        server,
+        &[
+            "snapshot",
+            "restore",
+            source,
+            "--identity",
+            &s(identity),
+            "--data-dir",
+            &s(&data),
+            "--name",
+            "r1",
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &format!("r1={peer}"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    // Nothing but the data dir is left beside it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("r1.etcd")]);
+    let booted = Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)]);
+    let restored = booted.client(None).dump();
+    assert!(
+        restored == dump,
+        "keyspace differs after restoring {source}"
+    );
+}
+
+#[test]
+fn round_trips_through_s3_and_a_directory() {
+    let server = S3Server::shared();
+    let bucket = server.bucket("roundtrip");
+    let (c, dump) = filled_cluster();
+    let tmp = tempfile::tempdir().unwrap();
+    let (age_key, age_pub) = age_identity(tmp.path());
+
+    // s3:// with zstd + age.
+    let mut args = vec![
+        "snapshot",
+        "save",
+        "s3://roundtrip/etcd/prod/",
+        "--compress",
+        "zstd",
+        "--encrypt-to",
+        &age_pub,
+        "-w",
+        "json",
+    ];
+    let conn = save_args(&c);
+    args.extend(conn.iter().map(String::as_str));
+    let r = with_s3(server, &args, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let saved = r.json();
+    let url = saved["file"].as_str().unwrap().to_string();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    assert!(
+        name.starts_with("etcd-m0-") || name.starts_with("etcd-"),
+        "{name}"
+    );
+    assert!(name.ends_with(".db.zst.age"), "{name}");
+    assert_eq!(saved["encrypted"], true);
+    let keys = server.keys(&bucket, "etcd/prod/");
+    assert_eq!(
+        keys,
+        vec![
+            format!("etcd/prod/{name}"),
+            format!("etcd/prod/{name}.json")
+        ]
+    );
+    assert!(server.uploads(&bucket).is_empty());
+
+    let ls = with_s3(
+        server,
+        &["snapshot", "ls", "s3://roundtrip/etcd/prod/", "-w", "json"],
+        &[],
+    );
+    assert_eq!(ls.code, 0, "{ls:?}");
+    let listed = ls.json();
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["snapshots"][0]["verified"], true);
+    assert_eq!(listed["snapshots"][0]["encrypted"], true);
+    assert_eq!(listed["snapshots"][0]["compressed"], true);
+
+    // The stock tools open the object: zstd -d after age -d gives the plain db of the sidecar.
+    let object = tmp.path().join("object");
+    let sidecar = tmp.path().join("object.json");
+    assert!(server
+        .aws(&["s3", "cp", &url, &s(&object)])
+        .status
+        .success());
+    assert!(server
+        .aws(&["s3", "cp", &format!("{url}.json"), &s(&sidecar)])
+        .status
+        .success());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let plain = tmp.path().join("plain.db");
+    let sh = format!(
+        "age -d -i '{}' '{}' | zstd -d -q -o '{}'",
+        s(&age_key),
+        s(&object),
+        s(&plain)
+    );
+    assert!(Command::new("sh")
+        .arg("-c")
+        .arg(&sh)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(sha256_hex(&plain), meta["db_sha256"].as_str().unwrap());
+    assert_eq!(sha256_hex(&object), meta["object_sha256"].as_str().unwrap());
+    let status: serde_json::Value = serde_json::from_str(&run_etcdutl(&[
+        "snapshot",
+        "status",
+        "-w",
+        "json",
+        &s(&plain),
+    ]))
+    .unwrap();
+    assert!(status["revision"].as_i64().unwrap() >= meta["revision"].as_i64().unwrap() - 0);
+    assert_eq!(meta["members"][0]["name"], c.members[0].name.as_str());
+    assert_eq!(meta["recipients"][0], age_pub.as_str());
+
+    // status and verify work on the remote object.
+    let st = with_s3(
+        server,
+        &[
+            "snapshot",
+            "status",
+            &url,
+            "--identity",
+            &s(&age_key),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(st.code, 0, "{st:?}");
+    assert_eq!(st.json()["hash"], status["hash"]);
+    let v = with_s3(
+        server,
+        &["snapshot", "verify", &url, "--identity", &s(&age_key)],
+        &[],
+    );
+    assert_eq!(v.code, 0, "{v:?}");
+
+    restore_boots(server, &url, &age_key, &dump);
+
+    // DIR/ with zstd:5 to ssh-ed25519 and ssh-rsa recipients; --keep prunes the older one.
+    let backups = tmp.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let (ed_key, ed_pub) = ssh_key(tmp.path(), "ed25519");
+    let (rsa_key, rsa_pub) = ssh_key(tmp.path(), "rsa");
+    let dest = format!("{}/", s(&backups));
+    let mut args = vec![
+        "snapshot",
+        "save",
+        &dest,
+        "--compress",
+        "zstd:5",
+        "--encrypt-to",
+        &ed_pub,
+        "--encrypt-to",
+        &rsa_pub,
+        "-w",
+        "json",
+    ];
+    args.extend(conn.iter().map(String::as_str));
+    let r = with_s3(server, &args, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let file = PathBuf::from(r.json()["file"].as_str().unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    for p in [file.clone(), PathBuf::from(format!("{}.json", s(&file)))] {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+    for key in [&ed_key, &rsa_key] {
+        let plain2 = tmp.path().join("plain2.db");
+        let _ = std::fs::remove_file(&plain2);
+        let sh = format!(
+            "age -d -i '{}' '{}' | zstd -d -q -o '{}'",
+            s(key),
+            s(&file),
+            s(&plain2)
+        );
+        assert!(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&sh)
+                .status()
+                .unwrap()
+                .success(),
+            "stock age with {}",
+            key.display()
+        );
+        let v = with_s3(
+            server,
+            &["snapshot", "verify", &s(&file), "--identity", &s(key)],
+            &[],
+        );
+        assert_eq!(v.code, 0, "{v:?}");
+    }
+    let ls = with_s3(server, &["snapshot", "ls", &dest, "-w", "json"], &[]);
+    assert_eq!(
+        ls.json()["snapshots"].as_array().unwrap().len(),
+        1,
+        "{ls:?}"
+    );
+    restore_boots(server, &s(&file), &rsa_key, &dump);
+}
+
+#[test]
+fn bad_cases_exit_2_with_one_line_and_nothing_visible() {
+    let server = S3Server::shared();
+    let bucket = server.bucket("badcases");
+    let c = shared(Version::V3_5_1, 1);
+    let conn = save_args(&c);
+    let tmp = tempfile::tempdir().unwrap();
+    let (age_key, age_pub) = age_identity(tmp.path());
+    let save = |dest: &str, env: &[(&str, &str)], extra: &[String]| {
+        let mut args = vec![
+            "snapshot",
+            "save",
+            dest,
+            "--compress",
+            "zstd",
+            "--encrypt-to",
+            &age_pub,
+        ];
+        args.extend(conn.iter().map(String::as_str));
+        let mut argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        argv.extend(extra.iter().cloned());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        with_s3(server, &argv, env)
+    };
+    let one_line = |r: &Run, needle: &str| {
+        assert_eq!(r.code, 2, "{r:?}");
+        let errors: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{r:?}");
+        assert!(errors[0].contains(needle), "wanted {needle:?}: {r:?}");
+    };
+
+    let r = save(
+        "s3://badcases/p/",
+        &[("AWS_SECRET_ACCESS_KEY", "wrong-secret")],
+        &[],
+    );
+    one_line(&r, "refused the credentials");
+    let r = with_s3(
+        server,
+        &["snapshot", "ls", "s3://badcases/p/", "-v"],
+        &[("AWS_SECRET_ACCESS_KEY", "wrong-secret")],
+    );
+    one_line(&r, "refused the credentials");
+    let r = save("s3://no-such-bucket/p/", &[], &[]);
+    one_line(&r, "does not exist");
+    assert!(r.stderr.contains("aws s3 mb"), "{r:?}");
+    let other = crate::common::pki::Pki::generate(&tmp.path().join("other-pki"));
+    // The CA comes from AWS_CA_BUNDLE here: a CA that did not sign the server's certificate.
+    let mut args = vec!["snapshot", "save", "s3://badcases/p/", "--s3-endpoint"];
+    let endpoint = server.endpoint();
+    args.push(&endpoint);
+    args.extend(conn.iter().map(String::as_str));
+    let env = server.env();
+    let other_ca = s(&other.ca.cert);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    envs.push(("AWS_CA_BUNDLE", &other_ca));
+    let r = etcdops(&args, &envs);
+    one_line(&r, "certificate");
+    assert!(r.stderr.contains("--s3-endpoint-ca"), "{r:?}");
+    let r = save("s3://badcases/p/x.db", &[], &[]);
+    one_line(&r, "end it with '/'");
+    let r = with_s3(
+        server,
+        &["snapshot", "ls", "s3://badcases/p/"],
+        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+    );
+    one_line(&r, "no AWS credentials");
+    assert!(server.keys(&bucket, "").is_empty());
+    assert!(server.uploads(&bucket).is_empty());
+
+    // A good save, then damage it in the bucket in each way.
+    let r = save("s3://badcases/p/", &[], &["-w".into(), "json".into()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let url = r.json()["file"].as_str().unwrap().to_string();
+    let key = url.trim_start_matches("s3://badcases/").to_string();
+    let object = tmp.path().join("object");
+    assert!(server
+        .aws(&["s3", "cp", &url, &s(&object)])
+        .status
+        .success());
+    let bytes = std::fs::read(&object).unwrap();
+    let restore = |source: &str, identity: &Path| {
+        let data = tmp.path().join("restored.etcd");
+        let r = with_s3(
+            server,
+            &[
+                "snapshot",
+                "restore",
+                source,
+                "--identity",
+                &s(identity),
+                "--data-dir",
+                &s(&data),
+            ],
+            &[],
+        );
+        assert!(!data.exists(), "a data dir was left behind: {r:?}");
+        let stray: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(stray.is_empty(), "temporaries left: {stray:?}");
+        r
+    };
+    let (wrong_key, _) = {
+        let d = tmp.path().join("wrong");
+        std::fs::create_dir(&d).unwrap();
+        age_identity(&d)
+    };
+    one_line(&restore(&url, &wrong_key), "none of the --identity keys");
+
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let damaged = tmp.path().join("damaged");
+    for (what, content) in [
+        ("corrupted", flipped),
+        ("truncated", bytes[..bytes.len() * 2 / 3].to_vec()),
+    ] {
+        std::fs::write(&damaged, &content).unwrap();
+        assert!(server
+            .aws(&["s3", "cp", &s(&damaged), &url])
+            .status
+            .success());
+        let r = restore(&url, &age_key);
+        assert_eq!(r.code, 2, "{what}: {r:?}");
+        assert_eq!(
+            r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{what}: {r:?}"
+        );
+        let v = with_s3(
+            server,
+            &["snapshot", "verify", &url, "--identity", &s(&age_key)],
+            &[],
+        );
+        assert_eq!(v.code, 1, "verify of a {what} object: {v:?}");
+    }
+    // An object without its sidecar is not trusted.
+    assert!(server
+        .aws(&["s3", "cp", &s(&object), &url])
+        .status
+        .success());
+    assert!(server
+        .aws(&["s3", "rm", &format!("{url}.json")])
+        .status
+        .success());
+    one_line(&restore(&url, &age_key), "has no metadata object");
+    let ls = with_s3(
+        server,
+        &["snapshot", "ls", "s3://badcases/p/", "-w", "json"],
+        &[],
+    );
+    assert_eq!(ls.json()["snapshots"][0]["verified"], false, "{ls:?}");
+    let _ = key;
+}
+
+#[test]
+fn an_upload_cut_by_a_dead_server_never_appears_and_is_aborted_next_time() {
+    let mut server = S3Server::start();
+    let bucket = server.bucket("killed");
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let mut tc = c.client(None);
+    // ~40 MB of incompressible values; zstd level 19 makes the save take seconds.
+    let mut x = 7u64;
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..400)
+        .map(|i| {
+            let v: Vec<u8> = (0..100_000)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            (format!("/big/{i}").into_bytes(), v)
+        })
+        .collect();
+    tc.put_all(&kvs, 5);
+    let conn = save_args(&c);
+    let mut args: Vec<String> = [
+        "snapshot",
+        "save",
+        "s3://killed/etcd/",
+        "--compress",
+        "zstd:19",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(conn.iter().cloned());
+    args.extend(server.args());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcdops"));
+    cmd.env_clear()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in server.env() {
+        cmd.env(k, v);
+    }
+    let start = std::time::Instant::now();
+    let child = cmd.spawn().unwrap();
+    // Wait until the upload exists, then kill the server under it.
+    while server.uploads(&bucket).is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no upload started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.kill_hard();
+    let r = wait_run(child, start, std::time::Duration::from_secs(300));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{r:?}"
+    );
+
+    server.restart();
+    assert!(
+        !server
+            .keys(&bucket, "etcd/")
+            .iter()
+            .any(|k| k.ends_with(".db.zst")),
+        "an object appeared under the final name"
+    );
+    let r = with_s3(
+        &server,
+        &{
+            let mut a = vec![
+                "snapshot",
+                "save",
+                "s3://killed/etcd/",
+                "--compress",
+                "zstd:1",
+                "-w",
+                "json",
+            ];
+            a.extend(conn.iter().map(String::as_str));
+            a
+        },
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        server.uploads(&bucket).is_empty(),
+        "the stale upload is still there"
+    );
+    let _ = etcdops_spawn;
+}
+
+#[test]
+fn retention_on_the_server_and_in_a_directory() {
+    let server = S3Server::shared();
+    let bucket = server.bucket("retention");
+    let c = shared(Version::V3_5_1, 1);
+    let conn = save_args(&c);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("local");
+    std::fs::create_dir(&dir).unwrap();
+    for dest in ["s3://retention/r/".to_string(), format!("{}/", s(&dir))] {
+        let mut args = vec!["snapshot", "save", &dest, "-w", "json"];
+        args.extend(conn.iter().map(String::as_str));
+        let r = with_s3(server, &args, &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let made = r.json()["file"].as_str().unwrap().to_string();
+        let name = made.rsplit('/').next().unwrap().to_string();
+        // Copies of the real snapshot under the names of older saves, each with its sidecar.
+        let obj = tmp.path().join("obj");
+        let side = tmp.path().join("obj.json");
+        let fetch = |from: &str, to: &Path| {
+            if from.starts_with("s3://") {
+                assert!(server.aws(&["s3", "cp", from, &s(to)]).status.success());
+            } else {
+                std::fs::copy(from, to).unwrap();
+            }
+        };
+        let put = |from: &Path, to: &str| {
+            if to.starts_with("s3://") {
+                assert!(server.aws(&["s3", "cp", &s(from), to]).status.success());
+            } else {
+                std::fs::copy(from, to).unwrap();
+            }
+        };
+        fetch(&made, &obj);
+        fetch(&format!("{made}.json"), &side);
+        let base = made.trim_end_matches(&name).to_string();
+        let stamps = [
+            "20260101T000000Z",
+            "20260102T000000Z",
+            "20260102T120000Z",
+            "20260201T000000Z",
+        ];
+        for stamp in stamps {
+            let n = format!("etcd-m0-{stamp}.db");
+            let mut meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
+            meta["name"] = n.clone().into();
+            std::fs::write(
+                tmp.path().join("m.json"),
+                serde_json::to_vec(&meta).unwrap(),
+            )
+            .unwrap();
+            put(&obj, &format!("{base}{n}"));
+            put(&tmp.path().join("m.json"), &format!("{base}{n}.json"));
+        }
+        // Not ours: another name, and a generated name without a sidecar.
+        put(&obj, &format!("{base}manual-backup.db"));
+        put(&obj, &format!("{base}etcd-m0-20250101T000000Z.db"));
+
+        let prune = |dry: bool| {
+            let mut a = vec![
+                "snapshot",
+                "prune",
+                &base,
+                "--keep-daily",
+                "2",
+                "--keep-monthly",
+                "3",
+                "-w",
+                "json",
+            ];
+            if dry {
+                a.push("--dry-run");
+            }
+            with_s3(server, &a, &[])
+        };
+        let dry = prune(true);
+        assert_eq!(dry.code, 0, "{dry:?}");
+        let actions: Vec<(String, String)> = dry.json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        // daily 2: today's save and 2026-02-01; monthly 3: today's month, February, January
+        // (newest of January: 01-02 12:00). 01-01 and 01-02 00:00 go. The sidecar-less one
+        // is skipped, the foreign one not listed.
+        let want = vec![
+            (
+                "etcd-m0-20250101T000000Z.db".to_string(),
+                "skip".to_string(),
+            ),
+            (
+                "etcd-m0-20260101T000000Z.db".to_string(),
+                "would delete".to_string(),
+            ),
+            (
+                "etcd-m0-20260102T000000Z.db".to_string(),
+                "would delete".to_string(),
+            ),
+            (
+                "etcd-m0-20260102T120000Z.db".to_string(),
+                "keep".to_string(),
+            ),
+            (
+                "etcd-m0-20260201T000000Z.db".to_string(),
+                "keep".to_string(),
+            ),
+            (name.clone(), "keep".to_string()),
+        ];
+        assert_eq!(actions, want, "{dry:?}");
+        let real = prune(false);
+        assert_eq!(real.code, 0, "{real:?}");
+        let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
+        let left: Vec<String> = ls.json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                "etcd-m0-20250101T000000Z.db",
+                "etcd-m0-20260102T120000Z.db",
+                "etcd-m0-20260201T000000Z.db",
+                name.as_str()
+            ]
+        );
+        if dest.starts_with("s3://") {
+            assert!(server
+                .keys(&bucket, "r/")
+                .contains(&"r/manual-backup.db".to_string()));
+            assert!(!server
+                .keys(&bucket, "r/")
+                .contains(&"r/etcd-m0-20260101T000000Z.db.json".to_string()));
+        } else {
+            assert!(dir.join("manual-backup.db").exists());
+        }
+    }
+}
+
+#[test]
+fn scheduled_units_pass_their_consumers_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = etcdops(
+        &[
+            "schedule",
+            "print",
+            "systemd",
+            "--every",
+            "1h",
+            "--dir",
+            &s(tmp.path()),
+            "--",
+            "s3://backups/etcd/",
+            "--compress",
+            "zstd",
+            "--keep",
+            "daily=7,weekly=4",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let service = tmp.path().join("etcdops-snapshot.service");
+    let timer = tmp.path().join("etcdops-snapshot.timer");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&service)
+        .arg(&timer)
+        .output()
+        .expect("systemd-analyze (scripts/test-deps.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("etcdops-snapshot"))
+        .collect();
+    assert!(complaints.is_empty() && out.status.success(), "{stderr}");
+    let unit = std::fs::read_to_string(&timer).unwrap();
+    assert!(
+        unit.contains("Persistent=true")
+            && unit.contains("OnCalendar=hourly")
+            && unit.contains("RandomizedDelaySec=")
+    );
+    let svc = std::fs::read_to_string(&service).unwrap();
+    assert!(svc.contains("EnvironmentFile=-/etc/etcdops/backup.env"));
+    assert!(
+        svc.contains("snapshot save s3://backups/etcd/ --compress zstd --keep daily=7,weekly=4")
+    );
+
+    let r = etcdops(
+        &[
+            "schedule",
+            "print",
+            "cronjob",
+            "--every",
+            "6h",
+            "--image",
+            "registry.local/etcdops:1",
+            "--",
+            "s3://backups/etcd/",
+            "--encrypt-to",
+            "age1xyz",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let yaml = r.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert_eq!(doc["apiVersion"], "batch/v1");
+    assert_eq!(doc["kind"], "CronJob");
+    let spec = &doc["spec"];
+    assert_eq!(spec["schedule"], "0 */6 * * *");
+    assert_eq!(spec["concurrencyPolicy"], "Forbid");
+    let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert!(pod["nodeSelector"]
+        .get("node-role.kubernetes.io/control-plane")
+        .is_some());
+    assert_eq!(
+        pod["tolerations"][0]["key"],
+        "node-role.kubernetes.io/control-plane"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "registry.local/etcdops:1");
+    assert_eq!(container["args"][0], "snapshot");
+    assert_eq!(container["args"][2], "s3://backups/etcd/");
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        "etcdops-backup-credentials"
+    );
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    let pki = mounts
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/kubernetes/pki/etcd")
+        .unwrap();
+    assert_eq!(pki["readOnly"], true);
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes
+        .iter()
+        .any(|v| v["hostPath"]["path"] == "/etc/kubernetes/pki/etcd"));
+
+    for (args, needle) in [
+        (
+            vec!["schedule", "print", "cronjob", "--", "/var/backups/"],
+            "s3://",
+        ),
+        (
+            vec![
+                "schedule",
+                "print",
+                "systemd",
+                "--every",
+                "7m",
+                "--",
+                "s3://b/p/",
+            ],
+            "divides an hour",
+        ),
+    ] {
+        let r = etcdops(&args, &[]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(needle), "{r:?}");
+    }
+}
