@@ -182,6 +182,56 @@ def cert_tree(certs):
     return d
 
 
+class S3Server:
+    """SeaweedFS (`weed mini`, from scripts/test-deps.sh) serving S3 over HTTPS on loopback with
+    one SigV4 identity; awscli from the same script is the peer client."""
+
+    KEY, SECRET = "AKIABENCH", "bench-secret-key-0123456789"
+
+    def __init__(self, certs):
+        self.dir = tempfile.mkdtemp(prefix="etcdops-bench-s3-", dir=CACHE)
+        cfg = Path(self.dir) / "s3.json"
+        cfg.write_text(json.dumps({"identities": [{"name": "bench", "credentials": [
+            {"accessKey": self.KEY, "secretKey": self.SECRET}], "actions": ["Admin", "Read", "Write", "List"]}]}))
+        self.port = free_port()
+        args = [ROOT / ".cache/seaweedfs-4.48/weed", "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-master.telemetry=false", f"-dir={self.dir}/data", f"-s3.config={cfg}",
+                "-s3.autoCreateBucket=false", f"-s3.port.https={self.port}",
+                f"-s3.cert.file={certs}/server.crt", f"-s3.key.file={certs}/server.key",
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]
+        for flag in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                     "filer.port.grpc", "s3.port", "s3.port.grpc", "webdav.port", "admin.port", "admin.port.grpc"]:
+            args.append(f"-{flag}={free_port()}")
+        os.makedirs(f"{self.dir}/data")
+        self.log = open(Path(self.dir) / "weed.log", "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.endpoint = f"https://127.0.0.1:{self.port}"
+        self.ca = f"{certs}/ca.crt"
+        os.environ.update({"AWS_ACCESS_KEY_ID": self.KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET,
+                           "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+        for _ in range(300):
+            if subprocess.run(self.aws("s3", "mb", "s3://bench"), capture_output=True).returncode == 0:
+                return
+            time.sleep(0.3)
+        self.stop()
+        sys.exit(f"SeaweedFS did not serve S3; log in {self.dir}")
+
+    def aws(self, *args):
+        return [ROOT / ".cache/awscli/bin/aws", "--endpoint-url", self.endpoint, "--ca-bundle", self.ca, *args]
+
+    def flags(self):
+        return ["--s3-endpoint", self.endpoint, "--s3-endpoint-ca", self.ca]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def dataset(label, certs):
     """The cached snapshot of a database of about SIZES[label] bytes, made on first use."""
     path = CACHE / f"k8s-{label}.db"
@@ -308,6 +358,40 @@ def main():
                         "etcdctl", [("wall", 0.95), ("cpu", 0.5), ("rss", 32)]))
         for f in (out_ours, out_theirs):
             f.unlink(missing_ok=True)
+
+        # Off the node: S3 on loopback (SeaweedFS, HTTPS), etcdops vs etcdctl/etcdutl + aws s3 cp.
+        s3 = S3Server(certs)
+        try:
+            staged = CACHE / "save-staged.db"
+            peer_save = " && ".join([
+                " ".join(map(str, server.etcdctl(ep, "snapshot", "save", staged))) + " >/dev/null",
+                " ".join(map(str, s3.aws("s3", "cp", "--only-show-errors", staged, "s3://bench/peer/etcd.db"))),
+            ])
+            r = compare(f"save to s3 {labels[-1]}", {
+                "etcdops": [ETCDOPS, "snapshot", "save", "s3://bench/ours/", f"--endpoints={ep}", *server.tls(),
+                            *s3.flags()],
+                "etcdctl+aws": ["sh", "-c", peer_save],
+            }, runs)
+            rows.append(row(f"snapshot save to s3://, {labels[-1]}, TLS etcd and HTTPS S3 on loopback",
+                            r["etcdops"], r["etcdctl+aws"], "etcdctl save + aws s3 cp",
+                            [("wall", 0.6), ("rss", 64)]))
+            names = subprocess.run(s3.aws("s3", "ls", "s3://bench/ours/"), capture_output=True, text=True,
+                                   check=True).stdout.split()
+            name = sorted(n for n in names if n.endswith(".db"))[-1]
+            peer_restore = " && ".join([
+                " ".join(map(str, s3.aws("s3", "cp", "--only-show-errors", "s3://bench/peer/etcd.db", staged))),
+                f"{etcdutl} snapshot restore {staged} --data-dir={out} >/dev/null 2>&1",
+            ])
+            r = compare(f"restore from s3 {labels[-1]}", {
+                "etcdops": [ETCDOPS, "snapshot", "restore", f"s3://bench/ours/{name}", f"--data-dir={out}",
+                            *s3.flags()],
+                "aws+etcdutl": ["sh", "-c", peer_restore],
+            }, runs, cleanup=clean)
+            rows.append(row(f"snapshot restore from s3://, {labels[-1]}", r["etcdops"], r["aws+etcdutl"],
+                            "aws s3 cp + etcdutl restore", [("wall", 0.6), ("rss", 64)]))
+            staged.unlink(missing_ok=True)
+        finally:
+            s3.stop()
     finally:
         server.stop()
 

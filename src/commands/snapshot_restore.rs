@@ -118,7 +118,8 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     let mut report = if opts.dry_run {
         plan.report(None)
     } else {
-        let restored = restore(&plan)?;
+        let trailer_verified = plain.trailer_verified;
+        let restored = restore(&plan, plain.into_temp().map(|t| (t, trailer_verified)))?;
         plan.report(Some(&restored))
     };
     if let Some(e) = &plan.edit {
@@ -192,8 +193,10 @@ fn plan<'s>(opts: &'s RestoreSettings, snapshot: &Path) -> Result<Plan<'s>> {
     })
 }
 
-/// Build the data dir the plan describes.
-fn restore(plan: &Plan) -> Result<Restored> {
+/// Build the data dir the plan describes. `decoded` is the snapshot decoded into a temporary
+/// (and whether its trailer matched): it is moved into place instead of copied when it is on
+/// the same file system.
+fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Restored> {
     // A write past `ulimit -f` must fail (and clean up), not kill us.
     crate::fsutil::catch_file_size_signal()?;
     let opts = &plan.opts;
@@ -235,8 +238,25 @@ fn restore(plan: &Plan) -> Result<Restored> {
     }
     let db_path = snap_dir.join("db");
     let verify = plan.trailer && !opts.skip_hash_check;
-    let status = restore::copy_verified(src, &db_path, db_len, verify)
-        .with_context(|| format!("snapshot {}", opts.file.display()))?;
+    let same_fs = |t: &fsutil::TempFile| {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        dev(&parent_dir(t.path())).is_some() && dev(&parent_dir(t.path())) == dev(&snap_dir)
+    };
+    let status = match decoded {
+        Some((temp, trailer_ok)) if same_fs(&temp) => {
+            if verify && !trailer_ok {
+                bail!(
+                    "snapshot {}: the sha256 trailer does not match the database",
+                    opts.file.display()
+                );
+            }
+            adopt(temp, &db_path, db_len)
+                .with_context(|| format!("snapshot {}", opts.file.display()))?
+        }
+        _ => restore::copy_verified(src, &db_path, db_len, verify)
+            .with_context(|| format!("snapshot {}", opts.file.display()))?,
+    };
 
     // The database edits.
     let bumped = restore::edit_db(&db_path, membership, &status, opts.bump_revision)
@@ -279,6 +299,25 @@ fn restore(plan: &Plan) -> Result<Restored> {
         return Err(e);
     }
     Ok(Restored { status, bumped })
+}
+
+/// Move a decoded snapshot into place as the database: cut its trailer, rename it (fsynced),
+/// and walk it for the status (integrity checked) that the edits need.
+fn adopt(mut temp: fsutil::TempFile, db_path: &Path, db_len: u64) -> Result<SnapshotStatus> {
+    if let Some(f) = temp.file() {
+        f.set_len(db_len)
+            .with_context(|| format!("truncating {}", db_path.display()))?;
+    }
+    temp.commit(db_path)?;
+    let src =
+        FileSource::open(db_path).with_context(|| format!("reading {}", db_path.display()))?;
+    Ok(crate::etcd::status::status(
+        &src,
+        crate::etcd::status::Checks {
+            integrity: true,
+            hash: false,
+        },
+    )?)
 }
 
 /// The nearest existing directory at or above the data dir's parent.

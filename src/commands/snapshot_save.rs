@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
@@ -33,7 +33,7 @@ use crate::client::cluster::{
     endpoint_status, member_list, resolve_targets, statuses, EndpointStatus,
 };
 use crate::client::{Connector, Target};
-use crate::etcd::status::{self as snapshot_status, Checks, TRAILER_LEN};
+use crate::etcd::status::{self as snapshot_status, Checks, TrailerCheck};
 use crate::fsutil::TempFile;
 use crate::output::Report;
 use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
@@ -49,8 +49,8 @@ use crate::units::{go_duration, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
 const WRITE_BUFFER: usize = 1 << 20;
 /// Multipart part size: with [`PARTS_IN_FLIGHT`] uploading and one filling, a save holds about
 /// 32 MiB of parts whatever the snapshot's size.
-const PART_SIZE: usize = 8 << 20;
-const PARTS_IN_FLIGHT: usize = 3;
+const PART_SIZE: usize = 5 << 20;
+const PARTS_IN_FLIGHT: usize = 8;
 /// S3's limit on parts per upload (80 GB at 8 MiB; etcd's own limit is 8 GB).
 const MAX_PARTS: u32 = 10_000;
 /// Another node's incomplete upload older than this is abandoned.
@@ -199,59 +199,6 @@ fn stdout_failed(e: std::io::Error) -> anyhow::Error {
         anyhow!("writing the snapshot to stdout: the reader closed the pipe before the snapshot was complete; nothing usable was written")
     } else {
         anyhow!("writing the snapshot to stdout: {e}; the snapshot is incomplete")
-    }
-}
-
-/// Streams everything into the sink, hashing all but the last 32 bytes seen, so that at the
-/// end the held-back bytes are the trailer to compare with.
-struct TrailerCheck {
-    hasher: Sha256,
-    tail: Vec<u8>,
-    total: u64,
-}
-
-impl TrailerCheck {
-    fn new() -> TrailerCheck {
-        TrailerCheck {
-            hasher: Sha256::new(),
-            tail: Vec::with_capacity(2 * TRAILER_LEN as usize),
-            total: 0,
-        }
-    }
-
-    fn feed(&mut self, blob: &[u8]) {
-        const T: usize = TRAILER_LEN as usize;
-        self.total += blob.len() as u64;
-        if blob.len() >= T {
-            self.hasher.update(&self.tail);
-            let (body, last) = blob.split_at(blob.len() - T);
-            self.hasher.update(body);
-            self.tail.clear();
-            self.tail.extend_from_slice(last);
-        } else {
-            self.tail.extend_from_slice(blob);
-            if self.tail.len() > T {
-                let extra = self.tail.len() - T;
-                self.hasher.update(&self.tail[..extra]);
-                self.tail.drain(..extra);
-            }
-        }
-    }
-
-    fn verify(self) -> Result<()> {
-        if !snapshot_status::has_trailer(self.total) {
-            bail!(
-                "the stream ended without a sha256 trailer ({} bytes received); the snapshot is incomplete",
-                self.total
-            );
-        }
-        if self.hasher.finalize().as_slice() != self.tail.as_slice() {
-            bail!(
-                "the sha256 trailer sent by the server does not match the {} bytes received",
-                self.total - TRAILER_LEN
-            );
-        }
-        Ok(())
     }
 }
 
@@ -475,7 +422,9 @@ async fn save_local(
         stdout.lock().flush().map_err(stdout_failed)?;
         return Ok(report);
     };
-    let (buffered, digests) = file.finish().map_err(|e| write_failed(e, Some(&dest)))?;
+    let (buffered, digests) = file
+        .finish(check.file_sha256(), check.total)
+        .map_err(|e| write_failed(e, Some(&dest)))?;
     let temp = buffered
         .into_inner()
         .map_err(|e| write_failed(std::io::Error::other(e.error().to_string()), Some(&dest)))?;
@@ -718,7 +667,9 @@ async fn save_s3(
     check
         .verify()
         .map_err(|e| anyhow!("{}: {e}", origin.target.endpoint))?;
-    let (_, digests) = encoder.finish().context("encoding the snapshot")?;
+    let (_, digests) = encoder
+        .finish(check.file_sha256(), check.total)
+        .context("encoding the snapshot")?;
     for part in sink.take_ready() {
         uploader.submit(part).await?;
     }
@@ -879,53 +830,5 @@ impl Report for SaveReport {
                 self.sha256
             ),
         ]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stream(db: &[u8], chunks: &[usize]) -> TrailerCheck {
-        let mut file = db.to_vec();
-        file.extend_from_slice(&Sha256::digest(db));
-        let mut check = TrailerCheck::new();
-        let mut rest = file.as_slice();
-        let mut i = 0;
-        while !rest.is_empty() {
-            let n = chunks[i % chunks.len()].min(rest.len());
-            check.feed(&rest[..n]);
-            rest = &rest[n..];
-            i += 1;
-        }
-        check
-    }
-
-    #[test]
-    fn trailer_is_found_whatever_the_chunking() {
-        let db = vec![7u8; 4096 * 3];
-        for chunks in [&[32768][..], &[1], &[31], &[32], &[33], &[5, 40, 1, 32]] {
-            assert!(stream(&db, chunks).verify().is_ok(), "{chunks:?}");
-        }
-    }
-
-    #[test]
-    fn missing_or_wrong_trailer_is_refused() {
-        let db = vec![7u8; 4096 * 3];
-        let mut check = TrailerCheck::new();
-        check.feed(&db);
-        assert!(check
-            .verify()
-            .unwrap_err()
-            .to_string()
-            .contains("without a sha256 trailer"));
-        let mut check = TrailerCheck::new();
-        check.feed(&db);
-        check.feed(&[0u8; 32]);
-        assert!(check
-            .verify()
-            .unwrap_err()
-            .to_string()
-            .contains("does not match"));
     }
 }

@@ -335,6 +335,76 @@ fn track_live(live: &mut HashSet<Vec<u8>>, key: &[u8], value: &[u8]) -> Result<(
     Ok(())
 }
 
+/// Streams everything into the sink, hashing all but the last 32 bytes seen, so that at the
+/// end the held-back bytes are the trailer to compare with.
+pub struct TrailerCheck {
+    hasher: Sha256,
+    tail: Vec<u8>,
+    pub total: u64,
+}
+
+impl TrailerCheck {
+    pub fn new() -> TrailerCheck {
+        TrailerCheck {
+            hasher: Sha256::new(),
+            tail: Vec::with_capacity(2 * TRAILER_LEN as usize),
+            total: 0,
+        }
+    }
+
+    pub fn feed(&mut self, blob: &[u8]) {
+        const T: usize = TRAILER_LEN as usize;
+        self.total += blob.len() as u64;
+        if blob.len() >= T {
+            self.hasher.update(&self.tail);
+            let (body, last) = blob.split_at(blob.len() - T);
+            self.hasher.update(body);
+            self.tail.clear();
+            self.tail.extend_from_slice(last);
+        } else {
+            self.tail.extend_from_slice(blob);
+            if self.tail.len() > T {
+                let extra = self.tail.len() - T;
+                self.hasher.update(&self.tail[..extra]);
+                self.tail.drain(..extra);
+            }
+        }
+    }
+
+    /// sha256 of everything fed (database and trailer): the plain file's hash, from the
+    /// state already computed, without a second pass.
+    pub fn file_sha256(&self) -> [u8; 32] {
+        let mut whole = self.hasher.clone();
+        whole.update(&self.tail);
+        whole.finalize().into()
+    }
+
+    pub fn verify(&self) -> Result<(), TrailerError> {
+        if !has_trailer(self.total) {
+            return Err(TrailerError::Missing(self.total));
+        }
+        if self.hasher.clone().finalize().as_slice() != self.tail.as_slice() {
+            return Err(TrailerError::Mismatch(self.total - TRAILER_LEN));
+        }
+        Ok(())
+    }
+}
+
+impl Default for TrailerCheck {
+    fn default() -> TrailerCheck {
+        TrailerCheck::new()
+    }
+}
+
+/// What [`TrailerCheck::verify`] found wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum TrailerError {
+    #[error("the stream ended without a sha256 trailer ({0} bytes received); the snapshot is incomplete")]
+    Missing(u64),
+    #[error("the sha256 trailer does not match the {0} bytes before it")]
+    Mismatch(u64),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +494,53 @@ mod tests {
             }
         }
         assert_eq!(caught, 3000);
+    }
+
+    mod trailer {
+        use super::super::*;
+        use sha2::{Digest, Sha256};
+
+        fn stream(db: &[u8], chunks: &[usize]) -> TrailerCheck {
+            let mut file = db.to_vec();
+            file.extend_from_slice(&Sha256::digest(db));
+            let mut check = TrailerCheck::new();
+            let mut rest = file.as_slice();
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = chunks[i % chunks.len()].min(rest.len());
+                check.feed(&rest[..n]);
+                rest = &rest[n..];
+                i += 1;
+            }
+            check
+        }
+
+        #[test]
+        fn trailer_is_found_whatever_the_chunking() {
+            let db = vec![7u8; 4096 * 3];
+            for chunks in [&[32768][..], &[1], &[31], &[32], &[33], &[5, 40, 1, 32]] {
+                assert!(stream(&db, chunks).verify().is_ok(), "{chunks:?}");
+            }
+        }
+
+        #[test]
+        fn missing_or_wrong_trailer_is_refused() {
+            let db = vec![7u8; 4096 * 3];
+            let mut check = TrailerCheck::new();
+            check.feed(&db);
+            assert!(check
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("without a sha256 trailer"));
+            let mut check = TrailerCheck::new();
+            check.feed(&db);
+            check.feed(&[0u8; 32]);
+            assert!(check
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("does not match"));
+        }
     }
 }

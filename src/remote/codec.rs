@@ -176,6 +176,8 @@ impl Encoding {
     }
 }
 
+/// Hashes and counts what reaches the sink (not used when the object is the plain file, whose
+/// hash the caller has already).
 struct Counting<W> {
     inner: W,
     hasher: Sha256,
@@ -196,17 +198,16 @@ impl<W: Write> Write for Counting<W> {
 }
 
 enum Stage<W: Write> {
-    Plain(Counting<W>),
+    Plain(W),
     Zstd(zstd::stream::write::Encoder<'static, Counting<W>>),
     Age(age::stream::StreamWriter<Counting<W>>),
     ZstdAge(zstd::stream::write::Encoder<'static, age::stream::StreamWriter<Counting<W>>>),
 }
 
-/// A writer that takes the plain snapshot and writes the stored object into `W`.
+/// A writer that takes the plain snapshot and writes the stored object into `W`. The plain
+/// bytes are not hashed here: the caller hashes them once (the etcd trailer check does).
 pub struct Encoder<W: Write> {
     stage: Stage<W>,
-    plain: Sha256,
-    plain_len: u64,
 }
 
 impl<W: Write> Encoder<W> {
@@ -227,29 +228,34 @@ impl<W: Write> Encoder<W> {
             encryptor.wrap_output(w).context("writing the age header")
         };
         let stage = match (encoding.zstd_level, encoding.recipients.is_empty()) {
-            (None, true) => Stage::Plain(counting),
+            (None, true) => Stage::Plain(counting.inner),
             (Some(level), true) => Stage::Zstd(zstd_writer(counting, level)?),
             (None, false) => Stage::Age(age_writer(counting)?),
             (Some(level), false) => Stage::ZstdAge(zstd_writer(age_writer(counting)?, level)?),
         };
-        Ok(Encoder {
-            stage,
-            plain: Sha256::new(),
-            plain_len: 0,
-        })
+        Ok(Encoder { stage })
     }
 
-    /// Close every layer (zstd frame end, age final chunk) and return the sink with the digests.
-    pub fn finish(self) -> io::Result<(W, Digests)> {
+    /// Close every layer (zstd frame end, age final chunk) and return the sink with the
+    /// digests; `plain_sha256` and `plain_len` describe what was written into the encoder.
+    pub fn finish(self, plain_sha256: [u8; 32], plain_len: u64) -> io::Result<(W, Digests)> {
         let counting = match self.stage {
-            Stage::Plain(c) => c,
+            Stage::Plain(w) => {
+                let digests = Digests {
+                    plain_sha256,
+                    plain_len,
+                    object_sha256: plain_sha256,
+                    object_len: plain_len,
+                };
+                return Ok((w, digests));
+            }
             Stage::Zstd(z) => z.finish()?,
             Stage::Age(a) => a.finish()?,
             Stage::ZstdAge(z) => z.finish()?.finish()?,
         };
         let digests = Digests {
-            plain_sha256: self.plain.finalize().into(),
-            plain_len: self.plain_len,
+            plain_sha256,
+            plain_len,
             object_sha256: counting.hasher.finalize().into(),
             object_len: counting.len,
         };
@@ -259,15 +265,12 @@ impl<W: Write> Encoder<W> {
 
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match &mut self.stage {
-            Stage::Plain(w) => w.write(buf)?,
-            Stage::Zstd(w) => w.write(buf)?,
-            Stage::Age(w) => w.write(buf)?,
-            Stage::ZstdAge(w) => w.write(buf)?,
-        };
-        self.plain.update(&buf[..n]);
-        self.plain_len += n as u64;
-        Ok(n)
+        match &mut self.stage {
+            Stage::Plain(w) => w.write(buf),
+            Stage::Zstd(w) => w.write(buf),
+            Stage::Age(w) => w.write(buf),
+            Stage::ZstdAge(w) => w.write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -435,7 +438,9 @@ mod tests {
     fn roundtrip(encoding: &Encoding, ids: &Identities, data: &[u8]) -> (Vec<u8>, Layers, Digests) {
         let mut enc = Encoder::new(Vec::new(), encoding).unwrap();
         enc.write_all(data).unwrap();
-        let (object, digests) = enc.finish().unwrap();
+        let (object, digests) = enc
+            .finish(Sha256::digest(data).into(), data.len() as u64)
+            .unwrap();
         assert_eq!(digests.object_len, object.len() as u64);
         assert_eq!(
             digests.object_sha256,
@@ -507,7 +512,7 @@ mod tests {
             })
             .collect();
         enc.write_all(&noise).unwrap();
-        let (object, _) = enc.finish().unwrap();
+        let (object, _) = enc.finish([0; 32], 0).unwrap();
         let wrong = Identities {
             keys: vec![Box::new(other)],
             files: vec!["other.key".into()],

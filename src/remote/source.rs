@@ -23,6 +23,7 @@ use super::meta::{Metadata, MAX_SIDECAR, SIDECAR_SUFFIX};
 use super::s3::{S3Settings, S3, STALL_TIMEOUT};
 use super::sigv4::hex;
 use super::Location;
+use crate::etcd::status::TrailerCheck;
 use crate::fsutil::TempFile;
 
 /// Where to read a snapshot from and how to open it.
@@ -36,10 +37,20 @@ pub struct SourceSettings {
 /// A plain snapshot file, possibly a decoded temporary (removed on drop).
 pub struct PlainSnapshot {
     pub path: PathBuf,
-    _temp: Option<TempFile>,
+    temp: Option<TempFile>,
     pub layers: Layers,
     /// The sidecar the object was checked against.
     pub meta: Option<Metadata>,
+    /// A decoded temporary whose sha256 trailer was checked while it was written.
+    pub trailer_verified: bool,
+}
+
+impl PlainSnapshot {
+    /// The decoded temporary, for a caller that moves it into place instead of copying it
+    /// (`None` for a file used where it is).
+    pub fn into_temp(self) -> Option<TempFile> {
+        self.temp
+    }
 }
 
 pub fn open(src: &SourceSettings, scratch: &Path) -> Result<PlainSnapshot> {
@@ -59,9 +70,10 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
     if !head.starts_with(codec::AGE_MAGIC) && !head.starts_with(&codec::ZSTD_MAGIC) {
         return Ok(PlainSnapshot {
             path: path.to_path_buf(),
-            _temp: None,
+            temp: None,
             layers: Layers::default(),
             meta: None,
+            trailer_verified: false,
         });
     }
     let file =
@@ -69,15 +81,17 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
     let ids = Identities::load(&src.identities)?;
     let what = path.display().to_string();
     let meta = local_sidecar(path)?;
-    let (temp, layers, digests) = decode_to_temp(file, &ids, &what, scratch, path)?;
+    let (temp, layers, digests, trailer_verified) =
+        decode_to_temp(file, &ids, &what, scratch, path)?;
     if let Some(meta) = &meta {
         check_against(meta, &digests, &what)?;
     }
     Ok(PlainSnapshot {
         path: temp.path().to_path_buf(),
-        _temp: Some(temp),
+        temp: Some(temp),
         layers,
         meta,
+        trailer_verified,
     })
 }
 
@@ -174,13 +188,15 @@ fn open_s3(bucket: &str, key: &str, src: &SourceSettings, scratch: &Path) -> Res
         rx,
         current: Bytes::new(),
     };
-    let (temp, layers, digests) = decode_to_temp(reader, &ids, &what, scratch, Path::new(&name))?;
+    let (temp, layers, digests, trailer_verified) =
+        decode_to_temp(reader, &ids, &what, scratch, Path::new(&name))?;
     check_against(&meta, &digests, &what)?;
     Ok(PlainSnapshot {
         path: temp.path().to_path_buf(),
-        _temp: Some(temp),
+        temp: Some(temp),
         layers,
         meta: Some(meta),
+        trailer_verified,
     })
 }
 
@@ -212,7 +228,7 @@ fn decode_to_temp<R: Read + Send + 'static>(
     what: &str,
     scratch: &Path,
     name: &Path,
-) -> Result<(TempFile, Layers, Digests)> {
+) -> Result<(TempFile, Layers, Digests, bool)> {
     let (mut plain, layers, object_hash) = codec::decoder(raw, ids, what)?;
     let base = name
         .file_name()
@@ -224,8 +240,9 @@ fn decode_to_temp<R: Read + Send + 'static>(
         .file()
         .ok_or_else(|| anyhow!("temporary {} is closed", temp_path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    let mut len = 0u64;
+    // Hash as etcd's trailer rule says (all but the last 32 bytes), which also gives the whole
+    // file's hash.
+    let mut check = TrailerCheck::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = plain.read(&mut buf).map_err(|e| match e.kind() {
@@ -237,8 +254,7 @@ fn decode_to_temp<R: Read + Send + 'static>(
         if n == 0 {
             break;
         }
-        sha2::Digest::update(&mut hasher, &buf[..n]);
-        len += n as u64;
+        check.feed(&buf[..n]);
         out.write_all(&buf[..n])
             .with_context(|| format!("writing {}", temp_path.display()))?;
     }
@@ -247,12 +263,12 @@ fn decode_to_temp<R: Read + Send + 'static>(
     drop(out);
     let (object_sha256, object_len) = object_hash.finish();
     let digests = Digests {
-        plain_sha256: sha2::Digest::finalize(hasher).into(),
-        plain_len: len,
+        plain_sha256: check.file_sha256(),
+        plain_len: check.total,
         object_sha256,
         object_len,
     };
-    Ok((temp, layers, digests))
+    Ok((temp, layers, digests, check.verify().is_ok()))
 }
 
 fn check_against(meta: &Metadata, d: &Digests, what: &str) -> Result<()> {
