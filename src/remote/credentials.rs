@@ -294,7 +294,7 @@ async fn web_identity(
     Ok(Credentials {
         access_key_id: c.access_key_id,
         secret_access_key: c.secret_access_key,
-        session_token: Some(c.session_token),
+        session_token: Some(c.session_token).filter(|t| !t.is_empty()),
     })
 }
 
@@ -347,7 +347,7 @@ async fn instance_metadata(env: &AwsEnv, http: &Http) -> Result<Credentials> {
     Ok(Credentials {
         access_key_id: c.access_key_id,
         secret_access_key: c.secret_access_key,
-        session_token: Some(c.token),
+        session_token: Some(c.token).filter(|t| !t.is_empty()),
     })
 }
 

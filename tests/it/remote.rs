@@ -853,3 +853,112 @@ fn scheduled_units_pass_their_consumers_checks() {
         assert!(r.stderr.contains(needle), "{r:?}");
     }
 }
+
+/// A loopback stand-in for the EC2 instance metadata service (IMDSv2) and STS
+/// `AssumeRoleWithWebIdentity`, handing out the S3 server's real keys: the chain must fetch
+/// them the way it would on EC2 or under IRSA, and the object store must accept them.
+const METADATA_STUB: &str = r#"
+import http.server, sys, urllib.parse
+KEY, SECRET, TOKEN_FILE = sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, body, ctype="text/plain"):
+        b = body.encode(); self.send_response(code); self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_PUT(self):
+        if self.path == "/latest/api/token" and self.headers.get("x-aws-ec2-metadata-token-ttl-seconds"):
+            self.reply(200, "imds-session")
+        else:
+            self.reply(400, "bad")
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path); q = urllib.parse.parse_qs(u.query)
+        if u.path.startswith("/latest/"):
+            if self.headers.get("x-aws-ec2-metadata-token") != "imds-session":
+                return self.reply(401, "no token")
+            if u.path == "/latest/meta-data/iam/security-credentials/":
+                return self.reply(200, "node-role\n")
+            if u.path == "/latest/meta-data/iam/security-credentials/node-role":
+                return self.reply(200, '{"Code":"Success","AccessKeyId":"%s","SecretAccessKey":"%s","Token":"","Expiration":"2099-01-01T00:00:00Z"}' % (KEY, SECRET), "application/json")
+            return self.reply(404, "")
+        if q.get("Action") == ["AssumeRoleWithWebIdentity"]:
+            if q.get("WebIdentityToken") != [open(TOKEN_FILE).read().strip()] or q.get("RoleArn") != ["arn:aws:iam::1:role/backup"]:
+                return self.reply(403, "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>")
+            return self.reply(200, "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken></SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>" % (KEY, SECRET), "text/xml")
+        self.reply(404, "")
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn credentials_from_profiles_web_identity_and_instance_metadata() {
+    use crate::common::s3::ACCESS_KEY;
+    let server = S3Server::shared();
+    server.bucket("creds");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        format!("[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n[backup]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile backup]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let home_s = s(&home);
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    let ls = |env: &[(&str, &str)]| {
+        let mut all: Vec<(&str, &str)> = no_keys.to_vec();
+        all.extend_from_slice(env);
+        with_s3(server, &["snapshot", "ls", "s3://creds/", "-v"], &all)
+    };
+
+    let r = ls(&[("HOME", &home_s), ("AWS_PROFILE", "backup")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = ls(&[("HOME", &home_s)]);
+    assert_eq!(r.code, 2, "the default profile's keys are wrong: {r:?}");
+    assert!(r.stderr.contains("profile \"default\""), "{r:?}");
+    let r = ls(&[("HOME", &home_s), ("AWS_PROFILE", "nope")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("AWS_PROFILE=\"nope\""), "{r:?}");
+
+    let port = free_port().to_string();
+    let stub = tmp.path().join("stub.py");
+    std::fs::write(&stub, METADATA_STUB).unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "eyJ-projected-service-account-token\n").unwrap();
+    let mut child = Command::new("python3")
+        .arg(&stub)
+        .args([port.as_str(), ACCESS_KEY, SECRET_KEY])
+        .arg(&token)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let token_s = s(&token);
+    let irsa = ls(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_s),
+        ("AWS_ROLE_ARN", "arn:aws:iam::1:role/backup"),
+        ("AWS_ENDPOINT_URL_STS", &base),
+    ]);
+    let wrong_role = ls(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_s),
+        ("AWS_ROLE_ARN", "arn:aws:iam::1:role/other"),
+        ("AWS_ENDPOINT_URL_STS", &base),
+    ]);
+    let imds = ls(&[
+        ("AWS_EC2_METADATA_DISABLED", "false"),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &base),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(irsa.code, 0, "{irsa:?}");
+    assert_eq!(wrong_role.code, 2, "{wrong_role:?}");
+    assert!(wrong_role.stderr.contains("STS refused"), "{wrong_role:?}");
+    assert_eq!(imds.code, 0, "{imds:?}");
+}
