@@ -293,7 +293,8 @@ pub enum SnapshotCommand {
     },
     /// Offline: build a data directory that etcd starts from
     Restore(RestoreArgs),
-    /// Offline: check a snapshot (sha256 trailer, bbolt integrity, sidecar); exit 1 when bad
+    /// Offline: check a snapshot (sidecar, sha256 trailer, bbolt integrity, etcd's schema);
+    /// exit 1 when a check fails
     Verify {
         /// Snapshot file, a .zst/.age file, or an s3:// object
         #[arg(value_name = "SOURCE")]
@@ -301,15 +302,86 @@ pub enum SnapshotCommand {
         /// age identity or unencrypted ssh private key, for encrypted snapshots
         #[arg(long, value_name = "FILE")]
         identity: Vec<PathBuf>,
+        /// Also restore it into a private temporary directory and start a real etcd on it
+        #[arg(long)]
+        boot: bool,
+        /// The etcd binary for --boot [default: etcd in PATH, then /usr/local/bin/etcd]
+        #[arg(long, value_name = "PATH", requires = "boot")]
+        etcd: Option<PathBuf>,
     },
-    /// The snapshots etcdops saved in DIR/ or s3://BUCKET/PREFIX/, oldest first
-    Ls {
-        /// DIR/ or s3://BUCKET[/PREFIX/]
-        #[arg(value_name = "LOCATION")]
-        location: String,
-    },
+    /// The snapshots etcdops saved in DIR/ or s3://BUCKET/PREFIX/ (oldest first); or, for one
+    /// snapshot, the live keys it holds
+    Ls(LsArgs),
+    /// Offline: one key's value in a snapshot
+    Get(GetArgs),
+    /// Offline: keys added, removed and changed between two snapshots
+    Diff(DiffArgs),
     /// Delete saved snapshots that no retention rule keeps (each rule applies on its own)
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// DIR/ or s3://BUCKET[/PREFIX/] (saved snapshots), or one snapshot (its keys)
+    #[arg(value_name = "LOCATION|SOURCE")]
+    pub location: String,
+    /// Only keys starting with P
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// The keyspace at revision N instead of the latest
+    #[arg(long, value_name = "N")]
+    pub rev: Option<i64>,
+    /// Keys only (the table's key column; JSON without values)
+    #[arg(long)]
+    pub keys_only: bool,
+    /// Include the values in JSON (base64, as etcdctl)
+    #[arg(long, conflicts_with = "keys_only")]
+    pub values: bool,
+    /// Count and bytes per Kubernetes resource and per namespace, the biggest first
+    #[arg(long)]
+    pub summary: bool,
+    /// age identity or unencrypted ssh private key, for encrypted snapshots
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Snapshot file, a .zst/.age file, or an s3:// object
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The key whose value to print
+    #[arg(id = "get_key", value_name = "KEY")]
+    pub key: String,
+    /// The value at revision N instead of the latest
+    #[arg(long, value_name = "N")]
+    pub rev: Option<i64>,
+    /// Write the value's exact bytes and nothing else
+    #[arg(long, conflicts_with = "decode")]
+    pub print_value_only: bool,
+    /// Show a Kubernetes object: kind, name, namespace (protobuf), pretty JSON, or what it is
+    #[arg(long)]
+    pub decode: bool,
+    /// age identity or unencrypted ssh private key, for encrypted snapshots
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Only keys starting with P
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Counts per Kubernetes resource instead of one line per key
+    #[arg(long)]
+    pub summary: bool,
+    /// age identity or unencrypted ssh private key, for encrypted snapshots
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

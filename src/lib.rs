@@ -42,6 +42,27 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             shown(format, (commands::snapshot_restore::run(&s)?, Outcome::Ok))
         }
         Job::SnapshotVerify(s) => shown(format, commands::snapshot_verify::run(&s)?),
+        Job::SnapshotKeys(s) => shown(format, (commands::snapshot_keys::run(&s)?, Outcome::Ok)),
+        Job::SnapshotGet(s) => {
+            let report = commands::snapshot_get::run(&s)?;
+            if report.keyspace.kvs.is_empty() {
+                return Ok(Outcome::Bad(format!(
+                    "key {} is not in the snapshot at revision {}",
+                    output::escape(&String::from_utf8_lossy(&s.key)),
+                    report.keyspace.revision
+                )));
+            }
+            if s.print_value_only {
+                // etcdctl prints the value and a newline; byte for byte the same here.
+                let mut bytes = report.value().to_vec();
+                bytes.push(b'\n');
+                output::emit_bytes(&bytes)?;
+                Ok(Outcome::Ok)
+            } else {
+                shown(format, (report, Outcome::Ok))
+            }
+        }
+        Job::SnapshotDiff(s) => shown(format, (commands::snapshot_diff::run(&s)?, Outcome::Ok)),
         Job::SnapshotList(s) => shown(
             format,
             (

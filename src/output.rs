@@ -94,6 +94,14 @@ pub fn emit_text(text: &str) -> io::Result<()> {
     out.flush()
 }
 
+/// Write bytes exactly as they are (`snapshot get --print-value-only`).
+pub fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
 /// comfy-table's ASCII_FULL_CONDENSED with `-` and `+` under the header, as etcdctl's
 /// tablewriter draws it.
 const ETCDCTL_STYLE: &str = "||--+-++|    ++++++";

@@ -169,7 +169,10 @@ pub enum Job {
     },
     SnapshotStatus(SnapshotStatusSettings),
     SnapshotRestore(Box<RestoreSettings>),
-    SnapshotVerify(SourceSettings),
+    SnapshotVerify(VerifySettings),
+    SnapshotKeys(KeysSettings),
+    SnapshotGet(GetSettings),
+    SnapshotDiff(DiffSettings),
     /// `snapshot ls DIR/|s3://…/`.
     SnapshotList(StoreSettings),
     SnapshotPrune(PruneSettings),
@@ -234,6 +237,44 @@ pub enum SaveDest {
 pub struct StoreSettings {
     pub location: Location,
     pub s3: S3Settings,
+}
+
+/// `snapshot verify`.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub source: SourceSettings,
+    /// `--boot`, with `--etcd PATH` when given.
+    pub boot: Option<Option<PathBuf>>,
+}
+
+/// `snapshot ls SOURCE`: the keys of one snapshot.
+#[derive(Debug, Clone)]
+pub struct KeysSettings {
+    pub source: SourceSettings,
+    pub prefix: Vec<u8>,
+    pub rev: Option<i64>,
+    pub keys_only: bool,
+    pub values: bool,
+    pub summary: bool,
+}
+
+/// `snapshot get`.
+#[derive(Debug, Clone)]
+pub struct GetSettings {
+    pub source: SourceSettings,
+    pub key: Vec<u8>,
+    pub rev: Option<i64>,
+    pub print_value_only: bool,
+    pub decode: bool,
+}
+
+/// `snapshot diff`.
+#[derive(Debug, Clone)]
+pub struct DiffSettings {
+    pub old: SourceSettings,
+    pub new: SourceSettings,
+    pub prefix: Vec<u8>,
+    pub summary: bool,
 }
 
 /// `snapshot prune`.
@@ -458,12 +499,46 @@ impl Resolver {
                 integrity: !skip_check,
                 hash: !skip_hash_check,
             }),
-            Command::Snapshot(SnapshotCommand::Verify { source, identity }) => {
-                Job::SnapshotVerify(self.source(&source, identity)?)
+            Command::Snapshot(SnapshotCommand::Verify {
+                source,
+                identity,
+                boot,
+                etcd,
+            }) => Job::SnapshotVerify(VerifySettings {
+                source: self.source(&source, identity)?,
+                boot: boot.then_some(etcd),
+            }),
+            Command::Snapshot(SnapshotCommand::Ls(a)) => {
+                if Location::parse(&a.location)?.is_prefix() {
+                    if a.prefix.is_some() || a.rev.is_some() || a.summary || a.keys_only || a.values
+                    {
+                        bail!("{}: --prefix, --rev, --keys-only, --values and --summary list the keys of one snapshot; this is a directory or prefix of snapshots", a.location);
+                    }
+                    Job::SnapshotList(self.store(&a.location)?)
+                } else {
+                    Job::SnapshotKeys(KeysSettings {
+                        source: self.source(&a.location, a.identity)?,
+                        prefix: a.prefix.unwrap_or_default().into_bytes(),
+                        rev: a.rev,
+                        keys_only: a.keys_only,
+                        values: a.values,
+                        summary: a.summary,
+                    })
+                }
             }
-            Command::Snapshot(SnapshotCommand::Ls { location }) => {
-                Job::SnapshotList(self.store(&location)?)
-            }
+            Command::Snapshot(SnapshotCommand::Get(a)) => Job::SnapshotGet(GetSettings {
+                source: self.source(&a.source, a.identity)?,
+                key: a.key.into_bytes(),
+                rev: a.rev,
+                print_value_only: a.print_value_only,
+                decode: a.decode,
+            }),
+            Command::Snapshot(SnapshotCommand::Diff(a)) => Job::SnapshotDiff(DiffSettings {
+                old: self.source(&a.old, a.identity.clone())?,
+                new: self.source(&a.new, a.identity)?,
+                prefix: a.prefix.unwrap_or_default().into_bytes(),
+                summary: a.summary,
+            }),
             Command::Snapshot(SnapshotCommand::Prune(args)) => {
                 Job::SnapshotPrune(self.prune(args)?)
             }

@@ -8,11 +8,15 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::bolt::FileSource;
-use crate::etcd::status::{status, Checks, Trailer};
+use crate::bolt::{Db, FileSource};
+use crate::etcd::keyspace::{self, Keyspace, KeyspaceError, Query};
+use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
 use crate::exit::Outcome;
 use crate::output::Report;
-use crate::remote::source::{self, BadContent, SourceSettings};
+use crate::remote::source::{self, BadContent};
+use crate::settings::VerifySettings;
+
+mod boot;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -27,8 +31,8 @@ pub struct VerifyReport {
     pub checks: Vec<Check>,
 }
 
-pub fn run(settings: &SourceSettings) -> Result<(VerifyReport, Outcome)> {
-    let shown = settings.location.to_string();
+pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
+    let shown = settings.source.location.to_string();
     let mut checks = Vec::new();
     let finish = |checks: Vec<Check>| {
         let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.check).collect();
@@ -48,7 +52,7 @@ pub fn run(settings: &SourceSettings) -> Result<(VerifyReport, Outcome)> {
             outcome,
         ))
     };
-    let plain = match source::open(settings, &std::env::temp_dir()) {
+    let plain = match source::open(&settings.source, &std::env::temp_dir()) {
         Ok(p) => p,
         Err(e) => match e.downcast_ref::<BadContent>() {
             Some(bad) => {
@@ -114,11 +118,17 @@ pub fn run(settings: &SourceSettings) -> Result<(VerifyReport, Outcome)> {
                 ok: true,
                 detail: "key order, page references, freelist and both meta pages".to_string(),
             });
-            checks.push(Check {
-                check: "etcd data",
-                ok: true,
-                detail: format!("revision {}, {} keys", s.revision, s.total_key),
-            });
+            let mut db = Db::open(FileSource::open(&plain.path)?)?;
+            let keyspace = keyspace::read(&mut db, &Query::default());
+            checks.push(schema_check(&s, &keyspace));
+            if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
+                checks.push(boot::check(
+                    &plain.path,
+                    etcd.as_deref(),
+                    ks.current,
+                    ks.kvs.len(),
+                ));
+            }
         }
         Err(e) => checks.push(Check {
             check: "bbolt integrity",
@@ -127,6 +137,46 @@ pub fn run(settings: &SourceSettings) -> Result<(VerifyReport, Outcome)> {
         }),
     }
     finish(checks)
+}
+
+/// etcd's schema: revision keys well formed and in order, every value a KeyValue, the
+/// consistent index present (etcd 3.4 writes no term, so none is required), the compaction not past the current revision, members readable.
+fn schema_check(s: &SnapshotStatus, keyspace: &Result<Keyspace, KeyspaceError>) -> Check {
+    let mut problems = Vec::new();
+    let mut facts = String::new();
+    match keyspace {
+        Err(e) => problems.push(e.to_string()),
+        Ok(ks) => {
+            if ks.compacted > ks.current {
+                problems.push(format!(
+                    "compacted revision {} is past the current revision {}",
+                    ks.compacted, ks.current
+                ));
+            }
+            facts = format!(
+                "revision {}, {} live keys of {} entries, compacted at {}",
+                ks.current,
+                ks.kvs.len(),
+                ks.entries,
+                ks.compacted
+            );
+        }
+    }
+    if s.consistent_index.is_none() {
+        problems.push("meta/consistent_index is missing".to_string());
+    }
+    if s.members.is_empty() {
+        problems.push("no member can be read from the members bucket".to_string());
+    }
+    Check {
+        check: "etcd schema",
+        ok: problems.is_empty(),
+        detail: if problems.is_empty() {
+            facts
+        } else {
+            problems.join("; ")
+        },
+    }
 }
 
 impl Report for VerifyReport {

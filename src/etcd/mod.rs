@@ -2,6 +2,8 @@
 //! the membership a restore creates; the `snapshot status` walk; and the database edits of a
 //! restore.
 
+pub mod k8s;
+pub mod keyspace;
 pub mod members;
 pub mod membership;
 pub mod restore;

@@ -8,6 +8,7 @@ mod cert_expiry;
 mod cli;
 mod conventions;
 mod ha_restore;
+mod inspect;
 mod maintenance;
 mod manifest;
 mod online;

@@ -1,0 +1,188 @@
+//! `snapshot verify --boot`: restore the snapshot into a private temporary directory with this
+//! same binary (`snapshot restore`, exactly what an operator would run), start a real etcd on
+//! free loopback ports, wait until it serves, compare its revision and live key count with what
+//! the offline read found, stop it and remove everything — also when etcd fails to start or
+//! the command is interrupted (SIGINT/SIGTERM are caught for the duration).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::Check;
+use crate::fsutil::TempDir;
+
+/// How long etcd may take to serve.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn check(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Check {
+    match run(plain, etcd, revision, keys) {
+        Ok(detail) => Check {
+            check: "boot",
+            ok: true,
+            detail,
+        },
+        Err(e) => Check {
+            check: "boot",
+            ok: false,
+            detail: format!("{e:#}"),
+        },
+    }
+}
+
+/// The etcd to boot with: `--etcd`, else `etcd` in PATH, else where hand-built clusters keep it.
+fn find_etcd(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        bail!("--etcd {}: no such file", p.display());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("etcd"))
+        .chain([PathBuf::from("/usr/local/bin/etcd")])
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("no etcd binary in PATH or /usr/local/bin (a kubeadm node runs etcd in a container): pass --etcd PATH"))
+}
+
+fn free_port() -> Result<u16> {
+    let l =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Stops etcd (SIGTERM, then SIGKILL) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.0);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<String> {
+    let etcd = find_etcd(etcd)?;
+    let dir = TempDir::beside(&std::env::temp_dir().join("etcdops-verify-boot"))?;
+    let data = dir.path().join("data");
+    let (client, peer) = (free_port()?, free_port()?);
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let client_url = format!("http://127.0.0.1:{client}");
+    let me = std::env::current_exe().context("finding the etcdops binary")?;
+    let out = Command::new(&me)
+        .args(["snapshot", "restore"])
+        .arg(plain)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--name",
+            "verify",
+            "--initial-cluster-token",
+            "etcdops-verify",
+        ])
+        .arg(format!("--initial-cluster=verify={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .context("running snapshot restore")?;
+    if !out.status.success() {
+        bail!(
+            "snapshot restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let log_path = dir.path().join("etcd.log");
+    let log = std::fs::File::create(&log_path).context("creating the etcd log")?;
+    let child = Command::new(&etcd)
+        .arg("--name=verify")
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!("--listen-client-urls={client_url}"))
+        .arg(format!("--advertise-client-urls={client_url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster=verify={peer_url}"))
+        .arg("--initial-cluster-token=etcdops-verify")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", etcd.display()))?;
+    let mut running = Running(child);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let served = rt.block_on(async {
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = serve(&client_url, &mut running) => r,
+            _ = sigint.recv() => Err(anyhow!("interrupted (SIGINT); the temporary etcd was stopped and removed")),
+            _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM); the temporary etcd was stopped and removed")),
+        }
+    });
+    let (served_rev, served_keys) = match served {
+        Ok(v) => v,
+        Err(e) => {
+            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let last = crate::output::escape(last);
+            return Err(e.context(format!("etcd's last log line: {last}")));
+        }
+    };
+    drop(running);
+    if served_rev != revision || served_keys != keys as i64 {
+        bail!(
+            "etcd {} serves revision {served_rev} with {served_keys} keys; the snapshot holds revision {revision} with {keys} keys",
+            etcd.display()
+        );
+    }
+    Ok(format!(
+        "{} served revision {served_rev} with {served_keys} keys, then was stopped and removed",
+        etcd.display()
+    ))
+}
+
+/// Wait until etcd answers, then read its revision and key count.
+async fn serve(url: &str, running: &mut Running) -> Result<(i64, i64)> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = running.0.try_wait() {
+            bail!("etcd exited ({status}) before serving");
+        }
+        let attempt = async {
+            let mut c = etcd_client::Client::connect([url], None).await?;
+            let opts = etcd_client::GetOptions::new()
+                .with_from_key()
+                .with_count_only();
+            let r = c.get(vec![0u8], Some(opts)).await?;
+            Ok::<_, etcd_client::Error>((
+                r.header().map(|h| h.revision()).unwrap_or_default(),
+                r.count(),
+            ))
+        };
+        if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            return Ok(v);
+        }
+        if start.elapsed() > START_TIMEOUT {
+            bail!("etcd did not serve within {START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

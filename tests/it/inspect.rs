@@ -1,0 +1,420 @@
+//! Looking inside snapshots offline (`snapshot ls SOURCE`, `get`, `diff`, `verify --boot`),
+//! against snapshots real etcd wrote in this run and the live server as the oracle: what
+//! etcdops reads from the file must be what etcdctl read from the server at save time.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::cluster::{Cluster, ClusterOptions, Version};
+use crate::common::oracle::{etcdctl, etcdctl_json};
+use crate::common::run::etcdops;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// etcdctl's kvs, each reduced to the fields both tools print.
+fn kvs(doc: &Value) -> Vec<Value> {
+    doc["kvs"].as_array().cloned().unwrap_or_default()
+}
+
+struct History {
+    cluster: Cluster,
+    /// (revision, etcdctl's `get "" --prefix -w json` at it)
+    before_compaction: i64,
+    old_rev: i64,
+    old_doc: Value,
+    latest_doc: Value,
+    snapshot: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn put(c: &Cluster, args: &[&str]) {
+    let out = c.etcdctl(&c.members[0].client_url, args);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn revision(c: &Cluster) -> i64 {
+    let v = etcdctl_json(
+        c,
+        &etcdctl(),
+        &c.members[0].client_url,
+        &["endpoint", "status", "-w", "json"],
+    );
+    v[0]["Status"]["header"]["revision"].as_i64().unwrap()
+}
+
+/// Puts, updates, deletes, a lease, a compaction, binary values; then a save.
+fn history() -> History {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    for i in 0..30 {
+        put(
+            &c,
+            &[
+                "put",
+                &format!("/registry/pods/ns{}/p{i}", i % 3),
+                &format!("v{i}"),
+            ],
+        );
+    }
+    put(&c, &["put", "/registry/namespaces/ns0", "ns"]);
+    put(&c, &["put", "/plain/key", "x"]);
+    let before_compaction = revision(&c);
+    for i in 0..10 {
+        put(
+            &c,
+            &["put", &format!("/registry/pods/ns0/p{}", i * 3), "updated"],
+        );
+    }
+    put(&c, &["del", "/registry/pods/ns1/p1"]);
+    put(&c, &["del", "/registry/pods/ns2", "--prefix"]);
+    let compact_at = revision(&c);
+    put(&c, &["compact", &compact_at.to_string()]);
+    let lease = c.etcdctl(&c.members[0].client_url, &["lease", "grant", "600"]);
+    let lease_id = String::from_utf8_lossy(&lease.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    put(
+        &c,
+        &[
+            "put",
+            "/registry/events/ns0/e1",
+            "leased",
+            &format!("--lease={lease_id}"),
+        ],
+    );
+    // A binary value with NUL, 0xff and newlines, through the v3 API.
+    let mut tc = c.client(None);
+    tc.put_all(
+        &[(b"/bin/value".to_vec(), vec![0, 0xff, b'\n', 7, b'\n', 0x80])],
+        1,
+    );
+    drop(tc);
+    put(&c, &["put", "/registry/pods/ns0/p3", "again"]);
+    let old_rev = revision(&c);
+    put(&c, &["put", "/registry/pods/ns0/p4", "later"]);
+    put(&c, &["del", "/plain/key"]);
+    let url = c.members[0].client_url.clone();
+    let old_doc = etcdctl_json(
+        &c,
+        &etcdctl(),
+        &url,
+        &[
+            "get",
+            "",
+            "--prefix",
+            "--rev",
+            &old_rev.to_string(),
+            "-w",
+            "json",
+        ],
+    );
+    let latest_doc = etcdctl_json(&c, &etcdctl(), &url, &["get", "", "--prefix", "-w", "json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snap.db");
+    c.etcdctl_save(0, &snapshot, None);
+    let _ = before_compaction;
+    History {
+        cluster: c,
+        before_compaction,
+        old_rev,
+        old_doc,
+        latest_doc,
+        snapshot,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
+    let h = history();
+    let snap = s(&h.snapshot);
+    let ours = etcdops(&["snapshot", "ls", &snap, "--values", "-w", "json"], &[]);
+    assert_eq!(ours.code, 0, "{ours:?}");
+    let ours = ours.json();
+    assert_eq!(kvs(&ours), kvs(&h.latest_doc));
+    assert_eq!(ours["count"], h.latest_doc["count"]);
+    assert_eq!(
+        ours["header"]["revision"],
+        h.latest_doc["header"]["revision"]
+    );
+
+    let old = etcdops(
+        &[
+            "snapshot",
+            "ls",
+            &snap,
+            "--values",
+            "--rev",
+            &h.old_rev.to_string(),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(old.code, 0, "{old:?}");
+    assert_eq!(kvs(&old.json()), kvs(&h.old_doc));
+
+    // Below the compaction, and past the end: refused with one line.
+    for (rev, needle) in [(h.before_compaction, "compacted"), (1_000_000, "future")] {
+        let r = etcdops(&["snapshot", "ls", &snap, "--rev", &rev.to_string()], &[]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(needle), "{r:?}");
+    }
+
+    // get --print-value-only: byte for byte what etcdctl prints, binary value included.
+    for key in [
+        "/bin/value",
+        "/registry/pods/ns0/p3",
+        "/registry/events/ns0/e1",
+    ] {
+        let theirs = h.cluster.etcdctl(
+            &h.cluster.members[0].client_url,
+            &["get", key, "--print-value-only"],
+        );
+        let ours = Command::new(env!("CARGO_BIN_EXE_etcdops"))
+            .env_clear()
+            .args(["snapshot", "get", &snap, key, "--print-value-only"])
+            .output()
+            .unwrap();
+        assert!(ours.status.success());
+        assert_eq!(ours.stdout, theirs.stdout, "{key}");
+    }
+    let missing = etcdops(&["snapshot", "get", &snap, "/nope"], &[]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+
+    // --summary counts equal a count of the same keys.
+    let sum = etcdops(&["snapshot", "ls", &snap, "--summary", "-w", "json"], &[]).json();
+    let pods = sum["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap();
+    let live_pods = kvs(&h.latest_doc)
+        .iter()
+        .filter(|kv| {
+            let k = base64_decode(kv["key"].as_str().unwrap());
+            k.starts_with(b"/registry/pods/")
+        })
+        .count();
+    assert_eq!(pods["keys"], live_pods as u64);
+    let ns0 = sum["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["namespace"] == "ns0")
+        .unwrap();
+    let live_ns0 = kvs(&h.latest_doc)
+        .iter()
+        .filter(|kv| {
+            let k = String::from_utf8(base64_decode(kv["key"].as_str().unwrap())).unwrap();
+            k.starts_with("/registry/")
+                && k.split('/').nth(3) == Some("ns0")
+                && k.split('/').count() == 5
+        })
+        .count();
+    assert_eq!(ns0["keys"], live_ns0 as u64);
+
+    // verify --boot with a real etcd: it serves the snapshot's revision and key count.
+    let etcd = Version::V3_5_1.etcd();
+    let v = etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &snap,
+            "--boot",
+            "--etcd",
+            &s(&etcd),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(v.code, 0, "{v:?}");
+    let checks = v.json()["checks"].as_array().unwrap().clone();
+    let boot = checks.iter().find(|c| c["check"] == "boot").unwrap();
+    assert_eq!(boot["ok"], true, "{v:?}");
+    assert!(
+        boot["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("revision {}", h.latest_doc["header"]["revision"])),
+        "{v:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains("etcdops-verify-boot.etcdops")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let no_etcd = etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &snap,
+            "--boot",
+            "--etcd",
+            "/nonexistent/etcd",
+        ],
+        &[],
+    );
+    assert_eq!(no_etcd.code, 1, "{no_etcd:?}");
+    assert!(no_etcd.stderr.contains("boot"), "{no_etcd:?}");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn diff_of_two_saves_lists_exactly_the_changes_between_them() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    for i in 0..20 {
+        put(&c, &["put", &format!("/registry/configmaps/a/c{i}"), "v"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    c.etcdctl_save(0, &old, None);
+    put(&c, &["put", "/registry/configmaps/a/c1", "changed"]);
+    put(&c, &["put", "/registry/configmaps/a/c2", "v"]); // same value, new mod revision
+    put(&c, &["del", "/registry/configmaps/a/c3"]);
+    put(&c, &["put", "/registry/secrets/a/s1", "new"]);
+    let new = dir.path().join("new.db");
+    c.etcdctl_save(0, &new, None);
+    let r = etcdops(&["snapshot", "diff", &s(&old), &s(&new), "-w", "json"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let d = r.json();
+    let lines: Vec<(String, String)> = d["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["change"].as_str().unwrap().to_string(),
+                l["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "changed".to_string(),
+                "/registry/configmaps/a/c1".to_string()
+            ),
+            (
+                "changed".to_string(),
+                "/registry/configmaps/a/c2".to_string()
+            ),
+            (
+                "removed".to_string(),
+                "/registry/configmaps/a/c3".to_string()
+            ),
+            ("added".to_string(), "/registry/secrets/a/s1".to_string()),
+        ]
+    );
+    let sum = etcdops(
+        &[
+            "snapshot",
+            "diff",
+            &s(&old),
+            &s(&new),
+            "--summary",
+            "-w",
+            "json",
+        ],
+        &[],
+    )
+    .json();
+    let cm = sum["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "configmaps")
+        .unwrap();
+    assert_eq!(
+        (
+            cm["added"].as_u64(),
+            cm["removed"].as_u64(),
+            cm["changed"].as_u64()
+        ),
+        (Some(0), Some(1), Some(2))
+    );
+}
+
+#[test]
+fn decode_shows_kubernetes_objects() {
+    use etcdops::proto::Message;
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    // A Pod as the apiserver stores it: `k8s\0` + runtime.Unknown{typeMeta, raw}.
+    let meta = Message::new().bytes(1, b"nginx").bytes(3, b"web");
+    let raw = Message::new().message(1, &meta).finish();
+    let type_meta = Message::new().bytes(1, b"v1").bytes(2, b"Pod");
+    let unknown = Message::new()
+        .message(1, &type_meta)
+        .bytes(2, &raw)
+        .finish();
+    let mut value = b"k8s\0".to_vec();
+    value.extend_from_slice(&unknown);
+    let json = br#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1","namespace":"web"},"spec":{"size":3}}"#;
+    let mut tc = c.client(None);
+    tc.put_all(
+        &[
+            (b"/registry/pods/web/nginx".to_vec(), value),
+            (
+                b"/registry/example.com/widgets/web/w1".to_vec(),
+                json.to_vec(),
+            ),
+            (
+                b"/registry/secrets/web/s".to_vec(),
+                b"k8s:enc:aescbc:v1:key1:\x01\x02\x03".to_vec(),
+            ),
+        ],
+        3,
+    );
+    drop(tc);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("k8s.db");
+    c.etcdctl_save(0, &snap, None);
+    let get = |key: &str| {
+        etcdops(
+            &[
+                "snapshot",
+                "get",
+                &s(&snap),
+                key,
+                "--decode",
+                "-w",
+                "simple",
+            ],
+            &[],
+        )
+    };
+    let pod = get("/registry/pods/web/nginx");
+    assert_eq!(pod.code, 0, "{pod:?}");
+    assert!(
+        pod.stdout.contains("Pod") && pod.stdout.contains("web/nginx") && pod.stdout.contains("v1"),
+        "{pod:?}"
+    );
+    let widget = get("/registry/example.com/widgets/web/w1");
+    assert!(widget.stdout.contains("\"size\": 3"), "{widget:?}");
+    let secret = get("/registry/secrets/web/s");
+    assert!(
+        secret.stdout.contains("aescbc") && secret.stdout.contains("key1"),
+        "{secret:?}"
+    );
+}
