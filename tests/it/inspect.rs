@@ -273,6 +273,52 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
     );
     assert_eq!(no_etcd.code, 1, "{no_etcd:?}");
     assert!(no_etcd.stderr.contains("boot"), "{no_etcd:?}");
+
+    // An etcd that exits at once, and an interrupted boot: exit 1, nothing left in TMPDIR.
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_s = s(tmp.path());
+    let failing = etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &snap,
+            "--boot",
+            "--etcd",
+            "/bin/false",
+        ],
+        &[("TMPDIR", &tmp_s)],
+    );
+    assert_eq!(failing.code, 1, "{failing:?}");
+    assert!(failing.stderr.contains("boot"), "{failing:?}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etcdops"))
+        .env_clear()
+        .env("TMPDIR", &tmp_s)
+        .args(["snapshot", "verify", &snap, "--boot", "--etcd", &s(&etcd)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(tmp.path()).unwrap().count() == 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the boot never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    crate::common::run::send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an interrupted boot is a failed check"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the boot left files behind"
+    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

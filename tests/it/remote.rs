@@ -262,6 +262,22 @@ fn round_trips_through_s3_and_a_directory() {
     assert_eq!(v.code, 0, "{v:?}");
 
     restore_boots(server, &url, &age_key, &dump);
+    // The offline inspection commands read the remote object the same way.
+    let keys = with_s3(
+        server,
+        &[
+            "snapshot",
+            "ls",
+            &url,
+            "--identity",
+            &s(&age_key),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(keys.code, 0, "{keys:?}");
+    assert_eq!(keys.json()["count"], dump.len());
 
     // DIR/ with zstd:5 to ssh-ed25519 and ssh-rsa recipients; --keep prunes the older one.
     let backups = tmp.path().join("backups");

@@ -74,6 +74,19 @@ impl Drop for Running {
 
 fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<String> {
     let etcd = find_etcd(etcd)?;
+    // Catch SIGINT/SIGTERM from here on: an interruption at any step ends in the cleanup below
+    // (a signal that arrives during the restore is acted on as soon as it returns).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (mut sigint, mut sigterm) = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
     let dir = TempDir::beside(&std::env::temp_dir().join("etcdops-verify-boot"))?;
     let data = dir.path().join("data");
     let (client, peer) = (free_port()?, free_port()?);
@@ -120,13 +133,7 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
         .spawn()
         .with_context(|| format!("starting {}", etcd.display()))?;
     let mut running = Running(child);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let served = rt.block_on(async {
-        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = serve(&client_url, &mut running) => r,
             _ = sigint.recv() => Err(anyhow!("interrupted (SIGINT); the temporary etcd was stopped and removed")),
