@@ -103,7 +103,15 @@ pub struct S3Args {
     pub s3_skip_ssl_verify: bool,
     /// Bucket addressing: path (ENDPOINT/BUCKET), dns (BUCKET.ENDPOINT), or auto
     #[arg(long, global = true, value_enum, value_name = "STYLE")]
-    pub s3_bucket_lookup: Option<crate::remote::s3::BucketLookup>,
+    pub s3_bucket_lookup: Option<S3BucketLookup>,
+}
+
+/// `--s3-bucket-lookup`'s values (settings.rs maps them to the client's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum S3BucketLookup {
+    Auto,
+    Path,
+    Dns,
 }
 
 /// `-w`'s values (settings.rs turns them into `output::OutputFormat`).

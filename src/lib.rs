@@ -17,6 +17,7 @@ pub mod proto;
 pub mod remote;
 pub mod settings;
 pub mod snap;
+pub mod tls;
 pub mod units;
 pub mod wal;
 

@@ -16,15 +16,15 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{
     AlarmCommand, CertExpiryArgs, CheckCommand, Cli, ClusterArgs, Command, EndpointCommand,
-    GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs, ScheduleCommand,
-    ScheduleKind, SnapshotCommand, WriteOut,
+    GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs, S3BucketLookup,
+    ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
 };
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
 use crate::remote::credentials::{profile_region, AwsEnv};
 use crate::remote::retention::Policy;
-use crate::remote::s3::S3Settings;
+use crate::remote::s3::{BucketLookup, S3Settings};
 use crate::remote::source::SourceSettings;
 use crate::remote::Location;
 use crate::units::{parse_bool, parse_go_duration, parse_rfc3339};
@@ -691,14 +691,8 @@ impl Resolver {
             .or_else(|| profile_region(&env))
             .unwrap_or_else(|| "us-east-1".to_string());
         let ca = match (&g.s3_endpoint_ca, self.env_var("AWS_CA_BUNDLE")) {
-            (Some(p), _) => Some(Sourced {
-                value: p.clone(),
-                source: Source::Flag("s3-endpoint-ca"),
-            }),
-            (None, Some(p)) => Some(Sourced {
-                value: PathBuf::from(p),
-                source: Source::Env("AWS_CA_BUNDLE"),
-            }),
+            (Some(p), _) => Some((p.clone(), "flag --s3-endpoint-ca")),
+            (None, Some(p)) => Some((PathBuf::from(p), "environment AWS_CA_BUNDLE")),
             (None, None) => None,
         };
         Ok(S3Settings {
@@ -710,7 +704,11 @@ impl Resolver {
             region,
             ca,
             skip_verify: g.s3_skip_ssl_verify,
-            lookup: g.s3_bucket_lookup.unwrap_or_default(),
+            lookup: match g.s3_bucket_lookup {
+                None | Some(S3BucketLookup::Auto) => BucketLookup::Auto,
+                Some(S3BucketLookup::Path) => BucketLookup::Path,
+                Some(S3BucketLookup::Dns) => BucketLookup::Dns,
+            },
             env,
         })
     }

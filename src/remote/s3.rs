@@ -29,7 +29,7 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Responses that are not object bodies stay below this.
 const SMALL_BODY: usize = 16 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BucketLookup {
     #[default]
     Auto,
@@ -43,8 +43,8 @@ pub struct S3Settings {
     /// `--s3-endpoint` / `AWS_ENDPOINT_URL`; AWS's regional endpoint when absent.
     pub endpoint: Option<String>,
     pub region: String,
-    /// `--s3-endpoint-ca` / `AWS_CA_BUNDLE`.
-    pub ca: Option<crate::settings::Sourced<std::path::PathBuf>>,
+    /// `--s3-endpoint-ca` / `AWS_CA_BUNDLE`, and which of the two it came from.
+    pub ca: Option<(std::path::PathBuf, &'static str)>,
     pub skip_verify: bool,
     pub lookup: BucketLookup,
     pub env: AwsEnv,
@@ -82,7 +82,8 @@ impl S3 {
         if settings.skip_verify {
             eprintln!("etcdops: warning: --s3-skip-ssl-verify: the object store's certificate is not checked; anyone on the path can read and change the backups");
         }
-        let tls = crate::client::tls::https_config(settings.ca.as_ref(), settings.skip_verify)?;
+        let ca = settings.ca.as_ref().map(|(p, from)| (p.as_path(), *from));
+        let tls = crate::tls::https_config(ca, settings.skip_verify)?;
         let http = Http::new(tls);
         let endpoint = match &settings.endpoint {
             Some(e) => e.clone(),

@@ -1,0 +1,144 @@
+//! TLS pieces shared by every connection etcdops makes (etcd, object storage): trusted roots
+//! from a CA file or the system bundle, PEM certificates and keys read with messages that name
+//! the file and where its path came from, and the verifier behind the skip-verify flags.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// The CA bundle Debian and most distributions keep, used when https is asked for with no CA
+/// file (etcdctl and aws-cli use the system roots then too).
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// TLS for an https service other than etcd (object storage): server authentication only,
+/// against `ca` (else the system bundle), or none at all when `accept_any`.
+pub fn https_config(ca: Option<(&Path, &str)>, accept_any: bool) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?;
+    if accept_any {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
+            .with_no_client_auth());
+    }
+    Ok(builder
+        .with_root_certificates(roots(ca)?)
+        .with_no_client_auth())
+}
+
+/// The trusted roots: the CA file given, else the system bundle.
+pub fn roots(ca: Option<(&Path, &str)>) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some((path, from)) => {
+            for cert in read_certs(path, "CA certificate", from)? {
+                roots.add(cert).with_context(|| {
+                    format!(
+                        "CA certificate file {} (from {from}) holds an unusable certificate",
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        None => {
+            if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+    }
+    Ok(roots)
+}
+
+fn read_file(path: &Path, what: &str, from: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .with_context(|| format!("reading {what} file {} (from {from})", path.display()))
+}
+
+/// The certificates of a PEM file; `from` says where its path came from, for messages.
+pub fn read_certs(path: &Path, what: &str, from: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = read_file(path, what, from)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{what} file {} is not valid PEM", path.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "{what} file {} (from {from}) contains no PEM certificate",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file.
+pub fn read_key(path: &Path, from: &str) -> Result<PrivateKeyDer<'static>> {
+    let pem = read_file(path, "client key", from)?;
+    match rustls_pemfile::private_key(&mut pem.as_slice()) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => bail!(
+            "client key file {} (from {from}) contains no PEM private key",
+            path.display()
+        ),
+        Err(e) => {
+            Err(e).with_context(|| format!("client key file {} is not valid PEM", path.display()))
+        }
+    }
+}
+
+/// `--insecure-skip-tls-verify`: accept any server certificate, but still check that the
+/// handshake is signed by the key in it (so the connection is at least encrypted to its holder).
+#[derive(Debug)]
+pub struct AcceptAnyServerCert(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
