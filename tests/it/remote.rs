@@ -391,7 +391,13 @@ fn bad_cases_exit_2_with_one_line_and_nothing_visible() {
     one_line(&r, "refused the credentials");
     let r = save("s3://no-such-bucket/p/", &[], &[]);
     one_line(&r, "does not exist");
-    assert!(r.stderr.contains("aws s3 mb"), "{r:?}");
+    assert!(r.stderr.contains("aws s3 mb s3://no-such-bucket"), "{r:?}");
+    // Doing what the hint says makes the same save work.
+    assert!(server
+        .aws(&["s3", "mb", "s3://no-such-bucket"])
+        .status
+        .success());
+    assert_eq!(save("s3://no-such-bucket/p/", &[], &[]).code, 0);
     let other = crate::common::pki::Pki::generate(&tmp.path().join("other-pki"));
     // The CA comes from AWS_CA_BUNDLE here: a CA that did not sign the server's certificate.
     let mut args = vec!["snapshot", "save", "s3://badcases/p/", "--s3-endpoint"];
@@ -977,4 +983,71 @@ fn credentials_from_profiles_web_identity_and_instance_metadata() {
     assert_eq!(wrong_role.code, 2, "{wrong_role:?}");
     assert!(wrong_role.stderr.contains("STS refused"), "{wrong_role:?}");
     assert_eq!(imds.code, 0, "{imds:?}");
+}
+
+#[test]
+fn the_scheduled_service_runs_its_save_as_written() {
+    let server = S3Server::shared();
+    server.bucket("sched");
+    let c = shared(Version::V3_5_1, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = ["schedule", "print", "systemd", "--every", "15m", "--dir"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.push(s(tmp.path()));
+    args.extend(
+        [
+            "--",
+            "s3://sched/etcd/",
+            "--compress",
+            "zstd:1",
+            "--keep",
+            "last=2",
+        ]
+        .map(String::from),
+    );
+    args.extend(save_args(&c));
+    args.extend(server.args());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = etcdops(&argv, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let unit = std::fs::read_to_string(tmp.path().join("etcdops-snapshot.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .to_string();
+    // The EnvironmentFile the unit names, with the credentials, as the README writes it.
+    let env_file = tmp.path().join("backup.env");
+    let env: String = server
+        .env()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    std::fs::write(&env_file, env).unwrap();
+    for _ in 0..3 {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -a; . '{}'; set +a; exec {exec}", s(&env_file)))
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let ls = with_s3(
+        server,
+        &["snapshot", "ls", "s3://sched/etcd/", "-w", "json"],
+        &[],
+    );
+    let listed = ls.json()["snapshots"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "--keep last=2 after three runs: {ls:?}");
+    assert!(listed
+        .iter()
+        .all(|x| x["verified"] == true && x["compressed"] == true));
 }
