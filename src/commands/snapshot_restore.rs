@@ -515,6 +515,22 @@ impl Plan<'_> {
             "restore".into(),
             shell_quote(&snapshot),
         ];
+        if opts.source.location.is_remote() {
+            // Where the object store is, as resolved here; credentials stay in each node's
+            // environment.
+            let s3 = &opts.source.s3;
+            if let Some(e) = &s3.endpoint {
+                cmd.push(format!("--s3-endpoint={}", shell_quote(e)));
+            }
+            if let Some((ca, _)) = &s3.ca {
+                let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
+                cmd.push(format!(
+                    "--s3-endpoint-ca={}",
+                    shell_quote(&ca.display().to_string())
+                ));
+            }
+            cmd.push(format!("--s3-region={}", shell_quote(&s3.region)));
+        }
         for id in &opts.source.identities {
             let id = std::path::absolute(id).unwrap_or_else(|_| id.clone());
             cmd.push(format!(

@@ -1051,3 +1051,97 @@ fn the_scheduled_service_runs_its_save_as_written() {
         .iter()
         .all(|x| x["verified"] == true && x["compressed"] == true));
 }
+
+#[test]
+fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluster() {
+    let server = S3Server::shared();
+    server.bucket("harestore");
+    let c = shared(Version::V3_5_1, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = age_identity(tmp.path());
+    let mut args = vec![
+        "snapshot",
+        "save",
+        "s3://harestore/",
+        "--compress",
+        "zstd",
+        "--encrypt-to",
+        &public,
+        "-w",
+        "json",
+    ];
+    let conn = save_args(&c);
+    args.extend(conn.iter().map(String::as_str));
+    let r = with_s3(server, &args, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let url = r.json()["file"].as_str().unwrap().to_string();
+    let expected = {
+        let mut tc = c.client(None);
+        tc.dump()
+    };
+
+    let peers: Vec<String> = (0..3)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let initial = (0..3)
+        .map(|i| format!("n{}={}", i + 1, peers[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let first = tmp.path().join("n1.etcd");
+    let r = with_s3(
+        server,
+        &[
+            "snapshot",
+            "restore",
+            &url,
+            "--identity",
+            &s(&key),
+            "--data-dir",
+            &s(&first),
+            "--name",
+            "n1",
+            "--initial-advertise-peer-urls",
+            &peers[0],
+            "--initial-cluster",
+            &initial,
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let others = r.json()["other_members"].as_array().unwrap().clone();
+    assert_eq!(others.len(), 2, "{r:?}");
+    // Each other node runs its line as printed, with only its credentials in the environment.
+    let env = server.env();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for o in &others {
+        let command = o["command"].as_str().unwrap();
+        assert!(
+            command.contains(&url)
+                && command.contains("--identity=")
+                && command.contains("--s3-endpoint="),
+            "{command}"
+        );
+        let r = crate::common::run::run_printed(command, &envs, tmp.path());
+        assert_eq!(r.code, 0, "{command}\n{r:?}");
+    }
+    let restored: Vec<(String, PathBuf, String)> = (0..3)
+        .map(|i| {
+            (
+                format!("n{}", i + 1),
+                tmp.path().join(format!("n{}.etcd", i + 1)),
+                peers[i].clone(),
+            )
+        })
+        .collect();
+    let booted = Cluster::boot(Version::V3_5_1, &restored);
+    let mut tc = booted.client(None);
+    assert_eq!(
+        tc.dump(),
+        expected,
+        "the keyspace of the three restored members"
+    );
+    let members = tc.rt.block_on(tc.client.member_list()).unwrap();
+    assert_eq!(members.members().len(), 3);
+}

@@ -287,6 +287,7 @@ const SINGLE_3_5_1_USERS: &[&str] = &[
     "remote::bad_cases_exit_2_with_one_line_and_nothing_visible",
     "remote::retention_on_the_server_and_in_a_directory",
     "remote::the_scheduled_service_runs_its_save_as_written",
+    "remote::a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluster",
     "snapshot_save::connection_failures::",
     "snapshot_save::transcripts::",
 ];
