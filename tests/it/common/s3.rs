@@ -216,7 +216,7 @@ impl S3Server {
 
     /// Object keys under a prefix.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let out = self.aws(&[
+        self.key_list(&[
             "s3api",
             "list-objects-v2",
             "--bucket",
@@ -225,31 +225,26 @@ impl S3Server {
             prefix,
             "--query",
             "Contents[].Key",
-            "--output",
-            "json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Option<Vec<String>>>(&out.stdout)
-            .unwrap_or_default()
-            .unwrap_or_default()
+        ])
     }
 
     /// Multipart uploads in progress in a bucket.
     pub fn uploads(&self, bucket: &str) -> Vec<String> {
-        let out = self.aws(&[
+        self.key_list(&[
             "s3api",
             "list-multipart-uploads",
             "--bucket",
             bucket,
             "--query",
             "Uploads[].Key",
-            "--output",
-            "json",
-        ]);
+        ])
+    }
+
+    /// An awscli query that answers a JSON list of keys (or null).
+    fn key_list(&self, args: &[&str]) -> Vec<String> {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let out = self.aws(&args);
         assert!(
             out.status.success(),
             "{}",
