@@ -154,6 +154,9 @@ pub enum Command {
     Check(CheckCommand),
     /// Report when certificates expire (files, directories, kubeconfigs)
     CertExpiry(CertExpiryArgs),
+    /// Re-sign etcd leaf certificates with their CA (same key, SANs and usages), atomically,
+    /// with a backup and a check that the cluster still talks
+    CertRenew(CertRenewArgs),
     /// Show what the etcd static-pod manifest (or config file, or systemd unit) configures
     ManifestRead(ManifestReadArgs),
     /// Print a systemd service + timer or a Kubernetes CronJob that runs a snapshot save
@@ -512,6 +515,28 @@ pub struct ManifestReadArgs {
     /// Print the etcdctl/etcdutl command lines for snapshot save and restore on this node
     #[arg(long)]
     pub commands: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertRenewArgs {
+    /// Certificates to renew [default: the manifest's server and peer certificates, the
+    /// healthcheck client beside them, and the apiserver's apiserver-etcd-client]
+    pub paths: Vec<PathBuf>,
+    /// The CA certificate to sign with [default: the one whose key verifies each certificate]
+    #[arg(long, value_name = "CERT", requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+    /// The CA's private key
+    #[arg(long, value_name = "KEY", requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+    /// Validity of the renewed certificates, in days (capped at the CA's expiry)
+    #[arg(long, default_value_t = 365, value_name = "N")]
+    pub days: i64,
+    /// Print what would change (not-after before and after, SANs); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the old files are copied [default: /var/backups/etcdops-certs-TIMESTAMP]
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

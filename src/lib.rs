@@ -82,6 +82,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             output::emit_text(&commands::schedule::run(&s, s.dir.as_deref())?)?;
             Ok(Outcome::Ok)
         }
+        Job::CertRenew(s) => shown(format, runtime()?.block_on(commands::cert_renew::run(&s))?),
         Job::CertExpiry(s) => shown(format, runtime()?.block_on(commands::cert_expiry::run(&s))?),
         Job::ManifestRead(s) => {
             let report = commands::manifest_read::read(&s.path)?;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    AlarmCommand, CertExpiryArgs, CheckCommand, Cli, ClusterArgs, Command, EndpointCommand,
-    GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs, S3BucketLookup,
-    ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
+    AlarmCommand, CertExpiryArgs, CertRenewArgs, CheckCommand, Cli, ClusterArgs, Command,
+    EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs,
+    S3BucketLookup, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
 };
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
@@ -178,6 +178,7 @@ pub enum Job {
     SnapshotPrune(PruneSettings),
     SchedulePrint(ScheduleSettings),
     CertExpiry(Box<CertExpirySettings>),
+    CertRenew(Box<CertRenewSettings>),
     ManifestRead(ManifestReadSettings),
     /// Handled by `lib.rs` itself: it needs clap's command definition.
     Completion(clap_complete::Shell),
@@ -374,6 +375,23 @@ pub struct CertExpirySettings {
     pub wide: bool,
 }
 
+/// `cert-renew`.
+#[derive(Debug, Clone)]
+pub struct CertRenewSettings {
+    /// The certificates to renew.
+    pub targets: Vec<PathBuf>,
+    /// Where to look for their CA (the targets' directories, the manifest's CA files).
+    pub ca_search: Vec<PathBuf>,
+    /// `--ca` and `--ca-key`.
+    pub ca: Option<(PathBuf, PathBuf)>,
+    pub days: i64,
+    pub dry_run: bool,
+    pub backup_dir: PathBuf,
+    /// Live endpoints to check the served certificate on, when configured.
+    pub conn: Option<ConnSettings>,
+    pub now: i64,
+}
+
 /// `manifest-read`.
 #[derive(Debug, Clone)]
 pub struct ManifestReadSettings {
@@ -562,6 +580,7 @@ impl Resolver {
                 Job::SnapshotRestore(Box::new(self.restore(args)?))
             }
             Command::CertExpiry(args) => Job::CertExpiry(Box::new(self.cert_expiry(args)?)),
+            Command::CertRenew(args) => Job::CertRenew(Box::new(self.cert_renew(args)?)),
             Command::ManifestRead(ManifestReadArgs { env, commands }) => {
                 Job::ManifestRead(ManifestReadSettings {
                     path: self.manifest_path_or_default(),
@@ -805,6 +824,74 @@ impl Resolver {
     /// Paths given: only those, plus the manifest's files and live endpoints when `--manifest`
     /// or `--endpoints` is given too. No paths: kubeadm's tree and kubeconfigs, the manifest's
     /// files and the configured endpoints. `--no-manifest` leaves the manifest out entirely.
+    fn cert_renew(&mut self, args: CertRenewArgs) -> Result<CertRenewSettings> {
+        if !(1..=36500).contains(&args.days) {
+            bail!("--days {}: give 1 to 36500", args.days);
+        }
+        let manifest = self.manifest.get()?.cloned();
+        let mut ca_search: Vec<PathBuf> = Vec::new();
+        let targets = if !args.paths.is_empty() {
+            args.paths.clone()
+        } else {
+            let Some(m) = &manifest else {
+                bail!("no certificates to renew: give their paths, or run on a kubeadm node (no etcd manifest at {})", self.manifest_path_or_default().display());
+            };
+            let mut t: Vec<PathBuf> = ["cert-file", "peer-cert-file"]
+                .iter()
+                .filter_map(|f| m.flag(f).map(PathBuf::from))
+                .collect();
+            if let Some(dir) = t.first().and_then(|p| p.parent()).map(|p| p.to_path_buf()) {
+                for extra in [
+                    dir.join("healthcheck-client.crt"),
+                    dir.parent()
+                        .map(|p| p.join("apiserver-etcd-client.crt"))
+                        .unwrap_or_default(),
+                ] {
+                    if extra.is_file() {
+                        t.push(extra);
+                    }
+                }
+            }
+            for f in ["trusted-ca-file", "peer-trusted-ca-file"] {
+                if let Some(p) = m.flag(f) {
+                    ca_search.push(PathBuf::from(p));
+                }
+            }
+            t.dedup();
+            t
+        };
+        for p in &targets {
+            if !p.is_file() {
+                bail!("{}: no such certificate file", p.display());
+            }
+            if let Some(dir) = p.parent() {
+                ca_search.push(dir.to_path_buf());
+            }
+        }
+        let now = self.now()?;
+        let conn = if manifest.is_some() || self.global.endpoints.is_some() {
+            let conn = self.connection()?;
+            (conn.endpoints.source != Source::Default).then_some(conn)
+        } else {
+            None
+        };
+        Ok(CertRenewSettings {
+            targets,
+            ca_search,
+            ca: args.ca.zip(args.ca_key),
+            days: args.days,
+            dry_run: args.dry_run,
+            backup_dir: args.backup_dir.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "/var/backups/etcdops-certs-{}",
+                    crate::units::compact_utc(now)
+                ))
+            }),
+            conn,
+            now,
+        })
+    }
+
     fn cert_expiry(&mut self, args: CertExpiryArgs) -> Result<CertExpirySettings> {
         for p in &args.paths {
             if !p.exists() {

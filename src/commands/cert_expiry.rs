@@ -147,6 +147,20 @@ fn judge(
         .iter()
         .map(|c| finding(c, s.now, s.warn_days))
         .collect();
+    // Leaves etcdops can renew: files with their key beside them, signed by a CA of the scan.
+    let mut renewable: Vec<String> = certs
+        .iter()
+        .zip(&findings)
+        .filter(|(c, f)| {
+            !c.is_ca
+                && matches!(f.status, Status::Warning | Status::Expired)
+                && c.key_file().is_some()
+                && c.issued_by.is_some()
+                && matches!(c.source, crate::pki::Source::File { .. })
+        })
+        .map(|(_, f)| crate::output::shell_quote(&f.path))
+        .collect();
+    renewable.dedup();
     let (cas, leaves): (Vec<Finding>, Vec<Finding>) = findings.into_iter().partition(|f| f.is_ca);
     let cas = once_each(cas);
     errors.extend(scan.errors.into_iter().map(|e| ErrorRow {
@@ -167,10 +181,18 @@ fn judge(
     let outcome = if bad == 0 {
         Outcome::Ok
     } else {
-        Outcome::Bad(format!(
+        let outcome = Outcome::Bad(format!(
             "{bad} certificates expired, not yet valid, expiring within {} days, miswired or missing",
             s.warn_days
-        ))
+        ));
+        if renewable.is_empty() {
+            outcome
+        } else {
+            outcome.hinted(format!(
+                "renew them with their CA: etcdops cert-renew {}",
+                renewable.join(" ")
+            ))
+        }
     };
     let report = CertReport {
         leaves,

@@ -4,6 +4,7 @@
 
 pub mod alarm;
 pub mod cert_expiry;
+pub mod cert_renew;
 pub mod check_consistency;
 pub mod compact;
 pub mod defrag;

@@ -41,6 +41,11 @@ pub struct Cert {
 }
 
 impl Cert {
+    /// The private key file found beside this certificate, if any.
+    pub fn key_file(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
     /// SHA-256 of the DER, hex: what identifies one certificate wherever it is found.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -123,7 +128,7 @@ fn key_description(spki: &SubjectPublicKeyInfo<'_>) -> String {
 }
 
 /// The subject alternative names: DNS names, IP addresses, e-mail addresses and URIs.
-fn subject_alt_names(x: &X509Certificate<'_>) -> Vec<String> {
+pub fn subject_alt_names(x: &X509Certificate<'_>) -> Vec<String> {
     let mut sans = Vec::new();
     let Ok(Some(ext)) = x.subject_alternative_name() else {
         return sans;

@@ -8,12 +8,13 @@
 
 mod cert;
 mod kubeconfig;
+pub mod renew;
 mod scan;
 pub mod wiring;
 
 use std::path::PathBuf;
 
-pub use cert::{Cert, CertError};
+pub use cert::{subject_alt_names, Cert, CertError};
 pub use wiring::Wiring;
 
 /// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.

@@ -5,6 +5,7 @@
 mod common;
 
 mod cert_expiry;
+mod cert_renew;
 mod cli;
 mod conventions;
 mod ha_restore;

@@ -1,0 +1,428 @@
+//! `etcdops cert-renew [PATH...]`: re-sign leaf certificates with the CA that issued them
+//! (pki/renew.rs), keeping their key, subject, SANs and usages.
+//!
+//! 1. Plan: each certificate, its key beside it, and its CA — `--ca/--ca-key`, else the CA in
+//!    the scanned directories whose key verifies the certificate, with its key beside it. A
+//!    missing or mismatched CA key, or an expired CA, refuses the whole run before anything is
+//!    written (exit 2).
+//! 2. Write (not with `--dry-run`): the old certificates are copied into the backup directory
+//!    (their absolute paths below it, 0700 directories), then each new certificate replaces the
+//!    old one through an exclusive temporary, fsynced and renamed, with the old owner and mode.
+//!    The key is not touched, so every file on disk is at all times a complete certificate that
+//!    matches its key.
+//! 3. Check what was written: the chain verifies, the key matches, the SANs are the old ones;
+//!    and, when live endpoints are configured, a fresh handshake serves the renewed server
+//!    certificate (etcd reads its files at every handshake).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use x509_parser::prelude::*;
+
+use crate::client::Target;
+use crate::exit::Outcome;
+use crate::output::{escape, Report};
+use crate::pki::renew::{self, Ca, Renewed};
+use crate::pki::{Scan, Source};
+use crate::settings::CertRenewSettings;
+use crate::units::rfc3339;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub file: String,
+    pub subject: String,
+    pub ca: String,
+    pub old_not_after: String,
+    pub new_not_after: String,
+    /// Cut to the CA's not-after.
+    pub capped: bool,
+    pub sans: Vec<String>,
+    /// `renewed`, or `would renew` in a dry run.
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// Who must restart to use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewReport {
+    pub rows: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub served: Vec<String>,
+}
+
+struct Planned {
+    path: PathBuf,
+    key: PathBuf,
+    ca: usize,
+    old_der: Vec<u8>,
+    renewed: Renewed,
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    let file = crate::fsutil::open_regular(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 1 << 20), &mut text)
+        .with_context(|| format!("reading {what} {} (it must be PEM text)", path.display()))?;
+    Ok(text)
+}
+
+pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
+    // Scan the targets' directories for certificates, keys and CAs.
+    let mut search = s.ca_search.clone();
+    search.extend(s.targets.iter().cloned());
+    let mut scan = Scan::paths(&search);
+    scan.check_wiring();
+    let find = |path: &Path| {
+        scan.certs.iter().find(
+            |c| matches!(&c.source, Source::File { path: p, index: 0, .. } if same_file(p, path)),
+        )
+    };
+
+    // Plan every renewal before writing anything.
+    let mut cas: Vec<Ca> = Vec::new();
+    let ca_index = |cas: &mut Vec<Ca>, ca_cert: &Path, ca_key: &Path| -> Result<usize> {
+        let name = ca_cert.display().to_string();
+        if let Some(i) = cas.iter().position(|c| c.name == name) {
+            return Ok(i);
+        }
+        let ca = Ca::load(
+            &name,
+            &read(ca_cert, "CA certificate")?,
+            &read(ca_key, "CA key").map_err(|e| {
+                anyhow!(
+                    "{e:#}; the CA key must be beside the CA certificate, or given with --ca-key"
+                )
+            })?,
+            s.now,
+        )?;
+        cas.push(ca);
+        Ok(cas.len() - 1)
+    };
+    let mut planned = Vec::new();
+    for path in &s.targets {
+        let cert = find(path).ok_or_else(|| anyhow!("{}: not a certificate", path.display()))?;
+        if cert.is_ca {
+            bail!("{}: is a CA certificate; renewing a CA is out of scope (see its own expiry in cert-expiry): etcdops renews leaf certificates", path.display());
+        }
+        let key = cert.key_file().map(Path::to_path_buf).ok_or_else(|| {
+            anyhow!(
+                "{}: no private key beside it (x.crt → x.key, x.pem → x-key.pem)",
+                path.display()
+            )
+        })?;
+        let ca = match &s.ca {
+            Some((c, k)) => ca_index(&mut cas, c, k)?,
+            None => {
+                let issuer = cert.issued_by.as_ref().ok_or_else(|| {
+                    anyhow!(
+                        "{}: its CA is not in {}; give it with --ca and --ca-key",
+                        path.display(),
+                        s.ca_search
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+                let Source::File { path: ca_path, .. } = issuer else {
+                    bail!(
+                        "{}: its CA is in a kubeconfig; give it with --ca and --ca-key",
+                        path.display()
+                    );
+                };
+                let ca_cert = scan
+                    .certs
+                    .iter()
+                    .find(|c| &c.source == issuer)
+                    .ok_or_else(|| anyhow!("{}: CA not found", path.display()))?;
+                let ca_key = ca_cert.key_file().map(Path::to_path_buf).ok_or_else(|| {
+                    anyhow!(
+                        "the CA {} has no key beside it; give it with --ca-key",
+                        ca_path.display()
+                    )
+                })?;
+                ca_index(&mut cas, &ca_path.clone(), &ca_key)?
+            }
+        };
+        let name = path.display().to_string();
+        let cert_pem = read(path, "certificate")?;
+        let key_pem = read(&key, "key")?;
+        let renewed = renew::renew(&name, &cert_pem, &key_pem, &cas[ca], s.now, s.days)?;
+        planned.push(Planned {
+            path: path.clone(),
+            key,
+            ca,
+            old_der: cert.der.clone(),
+            renewed,
+        });
+    }
+
+    let mut rows: Vec<Row> = planned
+        .iter()
+        .map(|p| {
+            let (subject, sans, old_not_after) = describe(&p.old_der);
+            Row {
+                file: p.path.display().to_string(),
+                subject,
+                ca: cas[p.ca].name.clone(),
+                old_not_after: rfc3339(old_not_after),
+                new_not_after: rfc3339(p.renewed.not_after),
+                capped: p.renewed.capped,
+                sans,
+                action: if s.dry_run { "would renew" } else { "renewed" },
+                checks: Vec::new(),
+                restart: restart_for(&p.path),
+            }
+        })
+        .collect();
+    if s.dry_run {
+        return Ok((
+            RenewReport {
+                rows,
+                backup_dir: None,
+                served: Vec::new(),
+            },
+            Outcome::Ok,
+        ));
+    }
+
+    // Back up, then replace each certificate atomically.
+    let backups = backup(
+        &s.backup_dir,
+        planned.iter().flat_map(|p| [&p.path, &p.key]),
+    )?;
+    for p in &planned {
+        let like =
+            std::fs::metadata(&p.path).with_context(|| format!("reading {}", p.path.display()))?;
+        crate::fsutil::write_atomic(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
+    }
+
+    // Check what is on disk now.
+    let mut bad = Vec::new();
+    for (p, row) in planned.iter().zip(rows.iter_mut()) {
+        row.checks = check_written(p, &cas[p.ca]);
+        if row.checks.iter().any(|c| c.starts_with("FAILED")) {
+            bad.push(row.file.clone());
+        }
+    }
+    let served = match &s.conn {
+        Some(conn) => served_checks(conn, &planned).await,
+        None => Vec::new(),
+    };
+    let outcome = if bad.is_empty() && !served.iter().any(|l| l.contains("still serves")) {
+        Outcome::Ok
+    } else {
+        Outcome::Bad(format!(
+            "renewed certificates failed their checks: {}; the old files are in {}",
+            bad.join(", "),
+            backups.display()
+        ))
+    };
+    Ok((
+        RenewReport {
+            rows,
+            backup_dir: Some(backups.display().to_string()),
+            served,
+        },
+        outcome,
+    ))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Subject, SANs and not-after of a certificate.
+fn describe(der: &[u8]) -> (String, Vec<String>, i64) {
+    match parse_x509_certificate(der) {
+        Ok((_, x)) => (
+            x.subject().to_string(),
+            sans(&x),
+            x.validity().not_after.timestamp(),
+        ),
+        Err(_) => (String::new(), Vec::new(), 0),
+    }
+}
+
+fn sans(x: &X509Certificate<'_>) -> Vec<String> {
+    let mut out = crate::pki::subject_alt_names(x);
+    out.sort();
+    out
+}
+
+/// kube-apiserver reads its etcd client certificate when it starts; etcd re-reads its own
+/// certificates at every handshake.
+fn restart_for(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    name.starts_with("apiserver-etcd-client").then(|| {
+        "kube-apiserver (it reads apiserver-etcd-client when it starts): move its manifest out of /etc/kubernetes/manifests and back".to_string()
+    })
+}
+
+/// Copy each file to `dir/<its absolute path>` (directories 0700, files keep their mode).
+fn backup<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    for f in files {
+        let abs = std::path::absolute(f).unwrap_or_else(|_| f.clone());
+        let rel = abs.strip_prefix("/").unwrap_or(&abs);
+        let dest = dir.join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .with_context(|| format!("creating the backup directory {}", parent.display()))?;
+        }
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+        crate::fsutil::write_atomic(&dest, &bytes, Some(&like))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The renewed file on disk: chain, key, SANs.
+fn check_written(p: &Planned, ca: &Ca) -> Vec<String> {
+    let mut out = Vec::new();
+    let on_disk = std::fs::read_to_string(&p.path)
+        .ok()
+        .and_then(|t| renew::first_cert(&t));
+    let Some(der) = on_disk else {
+        return vec!["FAILED: the renewed file cannot be read back".to_string()];
+    };
+    out.push(if ca.signed(&der) {
+        "chain verifies".to_string()
+    } else {
+        "FAILED: the chain does not verify".to_string()
+    });
+    let key_ok = std::fs::read_to_string(&p.key)
+        .ok()
+        .and_then(|k| renew::key_pair(&k, "key").ok())
+        .zip(parse_x509_certificate(&der).ok())
+        .is_some_and(|(k, (_, x))| k.public_key_der() == x.public_key().raw);
+    out.push(if key_ok {
+        "key matches".to_string()
+    } else {
+        "FAILED: the key does not match".to_string()
+    });
+    let (_, old_sans, _) = describe(&p.old_der);
+    let (_, new_sans, _) = describe(&der);
+    out.push(if old_sans == new_sans {
+        "SANs unchanged".to_string()
+    } else {
+        "FAILED: the SANs changed".to_string()
+    });
+    out
+}
+
+/// A fresh handshake with every configured endpoint: which certificate does it serve now?
+async fn served_checks(conn: &crate::settings::ConnSettings, planned: &[Planned]) -> Vec<String> {
+    let mut out = Vec::new();
+    for ep in &conn.endpoints.value {
+        let Ok(target) = Target::parse(ep, conn.wants_tls()) else {
+            continue;
+        };
+        match crate::client::served_certificate(conn, &target).await {
+            Ok(der) => {
+                if let Some(p) = planned.iter().find(|p| p.renewed.der == der) {
+                    out.push(format!(
+                        "{ep} serves the renewed {} (serial {})",
+                        p.path.display(),
+                        p.renewed.serial
+                    ));
+                } else if planned.iter().any(|p| p.old_der == der) {
+                    out.push(format!("{ep} still serves the old certificate"));
+                }
+            }
+            Err(e) => out.push(format!("{ep}: no handshake: {e}")),
+        }
+    }
+    out
+}
+
+impl Report for RenewReport {
+    fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        (
+            vec![
+                "FILE",
+                "SUBJECT",
+                "OLD NOT AFTER",
+                "NEW NOT AFTER",
+                "SANS",
+                "ACTION",
+            ],
+            self.rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        escape(&r.file),
+                        escape(&r.subject),
+                        r.old_not_after.clone(),
+                        format!(
+                            "{}{}",
+                            r.new_not_after,
+                            if r.capped {
+                                " (capped at the CA's expiry)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        escape(&r.sans.join(", ")),
+                        r.action.to_string(),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn simple(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}: {} -> {}",
+                    r.action,
+                    escape(&r.file),
+                    r.old_not_after,
+                    r.new_not_after
+                )
+            })
+            .collect()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for r in &self.rows {
+            if r.capped {
+                notes.push(format!(
+                    "{}: not-after capped at the CA's expiry ({}); renew the CA ({}) to go further",
+                    escape(&r.file),
+                    r.new_not_after,
+                    escape(&r.ca)
+                ));
+            }
+            for c in &r.checks {
+                notes.push(format!("{}: {c}", escape(&r.file)));
+            }
+            if let Some(who) = &r.restart {
+                notes.push(format!("{}: restart {who}", escape(&r.file)));
+            }
+        }
+        if let Some(b) = &self.backup_dir {
+            notes.push(format!("the old files are in {}", escape(b)));
+        }
+        notes.extend(self.served.iter().map(|s| escape(s)));
+        notes
+    }
+}

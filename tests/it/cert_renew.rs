@@ -1,0 +1,460 @@
+//! `cert-renew` on PKI trees made by openssl at test time (kubeadm-shaped RSA with PKCS#1 keys,
+//! cfssl-shaped ECDSA with SEC1 keys, Ed25519), with openssl as the oracle: the chain verifies,
+//! the extensions are the old ones, the dates are what was asked; refusals change nothing; and
+//! a live etcd serves the renewed certificate at the next handshake without a restart.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::cluster::{Cluster, ClusterOptions, Version};
+use crate::common::run::etcdops;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[derive(Clone, Copy)]
+enum Alg {
+    Rsa,
+    Ec,
+    Ed25519,
+}
+
+/// A private key in the encoding the tool of each tree writes.
+fn key(path: &Path, alg: Alg) {
+    match alg {
+        Alg::Rsa => {
+            openssl(&["genrsa", "-traditional", "-out", &s(path), "2048"]);
+        }
+        Alg::Ec => {
+            openssl(&[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &s(path),
+            ]);
+        }
+        Alg::Ed25519 => {
+            openssl(&["genpkey", "-algorithm", "ed25519", "-out", &s(path)]);
+        }
+    }
+}
+
+fn ca(dir: &Path, cert: &str, keyf: &str, alg: Alg, days: u32) -> (PathBuf, PathBuf) {
+    let (c, k) = (dir.join(cert), dir.join(keyf));
+    key(&k, alg);
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        &s(&k),
+        "-out",
+        &s(&c),
+        "-days",
+        &days.to_string(),
+        "-subj",
+        "/CN=etcd-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]);
+    (c, k)
+}
+
+/// A leaf valid for `days` with the extensions kubeadm gives etcd's certificates.
+fn leaf(
+    dir: &Path,
+    (cert, keyf): (&str, &str),
+    ca: &(PathBuf, PathBuf),
+    alg: Alg,
+    cn: &str,
+    eku: &str,
+    days: u32,
+) -> PathBuf {
+    let (c, k) = (dir.join(cert), dir.join(keyf));
+    key(&k, alg);
+    let csr = dir.join(format!("{cert}.csr"));
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &s(&k),
+        "-out",
+        &s(&csr),
+        "-subj",
+        &format!("/O=system:masters/CN={cn}"),
+    ]);
+    let ext = dir.join(format!("{cert}.ext"));
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=DNS:localhost,DNS:cp1,IP:127.0.0.1,IP:10.0.0.11\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={eku}\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca.0),
+        "-CAkey",
+        &s(&ca.1),
+        "-CAcreateserial",
+        "-out",
+        &s(&c),
+        "-days",
+        &days.to_string(),
+        "-extfile",
+        &s(&ext),
+    ]);
+    std::fs::remove_file(&csr).unwrap();
+    std::fs::remove_file(&ext).unwrap();
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o644)).unwrap();
+    c
+}
+
+fn extensions(cert: &Path) -> String {
+    openssl(&[
+        "x509",
+        "-in",
+        &s(cert),
+        "-noout",
+        "-ext",
+        "subjectAltName,keyUsage,extendedKeyUsage,basicConstraints",
+        "-subject",
+    ])
+}
+
+fn not_after(cert: &Path) -> i64 {
+    let out = openssl(&["x509", "-in", &s(cert), "-noout", "-enddate"]);
+    let date = out.trim().trim_start_matches("notAfter=");
+    let out = Command::new("date")
+        .args(["-u", "-d", date, "+%s"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Renew `certs`, then check everything the issue lists.
+fn renew_and_check(ca_cert: &Path, certs: &[PathBuf], scan_dir: &Path) {
+    // openssl's serial file is not a certificate; cert-expiry would list it as unreadable.
+    for dir in [scan_dir.to_path_buf(), scan_dir.join("etcd")] {
+        let _ = std::fs::remove_file(dir.join("ca.srl"));
+    }
+    let backup = scan_dir.parent().unwrap().join("backup");
+    let before: Vec<(String, Vec<u8>)> = certs
+        .iter()
+        .map(|c| (extensions(c), std::fs::read(c).unwrap()))
+        .collect();
+    let expiry_before = etcdops(&["cert-expiry", &s(scan_dir), "--warn-days", "30"], &[]);
+    assert_eq!(
+        expiry_before.code, 1,
+        "the leaves expire within 30 days: {expiry_before:?}"
+    );
+    assert!(
+        expiry_before.stderr.contains("cert-renew"),
+        "cert-expiry points at cert-renew: {expiry_before:?}"
+    );
+
+    let mut args = vec!["cert-renew".to_string()];
+    args.extend(certs.iter().map(|c| s(c)));
+    args.extend([
+        "--backup-dir".to_string(),
+        s(&backup),
+        "-w".into(),
+        "json".into(),
+    ]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = etcdops(&argv, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"));
+    for (c, (ext, old)) in certs.iter().zip(&before) {
+        let verify = Command::new("openssl")
+            .args(["verify", "-CAfile", &s(ca_cert), &s(c)])
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "openssl verify {}: {}",
+            c.display(),
+            String::from_utf8_lossy(&verify.stdout)
+        );
+        assert_eq!(&extensions(c), ext, "{}", c.display());
+        let days = (not_after(c) - unix_now()) as f64 / 86400.0;
+        assert!(
+            (364.9..=365.1).contains(&days),
+            "{}: {days} days",
+            c.display()
+        );
+        let abs = std::path::absolute(c).unwrap();
+        let saved = backup.join(abs.strip_prefix("/").unwrap());
+        assert_eq!(
+            &std::fs::read(&saved).unwrap(),
+            old,
+            "backup of {}",
+            c.display()
+        );
+        let mode = std::fs::metadata(c).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", c.display());
+    }
+    let expiry_after = etcdops(&["cert-expiry", &s(scan_dir), "--warn-days", "30"], &[]);
+    assert_eq!(expiry_after.code, 0, "{expiry_after:?}");
+}
+
+#[test]
+fn kubeadm_rsa_tree_is_renewed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let etcd = pki.join("etcd");
+    std::fs::create_dir_all(&etcd).unwrap();
+    let ca = ca(&etcd, "ca.crt", "ca.key", Alg::Rsa, 3650);
+    let certs = vec![
+        leaf(
+            &etcd,
+            ("server.crt", "server.key"),
+            &ca,
+            Alg::Rsa,
+            "cp1",
+            "serverAuth,clientAuth",
+            5,
+        ),
+        leaf(
+            &etcd,
+            ("peer.crt", "peer.key"),
+            &ca,
+            Alg::Rsa,
+            "cp1",
+            "serverAuth,clientAuth",
+            5,
+        ),
+        leaf(
+            &etcd,
+            ("healthcheck-client.crt", "healthcheck-client.key"),
+            &ca,
+            Alg::Rsa,
+            "kube-etcd-healthcheck-client",
+            "clientAuth",
+            5,
+        ),
+        leaf(
+            &pki,
+            ("apiserver-etcd-client.crt", "apiserver-etcd-client.key"),
+            &ca,
+            Alg::Rsa,
+            "kube-apiserver-etcd-client",
+            "clientAuth",
+            5,
+        ),
+    ];
+    renew_and_check(&ca.0, &certs, &pki);
+}
+
+#[test]
+fn cfssl_ecdsa_and_ed25519_trees_are_renewed() {
+    for alg in [Alg::Ec, Alg::Ed25519] {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etcd");
+        std::fs::create_dir_all(&etc).unwrap();
+        let ca = ca(&etc, "ca.pem", "ca-key.pem", alg, 3650);
+        let certs = vec![leaf(
+            &etc,
+            ("etcd.pem", "etcd-key.pem"),
+            &ca,
+            alg,
+            "etcd",
+            "serverAuth,clientAuth",
+            3,
+        )];
+        renew_and_check(&ca.0, &certs, &etc);
+    }
+}
+
+#[test]
+fn a_ca_that_ends_sooner_caps_the_leaf_and_bad_cas_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = dir.path().join("etcd");
+    std::fs::create_dir_all(&etcd).unwrap();
+    let ca = ca(&etcd, "ca.crt", "ca.key", Alg::Ec, 100);
+    let server = leaf(
+        &etcd,
+        ("server.crt", "server.key"),
+        &ca,
+        Alg::Ec,
+        "cp1",
+        "serverAuth,clientAuth",
+        5,
+    );
+    let backup = dir.path().join("backup");
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&server),
+            "--backup-dir",
+            &s(&backup),
+            "--days",
+            "365",
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let row = &r.json()["rows"][0];
+    assert_eq!(row["capped"], true, "{r:?}");
+    assert_eq!(not_after(&server), not_after(&ca.0));
+    assert!(r.stderr.contains("capped at the CA's expiry"), "{r:?}");
+
+    // --dry-run writes nothing and says what would change.
+    let before = std::fs::read(&server).unwrap();
+    let dry = etcdops(
+        &[
+            "cert-renew",
+            &s(&server),
+            "--dry-run",
+            "--backup-dir",
+            &s(&dir.path().join("b2")),
+        ],
+        &[],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("would renew") && dry.stdout.contains("127.0.0.1"),
+        "{dry:?}"
+    );
+    assert_eq!(std::fs::read(&server).unwrap(), before);
+    assert!(!dir.path().join("b2").exists());
+
+    // A CA key that is not the CA's, a missing CA key, an expired CA: exit 2, nothing touched.
+    let other = dir.path().join("other.key");
+    key(&other, Alg::Ec);
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&server),
+            "--ca",
+            &s(&ca.0),
+            "--ca-key",
+            &s(&other),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("does not belong"), "{r:?}");
+    std::fs::rename(&ca.1, dir.path().join("moved.key")).unwrap();
+    let r = etcdops(&["cert-renew", &s(&server)], &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("no key beside it") || r.stderr.contains("--ca-key"),
+        "{r:?}"
+    );
+    std::fs::rename(dir.path().join("moved.key"), &ca.1).unwrap();
+    let far = "2099-01-01T00:00:00Z";
+    let r = etcdops(&["cert-renew", &s(&server)], &[("ETCDOPS_NOW", far)]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("expired") && r.stderr.contains("out of scope"),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&server).unwrap(), before);
+    let r = etcdops(&["cert-renew", &s(&ca.0)], &[]);
+    assert_eq!(r.code, 2, "renewing a CA is refused: {r:?}");
+}
+
+#[test]
+fn a_running_etcd_serves_the_renewed_certificate_without_a_restart() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let pki = &c.pki;
+    let old_serial = openssl(&["x509", "-in", &s(&pki.server.cert), "-noout", "-serial"]);
+    // Zero paths on a kubeadm node: the manifest's certificates, the healthcheck client beside
+    // them and the apiserver's etcd client; the endpoint and TLS files from the manifest too.
+    let manifest = c.dir.path().join("etcd.yaml");
+    crate::common::cluster::write_kubeadm_manifest(&c, 0, &manifest);
+    let backup = c.dir.path().join("backup");
+    let r = etcdops(
+        &[
+            "cert-renew",
+            "--manifest",
+            &s(&manifest),
+            "--backup-dir",
+            &s(&backup),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let files: Vec<String> = r.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["file"].as_str().unwrap().to_string())
+        .collect();
+    for f in [
+        &pki.server.cert,
+        &pki.peer.cert,
+        &pki.healthcheck.cert,
+        &pki.apiserver_client.cert,
+    ] {
+        assert!(
+            files.contains(&s(f)),
+            "{} not renewed: {files:?}",
+            f.display()
+        );
+    }
+    assert!(r.stderr.contains("restart kube-apiserver"), "{r:?}");
+    let served = r.json()["served"].as_array().unwrap().clone();
+    assert!(
+        served
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("serves the renewed")),
+        "{r:?}"
+    );
+    let new_serial = openssl(&["x509", "-in", &s(&pki.server.cert), "-noout", "-serial"]);
+    assert_ne!(old_serial, new_serial);
+    // A fresh handshake from an independent client sees the new serial.
+    let url = c.members[0]
+        .client_url
+        .trim_start_matches("https://")
+        .to_string();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl s_client -connect {url} -CAfile '{}' -cert '{}' -key '{}' </dev/null 2>/dev/null | openssl x509 -noout -serial", s(&pki.ca.cert), s(&pki.healthcheck.cert), s(&pki.healthcheck.key)))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), new_serial);
+    let mut h = vec![
+        "health".to_string(),
+        "--endpoints".into(),
+        c.members[0].client_url.clone(),
+    ];
+    h.extend(c.tls_args());
+    let hv: Vec<&str> = h.iter().map(String::as_str).collect();
+    assert_eq!(etcdops(&hv, &[]).code, 0);
+}
