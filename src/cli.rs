@@ -531,6 +531,10 @@ pub struct CertRenewArgs {
     /// Validity of the renewed certificates, in days (capped at the CA's expiry)
     #[arg(long, default_value_t = 365, value_name = "N")]
     pub days: i64,
+    /// Generate a new key of the same algorithm and size for each certificate (default: keep
+    /// the key, so nothing that pins it breaks and a crash can never leave a mismatched pair)
+    #[arg(long)]
+    pub new_key: bool,
     /// Print what would change (not-after before and after, SANs); write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -186,6 +186,21 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> R
     tmp.commit(dest)
 }
 
+/// [`write_atomic`] for key material: the owner of `like`, its mode without any group or other
+/// bits, set before a byte is written.
+pub fn write_secret(dest: &Path, bytes: &[u8], like: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut tmp = TempFile::beside(dest, 0o600)?;
+    tmp.copy_owner_and_mode(like)?;
+    if let Some(f) = tmp.file() {
+        f.set_permissions(fs::Permissions::from_mode(like.mode() & 0o700))
+            .with_context(|| format!("setting the mode of {}", dest.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    tmp.commit(dest)
+}
+
 fn set_owner_and_mode(f: &File, like: &fs::Metadata) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let md = f.metadata()?;

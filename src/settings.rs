@@ -385,6 +385,7 @@ pub struct CertRenewSettings {
     /// `--ca` and `--ca-key`.
     pub ca: Option<(PathBuf, PathBuf)>,
     pub days: i64,
+    pub new_key: bool,
     pub dry_run: bool,
     pub backup_dir: PathBuf,
     /// Live endpoints to check the served certificate on, when configured.
@@ -864,8 +865,9 @@ impl Resolver {
             if !p.is_file() {
                 bail!("{}: no such certificate file", p.display());
             }
-            if let Some(dir) = p.parent() {
-                ca_search.push(dir.to_path_buf());
+            match p.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => ca_search.push(dir.to_path_buf()),
+                _ => ca_search.push(PathBuf::from(".")),
             }
         }
         let now = self.now()?;
@@ -880,6 +882,7 @@ impl Resolver {
             ca_search,
             ca: args.ca.zip(args.ca_key),
             days: args.days,
+            new_key: args.new_key,
             dry_run: args.dry_run,
             backup_dir: args.backup_dir.unwrap_or_else(|| {
                 PathBuf::from(format!(

@@ -59,6 +59,8 @@ pub struct RenewReport {
 struct Planned {
     path: PathBuf,
     key: PathBuf,
+    /// `--new-key`: the new key's PEM, written before the certificate.
+    new_key: Option<String>,
     ca: usize,
     old_der: Vec<u8>,
     renewed: Renewed,
@@ -153,11 +155,27 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         };
         let name = path.display().to_string();
         let cert_pem = read(path, "certificate")?;
-        let key_pem = read(&key, "key")?;
-        let renewed = renew::renew(&name, &cert_pem, &key_pem, &cas[ca], s.now, s.days)?;
+        let (key_pair, new_key) = if s.new_key {
+            let (k, pem) = renew::new_key_like(&name, &cert.der)?;
+            (k, Some(pem))
+        } else {
+            let k = renew::key_pair(&read(&key, "key")?, &key.display().to_string())?;
+            let spki_matches = parse_x509_certificate(&cert.der)
+                .is_ok_and(|(_, x)| x.public_key().raw == k.public_key_der());
+            if !spki_matches {
+                bail!(
+                    "{}: its key {} does not belong to it; fix the pair first (or use --new-key)",
+                    path.display(),
+                    key.display()
+                );
+            }
+            (k, None)
+        };
+        let renewed = renew::renew(&name, &cert_pem, &key_pair, &cas[ca], s.now, s.days)?;
         planned.push(Planned {
             path: path.clone(),
             key,
+            new_key,
             ca,
             old_der: cert.der.clone(),
             renewed,
@@ -199,6 +217,13 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         planned.iter().flat_map(|p| [&p.path, &p.key]),
     )?;
     for p in &planned {
+        if let Some(pem) = &p.new_key {
+            // The key goes first, then at once the certificate: the two renames are the only
+            // moment the pair on disk does not match (the backup has the old pair).
+            let like = std::fs::metadata(&p.key)
+                .with_context(|| format!("reading {}", p.key.display()))?;
+            crate::fsutil::write_secret(&p.key, pem.as_bytes(), &like)?;
+        }
         let like =
             std::fs::metadata(&p.path).with_context(|| format!("reading {}", p.path.display()))?;
         crate::fsutil::write_atomic(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;

@@ -115,7 +115,7 @@ pub struct Renewed {
 pub fn renew(
     name: &str,
     cert_pem: &str,
-    key_pem: &str,
+    key: &KeyPair,
     ca: &Ca,
     now: i64,
     days: i64,
@@ -127,7 +127,6 @@ pub fn renew(
             ca: ca.name.clone(),
         });
     }
-    let key = key_pair(key_pem, name)?;
     let mut params = CertificateParams::from_ca_cert_der(&der.clone().into())
         .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?;
     let wanted = now.saturating_add(days.saturating_mul(86_400));
@@ -144,7 +143,7 @@ pub fn renew(
     // The new certificate gets a key identifier computed from its key, as before.
     params.key_identifier_method = rcgen::KeyIdMethod::Sha256;
     let cert = params
-        .signed_by(&key, &ca.issuer, &ca.key)
+        .signed_by(key, &ca.issuer, &ca.key)
         .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?;
     Ok(Renewed {
         pem: cert.pem(),
@@ -160,6 +159,80 @@ fn getrandom_fill(buf: &mut [u8]) {
     use rustls::crypto::ring::default_provider;
     // ring's system random, through the provider we already ship.
     let _ = default_provider().secure_random.fill(buf);
+}
+
+/// A new private key of the same algorithm and size as the certificate's (`--new-key`), and its
+/// PEM (PKCS#8). RSA keys are generated with the `rsa` crate (ring cannot), others by rcgen.
+pub fn new_key_like(name: &str, cert_der: &[u8]) -> Result<(KeyPair, String), RenewError> {
+    let unsupported = || RenewError::KeyUnsupported(name.to_string());
+    let (_, x) =
+        parse_x509_certificate(cert_der).map_err(|_| RenewError::NotACert(name.to_string()))?;
+    let spki = x.public_key();
+    let pkcs8: Vec<u8> = match spki.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa_key)) => {
+            use rsa::pkcs8::EncodePrivateKey;
+            let bits = rsa_key.key_size();
+            if !(2048..=8192).contains(&bits) {
+                return Err(unsupported());
+            }
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+                .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?;
+            key.to_pkcs8_der()
+                .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?
+                .as_bytes()
+                .to_vec()
+        }
+        Ok(x509_parser::public_key::PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            let alg = match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => &rcgen::PKCS_ECDSA_P256_SHA256,
+                Some("1.3.132.0.34") => &rcgen::PKCS_ECDSA_P384_SHA384,
+                _ => return Err(unsupported()),
+            };
+            KeyPair::generate_for(alg)
+                .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?
+                .serialize_der()
+        }
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            let v2 = KeyPair::generate_for(&rcgen::PKCS_ED25519)
+                .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?
+                .serialize_der();
+            // ring writes PKCS#8 v2 (RFC 5958, with the public key), which OpenSSL 3.0 and
+            // older tools refuse; the file gets v1, as `openssl genpkey` writes it.
+            ed25519_v1(&v2).ok_or_else(unsupported)?
+        }
+        _ => return Err(unsupported()),
+    };
+    let pem = pem_encode("PRIVATE KEY", &pkcs8);
+    let key = KeyPair::try_from(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+        .map_err(|_| unsupported())?;
+    Ok((key, pem))
+}
+
+/// PKCS#8 v1 (version 0, no public key) of an Ed25519 key given as v2.
+fn ed25519_v1(v2: &[u8]) -> Option<Vec<u8>> {
+    let (_, seq) = der_read(v2, 0x30)?;
+    let (rest, _version) = der_read(seq, 0x02)?;
+    let (rest, alg) = der_read(rest, 0x30)?;
+    let (_, key) = der_read(rest, 0x04)?;
+    Some(pkcs8_wrap(&der_tlv(0x30, alg), key))
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// The first certificate of a PEM text.

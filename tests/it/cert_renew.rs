@@ -458,3 +458,133 @@ fn a_running_etcd_serves_the_renewed_certificate_without_a_restart() {
     let hv: Vec<&str> = h.iter().map(String::as_str).collect();
     assert_eq!(etcdops(&hv, &[]).code, 0);
 }
+
+fn pubkey_of_cert(cert: &Path) -> String {
+    openssl(&["x509", "-in", &s(cert), "-noout", "-pubkey"])
+}
+
+fn pubkey_of_key(key: &Path) -> String {
+    openssl(&["pkey", "-in", &s(key), "-pubout"])
+}
+
+fn key_kind(key: &Path) -> String {
+    openssl(&["pkey", "-in", &s(key), "-noout", "-text"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn new_keys_keep_their_kind_and_a_killed_renewal_leaves_whole_matching_files() {
+    for alg in [Alg::Rsa, Alg::Ec, Alg::Ed25519] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca(dir.path(), "ca.crt", "ca.key", alg, 3650);
+        let cert = leaf(
+            dir.path(),
+            ("server.crt", "server.key"),
+            &ca,
+            alg,
+            "cp1",
+            "serverAuth",
+            5,
+        );
+        let key = dir.path().join("server.key");
+        let (old_key, kind) = (std::fs::read(&key).unwrap(), key_kind(&key));
+        let r = etcdops(
+            &[
+                "cert-renew",
+                &s(&cert),
+                "--new-key",
+                "--backup-dir",
+                &s(&dir.path().join("b")),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_ne!(std::fs::read(&key).unwrap(), old_key);
+        assert_eq!(key_kind(&key), kind, "same algorithm and size");
+        assert_eq!(
+            pubkey_of_cert(&cert),
+            pubkey_of_key(&key),
+            "the new key matches"
+        );
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let verify = Command::new("openssl")
+            .args(["verify", "-CAfile", &s(&ca.0), &s(&cert)])
+            .output()
+            .unwrap();
+        assert!(verify.status.success());
+    }
+
+    // SIGKILL at random points of a renewal of four certificates: every file is whole (the old
+    // certificate or the new one), verifies, and matches its key.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca(dir.path(), "ca.crt", "ca.key", Alg::Ec, 3650);
+    let certs: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            leaf(
+                dir.path(),
+                (&format!("c{i}.crt"), &format!("c{i}.key")),
+                &ca,
+                Alg::Ec,
+                "cp1",
+                "serverAuth",
+                5,
+            )
+        })
+        .collect();
+    let mut x = 12345u64;
+    for round in 0..20 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let delay = std::time::Duration::from_micros((x >> 33) % 15_000);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_etcdops"))
+            .env_clear()
+            .arg("cert-renew")
+            .args(certs.iter().map(|c| s(c)))
+            .args(["--backup-dir", &s(&dir.path().join(format!("b{round}")))])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        for c in &certs {
+            let verify = Command::new("openssl")
+                .args(["verify", "-CAfile", &s(&ca.0), &s(c)])
+                .output()
+                .unwrap();
+            assert!(
+                verify.status.success(),
+                "round {round}, {}: {}",
+                c.display(),
+                String::from_utf8_lossy(&verify.stdout)
+            );
+            let key = c.with_extension("key");
+            assert_eq!(
+                pubkey_of_cert(c),
+                pubkey_of_key(&key),
+                "round {round}, {}",
+                c.display()
+            );
+        }
+    }
+    // The next run finishes the job and sweeps the temporaries the killed ones left.
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&certs[0]),
+            &s(&certs[1]),
+            &s(&certs[2]),
+            &s(&certs[3]),
+            "--backup-dir",
+            &s(&dir.path().join("final")),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+}
