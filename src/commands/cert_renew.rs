@@ -241,7 +241,11 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         Some(conn) => served_checks(conn, &planned).await,
         None => Vec::new(),
     };
-    let outcome = if bad.is_empty() && !served.iter().any(|l| l.contains("still serves")) {
+    let outcome = if bad.is_empty()
+        && !served
+            .iter()
+            .any(|l| l.contains("still serves the old") || l.contains("FAILED"))
+    {
         Outcome::Ok
     } else {
         Outcome::Bad(format!(
@@ -347,14 +351,40 @@ fn check_written(p: &Planned, ca: &Ca) -> Vec<String> {
     out
 }
 
-/// A fresh handshake with every configured endpoint: which certificate does it serve now?
+/// A fresh handshake with every configured endpoint: which certificate does it serve now, and
+/// does it still answer a request over the configured client certificate (health)?
 async fn served_checks(conn: &crate::settings::ConnSettings, planned: &[Planned]) -> Vec<String> {
     let mut out = Vec::new();
-    for ep in &conn.endpoints.value {
-        let Ok(target) = Target::parse(ep, conn.wants_tls()) else {
-            continue;
-        };
-        match crate::client::served_certificate(conn, &target).await {
+    let targets: Vec<Target> = conn
+        .endpoints
+        .value
+        .iter()
+        .filter_map(|ep| Target::parse(ep, conn.wants_tls()).ok())
+        .collect();
+    match crate::client::Connector::new(conn, &targets) {
+        Ok(connector) => {
+            for t in &targets {
+                match crate::client::cluster::endpoint_status(&connector, t).await {
+                    Ok(st) if st.errors.is_empty() => out.push(format!(
+                        "{} is healthy (revision {})",
+                        t.endpoint, st.revision
+                    )),
+                    Ok(st) => out.push(format!(
+                        "{} answers but reports: {} (still serves a working certificate)",
+                        t.endpoint,
+                        st.errors.join(", ")
+                    )),
+                    Err(e) => out.push(format!(
+                        "{} FAILED health after the renewal: {e}",
+                        t.endpoint
+                    )),
+                }
+            }
+        }
+        Err(e) => out.push(format!("FAILED health after the renewal: {e:#}")),
+    }
+    for (ep, target) in conn.endpoints.value.iter().zip(&targets) {
+        match crate::client::served_certificate(conn, target).await {
             Ok(der) => {
                 if let Some(p) = planned.iter().find(|p| p.renewed.der == der) {
                     out.push(format!(

@@ -436,6 +436,12 @@ fn a_running_etcd_serves_the_renewed_certificate_without_a_restart() {
             .any(|l| l.as_str().unwrap().contains("serves the renewed")),
         "{r:?}"
     );
+    assert!(
+        served
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("is healthy")),
+        "{r:?}"
+    );
     let new_serial = openssl(&["x509", "-in", &s(&pki.server.cert), "-noout", "-serial"]);
     assert_ne!(old_serial, new_serial);
     // A fresh handshake from an independent client sees the new serial.
