@@ -169,6 +169,11 @@ fn renew_and_check(ca_cert: &Path, certs: &[PathBuf], scan_dir: &Path) {
         let _ = std::fs::remove_file(dir.join("ca.srl"));
     }
     let backup = scan_dir.parent().unwrap().join("backup");
+    // Certificates owned by someone else keep that owner (the tests run as root).
+    let owner = (1234, 1234);
+    for c in certs {
+        std::os::unix::fs::chown(c, Some(owner.0), Some(owner.1)).unwrap();
+    }
     let before: Vec<(String, Vec<u8>)> = certs
         .iter()
         .map(|c| (extensions(c), std::fs::read(c).unwrap()))
@@ -221,8 +226,15 @@ fn renew_and_check(ca_cert: &Path, certs: &[PathBuf], scan_dir: &Path) {
             "backup of {}",
             c.display()
         );
-        let mode = std::fs::metadata(c).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644, "{}", c.display());
+        let meta = std::fs::metadata(c).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644, "{}", c.display());
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            owner,
+            "{}: owner kept",
+            c.display()
+        );
     }
     let expiry_after = etcdops(&["cert-expiry", &s(scan_dir), "--warn-days", "30"], &[]);
     assert_eq!(expiry_after.code, 0, "{expiry_after:?}");
