@@ -149,10 +149,15 @@ impl Manifest {
     /// Read a static-pod manifest, an etcd config file or a systemd unit, by content.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = read_bounded(path)?;
-        if unit::is_unit(&text) {
-            return Ok(Manifest::systemd(path, &text));
+        Manifest::from_text(path, &text)
+    }
+
+    /// [`Manifest::load`] of text already read (`path` only names it in messages).
+    pub fn from_text(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        if unit::is_unit(text) {
+            return Ok(Manifest::systemd(path, text));
         }
-        Manifest::parse(path, &text)
+        Manifest::parse(path, text)
     }
 
     pub(super) fn bare(
