@@ -186,14 +186,14 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> R
     tmp.commit(dest)
 }
 
-/// [`write_atomic`] for key material: the owner of `like`, its mode without any group or other
-/// bits, set before a byte is written.
+/// [`write_atomic`] for key material: the owner of `like`, its mode without group write or any
+/// bit for others (a `root:etcd 0640` key stays readable by etcd), set before a byte is written.
 pub fn write_secret(dest: &Path, bytes: &[u8], like: &fs::Metadata) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut tmp = TempFile::beside(dest, 0o600)?;
     tmp.copy_owner_and_mode(like)?;
     if let Some(f) = tmp.file() {
-        f.set_permissions(fs::Permissions::from_mode(like.mode() & 0o700))
+        f.set_permissions(fs::Permissions::from_mode(like.mode() & 0o740))
             .with_context(|| format!("setting the mode of {}", dest.display()))?;
         f.write_all(bytes)
             .with_context(|| format!("writing {}", dest.display()))?;

@@ -822,9 +822,8 @@ impl Resolver {
         })
     }
 
-    /// Paths given: only those, plus the manifest's files and live endpoints when `--manifest`
-    /// or `--endpoints` is given too. No paths: kubeadm's tree and kubeconfigs, the manifest's
-    /// files and the configured endpoints. `--no-manifest` leaves the manifest out entirely.
+    /// Paths given: those. No paths: the manifest's server and peer certificates, the
+    /// healthcheck client beside them and the apiserver's etcd client one directory up.
     fn cert_renew(&mut self, args: CertRenewArgs) -> Result<CertRenewSettings> {
         if !(1..=36500).contains(&args.days) {
             bail!("--days {}: give 1 to 36500", args.days);
@@ -895,6 +894,9 @@ impl Resolver {
         })
     }
 
+    /// Paths given: only those, plus the manifest's files and live endpoints when `--manifest`
+    /// or `--endpoints` is given too. No paths: kubeadm's tree and kubeconfigs, the manifest's
+    /// files and the configured endpoints. `--no-manifest` leaves the manifest out entirely.
     fn cert_expiry(&mut self, args: CertExpiryArgs) -> Result<CertExpirySettings> {
         for p in &args.paths {
             if !p.exists() {

@@ -134,7 +134,6 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// Parse an RFC 3339 time into Unix seconds.
 /// `YYYYMMDDTHHMMSSZ` in UTC: SigV4's `x-amz-date` and the timestamp in generated snapshot names.
 pub fn amz_date(t: std::time::SystemTime) -> String {
     let unix = t
@@ -177,6 +176,7 @@ pub fn parse_compact_utc(s: &str) -> Option<i64> {
     Some(date.with_time(t).assume_utc().unix_timestamp())
 }
 
+/// Parse an RFC 3339 time into Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Result<i64> {
     Ok(OffsetDateTime::parse(s, &Rfc3339)?.unix_timestamp())
 }

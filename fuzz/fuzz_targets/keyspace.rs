@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         &Query {
             at: Some(2),
             prefix: b"/registry/".to_vec(),
+            exact: false,
             values: true,
         },
     );

@@ -42,6 +42,7 @@ pub fn run(s: &DiffSettings) -> Result<DiffReport> {
     let query = Query {
         at: None,
         prefix: s.prefix.clone(),
+        exact: false,
         values: false,
     };
     let old = source::keyspace(&s.old, &query)?;

@@ -19,15 +19,15 @@ pub struct GetReport {
 }
 
 pub fn run(s: &GetSettings) -> Result<GetReport> {
-    let mut keyspace = source::keyspace(
+    let keyspace = source::keyspace(
         &s.source,
         &Query {
             at: s.rev,
             prefix: s.key.clone(),
+            exact: true,
             values: true,
         },
     )?;
-    keyspace.kvs.retain(|kv| kv.key == s.key);
     Ok(GetReport {
         keyspace,
         decode: s.decode,

@@ -34,6 +34,7 @@ pub fn run(s: &KeysSettings) -> Result<KeysReport> {
         &Query {
             at: s.rev,
             prefix: s.prefix.clone(),
+            exact: false,
             values: s.values,
         },
     )?;

@@ -430,9 +430,7 @@ async fn save_local(
                 .finish(check.file_sha256(), check.total)
                 .map_err(stdout_failed)?;
             out.flush().map_err(stdout_failed)?;
-            report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
-            report.encrypted = !encoding.recipients.is_empty();
-            report.object_size = (!encoding.is_plain()).then_some(digests.object_len);
+            report.encoded(&encoding, &digests);
         }
         return Ok(report);
     };
@@ -458,9 +456,7 @@ async fn save_local(
         report.total_key = Some(status.total_key);
     }
     temp.commit(&dest)?;
-    report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
-    report.encrypted = !encoding.recipients.is_empty();
-    report.object_size = (!encoding.is_plain()).then_some(digests.object_len);
+    report.encoded(&encoding, &digests);
     if let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) {
         let store = Store::Dir(dir.clone());
         store
@@ -471,6 +467,15 @@ async fn save_local(
         }
     }
     Ok(report)
+}
+
+impl SaveReport {
+    /// What the encoding made of the snapshot: compression, encryption, the stored size.
+    fn encoded(&mut self, encoding: &Encoding, digests: &Digests) {
+        self.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
+        self.encrypted = !encoding.recipients.is_empty();
+        self.object_size = (!encoding.is_plain()).then_some(digests.object_len);
+    }
 }
 
 fn write_failed(e: std::io::Error, dest: Option<&Path>) -> anyhow::Error {
@@ -695,8 +700,10 @@ async fn save_s3(
     s3.complete_multipart(bucket, &key, &upload_id, &parts)
         .await?;
     pending.set(None);
+    // The same connection: a second one would load the credentials again, and failing here
+    // would leave the completed object without its sidecar.
     let store = Store::S3 {
-        s3: Box::new(S3::connect(&opts.s3).await?),
+        s3: s3.clone(),
         bucket: bucket.clone(),
         prefix: prefix.clone(),
     };
@@ -708,8 +715,7 @@ async fn save_s3(
         let _ = s3.delete_object(bucket, &key).await;
         return Err(e.context(format!("writing the metadata of s3://{bucket}/{key}")));
     }
-    report.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
-    report.encrypted = !encoding.recipients.is_empty();
+    report.encoded(&encoding, &digests);
     report.object_size = Some(digests.object_len);
     report.revision = Some(origin.status.revision);
     if let Some(policy) = &opts.keep {
@@ -773,7 +779,9 @@ impl Progress {
         }
         // remaining_bytes counts what is left after this message, so the first message gives
         // the database size.
-        let total = *self.total.get_or_insert(remaining + blob as u64);
+        let total = *self
+            .total
+            .get_or_insert(remaining.saturating_add(blob as u64));
         if self.last.elapsed() < Duration::from_millis(200) {
             return;
         }

@@ -56,8 +56,20 @@ pub struct Query {
     pub at: Option<i64>,
     /// Only keys starting with this.
     pub prefix: Vec<u8>,
+    /// Only the key equal to `prefix` (`snapshot get`): other values are never held.
+    pub exact: bool,
     /// Keep the values (otherwise only their sizes and checksums).
     pub values: bool,
+}
+
+impl Query {
+    fn wants(&self, key: &[u8]) -> bool {
+        if self.exact {
+            key == self.prefix.as_slice()
+        } else {
+            key.starts_with(&self.prefix)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -176,7 +188,7 @@ impl Visitor for Collect<'_> {
             main: rev.main,
             sub: rev.sub,
         })?;
-        if self.query.at.is_some_and(|at| rev.main > at) || !f.key.starts_with(&self.query.prefix) {
+        if self.query.at.is_some_and(|at| rev.main > at) || !self.query.wants(f.key) {
             return Ok(());
         }
         if rev.tombstone {

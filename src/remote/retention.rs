@@ -58,11 +58,11 @@ pub struct Verdict {
     pub reasons: Vec<&'static str>,
 }
 
-/// `times` are Unix seconds of the candidates, in any order. Returns one verdict per candidate,
-/// in the order given.
 /// The calendar bucket (year, hour/day/week/month number) a time falls in.
 type Bucket = fn(OffsetDateTime) -> (i32, u32);
 
+/// `times` are Unix seconds of the candidates, in any order. Returns one verdict per candidate,
+/// in the order given.
 pub fn decide(policy: &Policy, times: &[i64]) -> Vec<Verdict> {
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|a, b| times[*b].cmp(&times[*a]).then(a.cmp(b)));

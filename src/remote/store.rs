@@ -13,7 +13,7 @@ use super::Location;
 pub enum Store {
     Dir(PathBuf),
     S3 {
-        s3: Box<S3>,
+        s3: std::sync::Arc<S3>,
         bucket: String,
         prefix: String,
     },
@@ -52,7 +52,7 @@ impl Store {
                 let s3 = S3::connect(s3).await?;
                 s3.check_bucket(bucket).await?;
                 Ok(Store::S3 {
-                    s3: Box::new(s3),
+                    s3: std::sync::Arc::new(s3),
                     bucket: bucket.clone(),
                     prefix: key.clone(),
                 })
