@@ -21,6 +21,9 @@ pub enum Outcome {
     Bad(String),
     /// The same, with the one `hint:` line that fixes it.
     BadHint(String, String),
+    /// Part of the job is done and reported, the rest could not be (exit 2): a save whose
+    /// `--keep` prune was refused, a prune with a refused delete.
+    Incomplete(String, String),
 }
 
 /// An error with the one hint that fixes it: `main` prints `error: ...` then `hint: ...`.
@@ -36,7 +39,7 @@ impl Outcome {
     pub fn hinted(self, hint: String) -> Outcome {
         match self {
             Outcome::Bad(m) | Outcome::BadHint(m, _) => Outcome::BadHint(m, hint),
-            Outcome::Ok => Outcome::Ok,
+            other => other,
         }
     }
 }
@@ -46,6 +49,7 @@ impl Outcome {
         match self {
             Outcome::Ok => OK,
             Outcome::Bad(_) | Outcome::BadHint(..) => BAD,
+            Outcome::Incomplete(..) => ERROR,
         }
     }
 }

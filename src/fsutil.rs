@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// What every temporary name of ours has after the destination's name.
 const TAG: &str = ".etcdops-";
@@ -134,15 +134,49 @@ impl TempFile {
     }
 
     /// fsync, rename over `dest`, fsync the directory.
-    pub fn commit(mut self, dest: &Path) -> Result<()> {
+    pub fn commit(self, dest: &Path) -> Result<()> {
+        self.commit_as(dest, false)
+    }
+
+    /// [`TempFile::commit`] that never replaces: fails when `dest` exists (a generated name
+    /// taken by a concurrent save), leaving it untouched.
+    pub fn commit_new(self, dest: &Path) -> Result<()> {
+        self.commit_as(dest, true)
+    }
+
+    fn commit_as(mut self, dest: &Path, exclusive: bool) -> Result<()> {
         if let Some(f) = self.file.take() {
             f.sync_all()
                 .with_context(|| format!("syncing {}", self.path.display()))?;
         }
-        fs::rename(&self.path, dest)
-            .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        let renamed = if exclusive {
+            rename_noreplace(&self.path, dest)
+        } else {
+            fs::rename(&self.path, dest)
+        };
+        match renamed {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                bail!("{} already exists (nothing was replaced)", dest.display())
+            }
+            r => r.with_context(|| {
+                format!("renaming {} to {}", self.path.display(), dest.display())
+            })?,
+        }
         self.path = PathBuf::new();
         sync_parent(dest)
+    }
+}
+
+/// rename(2) that fails with `AlreadyExists` instead of replacing `to`: renameat2's
+/// RENAME_NOREPLACE, or a hard link and unlink where the filesystem lacks it.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        r => r.map_err(io::Error::from),
     }
 }
 

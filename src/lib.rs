@@ -73,10 +73,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         ),
         Job::SnapshotPrune(s) => shown(
             format,
-            (
-                runtime()?.block_on(commands::snapshot_prune::run(&s))?,
-                Outcome::Ok,
-            ),
+            runtime()?.block_on(commands::snapshot_prune::run(&s))?,
         ),
         Job::SchedulePrint(s) => {
             output::emit_text(&commands::schedule::run(&s, s.dir.as_deref())?)?;
@@ -131,12 +128,19 @@ fn run_online(
             ),
             OnlineJob::SnapshotSave(save) => {
                 let report = snapshot_save::run(&c, targets, &save).await?;
+                let outcome = match &report.prune_failed {
+                    Some(why) => Outcome::Incomplete(
+                        format!("the snapshot is saved and complete, but --keep failed: {why}"),
+                        crate::remote::prune::REFUSED_HINT.to_string(),
+                    ),
+                    None => Outcome::Ok,
+                };
                 if save.dest == SaveDest::Stdout {
                     // stdout carries the snapshot itself; the report goes to stderr.
                     output::write_report(&mut std::io::stderr().lock(), format, &report)?;
-                    Ok(Outcome::Ok)
+                    Ok(outcome)
                 } else {
-                    shown(format, (report, Outcome::Ok))
+                    shown(format, (report, outcome))
                 }
             }
             OnlineJob::AlarmList => shown(

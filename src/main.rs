@@ -23,7 +23,9 @@ fn main() -> ExitCode {
             match &outcome {
                 Outcome::Ok => {}
                 Outcome::Bad(message) => eprintln!("error: {message}"),
-                Outcome::BadHint(message, hint) => eprintln!("error: {message}\nhint: {hint}"),
+                Outcome::BadHint(message, hint) | Outcome::Incomplete(message, hint) => {
+                    eprintln!("error: {message}\nhint: {hint}")
+                }
             }
             ExitCode::from(outcome.code())
         }

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::exit::Outcome;
 use crate::output::{escape, Report};
 use crate::remote::prune::{self, Action};
 use crate::remote::store::Store;
@@ -14,7 +15,8 @@ use crate::units::rfc3339;
 pub struct PruneLine {
     pub name: String,
     pub time: String,
-    /// `keep`, `delete` (`would delete` in a dry run) or `skip`.
+    /// `keep`, `delete` (`would delete` in a dry run, `refused` when the store refused it) or
+    /// `skip`.
     pub action: &'static str,
     /// The rules that keep it, or why it is skipped.
     pub why: String,
@@ -28,12 +30,15 @@ pub struct PruneReport {
     pub snapshots: Vec<PruneLine>,
 }
 
-pub async fn run(settings: &PruneSettings) -> Result<PruneReport> {
+/// The report, and exit 2 with the refusals when a delete was refused (the rest went on).
+pub async fn run(settings: &PruneSettings) -> Result<(PruneReport, Outcome)> {
     let store = Store::open(&settings.store.location, &settings.store.s3).await?;
-    let plan = prune::plan(&store, &settings.policy).await?;
-    if !settings.dry_run {
-        prune::apply(&store, &plan).await?;
-    }
+    let plan = prune::plan(&store, &settings.policy, None).await?;
+    let refused = if settings.dry_run {
+        Vec::new()
+    } else {
+        prune::apply(&store, &plan).await
+    };
     let snapshots = plan
         .entries
         .iter()
@@ -41,7 +46,10 @@ pub async fn run(settings: &PruneSettings) -> Result<PruneReport> {
             let (action, why) = match &e.action {
                 Action::Keep(rules) => ("keep", rules.join(", ")),
                 Action::Delete if settings.dry_run => ("would delete", "no rule keeps it".into()),
-                Action::Delete => ("delete", "no rule keeps it".into()),
+                Action::Delete => match refused.iter().find(|(n, _)| *n == e.backup.name) {
+                    Some((_, err)) => ("refused", format!("{err:#}")),
+                    None => ("delete", "no rule keeps it".into()),
+                },
                 Action::Skip(why) => ("skip", why.clone()),
             };
             PruneLine {
@@ -52,11 +60,16 @@ pub async fn run(settings: &PruneSettings) -> Result<PruneReport> {
             }
         })
         .collect();
-    Ok(PruneReport {
+    let report = PruneReport {
         location: settings.store.location.to_string(),
         dry_run: settings.dry_run,
         snapshots,
-    })
+    };
+    let outcome = match prune::refusals(&refused) {
+        Some(message) => Outcome::Incomplete(message, prune::REFUSED_HINT.to_string()),
+        None => Outcome::Ok,
+    };
+    Ok((report, outcome))
 }
 
 impl Report for PruneReport {

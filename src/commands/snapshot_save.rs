@@ -82,6 +82,9 @@ pub struct SaveReport {
     /// Snapshots deleted by `--keep` after the save.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
+    /// Why `--keep` could not finish (the save itself is complete).
+    #[serde(rename = "pruneFailed", skip_serializing_if = "Option::is_none")]
+    pub prune_failed: Option<String>,
     /// From reading the saved file back, as `snapshot status` reports them (plain files only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
@@ -352,8 +355,15 @@ fn empty_report(file: String, origin: &Origin) -> SaveReport {
         object_size: None,
         aborted_uploads: Vec::new(),
         pruned: Vec::new(),
+        prune_failed: None,
         took: String::new(),
     }
+}
+
+/// A generated name is never reused: a second save of one member within a second fails
+/// instead of replacing the first.
+fn taken(what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{what} exists: another save of this member in the same second wrote it")
 }
 
 /// FILE, DIR/ or stdout.
@@ -385,6 +395,9 @@ async fn save_local(
                     "{} is a directory (write DIR/ for a generated name inside it)",
                     d.display()
                 );
+            }
+            if name.is_some() && d.symlink_metadata().is_ok() {
+                return Err(taken(d.display()));
             }
             crate::fsutil::clean_stale(&crate::fsutil::parent_dir(d));
             Some(TempFile::beside(d, 0o600)?)
@@ -455,16 +468,24 @@ async fn save_local(
         report.hash = Some(status.hash);
         report.total_key = Some(status.total_key);
     }
-    temp.commit(&dest)?;
     report.encoded(&encoding, &digests);
-    if let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) {
-        let store = Store::Dir(dir.clone());
-        store
-            .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))
-            .await?;
-        if let Some(policy) = &opts.keep {
-            report.pruned = prune_after_save(&store, policy).await?;
-        }
+    let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) else {
+        temp.commit(&dest)?;
+        return Ok(report);
+    };
+    // The check before the stream, made certain: never replace a snapshot taken meanwhile.
+    temp.commit_new(&dest)?;
+    let store = Store::Dir(dir.clone());
+    if let Err(e) = store
+        .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))
+        .await
+    {
+        // Without its sidecar the file is never trusted; do not leave it looking like one.
+        let _ = std::fs::remove_file(&dest);
+        return Err(e.context(format!("writing the metadata of {}", dest.display())));
+    }
+    if let Some(policy) = &opts.keep {
+        prune_after_save(&store, policy, &name, &mut report).await;
     }
     Ok(report)
 }
@@ -485,10 +506,23 @@ fn write_failed(e: std::io::Error, dest: Option<&Path>) -> anyhow::Error {
     }
 }
 
-async fn prune_after_save(store: &Store, policy: &Policy) -> Result<Vec<String>> {
-    let plan = prune::plan(store, policy).await?;
-    prune::apply(store, &plan).await?;
-    Ok(plan.deleted().map(|b| store.url(&b.name)).collect())
+/// `--keep` after a complete save: never deletes `saved`. A failure here does not undo the
+/// save; it is reported beside it (exit 2).
+async fn prune_after_save(store: &Store, policy: &Policy, saved: &str, report: &mut SaveReport) {
+    let plan = match prune::plan(store, policy, Some(saved)).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            report.prune_failed = Some(format!("{e:#}"));
+            return;
+        }
+    };
+    let refused = prune::apply(store, &plan).await;
+    report.pruned = plan
+        .deleted()
+        .filter(|b| !refused.iter().any(|(n, _)| *n == b.name))
+        .map(|b| store.url(&b.name))
+        .collect();
+    report.prune_failed = prune::refusals(&refused);
 }
 
 /// One multipart upload.
@@ -648,6 +682,9 @@ async fn save_s3(
     let key = format!("{prefix}{name}");
     let s3 = Arc::new(S3::connect(&opts.s3).await?);
     s3.check_bucket(bucket).await?;
+    if s3.list(bucket, &key).await?.iter().any(|o| o.key == key) {
+        return Err(taken(format!("s3://{bucket}/{key}")));
+    }
     let mut report = empty_report(format!("s3://{bucket}/{key}"), origin);
     report.aborted_uploads = abort_stale(&s3, bucket, prefix, origin).await;
 
@@ -719,7 +756,7 @@ async fn save_s3(
     report.object_size = Some(digests.object_len);
     report.revision = Some(origin.status.revision);
     if let Some(policy) = &opts.keep {
-        report.pruned = prune_after_save(&store, policy).await?;
+        prune_after_save(&store, policy, &name, &mut report).await;
     }
     Ok(report)
 }

@@ -3,7 +3,7 @@
 //!
 //! Only snapshots with a valid sidecar are candidates; anything without one (an interrupted
 //! save, another tool's file) is listed as skipped and never deleted. The newest verified
-//! snapshot is always kept.
+//! snapshot of each cluster and node is always kept.
 
 use anyhow::Result;
 
@@ -39,23 +39,42 @@ impl Plan {
     }
 }
 
-pub async fn plan(store: &Store, policy: &Policy) -> Result<Plan> {
+/// Retention is decided per cluster and node (the sidecar's cluster ID, the name's node), so
+/// that three control-plane nodes saving into one prefix each keep their own history. `protect`
+/// (the snapshot `save --keep` just wrote) is always kept.
+pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Result<Plan> {
     let backups = store.backups().await?;
-    let times: Vec<i64> = backups
-        .iter()
-        .filter(|b| b.verified())
-        .map(|b| b.parsed.time)
-        .collect();
-    let mut verdicts = decide(policy, &times).into_iter();
+    let group = |b: &Backup| -> Option<(String, String)> {
+        let meta = b.meta.as_ref().ok()?;
+        Some((meta.cluster_id.clone(), b.parsed.node.clone()))
+    };
+    let mut groups: Vec<(String, String)> = backups.iter().filter_map(group).collect();
+    groups.sort();
+    groups.dedup();
+    let mut actions: Vec<Option<Action>> = backups.iter().map(|_| None).collect();
+    for g in &groups {
+        let members: Vec<usize> = (0..backups.len())
+            .filter(|&i| group(&backups[i]).as_ref() == Some(g))
+            .collect();
+        let times: Vec<i64> = members.iter().map(|&i| backups[i].parsed.time).collect();
+        for (&i, verdict) in members.iter().zip(decide(policy, &times)) {
+            actions[i] = Some(if protect == Some(backups[i].name.as_str()) {
+                Action::Keep(vec!["just saved"])
+            } else if verdict.reasons.is_empty() {
+                Action::Delete
+            } else {
+                Action::Keep(verdict.reasons)
+            });
+        }
+    }
     let entries = backups
         .into_iter()
-        .map(|backup| {
-            let action = match &backup.meta {
-                Err(why) => Action::Skip(why.clone()),
-                Ok(_) => match verdicts.next() {
-                    Some(v) if !v.reasons.is_empty() => Action::Keep(v.reasons),
-                    _ => Action::Delete,
-                },
+        .zip(actions)
+        .map(|(backup, action)| {
+            let action = match (action, &backup.meta) {
+                (Some(a), _) => a,
+                (None, Err(why)) => Action::Skip(why.clone()),
+                (None, Ok(_)) => Action::Skip("no retention group".to_string()),
             };
             Entry { backup, action }
         })
@@ -63,9 +82,27 @@ pub async fn plan(store: &Store, policy: &Policy) -> Result<Plan> {
     Ok(Plan { entries })
 }
 
-pub async fn apply(store: &Store, plan: &Plan) -> Result<()> {
+/// Delete what the plan deletes, going on past a refused delete (each snapshot is deleted
+/// sidecar first, so one refusal never leaves a sidecar naming nothing). Returns the refusals.
+pub async fn apply(store: &Store, plan: &Plan) -> Vec<(String, anyhow::Error)> {
+    let mut refused = Vec::new();
     for b in plan.deleted() {
-        store.delete(&b.name).await?;
+        if let Err(e) = store.delete(&b.name).await {
+            refused.push((b.name.clone(), e));
+        }
     }
-    Ok(())
+    refused
+}
+
+/// What to do about refused deletes.
+pub const REFUSED_HINT: &str = "check the credentials' delete permission (s3:DeleteObject) or the directory's permissions, then run the prune again";
+
+/// One line for the refusals [`apply`] returned, naming the first; `None` when there were none.
+pub fn refusals(refused: &[(String, anyhow::Error)]) -> Option<String> {
+    let (name, e) = refused.first()?;
+    Some(format!(
+        "deleting {} snapshot(s) failed, the first {}: {e:#}",
+        refused.len(),
+        crate::output::escape(name)
+    ))
 }

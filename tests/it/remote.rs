@@ -671,8 +671,13 @@ fn retention_on_the_server_and_in_a_directory() {
             "20260102T120000Z",
             "20260201T000000Z",
         ];
-        for stamp in stamps {
-            let n = format!("etcd-m0-{stamp}.db");
+        // Another node's two saves of one day: a group of its own, so the newest stays.
+        let other = ["etcd-m9-20260101T000000Z.db", "etcd-m9-20260101T060000Z.db"];
+        let names = stamps
+            .iter()
+            .map(|stamp| format!("etcd-m0-{stamp}.db"))
+            .chain(other.iter().map(|n| n.to_string()));
+        for n in names {
             let mut meta: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
             meta["name"] = n.clone().into();
@@ -731,6 +736,14 @@ fn retention_on_the_server_and_in_a_directory() {
                 "would delete".to_string(),
             ),
             (
+                "etcd-m9-20260101T000000Z.db".to_string(),
+                "would delete".to_string(),
+            ),
+            (
+                "etcd-m9-20260101T060000Z.db".to_string(),
+                "keep".to_string(),
+            ),
+            (
                 "etcd-m0-20260102T000000Z.db".to_string(),
                 "would delete".to_string(),
             ),
@@ -758,11 +771,53 @@ fn retention_on_the_server_and_in_a_directory() {
             left,
             vec![
                 "etcd-m0-20250101T000000Z.db",
+                "etcd-m9-20260101T060000Z.db",
                 "etcd-m0-20260102T120000Z.db",
                 "etcd-m0-20260201T000000Z.db",
                 name.as_str()
             ]
         );
+        // A save with --keep never deletes what it has just written, even when a clock made
+        // another of the group look newer.
+        let node = name
+            .strip_prefix("etcd-")
+            .unwrap()
+            .rsplit_once('-')
+            .unwrap()
+            .0;
+        let future = &format!("etcd-{node}-20991231T000000Z.db");
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
+        meta["name"] = future.as_str().into();
+        std::fs::write(
+            tmp.path().join("m.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        put(&obj, &format!("{base}{future}"));
+        put(&tmp.path().join("m.json"), &format!("{base}{future}.json"));
+        // Names have a one-second resolution: a save in the same second as the first is refused.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let mut args = vec!["snapshot", "save", &dest, "--keep", "last=1", "-w", "json"];
+        args.extend(conn.iter().map(String::as_str));
+        let r = with_s3(server, &args, &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let saved = r.json()["file"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
+        let left: Vec<String> = ls.json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(left.contains(&saved), "{left:?}");
+        assert!(left.contains(future), "{left:?}");
         if dest.starts_with("s3://") {
             assert!(server
                 .keys(&bucket, "r/")
