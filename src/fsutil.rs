@@ -108,6 +108,7 @@ impl TempFile {
             lock(&f)?;
             Ok(f)
         })?;
+        track(&path);
         Ok(TempFile {
             path,
             file: Some(file),
@@ -133,6 +134,16 @@ impl TempFile {
         Ok(())
     }
 
+    /// Write all of `bytes` and fsync (errors name `dest`).
+    fn fill(&mut self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        if let Some(f) = self.file() {
+            f.write_all(bytes)
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", dest.display()))?;
+        }
+        Ok(())
+    }
+
     /// fsync, rename over `dest`, fsync the directory.
     pub fn commit(self, dest: &Path) -> Result<()> {
         self.commit_as(dest, false)
@@ -154,6 +165,9 @@ impl TempFile {
         } else {
             fs::rename(&self.path, dest)
         };
+        if renamed.is_ok() {
+            untrack(&self.path);
+        }
         match renamed {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 bail!("{} already exists (nothing was replaced)", dest.display())
@@ -201,6 +215,7 @@ impl Drop for TempFile {
         drop(self.file.take());
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
+            untrack(&self.path);
         }
     }
 }
@@ -209,30 +224,32 @@ impl Drop for TempFile {
 /// `like` is given (the file being replaced, or the file a copy is made of) the new file gets
 /// its owner and mode; otherwise mode 0600.
 pub fn write_atomic(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+    prepare(dest, bytes, like)?.commit(dest)
+}
+
+/// The temporary [`write_atomic`] commits: written and synced beside `dest`, not yet renamed
+/// (a caller replacing several files prepares them all before the first rename).
+pub fn prepare(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> Result<TempFile> {
     let mut tmp = TempFile::beside(dest, 0o600)?;
     if let Some(like) = like {
         tmp.copy_owner_and_mode(like)?;
     }
-    if let Some(f) = tmp.file() {
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", dest.display()))?;
-    }
-    tmp.commit(dest)
+    tmp.fill(dest, bytes)?;
+    Ok(tmp)
 }
 
-/// [`write_atomic`] for key material: the owner of `like`, its mode without group write or any
-/// bit for others (a `root:etcd 0640` key stays readable by etcd), set before a byte is written.
-pub fn write_secret(dest: &Path, bytes: &[u8], like: &fs::Metadata) -> Result<()> {
+/// [`prepare`] for key material: the owner of `like`, its mode without group write or any bit
+/// for others (a `root:etcd 0640` key stays readable by etcd), set before a byte is written.
+pub fn prepare_secret(dest: &Path, bytes: &[u8], like: &fs::Metadata) -> Result<TempFile> {
     use std::os::unix::fs::PermissionsExt;
     let mut tmp = TempFile::beside(dest, 0o600)?;
     tmp.copy_owner_and_mode(like)?;
     if let Some(f) = tmp.file() {
         f.set_permissions(fs::Permissions::from_mode(like.mode() & 0o740))
             .with_context(|| format!("setting the mode of {}", dest.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", dest.display()))?;
     }
-    tmp.commit(dest)
+    tmp.fill(dest, bytes)?;
+    Ok(tmp)
 }
 
 fn set_owner_and_mode(f: &File, like: &fs::Metadata) -> io::Result<()> {
@@ -260,6 +277,7 @@ impl TempDir {
             lock(&handle)?;
             Ok(handle)
         })?;
+        track(&path);
         Ok(TempDir {
             path,
             _lock: lock_handle,
@@ -277,6 +295,7 @@ impl TempDir {
         let replaced = fs::symlink_metadata(dest).ok().filter(|m| m.is_dir());
         fs::rename(&self.path, dest)
             .with_context(|| format!("renaming {} to {}", self.path.display(), dest.display()))?;
+        untrack(&self.path);
         self.path = PathBuf::new();
         if let Some(like) = replaced {
             open_nofollow(dest)
@@ -305,6 +324,7 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_dir_all(&self.path);
+            untrack(&self.path);
         }
     }
 }
@@ -406,6 +426,71 @@ fn is_abandoned(path: &Path, md: &fs::Metadata) -> bool {
     open_nofollow(path).and_then(|f| lock(&f)).is_ok()
 }
 
+/// Temporaries ([`TempFile`], [`TempDir`]) alive in this process, for the signal handler.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// Set by a command that handles SIGINT/SIGTERM itself from here on.
+static HANDLED_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn track(path: &Path) {
+    live().push(path.to_path_buf());
+}
+
+fn untrack(path: &Path) {
+    live().retain(|p| p != path);
+}
+
+/// On SIGINT or SIGTERM, remove every live temporary and exit 2 with one line, instead of
+/// dying with them on disk (a decoded snapshot holds every Secret in plain text). For the
+/// commands that run to the end on one thread; a command with its own handling (a save that
+/// aborts its upload, `verify --boot` that stops its etcd) calls [`signals_handled_here`].
+pub fn remove_temporaries_on_signals() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("starting the signal handler")?;
+    // Installed before this returns: no window in which a signal still kills outright.
+    let (mut int, mut term) = {
+        let _enter = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        )
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                loop {
+                    let name = tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                    };
+                    if HANDLED_ELSEWHERE.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    for p in live().drain(..) {
+                        let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+                    }
+                    eprintln!("error: interrupted by {name}; its temporaries are removed");
+                    std::process::exit(crate::exit::ERROR.into());
+                }
+            })
+        })
+        .context("starting the signal handler")?;
+    Ok(())
+}
+
+/// From now on SIGINT and SIGTERM are the caller's to handle (see
+/// [`remove_temporaries_on_signals`]).
+pub fn signals_handled_here() {
+    HANDLED_ELSEWHERE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// SIGXFSZ on Linux.
 pub const SIGXFSZ: i32 = 25;
 
@@ -474,6 +559,29 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     // Regular files ignore O_NONBLOCK; clear it anyway so reads behave as usual.
     rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
     Ok(file)
+}
+
+/// A small regular file whole ([`open_regular`]), refused when it is larger than `limit` bytes:
+/// key, certificate, sidecar and profile files, whose real size is a few KB.
+pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is larger than {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The same, as UTF-8 text.
+pub fn read_capped_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_capped(path, limit)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         verbose,
         job,
     } = Settings::resolve(cli, env)?;
+    if !matches!(job, Job::Online { .. }) {
+        fsutil::remove_temporaries_on_signals()?;
+    }
     match job {
         Job::SnapshotStatus(s) => shown(format, commands::snapshot_status::run(&s)?),
         Job::SnapshotRestore(s) => {

@@ -710,10 +710,13 @@ impl Resolver {
             .or_else(|| self.env_var("AWS_DEFAULT_REGION"))
             .or_else(|| profile_region(&env))
             .unwrap_or_else(|| "us-east-1".to_string());
+        // As aws-cli, then OpenSSL's own variable; none of them: the system bundle.
         let ca = match (&g.s3_endpoint_ca, self.env_var("AWS_CA_BUNDLE")) {
             (Some(p), _) => Some((p.clone(), "flag --s3-endpoint-ca")),
             (None, Some(p)) => Some((PathBuf::from(p), "environment AWS_CA_BUNDLE")),
-            (None, None) => None,
+            (None, None) => self
+                .env_var("SSL_CERT_FILE")
+                .map(|p| (PathBuf::from(p), "environment SSL_CERT_FILE")),
         };
         Ok(S3Settings {
             endpoint: g

@@ -11,9 +11,16 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// The CA bundle Debian and most distributions keep, used when https is asked for with no CA
-/// file (etcdctl and aws-cli use the system roots then too).
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where distributions keep the system CA bundle (Debian, Ubuntu, Alpine, Arch; RHEL, Fedora;
+/// SUSE; RHEL's extracted trust; Alpine's and BSDs' other name), used when https is asked for
+/// with no CA file (etcdctl and aws-cli use the system roots then too). The first found wins.
+const SYSTEM_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
 
 /// TLS for an https service other than etcd (object storage): server authentication only,
 /// against `ca` (else the system bundle), or none at all when `accept_any`.
@@ -48,10 +55,16 @@ pub fn roots(ca: Option<(&Path, &str)>) -> Result<RootCertStore> {
             }
         }
         None => {
-            if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
+            if let Some(pem) = SYSTEM_BUNDLES.iter().find_map(|p| std::fs::read(p).ok()) {
                 for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
                     let _ = roots.add(cert);
                 }
+            }
+            if roots.is_empty() {
+                bail!(
+                    "no CA certificate to check the server with: no system CA bundle in {}; pass the CA file (--cacert for etcd, --s3-endpoint-ca or AWS_CA_BUNDLE for object storage)",
+                    SYSTEM_BUNDLES.join(", ")
+                );
             }
         }
     }

@@ -121,6 +121,11 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
+/// Lower-case hex of `bytes` (digests, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An etcd ID as etcdctl prints it: lower-case hex without leading zeros.
 pub fn hex_id(id: u64) -> String {
     format!("{id:x}")

@@ -233,13 +233,13 @@ impl KeyOrder {
     /// Take the next key of the bucket; `upper` is the next branch key above this subtree.
     pub fn admit(&mut self, key: &[u8], upper: Option<&[u8]>) -> Option<OrderRule> {
         let rule = if let Some(last) = self.last.as_deref().filter(|l| *l >= key) {
-            Some(OrderRule::AbovePrevious(hex(last)))
+            Some(OrderRule::AbovePrevious(short_hex(last)))
         } else if let Some(lower) = self.lower.as_deref().filter(|l| key < *l) {
-            Some(OrderRule::AtLeastParentBranch(hex(lower)))
+            Some(OrderRule::AtLeastParentBranch(short_hex(lower)))
         } else {
             upper
                 .filter(|u| key >= *u)
-                .map(|u| OrderRule::BelowNextBranch(hex(u)))
+                .map(|u| OrderRule::BelowNextBranch(short_hex(u)))
         };
         match &mut self.last {
             Some(last) => {
@@ -253,8 +253,8 @@ impl KeyOrder {
 }
 
 /// A key in problem reports: hex, the first 32 bytes.
-pub fn hex(b: &[u8]) -> String {
-    let mut s: String = b.iter().take(32).map(|x| format!("{x:02x}")).collect();
+pub fn short_hex(b: &[u8]) -> String {
+    let mut s = crate::units::hex(&b[..b.len().min(32)]);
     if b.len() > 32 {
         s.push('…');
     }
@@ -291,11 +291,11 @@ mod tests {
         assert_eq!(k.admit(b"b", None), None);
         assert_eq!(
             k.admit(b"a", None),
-            Some(OrderRule::AbovePrevious(hex(b"b")))
+            Some(OrderRule::AbovePrevious(short_hex(b"b")))
         );
         assert_eq!(
             k.admit(b"z", Some(b"m")),
-            Some(OrderRule::BelowNextBranch(hex(b"m")))
+            Some(OrderRule::BelowNextBranch(short_hex(b"m")))
         );
     }
 }

@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::check::{hex, Integrity, KeyOrder, Problem, Problems};
+use super::check::{short_hex, Integrity, KeyOrder, Problem, Problems};
 use super::freelist;
 use super::meta::{Meta, MetaError, META_SIZE, NO_FREELIST};
 use super::page::{u64_at, NodePage, PageError, PageHeader, PageId, PAGE_HEADER_SIZE};
@@ -592,8 +592,8 @@ impl<S: ReadAt> Db<S> {
                     w.integrity.problem(Problem::BranchOrder {
                         page: id,
                         index: i,
-                        key: hex(key),
-                        previous: hex(&children[i - 1].0),
+                        key: short_hex(key),
+                        previous: short_hex(&children[i - 1].0),
                     });
                 }
                 order.lower = Some(key.clone());
@@ -625,7 +625,7 @@ impl<S: ReadAt> Db<S> {
                     w.integrity.problem(Problem::KeyOrder {
                         page: id,
                         index: i,
-                        key: hex(e.key),
+                        key: short_hex(e.key),
                         rule,
                     });
                 }
@@ -643,7 +643,7 @@ impl<S: ReadAt> Db<S> {
                     Err(reason) => w.integrity.problem(Problem::Page {
                         page: id,
                         reason: PageError::Bucket {
-                            name: hex(e.key),
+                            name: short_hex(e.key),
                             reason: Box::new(reason),
                         },
                     }),

@@ -153,7 +153,7 @@ impl Writer {
         if let Some(last) = leaf_entries.last() {
             if last.key >= entry.key {
                 return Err(BoltError::AppendOutOfOrder {
-                    key: super::check::hex(&entry.key),
+                    key: super::check::short_hex(&entry.key),
                 });
             }
         }

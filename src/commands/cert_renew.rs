@@ -21,7 +21,7 @@ use serde::Serialize;
 use x509_parser::prelude::*;
 
 use crate::client::Target;
-use crate::exit::Outcome;
+use crate::exit::{Hinted, Outcome};
 use crate::output::{escape, Report};
 use crate::pki::renew::{self, Ca, Renewed};
 use crate::pki::{Scan, Source};
@@ -67,12 +67,8 @@ struct Planned {
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
-    let file = crate::fsutil::open_regular(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, 1 << 20), &mut text)
-        .with_context(|| format!("reading {what} {} (it must be PEM text)", path.display()))?;
-    Ok(text)
+    crate::fsutil::read_capped_text(path, 1 << 20)
+        .with_context(|| format!("reading {what} {} (it must be PEM text)", path.display()))
 }
 
 pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
@@ -211,23 +207,12 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         ));
     }
 
-    // Back up, then replace each certificate atomically.
+    // Back up, then replace each file atomically.
     let backups = backup(
         &s.backup_dir,
         planned.iter().flat_map(|p| [&p.path, &p.key]),
     )?;
-    for p in &planned {
-        if let Some(pem) = &p.new_key {
-            // The key goes first, then at once the certificate: the two renames are the only
-            // moment the pair on disk does not match (the backup has the old pair).
-            let like = std::fs::metadata(&p.key)
-                .with_context(|| format!("reading {}", p.key.display()))?;
-            crate::fsutil::write_secret(&p.key, pem.as_bytes(), &like)?;
-        }
-        let like =
-            std::fs::metadata(&p.path).with_context(|| format!("reading {}", p.path.display()))?;
-        crate::fsutil::write_atomic(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
-    }
+    replace_all(&planned, &backups)?;
 
     // Check what is on disk now.
     let mut bad = Vec::new();
@@ -248,9 +233,16 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
     {
         Outcome::Ok
     } else {
+        let what = if bad.is_empty() {
+            "an endpoint failed its check after the renewal (see above)".to_string()
+        } else {
+            format!(
+                "renewed certificates failed their checks: {}",
+                bad.join(", ")
+            )
+        };
         Outcome::Bad(format!(
-            "renewed certificates failed their checks: {}; the old files are in {}",
-            bad.join(", "),
+            "{what}; the old files are in {}",
             backups.display()
         ))
     };
@@ -262,6 +254,50 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         },
         outcome,
     ))
+}
+
+/// Every new file is written and synced beside its old one before the first rename, so a full
+/// disk or a refused write changes nothing. The renames follow: for each certificate its new key
+/// (if any) and at once the certificate, the only moment a pair on disk does not match. Should a
+/// rename fail, the files already replaced are put back from the backup.
+fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
+    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("reading {}", p.display()));
+    let mut ready: Vec<(&Path, crate::fsutil::TempFile)> = Vec::new();
+    for p in planned {
+        if let Some(pem) = &p.new_key {
+            let temp = crate::fsutil::prepare_secret(&p.key, pem.as_bytes(), &meta(&p.key)?)?;
+            ready.push((&p.key, temp));
+        }
+        let like = meta(&p.path)?;
+        let temp = crate::fsutil::prepare(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
+        ready.push((&p.path, temp));
+    }
+    let mut done: Vec<&Path> = Vec::new();
+    let mut ready = ready.into_iter();
+    for (dest, temp) in ready.by_ref() {
+        if let Err(e) = temp.commit(dest) {
+            let undone = done
+                .iter()
+                .filter(|d| restore_from(backups, d).is_ok())
+                .count();
+            return Err(e.context(format!(
+                "replacing {}: {undone} of the {} files already replaced are back from {}",
+                dest.display(),
+                done.len(),
+                backups.display()
+            )));
+        }
+        done.push(dest);
+    }
+    Ok(())
+}
+
+/// Put `file` back from its copy in the backup directory.
+fn restore_from(backups: &Path, file: &Path) -> Result<()> {
+    let copy = backup_path(backups, file);
+    let bytes = std::fs::read(&copy).with_context(|| format!("reading {}", copy.display()))?;
+    let like = std::fs::metadata(&copy).with_context(|| format!("reading {}", copy.display()))?;
+    crate::fsutil::write_atomic(file, &bytes, Some(&like))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -296,13 +332,36 @@ fn restart_for(path: &Path) -> Option<String> {
     })
 }
 
-/// Copy each file to `dir/<its absolute path>` (directories 0700, files keep their mode).
+/// Where `file` is copied in the backup directory `dir`: `dir/<its absolute path>`.
+fn backup_path(dir: &Path, file: &Path) -> PathBuf {
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    dir.join(abs.strip_prefix("/").unwrap_or(&abs))
+}
+
+/// Copy each file to [`backup_path`] (directories 0700, files keep their owner and mode). The
+/// directory itself must be new: a rerun never overwrites the copies an earlier run made.
 fn backup<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Hinted {
+                error: anyhow!("the backup directory {} already exists", dir.display()),
+                hint: "give a new --backup-dir: the copies of an earlier renewal are never overwritten".to_string(),
+            }
+            .into(),
+            _ => anyhow!("creating the backup directory {}: {e}", dir.display()),
+        })?;
     for f in files {
-        let abs = std::path::absolute(f).unwrap_or_else(|_| f.clone());
-        let rel = abs.strip_prefix("/").unwrap_or(&abs);
-        let dest = dir.join(rel);
+        let dest = backup_path(dir, f);
         if let Some(parent) = dest.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -355,12 +414,13 @@ fn check_written(p: &Planned, ca: &Ca) -> Vec<String> {
 /// does it still answer a request over the configured client certificate (health)?
 async fn served_checks(conn: &crate::settings::ConnSettings, planned: &[Planned]) -> Vec<String> {
     let mut out = Vec::new();
-    let targets: Vec<Target> = conn
-        .endpoints
-        .value
-        .iter()
-        .filter_map(|ep| Target::parse(ep, conn.wants_tls()).ok())
-        .collect();
+    let mut targets: Vec<Target> = Vec::new();
+    for ep in &conn.endpoints.value {
+        match Target::parse(ep, conn.wants_tls()) {
+            Ok(t) => targets.push(t),
+            Err(e) => out.push(format!("{} FAILED: {e:#}", escape(ep))),
+        }
+    }
     match crate::client::Connector::new(conn, &targets) {
         Ok(connector) => {
             for t in &targets {
@@ -383,7 +443,8 @@ async fn served_checks(conn: &crate::settings::ConnSettings, planned: &[Planned]
         }
         Err(e) => out.push(format!("FAILED health after the renewal: {e:#}")),
     }
-    for (ep, target) in conn.endpoints.value.iter().zip(&targets) {
+    for target in &targets {
+        let ep = &target.endpoint;
         match crate::client::served_certificate(conn, target).await {
             Ok(der) => {
                 if let Some(p) = planned.iter().find(|p| p.renewed.der == der) {

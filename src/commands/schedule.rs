@@ -117,43 +117,51 @@ WantedBy=timers.target
     Ok(vec![(SERVICE.into(), service), (TIMER.into(), timer)])
 }
 
-/// An interval as a systemd calendar spec: it must divide an hour or a day, or be a week.
-fn on_calendar(every: Duration) -> Result<String> {
-    let secs = every.as_secs();
-    Ok(match secs {
-        s if (60..3600).contains(&s) && s % 60 == 0 && 3600 % s == 0 => {
-            format!("*-*-* *:00/{}:00", s / 60)
-        }
-        3600 => "hourly".to_string(),
-        s if s > 3600 && s < 86400 && s % 3600 == 0 && 86400 % s == 0 => {
-            format!("*-*-* 00/{}:00:00", s / 3600)
-        }
-        86400 => "daily".to_string(),
-        604800 => "weekly".to_string(),
+/// The intervals both schedulers can express exactly.
+enum Interval {
+    /// A divisor of an hour, in minutes.
+    Minutes(u64),
+    Hourly,
+    /// A divisor of a day, in hours.
+    Hours(u64),
+    Daily,
+    Weekly,
+}
+
+/// `--every` as an [`Interval`]: it must divide an hour or a day, or be a week.
+fn interval(every: Duration, or_else: &str) -> Result<Interval> {
+    Ok(match every.as_secs() {
+        s if (60..3600).contains(&s) && s % 60 == 0 && 3600 % s == 0 => Interval::Minutes(s / 60),
+        3600 => Interval::Hourly,
+        s if s > 3600 && s < 86400 && s % 3600 == 0 && 86400 % s == 0 => Interval::Hours(s / 3600),
+        86400 => Interval::Daily,
+        604800 => Interval::Weekly,
         _ => bail!(
-            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h, or give --on-calendar",
+            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h{or_else}",
             crate::units::go_duration(every)
         ),
     })
 }
 
+/// An interval as a systemd calendar spec.
+fn on_calendar(every: Duration) -> Result<String> {
+    Ok(match interval(every, ", or give --on-calendar")? {
+        Interval::Minutes(m) => format!("*-*-* *:00/{m}:00"),
+        Interval::Hourly => "hourly".to_string(),
+        Interval::Hours(h) => format!("*-*-* 00/{h}:00:00"),
+        Interval::Daily => "daily".to_string(),
+        Interval::Weekly => "weekly".to_string(),
+    })
+}
+
 /// An interval as a cron schedule.
 fn cron(every: Duration) -> Result<String> {
-    let secs = every.as_secs();
-    Ok(match secs {
-        s if (60..3600).contains(&s) && s % 60 == 0 && 3600 % s == 0 => {
-            format!("*/{} * * * *", s / 60)
-        }
-        3600 => "0 * * * *".to_string(),
-        s if s > 3600 && s < 86400 && s % 3600 == 0 && 86400 % s == 0 => {
-            format!("0 */{} * * *", s / 3600)
-        }
-        86400 => "0 0 * * *".to_string(),
-        604800 => "0 0 * * 0".to_string(),
-        _ => bail!(
-            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h",
-            crate::units::go_duration(every)
-        ),
+    Ok(match interval(every, "")? {
+        Interval::Minutes(m) => format!("*/{m} * * * *"),
+        Interval::Hourly => "0 * * * *".to_string(),
+        Interval::Hours(h) => format!("0 */{h} * * *"),
+        Interval::Daily => "0 0 * * *".to_string(),
+        Interval::Weekly => "0 0 * * 0".to_string(),
     })
 }
 

@@ -30,6 +30,7 @@ use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
 use crate::output::{shell_quote, Report};
+use crate::remote::s3::BucketLookup;
 use crate::remote::source;
 use crate::remote::Location;
 use crate::settings::RestoreSettings;
@@ -113,8 +114,10 @@ struct Restored {
 pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     // A compressed, encrypted or remote snapshot is decoded beside the data dir first (same
     // file system, so the space check and the copy stay local).
+    // What can be refused without the snapshot is refused before it is fetched or decoded.
+    let targets = targets(opts)?;
     let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
-    let plan = plan(opts, &plain.path)?;
+    let plan = plan(opts, &plain.path, targets)?;
     let mut report = if opts.dry_run {
         plan.report(None)
     } else {
@@ -137,13 +140,38 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
 
 /// Refuse everything that can be refused before anything is written, and decide the
 /// membership (etcd/membership.rs).
-fn plan<'s>(opts: &'s RestoreSettings, snapshot: &Path) -> Result<Plan<'s>> {
+/// The checks that need no snapshot: the flags, the targets empty or missing, the manifest edit
+/// possible. Returns the separate WAL dir and the edit.
+fn targets(opts: &RestoreSettings) -> Result<(Option<PathBuf>, Option<ManifestEdit>)> {
     if opts.bump_revision.is_some() != opts.mark_compacted {
         bail!("--bump-revision and --mark-compacted must be used together");
     }
     if opts.bump_revision == Some(0) {
         bail!("--bump-revision must be at least 1");
     }
+    let data_dir = &opts.data_dir;
+    ensure_empty_or_missing(data_dir, "--data-dir")?;
+    // A --wal-dir that is the default place is the default (it lives inside the new data dir).
+    let wal_dir = opts
+        .wal_dir
+        .clone()
+        .filter(|w| *w != data_dir.join("member/wal"));
+    if let Some(w) = &wal_dir {
+        ensure_empty_or_missing(w, "--wal-dir")?;
+    }
+    // The manifest edit must be possible before anything is restored.
+    let edit = match (&opts.manifest, opts.update_manifest) {
+        (Some(m), true) => Some(plan_manifest_update(m, data_dir)?),
+        _ => None,
+    };
+    Ok((wal_dir, edit))
+}
+
+fn plan<'s>(
+    opts: &'s RestoreSettings,
+    snapshot: &Path,
+    (wal_dir, edit): (Option<PathBuf>, Option<ManifestEdit>),
+) -> Result<Plan<'s>> {
     let src =
         FileSource::open(snapshot).with_context(|| format!("reading {}", opts.file.display()))?;
     let trailer = has_trailer(src.size());
@@ -168,21 +196,6 @@ fn plan<'s>(opts: &'s RestoreSettings, snapshot: &Path) -> Result<Plan<'s>> {
         from_manifest: opts.from_manifest(),
         snapshot: &stored,
     })?;
-    let data_dir = &opts.data_dir;
-    ensure_empty_or_missing(data_dir, "--data-dir")?;
-    // A --wal-dir that is the default place is the default (it lives inside the new data dir).
-    let wal_dir = opts
-        .wal_dir
-        .clone()
-        .filter(|w| *w != data_dir.join("member/wal"));
-    if let Some(w) = &wal_dir {
-        ensure_empty_or_missing(w, "--wal-dir")?;
-    }
-    // The manifest edit must be possible before anything is restored.
-    let edit = match (&opts.manifest, opts.update_manifest) {
-        (Some(m), true) => Some(plan_manifest_update(m, data_dir)?),
-        _ => None,
-    };
     Ok(Plan {
         opts,
         decision,
@@ -216,7 +229,22 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
             .create(&parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    check_space(&parent_dir(&plan.opts.data_dir), db_len)?;
+    let same_fs = |t: &fsutil::TempFile| {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        let here = dev(&parent_dir(&plan.opts.data_dir));
+        here.is_some() && dev(&parent_dir(t.path())) == here
+    };
+    let decoded = decoded.map(|(t, ok)| {
+        let adopt = same_fs(&t);
+        (t, ok, adopt)
+    });
+    // A decoded temporary that is moved into place already holds its space.
+    let adopting = decoded.as_ref().is_some_and(|(_, _, adopt)| *adopt);
+    check_space(
+        &parent_dir(&plan.opts.data_dir),
+        if adopting { 0 } else { db_len },
+    )?;
 
     // Build in temporary sibling directories.
     let tmp = staging(&plan.opts.data_dir)?;
@@ -238,13 +266,8 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
     }
     let db_path = snap_dir.join("db");
     let verify = plan.trailer && !opts.skip_hash_check;
-    let same_fs = |t: &fsutil::TempFile| {
-        use std::os::unix::fs::MetadataExt;
-        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
-        dev(&parent_dir(t.path())).is_some() && dev(&parent_dir(t.path())) == dev(&snap_dir)
-    };
     let status = match decoded {
-        Some((temp, trailer_ok)) if same_fs(&temp) => {
+        Some((temp, trailer_ok, true)) => {
             if verify && !trailer_ok {
                 bail!(
                     "snapshot {}: the sha256 trailer does not match the database",
@@ -530,6 +553,14 @@ impl Plan<'_> {
                 ));
             }
             cmd.push(format!("--s3-region={}", shell_quote(&s3.region)));
+            match s3.lookup {
+                BucketLookup::Auto => {}
+                BucketLookup::Path => cmd.push("--s3-bucket-lookup=path".into()),
+                BucketLookup::Dns => cmd.push("--s3-bucket-lookup=dns".into()),
+            }
+            if s3.skip_verify {
+                cmd.push("--s3-skip-ssl-verify".into());
+            }
         }
         for id in &opts.source.identities {
             let id = std::path::absolute(id).unwrap_or_else(|_| id.clone());

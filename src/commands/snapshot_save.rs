@@ -41,10 +41,9 @@ use crate::remote::meta::{self, Metadata};
 use crate::remote::prune;
 use crate::remote::retention::Policy;
 use crate::remote::s3::S3;
-use crate::remote::sigv4::hex;
 use crate::remote::store::Store;
 use crate::settings::{SaveDest, SaveSettings};
-use crate::units::{go_duration, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
+use crate::units::{go_duration, hex, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
 
 const WRITE_BUFFER: usize = 1 << 20;
 /// Multipart part size: with [`PARTS_IN_FLIGHT`] uploading and one filling, a save holds about

@@ -173,7 +173,7 @@ impl Visitor for Collect<'_> {
         }
         let Some(value) = value else { return Ok(()) };
         let rev = Revision::parse(key)
-            .ok_or_else(|| KeyspaceError::BadRevision(crate::bolt::check::hex(key)))?;
+            .ok_or_else(|| KeyspaceError::BadRevision(crate::bolt::check::short_hex(key)))?;
         if let Some(last) = self.last {
             if (rev.main, rev.sub) <= (last.main, last.sub) {
                 return Err(KeyspaceError::OutOfOrder(format!(

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::members::{MemberSummary, StoredMember};
 use super::schema::{self, Revision};
 use super::SnapshotError;
-use crate::bolt::check::hex;
+use crate::bolt::check::short_hex;
 use crate::bolt::{Db, Problem, Problems, ReadAt, Visitor};
 
 /// Length of the sha256 trailer `snapshot save` appends.
@@ -289,7 +289,7 @@ impl Visitor for StatusVisitor {
                 match bucket.as_slice() {
                     schema::BUCKET_KEY => {
                         self.revision = Revision::main_of(key)
-                            .ok_or_else(|| SnapshotError::NotARevision(hex(key)))?;
+                            .ok_or_else(|| SnapshotError::NotARevision(short_hex(key)))?;
                         if !self.kubernetes {
                             self.kubernetes = value
                                 .and_then(schema::kv_user_key)
@@ -320,7 +320,7 @@ impl Visitor for StatusVisitor {
 
 /// etcd 3.6's live-key count: a put adds its user key, a tombstone removes it.
 fn track_live(live: &mut HashSet<Vec<u8>>, key: &[u8], value: &[u8]) -> Result<(), SnapshotError> {
-    let rev = Revision::parse(key).ok_or_else(|| SnapshotError::NotARevision(hex(key)))?;
+    let rev = Revision::parse(key).ok_or_else(|| SnapshotError::NotARevision(short_hex(key)))?;
     // A bump marker has an empty value; 3.6 counts it as one (empty) live key.
     let user_key = if value.is_empty() {
         &[][..]

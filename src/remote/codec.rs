@@ -7,7 +7,7 @@
 //! plain (db + sha256 trailer) ─sha256─▶ zstd frame ─▶ age v1 (X25519 / ssh-ed25519 / ssh-rsa) ─sha256─▶ object
 //! ```
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -85,13 +85,8 @@ fn short(s: &str) -> String {
 }
 
 fn read_key_file(path: &Path) -> Result<String> {
-    let file =
-        crate::fsutil::open_regular(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE)
-        .read_to_string(&mut text)
-        .with_context(|| format!("reading {} (it must be a text key file)", path.display()))?;
-    Ok(text)
+    crate::fsutil::read_capped_text(path, MAX_KEY_FILE)
+        .with_context(|| format!("reading {} (it must be a text key file)", path.display()))
 }
 
 /// Secret keys to decrypt with, from `--identity` files: age identity files
@@ -324,18 +319,16 @@ pub fn decoder<R: Read + Send + 'static>(
     what: &str,
 ) -> Result<(Box<dyn Read + Send>, Layers, ObjectHash)> {
     let hash = ObjectHash::default();
-    let mut outer = BufReader::with_capacity(
-        1 << 20,
+    let (head, outer) = peek(
         HashingReader {
             inner: raw,
             hash: hash.clone(),
         },
-    );
+        AGE_MAGIC.len(),
+    )
+    .with_context(|| format!("reading {what}"))?;
+    let outer = BufReader::with_capacity(1 << 20, outer);
     let mut layers = Layers::default();
-    let head = outer
-        .fill_buf()
-        .with_context(|| format!("reading {what}"))?
-        .to_vec();
     let inner: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
         layers.encrypted = true;
         if identities.is_empty() {
@@ -366,11 +359,8 @@ pub fn decoder<R: Read + Send + 'static>(
     } else {
         Box::new(outer)
     };
-    let mut inner = BufReader::with_capacity(1 << 20, inner);
-    let head = inner
-        .fill_buf()
-        .map_err(|e| decode_error(e, what))?
-        .to_vec();
+    let (head, inner) = peek(inner, ZSTD_MAGIC.len()).map_err(|e| decode_error(e, what))?;
+    let inner = BufReader::with_capacity(1 << 20, inner);
     let plain: Box<dyn Read + Send> = if head.starts_with(&ZSTD_MAGIC) {
         layers.compressed = true;
         let mut z = zstd::stream::read::Decoder::with_buffer(inner)
@@ -389,6 +379,26 @@ pub fn decoder<R: Read + Send + 'static>(
         })
     };
     Ok((plain, layers, hash))
+}
+
+/// A reader whose first bytes were peeked at, yielding them again.
+pub type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// The first `n` bytes of `r` (fewer only at its end), and a reader that still yields them: a
+/// layer's magic is recognised however the transport cut the stream into frames.
+pub fn peek<R: Read>(mut r: R, n: usize) -> io::Result<(Vec<u8>, Peeked<R>)> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match r.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(got);
+    Ok((head.clone(), io::Cursor::new(head).chain(r)))
 }
 
 /// Name the object and the layer in read errors (age reports a bad chunk as InvalidData).
@@ -435,6 +445,17 @@ fn zstd_writer<W: Write>(w: W, level: i32) -> Result<zstd::stream::write::Encode
 mod tests {
     use super::*;
 
+    struct Trickle(Vec<u8>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (1 + self.1 % 3).min(buf.len()).min(self.0.len() - self.1);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
     fn roundtrip(encoding: &Encoding, ids: &Identities, data: &[u8]) -> (Vec<u8>, Layers, Digests) {
         let mut enc = Encoder::new(Vec::new(), encoding).unwrap();
         enc.write_all(data).unwrap();
@@ -447,8 +468,8 @@ mod tests {
             <[u8; 32]>::from(Sha256::digest(&object))
         );
         assert_eq!(digests.plain_sha256, <[u8; 32]>::from(Sha256::digest(data)));
-        let (mut r, layers, hash) =
-            decoder(std::io::Cursor::new(object.clone()), ids, "t").unwrap();
+        // Served in frames of 1 to 3 bytes, as a slow transport may: the magic is still seen.
+        let (mut r, layers, hash) = decoder(Trickle(object.clone(), 0), ids, "t").unwrap();
         let mut back = Vec::new();
         r.read_to_end(&mut back).unwrap();
         assert_eq!(hash.finish(), (digests.object_sha256, digests.object_len));

@@ -29,10 +29,26 @@ const STS_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_PROFILE_FILE: u64 = 1 << 20;
 
 /// The environment variables the chain reads, captured once by the settings layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AwsEnv {
     vars: BTreeMap<String, String>,
 }
+
+/// Names only: the values include the secret key.
+impl std::fmt::Debug for AwsEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
+}
+
+/// Profile settings of credential sources this chain does not follow.
+const UNSUPPORTED: [&str; 5] = [
+    "credential_process",
+    "source_profile",
+    "sso_session",
+    "sso_start_url",
+    "credential_source",
+];
 
 impl AwsEnv {
     pub fn from_vars(env: &[(String, String)]) -> AwsEnv {
@@ -123,6 +139,16 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
                 from: format!("web identity of profile {profile:?}"),
             });
         }
+        if let Some(key) = UNSUPPORTED.iter().find(|k| section.contains_key(**k)) {
+            return Err(crate::exit::Hinted {
+                error: anyhow!(
+                    "profile {profile:?} in {} gets its credentials through {key}, which etcdops does not follow (it reads static keys, web identity and instance metadata)",
+                    path.display()
+                ),
+                hint: format!("export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {profile} --format env)\"`, or use a profile with aws_access_key_id"),
+            }
+            .into());
+        }
     }
     if explicit && !found_profile {
         bail!(
@@ -174,19 +200,11 @@ fn read_section(
     profile: &str,
     is_config: bool,
 ) -> Result<Option<BTreeMap<String, String>>> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
+    let text = match crate::fsutil::read_capped_text(path, MAX_PROFILE_FILE) {
+        Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    if meta.len() > MAX_PROFILE_FILE {
-        bail!(
-            "{} is larger than 1 MiB; it is not an AWS profile file",
-            path.display()
-        );
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(parse_section(&text, profile, is_config))
 }
 
@@ -218,6 +236,21 @@ fn parse_section(text: &str, profile: &str, is_config: bool) -> Option<BTreeMap<
         }
     }
     found
+}
+
+/// STS's `<ErrorResponse><Error><Code/><Message/></Error></ErrorResponse>`.
+#[derive(Deserialize)]
+struct StsErrorResponse {
+    #[serde(rename = "Error")]
+    error: StsError,
+}
+
+#[derive(Deserialize)]
+struct StsError {
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -282,8 +315,20 @@ async fn web_identity(
     let status = resp.status();
     let body = read_body(resp, 1 << 20, STS_TIMEOUT).await?;
     if !status.is_success() {
+        let why = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|t| quick_xml::de::from_str::<StsErrorResponse>(t).ok())
+            .map(|e| {
+                format!(
+                    " {}: {}",
+                    crate::output::escape(&e.error.code),
+                    crate::output::escape(&e.error.message)
+                )
+            })
+            .unwrap_or_default();
         bail!(
-            "STS refused the web identity token for role {role} (HTTP {})",
+            "STS refused the web identity token for role {} (HTTP {}{why}); check the role's trust policy and that the token file is current",
+            crate::output::escape(role),
             status.as_u16()
         );
     }
@@ -386,5 +431,45 @@ mod tests {
         let r: StsResponse = quick_xml::de::from_str(xml).unwrap();
         assert_eq!(r.result.credentials.access_key_id, "ASIA");
         assert_eq!(r.result.credentials.session_token, "t");
+    }
+
+    #[test]
+    fn sts_refusal_parses_and_the_environment_hides_its_values() {
+        let xml = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Token expired</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+        let r: StsErrorResponse = quick_xml::de::from_str(xml).unwrap();
+        assert_eq!(r.error.code, "InvalidIdentityToken");
+        assert_eq!(r.error.message, "Token expired");
+        let env = AwsEnv::from_vars(&[(
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            "very-secret".to_string(),
+        )]);
+        let shown = format!("{env:?}");
+        assert!(shown.contains("AWS_SECRET_ACCESS_KEY") && !shown.contains("very-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_profile_with_an_unsupported_source_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "[profile sso]\nsso_session = corp\nsso_account_id = 1\n",
+        )
+        .unwrap();
+        let env = AwsEnv::from_vars(&[
+            ("AWS_PROFILE".to_string(), "sso".to_string()),
+            ("AWS_CONFIG_FILE".to_string(), config.display().to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+                "/nonexistent".to_string(),
+            ),
+            ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+        ]);
+        let http = Http::new(crate::tls::https_config(None, false).unwrap());
+        let err = match load(&env, &http).await {
+            Err(e) => format!("{e:#}"),
+            Ok(_) => panic!("loaded credentials from an SSO profile"),
+        };
+        assert!(err.contains("sso_session"), "{err}");
     }
 }

@@ -96,6 +96,9 @@ impl S3 {
             Some(s @ ("http" | "https")) => s.to_string(),
             _ => bail!("--s3-endpoint {endpoint:?} must start with https:// (or http://)"),
         };
+        if scheme == "http" {
+            eprintln!("etcdops: warning: --s3-endpoint {endpoint} is plain http: the requests are signed but not encrypted, and anyone on the path can read unencrypted backups (use https, or --encrypt-to)");
+        }
         let authority = uri
             .authority()
             .map(|a| a.to_string())
@@ -150,7 +153,7 @@ impl S3 {
         let payload_hash = if self.scheme == "https" {
             UNSIGNED_PAYLOAD.to_string()
         } else {
-            sigv4::hex(&Sha256::digest(&body))
+            crate::units::hex(&Sha256::digest(&body))
         };
         let date = amz_date(std::time::SystemTime::now());
         let mut headers = vec![
@@ -249,6 +252,7 @@ impl S3 {
             format!("s3://{bucket}/{key}")
         };
         let message = crate::output::escape(&message);
+        let code = crate::output::escape(&code);
         let (error, hint) = match (status.as_u16(), code.as_str()) {
             (_, "NoSuchBucket") => (
                 format!("bucket {bucket:?} does not exist at {}", self.endpoint()),
@@ -417,7 +421,7 @@ impl S3 {
                 if !e.code.is_empty() {
                     bail!(
                         "completing the upload of s3://{bucket}/{key} failed: {}: {}",
-                        e.code,
+                        crate::output::escape(&e.code),
                         crate::output::escape(&e.message)
                     );
                 }

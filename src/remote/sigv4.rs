@@ -10,6 +10,7 @@
 //! Paths are encoded once (S3 does not double-encode), query keys and values are encoded and
 //! sorted, and every header given to [`sign`] is signed.
 
+use crate::units::hex;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -133,10 +134,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     };
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //!   (restore: beside the data dir, so the space check covers it), removed when dropped.
 //! - An `s3://` object is trusted only with its sidecar: the object's and the plain file's
 //!   sha256 and sizes must match it, or nothing is returned. A local sidecar (`FILE.json`), when
-//!   present, is checked the same way.
+//!   present, is checked the same way, for a plain file too (one read of the file).
 //!
 //! The etcd sha256 trailer is checked afterwards by the command, as for any snapshot file.
 
@@ -21,10 +21,10 @@ pub use super::codec::BadContent;
 use super::codec::{self, Digests, Identities, Layers};
 use super::meta::{Metadata, MAX_SIDECAR, SIDECAR_SUFFIX};
 use super::s3::{S3Settings, S3, STALL_TIMEOUT};
-use super::sigv4::hex;
 use super::Location;
 use crate::etcd::status::TrailerCheck;
 use crate::fsutil::TempFile;
+use crate::units::hex;
 
 /// Where to read a snapshot from and how to open it.
 #[derive(Debug, Clone)]
@@ -77,17 +77,39 @@ pub fn keyspace(
 fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<PlainSnapshot> {
     let mut file =
         crate::fsutil::open_regular(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut head = [0u8; 32];
-    let n =
-        read_up_to(&mut file, &mut head).with_context(|| format!("reading {}", path.display()))?;
-    let head = &head[..n];
+    let (head, mut whole) = codec::peek(&mut file, codec::AGE_MAGIC.len())
+        .with_context(|| format!("reading {}", path.display()))?;
     if !head.starts_with(codec::AGE_MAGIC) && !head.starts_with(&codec::ZSTD_MAGIC) {
+        // A plain file saved into a DIR/ has a sidecar too: check it the same way.
+        let meta = local_sidecar(path)?;
+        let mut trailer_verified = false;
+        if let Some(meta) = &meta {
+            let mut check = TrailerCheck::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = whole
+                    .read(&mut buf)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                check.feed(&buf[..n]);
+            }
+            let digests = Digests {
+                plain_sha256: check.file_sha256(),
+                plain_len: check.total,
+                object_sha256: check.file_sha256(),
+                object_len: check.total,
+            };
+            check_against(meta, &digests, &path.display().to_string())?;
+            trailer_verified = check.verify().is_ok();
+        }
         return Ok(PlainSnapshot {
             path: path.to_path_buf(),
             temp: None,
             layers: Layers::default(),
-            meta: None,
-            trailer_verified: false,
+            meta,
+            trailer_verified,
         });
     }
     let file =
@@ -109,32 +131,17 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
     })
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 fn local_sidecar(path: &Path) -> Result<Option<Metadata>> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sidecar = PathBuf::from(format!("{}{SIDECAR_SUFFIX}", path.display()));
-    let file = match crate::fsutil::open_regular(&sidecar) {
-        Ok(f) => f,
+    let bytes = match crate::fsutil::read_capped(&sidecar, MAX_SIDECAR as u64) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", sidecar.display())),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_SIDECAR as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", sidecar.display()))?;
     Metadata::parse(&bytes, &name)
         .map(Some)
         .with_context(|| format!("{}", sidecar.display()))
@@ -248,6 +255,8 @@ fn decode_to_temp<R: Read + Send + 'static>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "snapshot".to_string());
+    // Decoded copies left by killed runs hold plain snapshots: remove them first.
+    crate::fsutil::clean_stale(scratch);
     let mut temp = TempFile::beside(&scratch.join(base), 0o600)?;
     let temp_path = temp.path().to_path_buf();
     let file = temp

@@ -103,15 +103,8 @@ impl Store {
         match self {
             Store::Dir(dir) => {
                 let path = dir.join(name);
-                let file = crate::fsutil::open_regular(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let mut out = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut std::io::Read::take(file, MAX_SIDECAR as u64 + 1),
-                    &mut out,
-                )
-                .with_context(|| format!("reading {}", path.display()))?;
-                Ok(out)
+                crate::fsutil::read_capped(&path, MAX_SIDECAR as u64)
+                    .with_context(|| format!("reading {}", path.display()))
             }
             Store::S3 { s3, bucket, prefix } => {
                 s3.get_small(bucket, &format!("{prefix}{name}"), MAX_SIDECAR + 1)

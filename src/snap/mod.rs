@@ -105,11 +105,8 @@ pub fn v2_store_json(m: &Membership) -> String {
 mod tests {
     use super::*;
     use crate::etcd::members::membership_from_flags as plan;
+    use crate::units::hex;
     use sha2::{Digest, Sha256};
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
 
     // Sizes and sha256 of the .snap files etcdutl 3.5.1 wrote for the same flags.
     #[test]

@@ -103,16 +103,13 @@ pub fn restore_records(m: &Membership, with_conf_state: bool) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::etcd::members::membership_from_flags as plan;
+    use crate::units::hex;
     use sha2::{Digest, Sha256};
 
     fn segment(records: &[u8]) -> Vec<u8> {
         let mut seg = records.to_vec();
         seg.resize(SEGMENT_SIZE as usize, 0);
         seg
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     // sha256 of the segments etcdutl 3.5.1 / etcdctl 3.4.23 wrote for the same flags;

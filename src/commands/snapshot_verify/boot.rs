@@ -80,6 +80,7 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    crate::fsutil::signals_handled_here();
     let (mut sigint, mut sigterm) = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         Ok::<_, std::io::Error>((
@@ -127,6 +128,8 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
         .arg(format!("--initial-advertise-peer-urls={peer_url}"))
         .arg(format!("--initial-cluster=verify={peer_url}"))
         .arg("--initial-cluster-token=etcdops-verify")
+        // etcd reads ETCD_* variables as flags: none of the caller's may reach this one.
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
