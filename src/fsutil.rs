@@ -388,9 +388,9 @@ pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let stale = if locked {
-            is_abandoned(&path, &md)
+            is_abandoned(&path, &md, pid)
         } else {
-            Path::new("/proc/self").exists() && !Path::new("/proc").join(pid.to_string()).exists()
+            pid_is_gone(pid)
         };
         if !stale {
             continue;
@@ -407,16 +407,22 @@ pub fn clean_stale(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// A temporary whose lock nobody holds, and which is not brand new (its creator may not have
-/// taken the lock yet).
-fn is_abandoned(path: &Path, md: &fs::Metadata) -> bool {
+/// No process of this PID in our /proc (false when there is no /proc to ask).
+fn pid_is_gone(pid: u32) -> bool {
+    Path::new("/proc/self").exists() && !Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// A temporary whose lock nobody holds. A brand-new one may be unlocked only because its
+/// creator has not taken the lock yet: it counts as abandoned only when the PID in its name
+/// is gone too (a run killed a moment ago; its rerun cleans up at once).
+fn is_abandoned(path: &Path, md: &fs::Metadata, pid: u32) -> bool {
     const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
     let young = md
         .modified()
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_none_or(|age| age < GRACE);
-    if young {
+    if young && !pid_is_gone(pid) {
         return false;
     }
     if md.file_type().is_symlink() {

@@ -38,7 +38,9 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         job,
     } = Settings::resolve(cli, env)?;
     if !matches!(job, Job::Online { .. }) {
+        // (A save, the one online job that writes, handles its own signals.)
         fsutil::remove_temporaries_on_signals()?;
+        fsutil::catch_file_size_signal()?;
     }
     match job {
         Job::SnapshotStatus(s) => shown(format, commands::snapshot_status::run(&s)?),

@@ -257,24 +257,20 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
 }
 
 /// Every new file is written and synced beside its old one before the first rename, so a full
-/// disk or a refused write changes nothing. The renames follow: for each certificate its new key
-/// (if any) and at once the certificate, the only moment a pair on disk does not match. Should a
-/// rename fail, the files already replaced are put back from the backup.
+/// disk or a refused write changes nothing (and the backup of an unchanged tree is removed).
+/// The renames follow: for each certificate its new key (if any) and at once the certificate,
+/// the only moment a pair on disk does not match. Should a rename fail, the files already
+/// replaced are put back from the backup.
 fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
-    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("reading {}", p.display()));
-    let mut ready: Vec<(&Path, crate::fsutil::TempFile)> = Vec::new();
-    for p in planned {
-        if let Some(pem) = &p.new_key {
-            let temp = crate::fsutil::prepare_secret(&p.key, pem.as_bytes(), &meta(&p.key)?)?;
-            ready.push((&p.key, temp));
+    let ready = match prepare_all(planned) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(backups);
+            return Err(e);
         }
-        let like = meta(&p.path)?;
-        let temp = crate::fsutil::prepare(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
-        ready.push((&p.path, temp));
-    }
+    };
     let mut done: Vec<&Path> = Vec::new();
-    let mut ready = ready.into_iter();
-    for (dest, temp) in ready.by_ref() {
+    for (dest, temp) in ready {
         if let Err(e) = temp.commit(dest) {
             let undone = done
                 .iter()
@@ -290,6 +286,22 @@ fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
         done.push(dest);
     }
     Ok(())
+}
+
+/// The new files, written beside their destinations, in rename order.
+fn prepare_all(planned: &[Planned]) -> Result<Vec<(&Path, crate::fsutil::TempFile)>> {
+    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("reading {}", p.display()));
+    let mut ready = Vec::new();
+    for p in planned {
+        if let Some(pem) = &p.new_key {
+            let temp = crate::fsutil::prepare_secret(&p.key, pem.as_bytes(), &meta(&p.key)?)?;
+            ready.push((p.key.as_path(), temp));
+        }
+        let like = meta(&p.path)?;
+        let temp = crate::fsutil::prepare(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
+        ready.push((p.path.as_path(), temp));
+    }
+    Ok(ready)
 }
 
 /// Put `file` back from its copy in the backup directory.
@@ -360,20 +372,29 @@ fn backup<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<Pa
             .into(),
             _ => anyhow!("creating the backup directory {}: {e}", dir.display()),
         })?;
-    for f in files {
-        let dest = backup_path(dir, f);
-        if let Some(parent) = dest.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .with_context(|| format!("creating the backup directory {}", parent.display()))?;
-        }
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
-        crate::fsutil::write_atomic(&dest, &bytes, Some(&like))?;
+    let copied = files.into_iter().try_for_each(|f| copy_into(dir, f));
+    if let Err(e) = copied {
+        // Nothing was replaced yet: leave no partial backup either.
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(e);
     }
     Ok(dir.to_path_buf())
+}
+
+/// Copy `f` to its [`backup_path`] in `dir` with its owner and mode.
+fn copy_into(dir: &Path, f: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dest = backup_path(dir, f);
+    if let Some(parent) = dest.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("creating the backup directory {}", parent.display()))?;
+    }
+    let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+    let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+    crate::fsutil::write_atomic(&dest, &bytes, Some(&like))
 }
 
 /// The renewed file on disk: chain, key, SANs.

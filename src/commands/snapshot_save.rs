@@ -473,7 +473,11 @@ async fn save_local(
         return Ok(report);
     };
     // The check before the stream, made certain: never replace a snapshot taken meanwhile.
-    temp.commit_new(&dest)?;
+    temp.commit_new(&dest)
+        .map_err(|e| match dest.symlink_metadata() {
+            Ok(_) => taken(dest.display()),
+            Err(_) => e,
+        })?;
     let store = Store::Dir(dir.clone());
     if let Err(e) = store
         .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))

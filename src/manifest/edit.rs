@@ -217,14 +217,32 @@ pub fn plan_manifest_update(m: &Manifest, data_dir: &Path) -> Result<ManifestEdi
             new_dir.display()
         ),
     }
-    Ok(ManifestEdit {
+    let edit = ManifestEdit {
         path: m.path.clone(),
         old_text: m.text().to_string(),
         new_text,
-    })
+    };
+    // Both writes must be possible before anything is restored (a read-only mount, say).
+    for dir in [fsutil::parent_dir(&edit.path), edit.backup_dir()] {
+        rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).map_err(|e| {
+            anyhow!(
+                "--update-manifest cannot write in {}: {e}; nothing was restored",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(edit)
 }
 
 impl ManifestEdit {
+    /// Where the old manifest is kept: the manifests directory's parent.
+    fn backup_dir(&self) -> PathBuf {
+        std::path::absolute(fsutil::parent_dir(&self.path))
+            .ok()
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+            .unwrap_or_else(std::env::temp_dir)
+    }
+
     /// A unified diff of the change (one hunk per changed line, with no context).
     pub fn diff(&self) -> String {
         let name = self.path.display();
@@ -241,17 +259,14 @@ impl ManifestEdit {
     /// then replace it atomically. Both files keep the manifest's owner and mode. Returns the
     /// backup path.
     pub fn apply(&self) -> Result<PathBuf> {
-        let dir = fsutil::parent_dir(&self.path);
         let file_name = self
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "etcd.yaml".into());
-        let backup_dir = std::path::absolute(&dir)
-            .ok()
-            .and_then(|d| d.parent().map(Path::to_path_buf))
-            .unwrap_or_else(std::env::temp_dir);
-        let backup = backup_dir.join(format!("{file_name}.etcdops-backup-{}", utc_stamp()));
+        let backup = self
+            .backup_dir()
+            .join(format!("{file_name}.etcdops-backup-{}", utc_stamp()));
         let like =
             fs::metadata(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
         // The restore took a while: never overwrite a change made meanwhile.

@@ -606,3 +606,118 @@ fn new_keys_keep_their_kind_and_a_killed_renewal_leaves_whole_matching_files() {
     );
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// The crash-safety matrix's other rows for cert-renew (docs/reliability.md): a full disk, a
+/// read-only tree and `ulimit -f` fail with one line and change nothing (every new file is
+/// written before the first rename; a backup that cannot be completed is removed); two renewals
+/// at once leave every certificate whole and matching its key.
+#[test]
+fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
+    use crate::common::run::in_private_mounts;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("pki");
+    std::fs::create_dir(&tree).unwrap();
+    let ca = ca(&tree, "ca.crt", "ca.key", Alg::Ec, 3650);
+    let names: Vec<String> = (0..4).map(|i| format!("c{i}.crt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        leaf(
+            &tree,
+            (n, &format!("c{i}.key")),
+            &ca,
+            Alg::Ec,
+            "cp1",
+            "serverAuth",
+            5,
+        );
+    }
+    let t = s(&tree);
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = s(&mnt);
+    let certs = |root: &str| {
+        names
+            .iter()
+            .map(|n| format!("{root}/{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Each case runs in its own mount namespace and reports what changed in the tree there.
+    let compare = format!(
+        "echo ---; for f in $(ls -A {t}); do cmp -s {t}/$f {m}/$f || echo changed $f; done; ls -A {m} | grep etcdops"
+    );
+    for (what, setup, bin) in [
+        (
+            "full disk",
+            format!("mount -t tmpfs -o size=64k tmpfs {m} && cp -a {t}/. {m}/ && (dd if=/dev/zero of={m}/fill bs=4k 2>/dev/null; true)"),
+            "etcdops".to_string(),
+        ),
+        (
+            "read-only",
+            format!("cp -a {t}/. {m}/ && mount --bind {m} {m} && mount -o remount,bind,ro {m}"),
+            "etcdops".to_string(),
+        ),
+        (
+            "ulimit -f",
+            format!("cp -a {t}/. {m}/ && ulimit -f 1"),
+            "etcdops".to_string(),
+        ),
+    ] {
+        let backups = dir.path().join(format!("b-{}", what.replace(' ', "-")));
+        let r = in_private_mounts(
+            &format!(
+                "{setup} || exit 99; {bin} cert-renew {} --backup-dir {}; rc=$?; {compare}; rm -f {m}/fill; exit $rc",
+                certs(&m),
+                s(&backups)
+            ),
+            &[],
+        );
+        assert_eq!(r.code, 2, "{what}: {r:?}");
+        assert_eq!(
+            r.stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{what}: {}",
+            r.stderr
+        );
+        let after = r.stdout.split_once("---\n").map(|x| x.1).unwrap_or("");
+        assert!(after.trim().is_empty(), "{what}: {after}");
+        assert!(!backups.exists(), "{what}: a partial backup was left");
+        // The copies in the plain directory for the next case.
+        for e in std::fs::read_dir(&mnt).unwrap().flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+
+    // Two renewals at once: both finish; every certificate is whole and matches its key.
+    let run = |b: &str| {
+        Command::new(env!("CARGO_BIN_EXE_etcdops"))
+            .env_clear()
+            .arg("cert-renew")
+            .args(names.iter().map(|n| tree.join(n)))
+            .args(["--backup-dir", &s(&dir.path().join(b))])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (x, y) = (run("x"), run("y"));
+    let (x, y) = (x.wait_with_output().unwrap(), y.wait_with_output().unwrap());
+    assert!(
+        x.status.success() && y.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&x.stderr),
+        String::from_utf8_lossy(&y.stderr)
+    );
+    for n in &names {
+        let c = tree.join(n);
+        let verify = Command::new("openssl")
+            .args(["verify", "-CAfile", &s(&ca.0), &s(&c)])
+            .output()
+            .unwrap();
+        assert!(verify.status.success(), "{n}");
+        assert_eq!(
+            pubkey_of_cert(&c),
+            pubkey_of_key(&c.with_extension("key")),
+            "{n}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod cert_expiry;
 mod cert_renew;
 mod cli;
 mod conventions;
+mod crash;
 mod ha_restore;
 mod inspect;
 mod maintenance;

@@ -15,7 +15,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from_output(out: Output, start: Instant) -> Run {
+    pub fn from_output(out: Output, start: Instant) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -228,4 +228,34 @@ fn regex_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `sh -c script` in a mount namespace of its own (root, as on the CI machine): its mounts (a
+/// small tmpfs for a full disk, a read-only bind) vanish with it. The built `etcdops` is first
+/// on PATH; the environment is scrubbed plus `env`.
+pub fn in_private_mounts(script: &str, env: &[(&str, &str)]) -> Run {
+    let bin = Path::new(env!("CARGO_BIN_EXE_etcdops")).parent().unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        )
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .expect("unshare (util-linux) runs the disk-full and read-only cases");
+    Run::from_output(out, start)
 }

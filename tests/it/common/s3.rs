@@ -18,6 +18,9 @@ use super::repo;
 
 pub const ACCESS_KEY: &str = "AKIAETCDOPSTEST";
 pub const SECRET_KEY: &str = "etcdops-test-secret-key-0123456789";
+/// A second identity that may only read and list: a bucket the save may not write to.
+pub const READER_KEY: &str = "AKIAETCDOPSREADER";
+pub const READER_SECRET: &str = "etcdops-test-reader-key-0123456789";
 
 pub fn weed() -> PathBuf {
     let p = repo().join(".cache/seaweedfs-4.48/weed");
@@ -56,7 +59,7 @@ impl S3Server {
         std::fs::write(
             &config,
             format!(
-                r#"{{"identities":[{{"name":"tester","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+                r#"{{"identities":[{{"name":"tester","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"reader","credentials":[{{"accessKey":"{READER_KEY}","secretKey":"{READER_SECRET}"}}],"actions":["Read","List"]}}]}}"#
             ),
         )
         .unwrap();

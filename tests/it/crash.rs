@@ -1,0 +1,894 @@
+//! The crash-safety matrix (docs/reliability.md): every command that writes, SIGKILLed at 20
+//! pseudo-random points of its run, with the invariant checked after each kill — the target is
+//! absent or complete and valid, the input unchanged, no temporary left after the next run —
+//! and the same command on a full disk (a small tmpfs), into a read-only target, under
+//! `ulimit -f` where it writes locally, and beside a concurrent second writer. cert-renew's rows
+//! are in cert_renew.rs, the save's stall and server-kill cases in snapshot_save.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::common::cluster::{
+    free_port, shared, write_kubeadm_manifest, Cluster, Kv, Lease, Version,
+};
+use crate::common::run::{etcdops, etcdops_spawn, in_private_mounts, send_signal, wait_run, Run};
+use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
+
+const ROUNDS: u64 = 20;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// SIGKILL a fresh run `ROUNDS` times, each at a pseudo-random point of `span` (0 to 120 % of
+/// an uninterrupted run, so that the last steps — fsync, rename, sidecar — are hit too), and
+/// check the invariant after each kill.
+fn kill_at_random_points(
+    seed: u64,
+    span: Duration,
+    mut spawn: impl FnMut(u64) -> Child,
+    mut check: impl FnMut(u64),
+) {
+    let mut x = seed;
+    let limit = span.as_micros() as u64 * 6 / 5 + 1;
+    for round in 0..ROUNDS {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros((x >> 33) % limit);
+        let child = spawn(round);
+        let start = Instant::now();
+        std::thread::sleep(delay);
+        // The run may have ended already; a kill of a finished child is a no-op.
+        let _ = std::process::Command::new("/bin/kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status();
+        let _ = wait_run(child, start, Duration::from_secs(60));
+        check(round);
+    }
+}
+
+/// Temporaries of ours in `dir` (`.NAME.etcdops-PID-RANDOM`).
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains(".etcdops-"))
+        .collect()
+}
+
+fn error_lines(r: &Run) -> usize {
+    r.stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .count()
+}
+
+/// `snapshot status` accepts the file: a complete snapshot whose trailer matches.
+fn assert_complete(file: &Path, what: &str) {
+    let r = etcdops(&["snapshot", "status", &s(file)], &[]);
+    assert_eq!(
+        r.code,
+        0,
+        "{what}: {} is not a complete snapshot: {r:?}",
+        file.display()
+    );
+}
+
+fn conn(c: &Cluster) -> Vec<String> {
+    let mut v = vec!["--endpoints".to_string(), c.members[0].client_url.clone()];
+    v.extend(c.tls_args());
+    v
+}
+
+fn argv<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    let mut v = head.to_vec();
+    v.extend(tail.iter().map(String::as_str));
+    v
+}
+
+/// A shell word.
+fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// What `ls -A DIR` printed after the `---` line a script echoed.
+fn listed_after_marker(r: &Run) -> Vec<String> {
+    r.stdout
+        .split_once("---\n")
+        .map(|(_, rest)| rest.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn local_save_killed_full_disk_read_only_and_two_at_once() {
+    let c = shared(Version::V3_5_1, 1);
+    let conn = conn(&c);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.db");
+    let f = s(&file);
+
+    // An uninterrupted save: the old file every killed save must leave valid (or replace whole).
+    let start = Instant::now();
+    let r = etcdops(&argv(&["snapshot", "save", &f], &conn), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    kill_at_random_points(
+        1,
+        span,
+        |_| etcdops_spawn(&argv(&["snapshot", "save", &f], &conn)),
+        |round| assert_complete(&file, &format!("FILE, round {round}")),
+    );
+
+    // DIR/: every generated file is complete, and every sidecar names a file that exists.
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let dest = format!("{}/", s(&backups));
+    kill_at_random_points(
+        2,
+        span,
+        |_| etcdops_spawn(&argv(&["snapshot", "save", &dest], &conn)),
+        |round| {
+            for e in std::fs::read_dir(&backups).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(db) = name.strip_suffix(".json") {
+                    assert!(
+                        backups.join(db).exists(),
+                        "round {round}: {name} names nothing"
+                    );
+                } else if !name.starts_with('.') {
+                    assert_complete(&e.path(), &format!("DIR/, round {round}"));
+                }
+            }
+        },
+    );
+    // The next runs sweep what the killed ones left.
+    std::thread::sleep(Duration::from_millis(1100));
+    for d in [&f, &dest] {
+        let r = etcdops(&argv(&["snapshot", "save", d], &conn), &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+    assert!(
+        temporaries(&backups).is_empty(),
+        "{:?}",
+        temporaries(&backups)
+    );
+
+    // A second writer at the same moment: into one FILE both finish (each renames a whole file
+    // over it); into one DIR/ they get different names, or the later is refused.
+    let both = |dest: &str| {
+        let (a, b) = (
+            etcdops_spawn(&argv(&["snapshot", "save", dest], &conn)),
+            etcdops_spawn(&argv(&["snapshot", "save", dest], &conn)),
+        );
+        let now = Instant::now();
+        (
+            wait_run(a, now, Duration::from_secs(60)),
+            wait_run(b, now, Duration::from_secs(60)),
+        )
+    };
+    let (a, b) = both(&f);
+    assert_eq!((a.code, b.code), (0, 0), "{a:?} {b:?}");
+    assert_complete(&file, "two writers");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (a, b) = both(&dest);
+    assert!(a.code == 0 || b.code == 0, "{a:?} {b:?}");
+    for r in [&a, &b] {
+        assert!(
+            r.code == 0
+                || r.stderr
+                    .contains("another save of this member in the same second"),
+            "{r:?}"
+        );
+    }
+    for e in std::fs::read_dir(&backups).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".db") {
+            let v = etcdops(&["snapshot", "verify", &s(&e.path())], &[]);
+            assert_eq!(v.code, 0, "{name}: {v:?}");
+        }
+    }
+    assert!(temporaries(dir.path()).is_empty());
+    assert!(temporaries(&backups).is_empty());
+
+    // A full disk (an 8 KiB tmpfs) and a read-only target: exit 2, one line, nothing written.
+    let save = conn.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ");
+    let target = dir.path().join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let t = s(&target);
+    for (what, mount) in [
+        ("full disk", format!("mount -t tmpfs -o size=8k tmpfs {t}")),
+        (
+            "read-only",
+            format!("mount --bind {t} {t} && mount -o remount,bind,ro {t}"),
+        ),
+    ] {
+        for dest in [format!("{t}/snap.db"), format!("{t}/")] {
+            let r = in_private_mounts(
+                &format!(
+                    "{mount} || exit 99; etcdops snapshot save {} {save}; rc=$?; echo ---; ls -A {t}; exit $rc",
+                    q(&dest)
+                ),
+                &[],
+            );
+            assert_eq!(r.code, 2, "{what}, {dest}: {r:?}");
+            assert_eq!(error_lines(&r), 1, "{what}: {}", r.stderr);
+            assert!(listed_after_marker(&r).is_empty(), "{what}: left {r:?}");
+        }
+    }
+}
+
+/// The shared cluster's keyspace, and a local snapshot of it.
+fn snapshot_of(c: &Lease, dir: &Path) -> (PathBuf, Vec<Kv>) {
+    let file = dir.join("source.db");
+    let r = etcdops(&argv(&["snapshot", "save", &s(&file)], &conn(c)), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    (file, c.client(None).dump())
+}
+
+/// A complete restored data dir: the 64 MB WAL segment and a snapshot `status` accepts.
+fn assert_restored(data: &Path, what: &str) {
+    let wal = data.join("member/wal/0000000000000000-0000000000000000.wal");
+    assert_eq!(
+        std::fs::metadata(&wal).map(|m| m.len()).ok(),
+        Some(64_000_000),
+        "{what}: incomplete data dir {}",
+        data.display()
+    );
+    assert_complete_db(&data.join("member/snap/db"), what);
+}
+
+fn assert_complete_db(db: &Path, what: &str) {
+    // A member's db has no trailer: status reads it with the trailer check off.
+    let r = etcdops(&["snapshot", "status", &s(db), "--skip-hash-check"], &[]);
+    assert_eq!(r.code, 0, "{what}: {} does not read: {r:?}", db.display());
+}
+
+/// Boot a restored member and compare its keyspace with `dump`.
+fn boots_with(data: &Path, name: &str, peer: &str, dump: &[Kv]) {
+    let booted = Cluster::boot(
+        Version::V3_5_1,
+        &[(name.to_string(), data.to_path_buf(), peer.to_string())],
+    );
+    assert!(
+        booted.client(None).dump() == dump,
+        "{} boots with another keyspace",
+        data.display()
+    );
+}
+
+fn restore_args(source: &str, data: &Path, peer: &str) -> Vec<String> {
+    vec![
+        "snapshot".into(),
+        "restore".into(),
+        source.into(),
+        "--data-dir".into(),
+        s(data),
+        "--name".into(),
+        "r".into(),
+        "--initial-advertise-peer-urls".into(),
+        peer.into(),
+        "--initial-cluster".into(),
+        format!("r={peer}"),
+    ]
+}
+
+/// Kill restores of `source` (extra flags and environment for s3://) at 20 points; each data
+/// dir is absent or complete, the complete ones boot (the first three; all are checked on
+/// disk), a rerun finishes the absent ones, and nothing of ours is left beside them.
+fn restores_killed(seed: u64, source: &str, extra: &[String], env: &[(&str, &str)], dump: &[Kv]) {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<String> = (0..=100)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let peer = |round: u64| peers[round.min(100) as usize].clone();
+    let args = |round: u64| {
+        let mut a = restore_args(
+            source,
+            &dir.path().join(format!("r{round}.etcd")),
+            &peer(round),
+        );
+        a.extend(extra.iter().cloned());
+        a
+    };
+    let start = Instant::now();
+    let a = args(99);
+    let r = etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    let mut booted = 0;
+    kill_at_random_points(
+        seed,
+        span,
+        |round| {
+            let a = args(round);
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
+            cmd.env_clear()
+                .args(&a)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            cmd.spawn().unwrap()
+        },
+        |round| {
+            let data = dir.path().join(format!("r{round}.etcd"));
+            if data.exists() {
+                assert_restored(&data, &format!("{source}, round {round}"));
+                if booted < 3 {
+                    boots_with(&data, "r", &peer(round), dump);
+                    booted += 1;
+                }
+            } else {
+                let a = args(round);
+                let r = etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), env);
+                assert_eq!(r.code, 0, "rerun of round {round}: {r:?}");
+                assert_restored(&data, &format!("{source}, rerun {round}"));
+            }
+        },
+    );
+    let a = args(100);
+    let r = etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+}
+
+/// Restore on a full disk, into a read-only parent, and two restores into one data dir.
+fn restore_conditions(source: &str, extra: &[String], env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let t = s(&mnt);
+    let peer = "https://127.0.0.1:2380";
+    let mut a = restore_args(source, &mnt.join("r.etcd"), peer);
+    a.extend(extra.iter().cloned());
+    let words = a.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
+    for (what, mount) in [
+        // Room for the decoded snapshot but not for the 64 MB WAL; then not even for that.
+        ("full disk", format!("mount -t tmpfs -o size=16m tmpfs {t}")),
+        (
+            "full disk, tiny",
+            format!("mount -t tmpfs -o size=8k tmpfs {t}"),
+        ),
+        (
+            "read-only",
+            format!("mount --bind {t} {t} && mount -o remount,bind,ro {t}"),
+        ),
+    ] {
+        let r = in_private_mounts(
+            &format!("{mount} || exit 99; etcdops {words}; rc=$?; echo ---; ls -A {t}; exit $rc"),
+            env,
+        );
+        assert_eq!(r.code, 2, "{what}: {r:?}");
+        assert_eq!(error_lines(&r), 1, "{what}: {}", r.stderr);
+        assert!(listed_after_marker(&r).is_empty(), "{what}: left {r:?}");
+    }
+    // Two at once into one data dir: one builds it, the other is refused, the dir is whole.
+    let data = dir.path().join("both.etcd");
+    let mut a = restore_args(source, &data, peer);
+    a.extend(extra.iter().cloned());
+    let spawn = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
+        cmd.env_clear()
+            .args(&a)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let (x, y) = (spawn(), spawn());
+    let now = Instant::now();
+    let (x, y) = (
+        wait_run(x, now, Duration::from_secs(60)),
+        wait_run(y, now, Duration::from_secs(60)),
+    );
+    let mut codes = [x.code, y.code];
+    codes.sort();
+    assert_eq!(codes, [0, 2], "{x:?} {y:?}");
+    assert_restored(&data, "two writers");
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+}
+
+#[test]
+fn restore_killed_full_disk_read_only_and_two_at_once() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, dump) = snapshot_of(&c, dir.path());
+    drop(c);
+    let snap = s(&file);
+    restores_killed(3, &snap, &[], &[], &dump);
+    restore_conditions(&snap, &[], &[]);
+    // The input is never touched.
+    assert_complete(&file, "the restored snapshot");
+}
+
+#[test]
+fn restore_from_s3_killed_full_disk_read_only_and_two_at_once() {
+    let server = S3Server::shared();
+    server.bucket("crash-restore");
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("age.key");
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&std::fs::read(&key).unwrap())
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut a = vec![
+        "snapshot",
+        "save",
+        "s3://crash-restore/p/",
+        "--compress",
+        "zstd",
+        "--encrypt-to",
+        &public,
+        "-w",
+        "json",
+    ];
+    let tail: Vec<String> = conn(&c).into_iter().chain(server.args()).collect();
+    a.extend(tail.iter().map(String::as_str));
+    let r = etcdops(&a, &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let source = r.json()["file"].as_str().unwrap().to_string();
+    let dump = c.client(None).dump();
+    drop(c);
+    let mut extra = vec!["--identity".to_string(), s(&key)];
+    extra.extend(server.args());
+    restores_killed(4, &source, &extra, &env, &dump);
+    restore_conditions(&source, &extra, &env);
+    let v = etcdops(&argv(&["snapshot", "verify", &source], &extra), &env);
+    assert_eq!(v.code, 0, "the object is unchanged: {v:?}");
+}
+
+#[test]
+fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_dir() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = snapshot_of(&c, dir.path());
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let manifest = manifests.join("etcd.yaml");
+    write_kubeadm_manifest(&c, 0, &manifest);
+    drop(c);
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let args = |round: u64| {
+        vec![
+            "snapshot".to_string(),
+            "restore".into(),
+            s(&file),
+            "--from-manifest".into(),
+            s(&manifest),
+            "--update-manifest".into(),
+            "--data-dir".into(),
+            s(&dir.path().join(format!("new{round}.etcd"))),
+        ]
+    };
+    let run = |round: u64| {
+        let a = args(round);
+        etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    let start = Instant::now();
+    let r = run(99);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    kill_at_random_points(
+        5,
+        span,
+        |round| {
+            std::fs::write(&manifest, &original).unwrap();
+            let a = args(round);
+            etcdops_spawn(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        },
+        |round| {
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            let new = dir.path().join(format!("new{round}.etcd"));
+            let r = etcdops(&["manifest-read", "--manifest", &s(&manifest)], &[]);
+            assert_eq!(
+                r.code, 0,
+                "round {round}: the manifest does not read: {r:?}"
+            );
+            if text == original {
+                return;
+            }
+            // Only the data dir changed, and it is complete.
+            assert_eq!(
+                text,
+                original.replace(
+                    &format!("path: {}", original_data_dir(&original)),
+                    &format!("path: {}", new.display())
+                ),
+                "round {round}"
+            );
+            // (Its boot is the restore's, proven above; this member's peer URL is in use.)
+            assert_restored(&new, &format!("round {round}"));
+        },
+    );
+    // The next run sweeps what the killed ones left beside the manifest and the data dirs.
+    std::fs::write(&manifest, &original).unwrap();
+    assert_eq!(run(100).code, 0);
+    assert!(
+        temporaries(&manifests).is_empty(),
+        "{:?}",
+        temporaries(&manifests)
+    );
+    assert!(
+        temporaries(dir.path()).is_empty(),
+        "{:?}",
+        temporaries(dir.path())
+    );
+
+    // The manifest's directory read-only: refused before anything is restored.
+    let m = s(&manifests);
+    std::fs::write(&manifest, &original).unwrap();
+    let words = args(101).iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
+    let r = in_private_mounts(
+        &format!(
+            "mount --bind {m} {m} && mount -o remount,bind,ro {m} || exit 99; etcdops {words}"
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(error_lines(&r), 1, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), original);
+    assert!(
+        !dir.path().join("new101.etcd").exists(),
+        "restored although the manifest cannot change"
+    );
+}
+
+/// The data dir the kubeadm manifest's hostPath names (the one after `etcd-data`'s hostPath).
+fn original_data_dir(manifest: &str) -> String {
+    manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("path: "))
+        .last()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn save_to_s3_killed_read_only_bucket_and_two_at_once() {
+    let server = S3Server::shared();
+    let bucket = server.bucket("crash-save");
+    let c = shared(Version::V3_5_1, 1);
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tail: Vec<String> = conn(&c).into_iter().chain(server.args()).collect();
+    let dest = "s3://crash-save/p/";
+    let save = argv(&["snapshot", "save", dest, "--compress", "zstd"], &tail);
+    let start = Instant::now();
+    let r = etcdops(&save, &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    // Every object under the prefix is whole: with its sidecar it verifies; without one (killed
+    // between the two) it still decodes to a complete snapshot.
+    let mut seen = std::collections::BTreeSet::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut check_all = |what: &str| {
+        let keys = server.keys(&bucket, "p/");
+        for k in keys.iter().filter(|k| k.ends_with(".db.zst")) {
+            if !seen.insert(k.clone()) {
+                continue;
+            }
+            let url = format!("s3://{bucket}/{k}");
+            if keys.contains(&format!("{k}.json")) {
+                let v = etcdops(&argv(&["snapshot", "verify", &url], &server.args()), &env);
+                assert_eq!(v.code, 0, "{what}: {url}: {v:?}");
+            } else {
+                let local = scratch.path().join("fetched.db.zst");
+                assert!(server.aws(&["s3", "cp", &url, &s(&local)]).status.success());
+                let plain = scratch.path().join("fetched.db");
+                let _ = std::fs::remove_file(&plain);
+                let ok = std::process::Command::new("zstd")
+                    .args(["-d", "-q", "-o", &s(&plain), &s(&local)])
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "{what}: {url} does not decompress");
+                assert_complete(&plain, what);
+            }
+        }
+        for k in keys.iter().filter_map(|k| k.strip_suffix(".json")) {
+            assert!(
+                keys.contains(&k.to_string()),
+                "{what}: {k}.json names nothing"
+            );
+        }
+    };
+    kill_at_random_points(
+        6,
+        span,
+        |_| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
+            cmd.env_clear()
+                .args(&save)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+            cmd.spawn().unwrap()
+        },
+        |round| check_all(&format!("round {round}")),
+    );
+    // The next save aborts the uploads the killed ones left.
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = etcdops(&save, &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        server.uploads(&bucket).is_empty(),
+        "{:?}",
+        server.uploads(&bucket)
+    );
+    check_all("after the next save");
+
+    // Two at once: one object each, or the later refused; nothing partial either way.
+    std::thread::sleep(Duration::from_millis(1100));
+    let spawn = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
+        cmd.env_clear()
+            .args(&save)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let (x, y) = (spawn(), spawn());
+    let now = Instant::now();
+    let (x, y) = (
+        wait_run(x, now, Duration::from_secs(60)),
+        wait_run(y, now, Duration::from_secs(60)),
+    );
+    assert!(x.code == 0 || y.code == 0, "{x:?} {y:?}");
+    for r in [&x, &y] {
+        assert!(r.code == 0 || error_lines(r) == 1, "{r:?}");
+    }
+    check_all("two writers");
+
+    // A bucket these credentials may only read: exit 2, one line, nothing written.
+    let before = server.keys(&bucket, "p/");
+    let mut reader: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .copied()
+        .collect();
+    reader.extend([
+        ("AWS_ACCESS_KEY_ID", READER_KEY),
+        ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
+    ]);
+    let r = etcdops(&save, &reader);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(error_lines(&r), 1, "{}", r.stderr);
+    assert_eq!(server.keys(&bucket, "p/"), before);
+    assert!(server.uploads(&bucket).is_empty());
+
+    // Nothing is written locally: a save to S3 works with `ulimit -f 0`.
+    std::thread::sleep(Duration::from_millis(1100));
+    let words = save.iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
+    let envs: String = env.iter().map(|(k, v)| format!("{k}={} ", q(v))).collect();
+    let out = std::process::Command::new("/bin/sh")
+        .env_clear()
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 0 && exec env {envs}{} {words}",
+            env!("CARGO_BIN_EXE_etcdops")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn prune_killed_read_only_and_two_at_once() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("b");
+    std::fs::create_dir(&backups).unwrap();
+    let dest = format!("{}/", s(&backups));
+    let r = etcdops(
+        &argv(&["snapshot", "save", &dest, "-w", "json"], &conn(&c)),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    drop(c);
+    let made = PathBuf::from(r.json()["file"].as_str().unwrap());
+    let newest = made.file_name().unwrap().to_string_lossy().into_owned();
+    let node = newest
+        .strip_prefix("etcd-")
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .0
+        .to_string();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", s(&made))).unwrap()).unwrap();
+    // 60 older saves of the same member: hard links of the real file, each with its sidecar.
+    let populate = || {
+        for i in 0..60 {
+            let n = format!(
+                "etcd-{node}-2026010{}T{:02}{:02}00Z.db",
+                1 + i / 24 % 9,
+                i % 24,
+                i % 60
+            );
+            let p = backups.join(&n);
+            if !p.exists() {
+                std::fs::hard_link(&made, &p).unwrap();
+            }
+            let mut m = meta.clone();
+            m["name"] = n.clone().into();
+            std::fs::write(
+                backups.join(format!("{n}.json")),
+                serde_json::to_vec(&m).unwrap(),
+            )
+            .unwrap();
+        }
+    };
+    let prune = ["snapshot", "prune", dest.as_str(), "--keep-last", "1"];
+    populate();
+    let start = Instant::now();
+    let r = etcdops(&prune, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    let only_newest = || {
+        let left: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, vec![newest.clone(), format!("{newest}.json")]);
+    };
+    only_newest();
+    kill_at_random_points(
+        7,
+        span,
+        |_| {
+            populate();
+            etcdops_spawn(&prune)
+        },
+        |round| {
+            // No sidecar names a deleted snapshot; the newest is untouched.
+            for e in std::fs::read_dir(&backups).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(db) = name.strip_suffix(".json") {
+                    assert!(
+                        backups.join(db).exists(),
+                        "round {round}: {name} names nothing"
+                    );
+                }
+            }
+            assert_complete(&made, &format!("round {round}"));
+        },
+    );
+    assert_eq!(etcdops(&prune, &[]).code, 0);
+    only_newest();
+
+    // Two at once: both finish, and the end state is the same.
+    populate();
+    let (x, y) = (etcdops_spawn(&prune), etcdops_spawn(&prune));
+    let now = Instant::now();
+    let (x, y) = (
+        wait_run(x, now, Duration::from_secs(60)),
+        wait_run(y, now, Duration::from_secs(60)),
+    );
+    assert_eq!((x.code, y.code), (0, 0), "{x:?} {y:?}");
+    only_newest();
+
+    // A read-only directory: every delete refused and said so, exit 2, nothing removed.
+    populate();
+    let b = s(&backups);
+    let r = in_private_mounts(
+        &format!("mount --bind {b} {b} && mount -o remount,bind,ro {b} || exit 99; etcdops snapshot prune {b}/ --keep-last 1 -w json"),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(error_lines(&r), 1, "{}", r.stderr);
+    let refused = r.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "refused")
+        .count();
+    assert_eq!(refused, 60, "{r:?}");
+    assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 122);
+}
+
+/// Ctrl-C while an offline command decodes an encrypted snapshot: exit 2, and the plaintext
+/// copy in TMPDIR is gone.
+#[test]
+fn an_interrupted_decode_leaves_no_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // A large, slow-to-decode object: 64 MiB of noise through zstd -19 would be slow to make;
+    // age over 256 MiB of zeros decodes in about a second.
+    let key = dir.path().join("age.key");
+    assert!(std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let obj = dir.path().join("big.db.age");
+    let ok = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 268435456 /dev/zero | age -e -i {} -o {}",
+            q(&s(&key)),
+            q(&s(&obj))
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    for cmd in [["snapshot", "status"], ["snapshot", "ls"]] {
+        let start = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"))
+            .env_clear()
+            .env("TMPDIR", &tmp)
+            .args(cmd)
+            .arg(&obj)
+            .args(["--identity", &s(&key)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while std::fs::read_dir(&tmp).unwrap().count() == 0
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{cmd:?} ended before it was interrupted"
+        );
+        send_signal(child.id(), "INT");
+        let r = wait_run(child, start, Duration::from_secs(20));
+        assert_eq!(r.code, 2, "{cmd:?}: {r:?}");
+        assert!(r.stderr.contains("SIGINT"), "{}", r.stderr);
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{cmd:?} left {left:?} in TMPDIR");
+    }
+}
