@@ -567,8 +567,8 @@ fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_d
 fn original_data_dir(manifest: &str) -> String {
     manifest
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("path: "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("path: "))
         .unwrap()
         .to_string()
 }
