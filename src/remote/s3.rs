@@ -470,6 +470,15 @@ impl S3 {
     }
 }
 
+/// Read `body` as each XML answer this client parses (listings, uploads, errors). For the fuzz
+/// target: no answer may panic the client or make it allocate without bound.
+pub fn parse_every_answer(body: &[u8]) {
+    let _ = parse_xml::<ListBucketResult>(body, "ListObjectsV2");
+    let _ = parse_xml::<InitiateResult>(body, "CreateMultipartUpload");
+    let _ = parse_xml::<ListUploadsResult>(body, "ListMultipartUploads");
+    let _ = parse_xml::<ErrorBody>(body, "an error");
+}
+
 fn parse_xml<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T> {
     let text = std::str::from_utf8(body)
         .map_err(|_| anyhow!("the object store's answer to {what} is not UTF-8 XML"))?;
