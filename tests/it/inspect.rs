@@ -464,3 +464,46 @@ fn decode_shows_kubernetes_objects() {
         "{secret:?}"
     );
 }
+
+/// Keys and values with escape sequences and newlines: `ls`, `get` and `diff` never print them
+/// raw in table or simple output (JSON escapes them as JSON does). `get --print-value-only`
+/// prints the value's bytes as etcdctl does: that is its contract.
+#[test]
+fn hostile_keys_and_values_never_reach_the_terminal_raw() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.db"), dir.path().join("new.db"));
+    put(&c, &["put", "/plain", "x"]);
+    c.etcdctl_save(0, &old, None);
+    let key = "/evil\u{1b}]0;pwned\u{7}\nforged line";
+    put(&c, &["put", key, "v\u{1b}[2J\nforged value"]);
+    c.etcdctl_save(0, &new, None);
+    let (old, new) = (s(&old), s(&new));
+    for format in ["table", "simple"] {
+        for args in [
+            vec!["snapshot", "ls", new.as_str(), "--values"],
+            vec!["snapshot", "get", new.as_str(), key],
+            vec!["snapshot", "diff", old.as_str(), new.as_str()],
+        ] {
+            let mut a = args.clone();
+            a.extend(["-w", format]);
+            let r = etcdops(&a, &[]);
+            assert_eq!(r.code, 0, "{args:?}: {r:?}");
+            assert!(
+                !r.stdout.contains('\u{1b}'),
+                "{args:?} {format}: raw ESC in {:?}",
+                r.stdout
+            );
+            assert!(
+                !r.stdout.contains("\nforged"),
+                "{args:?} {format}: a forged line in {:?}",
+                r.stdout
+            );
+            assert!(
+                r.stdout.contains("evil"),
+                "{args:?} {format}: {:?}",
+                r.stdout
+            );
+        }
+    }
+}
