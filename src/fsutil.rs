@@ -68,11 +68,13 @@ fn temp_name(dest: &Path) -> PathBuf {
     ))
 }
 
-/// Run `create` on fresh temporary names until one does not exist yet.
+/// Run `create` on fresh temporary names until one does not exist yet, after removing what
+/// killed runs left beside `dest` ([`clean_stale`]): every writer sweeps where it writes.
 fn create_exclusive<T>(
     dest: &Path,
     create: impl Fn(&Path) -> io::Result<T>,
 ) -> Result<(PathBuf, T)> {
+    clean_stale(&parent_dir(dest));
     let mut last = None;
     for _ in 0..16 {
         let path = temp_name(dest);
@@ -662,12 +664,14 @@ mod tests {
         let at = |name: &str| dir.path().join(name);
         let dead = at(".t.db.etcdops-7-0123456789abcdef");
         let held = at(".u.db.etcdops-8-0123456789abcdef");
-        let young = at(".v.db.etcdops-9-0123456789abcdef");
+        // Young: kept while its PID lives (PID 1 always does), removed once it is gone.
+        let young = at(".v.db.etcdops-1-0123456789abcdef");
+        let young_dead = at(".y.db.etcdops-0-0123456789abcdef");
         let dead_dir = at(".w.etcdops-10-0123456789abcdef");
         // PID 0 never names a process in /proc.
         let legacy = at(".etcd.etcdops-restore-0");
         let other = at(".t.db.something-0");
-        for f in [&dead, &held, &young, &other] {
+        for f in [&dead, &held, &young, &young_dead, &other] {
             fs::write(f, b"x").unwrap();
         }
         fs::create_dir(&dead_dir).unwrap();
@@ -680,7 +684,15 @@ mod tests {
         lock(&holder).unwrap();
         let mut removed = clean_stale(dir.path());
         removed.sort();
-        assert_eq!(removed, [legacy.clone(), dead.clone(), dead_dir.clone()]);
+        assert_eq!(
+            removed,
+            [
+                legacy.clone(),
+                dead.clone(),
+                dead_dir.clone(),
+                young_dead.clone()
+            ]
+        );
         assert!(held.exists() && young.exists() && other.exists());
         drop(holder);
         assert_eq!(clean_stale(dir.path()), [held]);

@@ -32,7 +32,8 @@ pub fn render(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
     }
 }
 
-/// Print the files, or write them into `dir` (0644, atomically).
+/// Print the files, or write them into `dir` (0644, atomically; the service before the timer,
+/// so that a timer never names a service that is not there).
 pub fn run(s: &ScheduleSettings, dir: Option<&Path>) -> Result<String> {
     let files = render(s)?;
     match dir {
@@ -45,12 +46,12 @@ pub fn run(s: &ScheduleSettings, dir: Option<&Path>) -> Result<String> {
             let mut out = String::new();
             for (name, text) in &files {
                 let path = dir.join(name);
-                crate::fsutil::write_atomic(&path, text.as_bytes(), None)?;
-                std::fs::set_permissions(
-                    &path,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o644),
-                )
-                .with_context(|| format!("setting the mode of {}", path.display()))?;
+                let mut temp = crate::fsutil::prepare(&path, text.as_bytes(), None)?;
+                if let Some(f) = temp.file() {
+                    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                        .with_context(|| format!("setting the mode of {}", path.display()))?;
+                }
+                temp.commit(&path)?;
                 out.push_str(&format!("wrote {}\n", path.display()));
             }
             Ok(out)

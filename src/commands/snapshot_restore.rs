@@ -247,9 +247,9 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
     )?;
 
     // Build in temporary sibling directories.
-    let tmp = staging(&plan.opts.data_dir)?;
+    let tmp = fsutil::TempDir::beside(&plan.opts.data_dir)?;
     let wal_tmp = match &plan.wal_dir {
-        Some(w) => Some(staging(w)?),
+        Some(w) => Some(fsutil::TempDir::beside(w)?),
         None => None,
     };
     let snap_dir = tmp.path().join("member/snap");
@@ -391,13 +391,6 @@ fn check_space(dir: &Path, db_len: u64) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A directory being built beside its destination, after removing stale temporaries of
-/// killed runs there.
-fn staging(dest: &Path) -> Result<fsutil::TempDir> {
-    fsutil::clean_stale(&parent_dir(dest));
-    fsutil::TempDir::beside(dest)
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) -> Result<()> {

@@ -398,7 +398,6 @@ async fn save_local(
             if name.is_some() && d.symlink_metadata().is_ok() {
                 return Err(taken(d.display()));
             }
-            crate::fsutil::clean_stale(&crate::fsutil::parent_dir(d));
             Some(TempFile::beside(d, 0o600)?)
         }
         None => None,

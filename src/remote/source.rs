@@ -255,8 +255,6 @@ fn decode_to_temp<R: Read + Send + 'static>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "snapshot".to_string());
-    // Decoded copies left by killed runs hold plain snapshots: remove them first.
-    crate::fsutil::clean_stale(scratch);
     let mut temp = TempFile::beside(&scratch.join(base), 0o600)?;
     let temp_path = temp.path().to_path_buf();
     let file = temp

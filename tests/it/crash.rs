@@ -892,3 +892,79 @@ fn an_interrupted_decode_leaves_no_plaintext() {
         assert!(left.is_empty(), "{cmd:?} left {left:?} in TMPDIR");
     }
 }
+
+#[test]
+fn schedule_units_killed_read_only_and_two_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let units = dir.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    let d = s(&units);
+    let args = [
+        "schedule",
+        "print",
+        "systemd",
+        "--every",
+        "15m",
+        "--dir",
+        d.as_str(),
+        "--",
+        "s3://b/p/",
+    ];
+    let start = Instant::now();
+    assert_eq!(etcdops(&args, &[]).code, 0);
+    let span = start.elapsed();
+    let (service, timer) = ("etcdops-snapshot.service", "etcdops-snapshot.timer");
+    let whole: Vec<(String, Vec<u8>)> = [service, timer]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(units.join(n)).unwrap()))
+        .collect();
+    // Each unit is absent or whole with mode 0644, and a timer never names a missing service.
+    let check = |what: &str| {
+        for (name, bytes) in &whole {
+            let p = units.join(name);
+            if p.exists() {
+                assert_eq!(&std::fs::read(&p).unwrap(), bytes, "{what}: {name}");
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o644, "{what}: {name}");
+            }
+        }
+        assert!(
+            !units.join(timer).exists() || units.join(service).exists(),
+            "{what}"
+        );
+    };
+    kill_at_random_points(
+        8,
+        span,
+        |_| {
+            for n in [service, timer] {
+                let _ = std::fs::remove_file(units.join(n));
+            }
+            etcdops_spawn(&args)
+        },
+        |round| check(&format!("round {round}")),
+    );
+    assert_eq!(etcdops(&args, &[]).code, 0);
+    check("after the next run");
+    assert!(temporaries(&units).is_empty(), "{:?}", temporaries(&units));
+
+    let (x, y) = (etcdops_spawn(&args), etcdops_spawn(&args));
+    let now = Instant::now();
+    let (x, y) = (
+        wait_run(x, now, Duration::from_secs(30)),
+        wait_run(y, now, Duration::from_secs(30)),
+    );
+    assert_eq!((x.code, y.code), (0, 0), "{x:?} {y:?}");
+    check("two writers");
+
+    let r = in_private_mounts(
+        &format!(
+            "mount --bind {d} {d} && mount -o remount,bind,ro {d} || exit 99; etcdops schedule print systemd --every 15m --dir {d} -- s3://b/p/"
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(error_lines(&r), 1, "{}", r.stderr);
+    check("read-only");
+}
