@@ -1098,14 +1098,46 @@ fn the_scheduled_service_runs_its_save_as_written() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap()
         .to_string();
-    // The EnvironmentFile the unit names, with the credentials, as the README writes it.
-    let env_file = tmp.path().join("backup.env");
+    // The EnvironmentFile the unit names, made by the README's own line (its directory moved
+    // into the test's): 0600 before a secret is written into it.
+    assert!(
+        unit.contains("EnvironmentFile=-/etc/etcdops/backup.env"),
+        "{unit}"
+    );
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("mkdir -p /etc/etcdops && install -m 0600"))
+        .expect("the README's env-file line");
+    let etc = tmp.path().join("etc-etcdops");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(line.replace("/etc/etcdops", &s(&etc)))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let env_file = etc.join("backup.env");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = || std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600);
+    let template = std::fs::read_to_string(&env_file).unwrap();
+    for k in [
+        "AWS_ACCESS_KEY_ID=",
+        "AWS_SECRET_ACCESS_KEY=",
+        "AWS_ENDPOINT_URL=",
+    ] {
+        assert!(template.contains(k), "{template}");
+    }
+    // The operator fills in the values; the file keeps its mode.
     let env: String = server
         .env()
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
     std::fs::write(&env_file, env).unwrap();
+    assert_eq!(mode(), 0o600);
     for _ in 0..3 {
         let out = Command::new("sh")
             .arg("-c")
