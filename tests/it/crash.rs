@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 use crate::common::cluster::{
     free_port, shared, write_kubeadm_manifest, Cluster, Kv, Lease, Version,
 };
-use crate::common::run::{etcdops, etcdops_spawn, in_private_mounts, send_signal, wait_run, Run};
+use crate::common::run::{
+    etcdops, etcdops_spawn, etcdops_spawn_env, in_private_mounts, send_signal, wait_run, Run,
+};
 use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
+use crate::common::{age_identity, temporaries};
 
 const ROUNDS: u64 = 20;
 
@@ -49,14 +52,14 @@ fn kill_at_random_points(
     }
 }
 
-/// Temporaries of ours in `dir` (`.NAME.etcdops-PID-RANDOM`).
-fn temporaries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n.contains(".etcdops-"))
-        .collect()
+/// The same command twice at the same moment; both results.
+fn two_at_once<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> (Run, Run) {
+    let (x, y) = (etcdops_spawn_env(args, env), etcdops_spawn_env(args, env));
+    let now = Instant::now();
+    (
+        wait_run(x, now, Duration::from_secs(60)),
+        wait_run(y, now, Duration::from_secs(60)),
+    )
 }
 
 fn error_lines(r: &Run) -> usize {
@@ -163,17 +166,7 @@ fn local_save_killed_full_disk_read_only_and_two_at_once() {
 
     // A second writer at the same moment: into one FILE both finish (each renames a whole file
     // over it); into one DIR/ they get different names, or the later is refused.
-    let both = |dest: &str| {
-        let (a, b) = (
-            etcdops_spawn(&argv(&["snapshot", "save", dest], &conn)),
-            etcdops_spawn(&argv(&["snapshot", "save", dest], &conn)),
-        );
-        let now = Instant::now();
-        (
-            wait_run(a, now, Duration::from_secs(60)),
-            wait_run(b, now, Duration::from_secs(60)),
-        )
-    };
+    let both = |dest: &str| two_at_once(&argv(&["snapshot", "save", dest], &conn), &[]);
     let (a, b) = both(&f);
     assert_eq!((a.code, b.code), (0, 0), "{a:?} {b:?}");
     assert_complete(&file, "two writers");
@@ -307,19 +300,7 @@ fn restores_killed(seed: u64, source: &str, extra: &[String], env: &[(&str, &str
     kill_at_random_points(
         seed,
         span,
-        |round| {
-            let a = args(round);
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
-            cmd.env_clear()
-                .args(&a)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-            cmd.spawn().unwrap()
-        },
+        |round| etcdops_spawn_env(&args(round), env),
         |round| {
             let data = dir.path().join(format!("r{round}.etcd"));
             if data.exists() {
@@ -380,24 +361,7 @@ fn restore_conditions(source: &str, extra: &[String], env: &[(&str, &str)]) {
     let data = dir.path().join("both.etcd");
     let mut a = restore_args(source, &data, peer);
     a.extend(extra.iter().cloned());
-    let spawn = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
-        cmd.env_clear()
-            .args(&a)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().unwrap()
-    };
-    let (x, y) = (spawn(), spawn());
-    let now = Instant::now();
-    let (x, y) = (
-        wait_run(x, now, Duration::from_secs(60)),
-        wait_run(y, now, Duration::from_secs(60)),
-    );
+    let (x, y) = two_at_once(&a, env);
     let mut codes = [x.code, y.code];
     codes.sort();
     assert_eq!(codes, [0, 2], "{x:?} {y:?}");
@@ -428,17 +392,7 @@ fn restore_from_s3_killed_full_disk_read_only_and_two_at_once() {
     server.bucket("crash-restore");
     let c = shared(Version::V3_5_1, 1);
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("age.key");
-    let out = std::process::Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let public = String::from_utf8_lossy(&std::fs::read(&key).unwrap())
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let (key, public) = age_identity(dir.path());
     let env = server.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut a = vec![
@@ -625,18 +579,7 @@ fn save_to_s3_killed_read_only_bucket_and_two_at_once() {
     kill_at_random_points(
         6,
         span,
-        |_| {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
-            cmd.env_clear()
-                .args(&save)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            for (k, v) in &env {
-                cmd.env(k, v);
-            }
-            cmd.spawn().unwrap()
-        },
+        |_| etcdops_spawn_env(&save, &env),
         |round| check_all(&format!("round {round}")),
     );
     // The next save aborts the uploads the killed ones left.
@@ -652,24 +595,7 @@ fn save_to_s3_killed_read_only_bucket_and_two_at_once() {
 
     // Two at once: one object each, or the later refused; nothing partial either way.
     std::thread::sleep(Duration::from_millis(1100));
-    let spawn = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
-        cmd.env_clear()
-            .args(&save)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().unwrap()
-    };
-    let (x, y) = (spawn(), spawn());
-    let now = Instant::now();
-    let (x, y) = (
-        wait_run(x, now, Duration::from_secs(60)),
-        wait_run(y, now, Duration::from_secs(60)),
-    );
+    let (x, y) = two_at_once(&save, &env);
     assert!(x.code == 0 || y.code == 0, "{x:?} {y:?}");
     for r in [&x, &y] {
         assert!(r.code == 0 || error_lines(r) == 1, "{r:?}");
@@ -802,12 +728,7 @@ fn prune_killed_read_only_and_two_at_once() {
 
     // Two at once: both finish, and the end state is the same.
     populate();
-    let (x, y) = (etcdops_spawn(&prune), etcdops_spawn(&prune));
-    let now = Instant::now();
-    let (x, y) = (
-        wait_run(x, now, Duration::from_secs(60)),
-        wait_run(y, now, Duration::from_secs(60)),
-    );
+    let (x, y) = two_at_once(&prune, &[]);
     assert_eq!((x.code, y.code), (0, 0), "{x:?} {y:?}");
     only_newest();
 
@@ -839,14 +760,7 @@ fn an_interrupted_decode_leaves_no_plaintext() {
     std::fs::create_dir(&tmp).unwrap();
     // A large, slow-to-decode object: 64 MiB of noise through zstd -19 would be slow to make;
     // age over 256 MiB of zeros decodes in about a second.
-    let key = dir.path().join("age.key");
-    assert!(std::process::Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    let (key, _) = age_identity(dir.path());
     let obj = dir.path().join("big.db.age");
     let ok = std::process::Command::new("/bin/sh")
         .arg("-c")
@@ -861,16 +775,11 @@ fn an_interrupted_decode_leaves_no_plaintext() {
     assert!(ok);
     for cmd in [["snapshot", "status"], ["snapshot", "ls"]] {
         let start = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"))
-            .env_clear()
-            .env("TMPDIR", &tmp)
-            .args(cmd)
-            .arg(&obj)
-            .args(["--identity", &s(&key)])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (o, k, t) = (s(&obj), s(&key), s(&tmp));
+        let mut child = etcdops_spawn_env(
+            &[cmd[0], cmd[1], o.as_str(), "--identity", k.as_str()],
+            &[("TMPDIR", t.as_str())],
+        );
         while std::fs::read_dir(&tmp).unwrap().count() == 0
             && start.elapsed() < Duration::from_secs(10)
         {
@@ -949,12 +858,7 @@ fn schedule_units_killed_read_only_and_two_at_once() {
     check("after the next run");
     assert!(temporaries(&units).is_empty(), "{:?}", temporaries(&units));
 
-    let (x, y) = (etcdops_spawn(&args), etcdops_spawn(&args));
-    let now = Instant::now();
-    let (x, y) = (
-        wait_run(x, now, Duration::from_secs(30)),
-        wait_run(y, now, Duration::from_secs(30)),
-    );
+    let (x, y) = two_at_once(&args, &[]);
     assert_eq!((x.code, y.code), (0, 0), "{x:?} {y:?}");
     check("two writers");
 

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::age_identity;
 use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, Version};
 use crate::common::oracle::run_etcdutl;
 use crate::common::run::{etcdops, etcdops_spawn, wait_run, Run};
@@ -38,23 +39,6 @@ fn save_args(c: &Cluster) -> Vec<String> {
     let mut v = vec!["--endpoints".to_string(), c.members[0].client_url.clone()];
     v.extend(c.tls_args());
     v
-}
-
-fn age_identity(dir: &Path) -> (PathBuf, String) {
-    let key = dir.join("age.key");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen (scripts/test-deps.sh installs age)");
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&key).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
-    (key, public)
 }
 
 fn ssh_key(dir: &Path, kind: &str) -> (PathBuf, String) {

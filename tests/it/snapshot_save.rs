@@ -10,6 +10,7 @@ use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, Version
 use crate::common::oracle::{etcdutl, run_etcdutl};
 use crate::common::pki::Pki;
 use crate::common::run::{args, etcdops, etcdops_spawn, send_signal, wait_run};
+use crate::common::temporaries;
 use serde_json::Value;
 
 fn status_json(file: &Path) -> Value {
@@ -527,16 +528,6 @@ fn temporaries_cannot_be_hijacked_and_short_writes_fail() {
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("closed the pipe"), "{err}");
     assert!(!err.contains("Snapshot saved"), "{err}");
-}
-
-/// Temporaries of ours in `dir` (`.NAME.etcdops-PID-RANDOM`).
-fn temporaries(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n.contains(".etcdops-"))
-        .collect()
 }
 
 /// Whole transcripts of `snapshot save`: from the shared one-member cluster into a new file,

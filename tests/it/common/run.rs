@@ -55,14 +55,21 @@ pub fn etcdops(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Start the built binary in the background (scrubbed environment, output captured).
 pub fn etcdops_spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_etcdops"))
-        .env_clear()
+    etcdops_spawn_env(args, &[])
+}
+
+/// [`etcdops_spawn`] with `env` added to the scrubbed environment.
+pub fn etcdops_spawn_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_etcdops"));
+    cmd.env_clear()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting etcdops")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("starting etcdops")
 }
 
 /// Wait for a spawned etcdops, at most `limit`; returns its result (killing it on timeout).
