@@ -613,7 +613,7 @@ fn new_keys_keep_their_kind_and_a_killed_renewal_leaves_whole_matching_files() {
 /// at once leave every certificate whole and matching its key.
 #[test]
 fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
-    use crate::common::run::in_private_mounts;
+    use crate::common::run::{in_private_mounts, read_only_mount};
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("pki");
     std::fs::create_dir(&tree).unwrap();
@@ -653,7 +653,7 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
         ),
         (
             "read-only",
-            format!("cp -a {t}/. {m}/ && mount --bind {m} {m} && mount -o remount,bind,ro {m}"),
+            format!("cp -a {t}/. {m}/ && {}", read_only_mount(&m)),
             "etcdops".to_string(),
         ),
         (

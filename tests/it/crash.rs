@@ -13,7 +13,8 @@ use crate::common::cluster::{
     free_port, shared, write_kubeadm_manifest, Cluster, Kv, Lease, Version,
 };
 use crate::common::run::{
-    etcdops, etcdops_spawn, etcdops_spawn_env, in_private_mounts, send_signal, wait_run, Run,
+    etcdops, etcdops_spawn, etcdops_spawn_env, in_private_mounts, read_only_mount, send_signal,
+    wait_run, Run,
 };
 use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
 use crate::common::{age_identity, temporaries};
@@ -198,10 +199,7 @@ fn local_save_killed_full_disk_read_only_and_two_at_once() {
     let t = s(&target);
     for (what, mount) in [
         ("full disk", format!("mount -t tmpfs -o size=8k tmpfs {t}")),
-        (
-            "read-only",
-            format!("mount --bind {t} {t} && mount -o remount,bind,ro {t}"),
-        ),
+        ("read-only", read_only_mount(&t)),
     ] {
         for dest in [format!("{t}/snap.db"), format!("{t}/")] {
             let r = in_private_mounts(
@@ -344,10 +342,7 @@ fn restore_conditions(source: &str, extra: &[String], env: &[(&str, &str)]) {
             "full disk, tiny",
             format!("mount -t tmpfs -o size=8k tmpfs {t}"),
         ),
-        (
-            "read-only",
-            format!("mount --bind {t} {t} && mount -o remount,bind,ro {t}"),
-        ),
+        ("read-only", read_only_mount(&t)),
     ] {
         let r = in_private_mounts(
             &format!("{mount} || exit 99; etcdops {words}; rc=$?; echo ---; ls -A {t}; exit $rc"),
@@ -503,9 +498,7 @@ fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_d
     std::fs::write(&manifest, &original).unwrap();
     let words = args(101).iter().map(|w| q(w)).collect::<Vec<_>>().join(" ");
     let r = in_private_mounts(
-        &format!(
-            "mount --bind {m} {m} && mount -o remount,bind,ro {m} || exit 99; etcdops {words}"
-        ),
+        &format!("{} || exit 99; etcdops {words}", read_only_mount(&m)),
         &[],
     );
     assert_eq!(r.code, 2, "{r:?}");
@@ -736,7 +729,10 @@ fn prune_killed_read_only_and_two_at_once() {
     populate();
     let b = s(&backups);
     let r = in_private_mounts(
-        &format!("mount --bind {b} {b} && mount -o remount,bind,ro {b} || exit 99; etcdops snapshot prune {b}/ --keep-last 1 -w json"),
+        &format!(
+            "{} || exit 99; etcdops snapshot prune {b}/ --keep-last 1 -w json",
+            read_only_mount(&b)
+        ),
         &[],
     );
     assert_eq!(r.code, 2, "{r:?}");
@@ -864,7 +860,8 @@ fn schedule_units_killed_read_only_and_two_at_once() {
 
     let r = in_private_mounts(
         &format!(
-            "mount --bind {d} {d} && mount -o remount,bind,ro {d} || exit 99; etcdops schedule print systemd --every 15m --dir {d} -- s3://b/p/"
+            "{} || exit 99; etcdops schedule print systemd --every 15m --dir {d} -- s3://b/p/",
+            read_only_mount(&d)
         ),
         &[],
     );

@@ -661,10 +661,11 @@ fn retention_on_the_server_and_in_a_directory() {
             .iter()
             .map(|stamp| format!("etcd-m0-{stamp}.db"))
             .chain(other.iter().map(|n| n.to_string()));
-        for n in names {
+        // The real snapshot under another generated name, with its sidecar renamed to match.
+        let copy_as = |n: &str| {
             let mut meta: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
-            meta["name"] = n.clone().into();
+            meta["name"] = n.into();
             std::fs::write(
                 tmp.path().join("m.json"),
                 serde_json::to_vec(&meta).unwrap(),
@@ -672,6 +673,9 @@ fn retention_on_the_server_and_in_a_directory() {
             .unwrap();
             put(&obj, &format!("{base}{n}"));
             put(&tmp.path().join("m.json"), &format!("{base}{n}.json"));
+        };
+        for n in names {
+            copy_as(&n);
         }
         // Not ours: another name, and a generated name without a sidecar.
         put(&obj, &format!("{base}manual-backup.db"));
@@ -770,16 +774,7 @@ fn retention_on_the_server_and_in_a_directory() {
             .unwrap()
             .0;
         let future = &format!("etcd-{node}-20991231T000000Z.db");
-        let mut meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
-        meta["name"] = future.as_str().into();
-        std::fs::write(
-            tmp.path().join("m.json"),
-            serde_json::to_vec(&meta).unwrap(),
-        )
-        .unwrap();
-        put(&obj, &format!("{base}{future}"));
-        put(&tmp.path().join("m.json"), &format!("{base}{future}.json"));
+        copy_as(future);
         // Names have a one-second resolution: a save in the same second as the first is refused.
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let mut args = vec!["snapshot", "save", &dest, "--keep", "last=1", "-w", "json"];

@@ -266,3 +266,8 @@ pub fn in_private_mounts(script: &str, env: &[(&str, &str)]) -> Run {
         .expect("unshare (util-linux) runs the disk-full and read-only cases");
     Run::from_output(out, start)
 }
+
+/// Shell commands (for [`in_private_mounts`]) that make `dir` read-only where it is.
+pub fn read_only_mount(dir: &str) -> String {
+    format!("mount --bind '{dir}' '{dir}' && mount -o remount,bind,ro '{dir}'")
+}
