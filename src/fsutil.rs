@@ -107,8 +107,7 @@ impl TempFile {
                 .mode(mode)
                 .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                 .open(p)?;
-            lock(&f)?;
-            Ok(f)
+            locked_or_gone(p, f)
         })?;
         track(&path);
         Ok(TempFile {
@@ -190,7 +189,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
             fs::hard_link(from, to)?;
-            fs::remove_file(from)
+            // `to` is in place; a temporary name left behind is swept by the next writer.
+            let _ = fs::remove_file(from);
+            Ok(())
         }
         r => r.map_err(io::Error::from),
     }
@@ -275,9 +276,7 @@ impl TempDir {
     pub fn beside(dest: &Path) -> Result<TempDir> {
         let (path, lock_handle) = create_exclusive(dest, |p| {
             fs::DirBuilder::new().mode(0o700).create(p)?;
-            let handle = open_nofollow(p)?;
-            lock(&handle)?;
-            Ok(handle)
+            locked_or_gone(p, open_nofollow(p)?)
         })?;
         track(&path);
         Ok(TempDir {
@@ -341,6 +340,37 @@ fn open_nofollow(path: &Path) -> io::Result<File> {
 }
 
 /// An exclusive lock that says "this temporary is in use" for as long as the handle lives.
+/// Lock a temporary just created at `p`. Should another process hold the lock already (a sweep
+/// probing it in the moment between creation and lock), remove it and report the name taken,
+/// so that [`create_exclusive`] tries a fresh one.
+fn locked_or_gone(p: &Path, f: File) -> io::Result<File> {
+    match lock(&f) {
+        Ok(()) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            drop(f);
+            let _ = fs::remove_dir(p).or_else(|_| fs::remove_file(p));
+            Err(io::ErrorKind::AlreadyExists.into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Hold an exclusive lock on an existing directory for as long as the handle lives, or say who
+/// holds it: one writer at a time for a set of files (cert-renew's certificates and keys).
+pub fn lock_dir(dir: &Path, what: &str) -> Result<File> {
+    let handle = open_nofollow(dir).with_context(|| format!("opening {}", dir.display()))?;
+    match lock(&handle) {
+        Ok(()) => Ok(handle),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            bail!(
+                "{} is locked by another {what} running now; wait for it to finish",
+                dir.display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("locking {}", dir.display())),
+    }
+}
+
 fn lock(f: &File) -> io::Result<()> {
     rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
     Ok(())
@@ -438,6 +468,19 @@ fn is_abandoned(path: &Path, md: &fs::Metadata, pid: u32) -> bool {
 static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 /// Set by a command that handles SIGINT/SIGTERM itself from here on.
 static HANDLED_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Held across a sequence of renames that must finish together (see [`Critical`]); the signal
+/// handler waits for it.
+static CRITICAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// While this lives, SIGINT and SIGTERM wait: a restore's WAL dir, data dir and manifest, or a
+/// renewal's keys and certificates, are renamed (or rolled back) as one step, never half.
+pub struct Critical(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Critical {
+    pub fn enter() -> Critical {
+        Critical(CRITICAL.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
@@ -481,10 +524,16 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                     if HANDLED_ELSEWHERE.load(std::sync::atomic::Ordering::SeqCst) {
                         continue;
                     }
-                    for p in live().drain(..) {
-                        let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+                    // Let a sequence of renames in progress finish first.
+                    let _critical = Critical::enter();
+                    let unfinished: Vec<PathBuf> = live().drain(..).collect();
+                    for p in &unfinished {
+                        let _ = fs::remove_dir_all(p).or_else(|_| fs::remove_file(p));
                     }
-                    eprintln!("error: interrupted by {name}; its temporaries are removed");
+                    eprintln!(
+                        "error: interrupted by {name}: {} unfinished file(s) removed; what was already complete stays",
+                        unfinished.len()
+                    );
                     std::process::exit(crate::exit::ERROR.into());
                 }
             })
@@ -493,10 +542,21 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
     Ok(())
 }
 
-/// From now on SIGINT and SIGTERM are the caller's to handle (see
-/// [`remove_temporaries_on_signals`]).
-pub fn signals_handled_here() {
-    HANDLED_ELSEWHERE.store(true, std::sync::atomic::Ordering::SeqCst);
+/// While this lives, SIGINT and SIGTERM are the caller's to handle (see
+/// [`remove_temporaries_on_signals`]); create it after the caller's own handlers.
+pub struct SignalsHandledHere(());
+
+impl SignalsHandledHere {
+    pub fn start() -> SignalsHandledHere {
+        HANDLED_ELSEWHERE.store(true, std::sync::atomic::Ordering::SeqCst);
+        SignalsHandledHere(())
+    }
+}
+
+impl Drop for SignalsHandledHere {
+    fn drop(&mut self) {
+        HANDLED_ELSEWHERE.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// SIGXFSZ on Linux.

@@ -207,6 +207,19 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         ));
     }
 
+    // One renewal at a time per directory: two interleaved --new-key runs could otherwise
+    // leave one's key beside the other's certificate.
+    let mut dirs: Vec<PathBuf> = planned
+        .iter()
+        .flat_map(|p| [&p.path, &p.key])
+        .map(|f| crate::fsutil::parent_dir(f))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let _locks = dirs
+        .iter()
+        .map(|d| crate::fsutil::lock_dir(d, "cert-renew"))
+        .collect::<Result<Vec<_>>>()?;
     // Back up, then replace each file atomically.
     let backups = backup(
         &s.backup_dir,
@@ -234,7 +247,7 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         Outcome::Ok
     } else {
         let what = if bad.is_empty() {
-            "an endpoint failed its check after the renewal (see above)".to_string()
+            "an endpoint failed its check after the renewal (see the served checks)".to_string()
         } else {
             format!(
                 "renewed certificates failed their checks: {}",
@@ -269,15 +282,20 @@ fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
             return Err(e);
         }
     };
+    // A signal waits until every rename (or the rollback) is done.
+    let _critical = crate::fsutil::Critical::enter();
     let mut done: Vec<&Path> = Vec::new();
     for (dest, temp) in ready {
         if let Err(e) = temp.commit(dest) {
+            // The rename may have happened before the failure (a directory sync): put `dest`
+            // back too; restoring an unreplaced file rewrites the same bytes.
+            done.push(dest);
             let undone = done
                 .iter()
                 .filter(|d| restore_from(backups, d).is_ok())
                 .count();
             return Err(e.context(format!(
-                "replacing {}: {undone} of the {} files already replaced are back from {}",
+                "replacing {}: {undone} of the {} files touched are back from {}",
                 dest.display(),
                 done.len(),
                 backups.display()

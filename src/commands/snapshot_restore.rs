@@ -108,6 +108,8 @@ struct Plan<'s> {
 struct Restored {
     status: SnapshotStatus,
     bumped: Option<i64>,
+    /// Signals wait until the manifest points at the new data dir.
+    committing: fsutil::Critical,
 }
 
 /// Plan, then (unless a dry run) restore and point the manifest at the new data dir.
@@ -118,12 +120,12 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     let targets = targets(opts)?;
     let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
     let plan = plan(opts, &plain.path, targets)?;
-    let mut report = if opts.dry_run {
-        plan.report(None)
+    let (mut report, committing) = if opts.dry_run {
+        (plan.report(None), None)
     } else {
         let trailer_verified = plain.trailer_verified;
         let restored = restore(&plan, plain.into_temp().map(|t| (t, trailer_verified)))?;
-        plan.report(Some(&restored))
+        (plan.report(Some(&restored)), Some(restored.committing))
     };
     if let Some(e) = &plan.edit {
         report.manifest = Some(e.path.display().to_string());
@@ -135,6 +137,7 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
             report.manifest_backup = Some(backup.display().to_string());
         }
     }
+    drop(committing);
     Ok(report)
 }
 
@@ -308,7 +311,9 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
         fsutil::sync_dir(d)?;
     }
     // The WAL first: a data dir without its WAL would start as an empty member. Should the
-    // data dir then fail to go in place, the WAL is taken back out.
+    // data dir then fail to go in place, the WAL is taken back out. From here to the manifest
+    // edit, SIGINT/SIGTERM wait (the caller drops `committing` after the edit).
+    let committing = fsutil::Critical::enter();
     let mut committed_wal = None;
     if let (Some(w), Some(wt)) = (&plan.wal_dir, wal_tmp) {
         let replaced = fs::symlink_metadata(w).ok().filter(|m| m.is_dir());
@@ -321,7 +326,11 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
         }
         return Err(e);
     }
-    Ok(Restored { status, bumped })
+    Ok(Restored {
+        status,
+        bumped,
+        committing,
+    })
 }
 
 /// Move a decoded snapshot into place as the database: cut its trailer, rename it (fsynced),

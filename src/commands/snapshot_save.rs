@@ -362,7 +362,7 @@ fn empty_report(file: String, origin: &Origin) -> SaveReport {
 /// A generated name is never reused: a second save of one member within a second fails
 /// instead of replacing the first.
 fn taken(what: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("{what} exists: another save of this member in the same second wrote it")
+    anyhow!("{what} already exists; nothing was replaced (another save of this member in the same second?)")
 }
 
 /// FILE, DIR/ or stdout.
@@ -736,9 +736,18 @@ async fn save_s3(
         uploader.submit(rest).await?;
     }
     let parts = uploader.finish().await?;
-    s3.complete_multipart(bucket, &key, &upload_id, &parts)
+    let etag = s3
+        .complete_multipart(bucket, &key, &upload_id, &parts)
         .await?;
     pending.set(None);
+    // A save of this member that began in the same second may have completed the same name
+    // meanwhile: write the sidecar only for the object that is ours (the later save wins the
+    // name and writes its own).
+    let now_there = s3.list(bucket, &key).await?;
+    let same = |a: &str| a.trim_matches('"') == etag.trim_matches('"');
+    if !now_there.iter().any(|o| o.key == key && same(&o.etag)) {
+        bail!("s3://{bucket}/{key} was completed by another save of this member in the same second after this one; that save's snapshot is kept");
+    }
     // The same connection: a second one would load the credentials again, and failing here
     // would leave the completed object without its sidecar.
     let store = Store::S3 {

@@ -224,12 +224,8 @@ pub fn plan_manifest_update(m: &Manifest, data_dir: &Path) -> Result<ManifestEdi
     };
     // Both writes must be possible before anything is restored (a read-only mount, say).
     for dir in [fsutil::parent_dir(&edit.path), edit.backup_dir()] {
-        rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).map_err(|e| {
-            anyhow!(
-                "--update-manifest cannot write in {}: {e}; nothing was restored",
-                dir.display()
-            )
-        })?;
+        rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| anyhow!("--update-manifest cannot write in {}: {e}", dir.display()))?;
     }
     Ok(edit)
 }

@@ -145,7 +145,10 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
                     "profile {profile:?} in {} gets its credentials through {key}, which etcdops does not follow (it reads static keys, web identity and instance metadata)",
                     path.display()
                 ),
-                hint: format!("export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {profile} --format env)\"`, or use a profile with aws_access_key_id"),
+                hint: format!(
+                    "export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {} --format env)\"`, or use a profile with aws_access_key_id",
+                    crate::output::shell_quote(&profile)
+                ),
             }
             .into());
         }

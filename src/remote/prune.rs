@@ -71,31 +71,35 @@ pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Resu
         .into_iter()
         .zip(actions)
         .map(|(backup, action)| {
-            let action = match (action, &backup.meta) {
-                (Some(a), _) => a,
-                (None, Err(why)) => Action::Skip(why.clone()),
-                (None, Ok(_)) => Action::Skip("no retention group".to_string()),
-            };
+            // Every verified snapshot is in a group; the rest are skipped with the reason.
+            let action = action.unwrap_or_else(|| {
+                Action::Skip(backup.meta.as_ref().err().cloned().unwrap_or_default())
+            });
             Entry { backup, action }
         })
         .collect();
     Ok(Plan { entries })
 }
 
-/// Delete what the plan deletes, going on past a refused delete (each snapshot is deleted
-/// sidecar first, so one refusal never leaves a sidecar naming nothing). Returns the refusals.
+/// Delete what the plan deletes, going on past a refused delete. Each snapshot is deleted
+/// sidecar first, so a refusal never leaves a sidecar naming nothing; should the object's own
+/// delete be refused, its sidecar is written back, so that the next prune still sees it.
+/// Returns the refusals.
 pub async fn apply(store: &Store, plan: &Plan) -> Vec<(String, anyhow::Error)> {
     let mut refused = Vec::new();
     for b in plan.deleted() {
         if let Err(e) = store.delete(&b.name).await {
+            if let Ok(meta) = &b.meta {
+                let _ = store.write_sidecar(&b.name, meta).await;
+            }
             refused.push((b.name.clone(), e));
         }
     }
     refused
 }
 
-/// What to do about refused deletes.
-pub const REFUSED_HINT: &str = "check the credentials' delete permission (s3:DeleteObject) or the directory's permissions, then run the prune again";
+/// What to do when a prune (or `--keep`) fails.
+pub const REFUSED_HINT: &str = "fix what the error names (s3:DeleteObject or s3:ListBucket permission, the directory's permissions, the network), then run `etcdops snapshot prune` with the same rules";
 
 /// One line for the refusals [`apply`] returned, naming the first; `None` when there were none.
 pub fn refusals(refused: &[(String, anyhow::Error)]) -> Option<String> {

@@ -68,6 +68,8 @@ pub struct Object {
     pub key: String,
     pub size: u64,
     pub last_modified: String,
+    /// As the server sent it (quotes included).
+    pub etag: String,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,10 @@ impl S3 {
             _ => bail!("--s3-endpoint {endpoint:?} must start with https:// (or http://)"),
         };
         if scheme == "http" {
-            eprintln!("etcdops: warning: --s3-endpoint {endpoint} is plain http: the requests are signed but not encrypted, and anyone on the path can read unencrypted backups (use https, or --encrypt-to)");
+            eprintln!(
+                "etcdops: warning: the object store endpoint {} is plain http: the requests are signed but not encrypted, and anyone on the path can read unencrypted backups (use https, or --encrypt-to)",
+                crate::output::escape(&format!("http://{}", uri.authority().map(|a| a.host()).unwrap_or("")))
+            );
         }
         let authority = uri
             .authority()
@@ -351,6 +356,7 @@ impl S3 {
                 key: c.key,
                 size: c.size,
                 last_modified: c.last_modified,
+                etag: c.etag,
             }));
             match (page.is_truncated, page.next_continuation_token) {
                 (true, Some(t)) if Some(&t) != token.as_ref() => token = Some(t),
@@ -396,13 +402,14 @@ impl S3 {
         Ok(etag)
     }
 
+    /// Complete an upload; returns the object's ETag as the server gave it.
     pub async fn complete_multipart(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
-    ) -> Result<()> {
+    ) -> Result<String> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (n, etag) in parts {
             xml.push_str(&format!(
@@ -427,7 +434,7 @@ impl S3 {
                 }
             }
         }
-        Ok(())
+        Ok(parse_xml::<CompleteResult>(&body, "CompleteMultipartUpload")?.etag)
     }
 
     pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
@@ -477,6 +484,7 @@ pub fn parse_every_answer(body: &[u8]) {
     let _ = parse_xml::<InitiateResult>(body, "CreateMultipartUpload");
     let _ = parse_xml::<ListUploadsResult>(body, "ListMultipartUploads");
     let _ = parse_xml::<ErrorBody>(body, "an error");
+    let _ = parse_xml::<CompleteResult>(body, "CompleteMultipartUpload");
 }
 
 fn parse_xml<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T> {
@@ -512,6 +520,15 @@ struct Contents {
     size: u64,
     #[serde(rename = "LastModified", default)]
     last_modified: String,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+}
+
+/// `<CompleteMultipartUploadResult>`: the completed object's ETag.
+#[derive(Deserialize)]
+struct CompleteResult {
+    #[serde(rename = "ETag", default)]
+    etag: String,
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,8 @@
 //!   (restore: beside the data dir, so the space check covers it), removed when dropped.
 //! - An `s3://` object is trusted only with its sidecar: the object's and the plain file's
 //!   sha256 and sizes must match it, or nothing is returned. A local sidecar (`FILE.json`), when
-//!   present, is checked the same way, for a plain file too (one read of the file).
+//!   present, is checked the same way, for a plain file too (an extra read of the whole file,
+//!   before the command reads it).
 //!
 //! The etcd sha256 trailer is checked afterwards by the command, as for any snapshot file.
 

@@ -613,7 +613,7 @@ fn new_keys_keep_their_kind_and_a_killed_renewal_leaves_whole_matching_files() {
 /// at once leave every certificate whole and matching its key.
 #[test]
 fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
-    use crate::common::run::{in_private_mounts, read_only_mount};
+    use crate::common::run::{etcdops_spawn_env, in_private_mounts, read_only_mount, wait_run};
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("pki");
     std::fs::create_dir(&tree).unwrap();
@@ -673,7 +673,7 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
         );
         assert_eq!(r.code, 2, "{what}: {r:?}");
         assert_eq!(
-            r.stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+            r.error_lines(),
             1,
             "{what}: {}",
             r.stderr
@@ -687,26 +687,38 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
         }
     }
 
-    // Two renewals at once: both finish; every certificate is whole and matches its key.
-    let run = |b: &str| {
-        Command::new(env!("CARGO_BIN_EXE_etcdops"))
-            .env_clear()
-            .arg("cert-renew")
-            .args(names.iter().map(|n| tree.join(n)))
-            .args(["--backup-dir", &s(&dir.path().join(b))])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (x, y) = (run("x"), run("y"));
-    let (x, y) = (x.wait_with_output().unwrap(), y.wait_with_output().unwrap());
-    assert!(
-        x.status.success() && y.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&x.stderr),
-        String::from_utf8_lossy(&y.stderr)
-    );
+    // Two renewals with new keys at once, several times: one runs, the other finishes first or
+    // is refused (the directory is locked); every certificate is whole and pairs with its key.
+    for round in 0..5 {
+        let run = |b: &str| {
+            let mut a = vec!["cert-renew".to_string(), "--new-key".into()];
+            a.extend(names.iter().map(|n| s(&tree.join(n))));
+            a.extend([
+                "--backup-dir".into(),
+                s(&dir.path().join(format!("{b}{round}"))),
+            ]);
+            etcdops_spawn_env(&a, &[])
+        };
+        let (x, y) = (run("x"), run("y"));
+        let now = std::time::Instant::now();
+        let limit = std::time::Duration::from_secs(60);
+        let (x, y) = (wait_run(x, now, limit), wait_run(y, now, limit));
+        assert!(x.code == 0 || y.code == 0, "{x:?} {y:?}");
+        for r in [&x, &y] {
+            assert!(
+                r.code == 0 || r.stderr.contains("locked by another cert-renew"),
+                "{r:?}"
+            );
+        }
+        for n in &names {
+            let c = tree.join(n);
+            assert_eq!(
+                pubkey_of_cert(&c),
+                pubkey_of_key(&c.with_extension("key")),
+                "round {round}, {n}"
+            );
+        }
+    }
     for n in &names {
         let c = tree.join(n);
         let verify = Command::new("openssl")

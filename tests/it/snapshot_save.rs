@@ -229,15 +229,7 @@ mod connection_failures {
             "{what}: took {:?}",
             r.elapsed
         );
-        assert_eq!(
-            r.stderr
-                .lines()
-                .filter(|l| l.starts_with("error: "))
-                .count(),
-            1,
-            "{what}: {}",
-            r.stderr
-        );
+        assert_eq!(r.error_lines(), 1, "{what}: {}", r.stderr);
         assert_eq!(
             std::fs::read(&file).unwrap(),
             b"precious old snapshot",
@@ -409,15 +401,7 @@ fn interruptions_leave_nothing_behind() {
     c.kill(0);
     let r = wait_run(child, start, Duration::from_secs(20));
     assert_eq!(r.code, 2, "server killed: {r:?}");
-    assert_eq!(
-        r.stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .count(),
-        1,
-        "{}",
-        r.stderr
-    );
+    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
     untouched("server killed");
 }
 

@@ -80,7 +80,6 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    crate::fsutil::signals_handled_here();
     let (mut sigint, mut sigterm) = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         Ok::<_, std::io::Error>((
@@ -88,6 +87,7 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
             signal(SignalKind::terminate())?,
         ))
     })?;
+    let _ours = crate::fsutil::SignalsHandledHere::start();
     let dir = TempDir::beside(&std::env::temp_dir().join("etcdops-verify-boot"))?;
     let data = dir.path().join("data");
     let (client, peer) = (free_port()?, free_port()?);

@@ -15,13 +15,21 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn from_output(out: Output, start: Instant) -> Run {
+    fn from_output(out: Output, start: Instant) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             elapsed: start.elapsed(),
         }
+    }
+
+    /// How many `error: ` lines stderr has (one, for a clean failure).
+    pub fn error_lines(&self) -> usize {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count()
     }
 
     pub fn json(&self) -> serde_json::Value {
