@@ -790,7 +790,7 @@ fn retention_on_the_server_and_in_a_directory() {
             .to_string();
         // --keep last=1 deleted the rest of the group (all but the new save and the "newer" one).
         assert!(
-            !r.json()["pruned"].as_array().map_or(true, Vec::is_empty),
+            !r.json()["pruned"].as_array().is_none_or(Vec::is_empty),
             "{r:?}"
         );
         let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
