@@ -497,7 +497,7 @@ fn untrack(path: &Path) {
 /// On SIGINT or SIGTERM, remove every live temporary and exit 2 with one line, instead of
 /// dying with them on disk (a decoded snapshot holds every Secret in plain text). For the
 /// commands that run to the end on one thread; a command with its own handling (a save that
-/// aborts its upload, `verify --boot` that stops its etcd) calls [`signals_handled_here`].
+/// aborts its upload, `verify --boot` that stops its etcd) holds a [`SignalsHandledHere`].
 pub fn remove_temporaries_on_signals() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
