@@ -687,6 +687,36 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
         }
     }
 
+    // A backup directory that exists already is never written into: exit 2 with the hint,
+    // nothing changed; the hinted new directory works.
+    let earlier = dir.path().join("earlier");
+    std::fs::create_dir(&earlier).unwrap();
+    std::fs::write(earlier.join("kept"), b"an earlier backup").unwrap();
+    let before: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(tree.join(n)).unwrap())
+        .collect();
+    let renew_into = |b: &Path| {
+        let mut a = vec!["cert-renew".to_string()];
+        a.extend(names.iter().map(|n| s(&tree.join(n))));
+        a.extend(["--backup-dir".into(), s(b)]);
+        etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    let r = renew_into(&earlier);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("hint: give a new --backup-dir"),
+        "{}",
+        r.stderr
+    );
+    let after: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(tree.join(n)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(std::fs::read_dir(&earlier).unwrap().count(), 1);
+    assert_eq!(renew_into(&dir.path().join("new")).code, 0);
+
     // Two renewals with new keys at once, several times: one runs, the other finishes first or
     // is refused (the directory is locked); every certificate is whole and pairs with its key.
     for round in 0..5 {

@@ -71,6 +71,12 @@ fn kill_at_random_points(
     );
 }
 
+/// A clean refusal: exit 2 and one `error:` line.
+fn assert_refused(r: &Run, what: &str) {
+    assert_eq!(r.code, 2, "{what}: {r:?}");
+    assert_eq!(r.error_lines(), 1, "{what}: {}", r.stderr);
+}
+
 /// Sleep into the next wall-clock second: a save then gets a name no earlier round took.
 fn next_second() {
     let now = std::time::SystemTime::now()
@@ -246,8 +252,7 @@ fn local_save_killed_full_disk_read_only_and_two_at_once() {
                 ),
                 &[],
             );
-            assert_eq!(r.code, 2, "{what}, {dest}: {r:?}");
-            assert_eq!(r.error_lines(), 1, "{what}: {}", r.stderr);
+            assert_refused(&r, &format!("{what}, {dest}"));
             assert!(listed_after_marker(&r).is_empty(), "{what}: left {r:?}");
         }
     }
@@ -385,8 +390,7 @@ fn restore_conditions(source: &str, extra: &[String], env: &[(&str, &str)]) {
             &format!("{mount} || exit 99; etcdops {words}; rc=$?; echo ---; ls -A {t}; exit $rc"),
             env,
         );
-        assert_eq!(r.code, 2, "{what}: {r:?}");
-        assert_eq!(r.error_lines(), 1, "{what}: {}", r.stderr);
+        assert_refused(&r, what);
         assert!(listed_after_marker(&r).is_empty(), "{what}: left {r:?}");
     }
     // Two at once into one data dir: one builds it, the other is refused, the dir is whole.
@@ -538,8 +542,7 @@ fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_d
         &format!("{} || exit 99; etcdops {words}", read_only_mount(&m)),
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert_refused(&r, "read-only manifests dir");
     assert_eq!(std::fs::read_to_string(&manifest).unwrap(), original);
     assert!(
         !dir.path().join("new101.etcd").exists(),
@@ -651,8 +654,7 @@ fn save_to_s3_killed_read_only_bucket_and_two_at_once() {
         ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
     ]);
     let r = etcdops(&save, &reader);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert_refused(&r, "read-only credentials");
     assert_eq!(server.keys(&bucket, "p/"), before);
     assert!(server.uploads(&bucket).is_empty());
 
@@ -779,8 +781,7 @@ fn prune_killed_read_only_and_two_at_once() {
         ),
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert_refused(&r, "read-only backup dir");
     let refused = r.json()["snapshots"]
         .as_array()
         .unwrap()
@@ -909,8 +910,7 @@ fn schedule_units_killed_read_only_and_two_at_once() {
         ),
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert_refused(&r, "read-only unit dir");
     check("read-only");
 }
 
@@ -964,8 +964,7 @@ fn a_refused_delete_after_a_save_is_reported_beside_it_and_retried_later() {
         &format!("mount --bind {p} {p} || exit 99; etcdops {save}"),
         &[],
     );
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert_refused(&r, "refused delete after a save");
     assert!(
         r.stderr
             .contains("the snapshot is saved and complete, but --keep failed"),

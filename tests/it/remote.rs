@@ -748,13 +748,17 @@ fn retention_on_the_server_and_in_a_directory() {
         assert_eq!(actions, want, "{dry:?}");
         let real = prune(false);
         assert_eq!(real.code, 0, "{real:?}");
-        let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
-        let left: Vec<String> = ls.json()["snapshots"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_string())
-            .collect();
+        // The names `snapshot ls` lists there now.
+        let listed = || -> Vec<String> {
+            let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
+            ls.json()["snapshots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let left = listed();
         assert_eq!(
             left,
             vec![
@@ -793,13 +797,7 @@ fn retention_on_the_server_and_in_a_directory() {
             !r.json()["pruned"].as_array().is_none_or(Vec::is_empty),
             "{r:?}"
         );
-        let ls = with_s3(server, &["snapshot", "ls", &base, "-w", "json"], &[]);
-        let left: Vec<String> = ls.json()["snapshots"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_string())
-            .collect();
+        let left = listed();
         assert!(left.contains(&saved), "{left:?}");
         assert!(left.contains(future), "{left:?}");
         if dest.starts_with("s3://") {
