@@ -82,7 +82,8 @@ for t in "${run[@]}"; do
     failed+=("$t")
     tail -30 "$root/target/fuzz-$t.log"
   else
-    grep -E '^stat::number_of_executed_units' "$root/target/fuzz-$t.log" | sed "s/^/fuzz: $t: /"
+    { grep -E '^stat::number_of_executed_units' "$root/target/fuzz-$t.log" || true; } |
+      sed "s/^/fuzz: $t: /"
   fi
 done
 if [ ${#failed[@]} -gt 0 ]; then

