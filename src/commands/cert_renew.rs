@@ -294,10 +294,14 @@ fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
                 .iter()
                 .filter(|d| restore_from(backups, d).is_ok())
                 .count();
+            let state = if undone == done.len() {
+                "every file is as it was".to_string()
+            } else {
+                format!("only {undone} of the {} files touched are back", done.len())
+            };
             return Err(e.context(format!(
-                "replacing {}: {undone} of the {} files touched are back from {}",
+                "replacing {}: {state} (the old files are in {})",
                 dest.display(),
-                done.len(),
                 backups.display()
             )));
         }
@@ -322,10 +326,14 @@ fn prepare_all(planned: &[Planned]) -> Result<Vec<(&Path, crate::fsutil::TempFil
     Ok(ready)
 }
 
-/// Put `file` back from its copy in the backup directory.
+/// Put `file` back from its copy in the backup directory (nothing to do if it still holds the
+/// old bytes: the rename that failed never happened).
 fn restore_from(backups: &Path, file: &Path) -> Result<()> {
     let copy = backup_path(backups, file);
     let bytes = std::fs::read(&copy).with_context(|| format!("reading {}", copy.display()))?;
+    if std::fs::read(file).is_ok_and(|now| now == bytes) {
+        return Ok(());
+    }
     let like = std::fs::metadata(&copy).with_context(|| format!("reading {}", copy.display()))?;
     crate::fsutil::write_atomic(file, &bytes, Some(&like))
 }

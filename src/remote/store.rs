@@ -181,7 +181,7 @@ impl Store {
                     Err(e) => Err(format!("{e:#}")),
                 }
             } else {
-                Err("no metadata sidecar (an interrupted or foreign save)".to_string())
+                Err("no metadata sidecar (an interrupted save or prune, or not ours)".to_string())
             };
             out.push(Backup {
                 name: name.clone(),

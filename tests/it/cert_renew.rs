@@ -763,3 +763,59 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
         );
     }
 }
+
+/// A rename that fails after others succeeded: the last certificate is a mount point (rename
+/// onto it gives EBUSY), so the keys and certificates renamed before it must come back from the
+/// backup. Exit 2 with one line naming the file and the backup; every file as it was; no
+/// temporary left.
+#[test]
+fn a_failed_rename_puts_every_replaced_file_back() {
+    use crate::common::run::in_private_mounts;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("pki");
+    std::fs::create_dir(&tree).unwrap();
+    let ca = ca(&tree, "ca.crt", "ca.key", Alg::Ec, 3650);
+    let names: Vec<String> = (0..4).map(|i| format!("c{i}.crt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        leaf(
+            &tree,
+            (n, &format!("c{i}.key")),
+            &ca,
+            Alg::Ec,
+            "cp1",
+            "serverAuth",
+            5,
+        );
+    }
+    let (t, m) = (s(&tree), s(&dir.path().join("mnt")));
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    let backups = s(&dir.path().join("backup"));
+    let certs: Vec<String> = names.iter().map(|n| format!("{m}/{n}")).collect();
+    let r = in_private_mounts(
+        &format!(
+            "cp -a {t}/. {m}/ && mount --bind {m}/c3.crt {m}/c3.crt || exit 99; \
+             etcdops cert-renew --new-key {} --backup-dir {backups}; rc=$?; \
+             echo ---; for f in $(ls -A {t}); do cmp -s {t}/$f {m}/$f || echo changed $f; done; \
+             ls -A {m} | grep etcdops; umount {m}/c3.crt; exit $rc",
+            certs.join(" ")
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("c3.crt")
+            && r.stderr.contains("every file is as it was")
+            && r.stderr.contains(&backups),
+        "{}",
+        r.stderr
+    );
+    // c0–c2 and their keys, and c3's key, were replaced and put back.
+    let after = r.stdout.split_once("---\n").map(|x| x.1).unwrap_or("?");
+    assert!(after.trim().is_empty(), "{after}");
+    // The backup the message names holds the old files.
+    assert!(
+        std::fs::read_dir(&backups).unwrap().next().is_some(),
+        "the backup is kept"
+    );
+}

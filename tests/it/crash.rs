@@ -792,6 +792,150 @@ fn prune_killed_read_only_and_two_at_once() {
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 122);
 }
 
+/// `prune s3://`: the same kills, a read-only identity and two prunes at once. After every
+/// kill each sidecar names an object and the newest snapshot is whole; an object whose sidecar
+/// a killed run had deleted is trusted again once its sidecar is back (as `populate` does).
+#[test]
+fn prune_from_s3_killed_read_only_and_two_at_once() {
+    let server = S3Server::shared();
+    let bucket = server.bucket("crash-prune");
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dest = format!("s3://{bucket}/p/");
+    let c = shared(Version::V3_5_1, 1);
+    let tail: Vec<String> = conn(&c).into_iter().chain(server.args()).collect();
+    let r = etcdops(
+        &argv(&["snapshot", "save", &dest, "-w", "json"], &tail),
+        &env,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    drop(c);
+    let file = r.json()["file"].as_str().unwrap().to_string();
+    let newest = file.rsplit('/').next().unwrap().to_string();
+    let node = newest
+        .strip_prefix("etcd-")
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .0
+        .to_string();
+    // 30 older snapshots of the same member, staged locally (hard links of the real one, each
+    // with its sidecar) and synced up before each run: what is missing is uploaded again.
+    let dir = tempfile::tempdir().unwrap();
+    let (made, staged) = (dir.path().join("made"), dir.path().join("staged"));
+    std::fs::create_dir(&staged).unwrap();
+    let fetch = |key: &str, to: &Path| {
+        let url = format!("{dest}{key}");
+        let out = server.aws(&["s3", "cp", &url, &s(to)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fetch(&newest, &made);
+    let sidecar = dir.path().join("made.json");
+    fetch(&format!("{newest}.json"), &sidecar);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    for i in 0..30 {
+        let n = format!(
+            "etcd-{node}-2026010{}T{:02}{:02}00Z.db",
+            1 + i / 24,
+            i % 24,
+            i
+        );
+        std::fs::hard_link(&made, staged.join(&n)).unwrap();
+        let mut m = meta.clone();
+        m["name"] = n.clone().into();
+        std::fs::write(
+            staged.join(format!("{n}.json")),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+    }
+    let populate = || {
+        let out = server.aws(&["s3", "sync", &s(&staged), &dest]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(server.keys(&bucket, "p/").len(), 62);
+    };
+    let only_newest = || {
+        assert_eq!(
+            server.keys(&bucket, "p/"),
+            vec![format!("p/{newest}"), format!("p/{newest}.json")]
+        );
+    };
+    let tail = server.args();
+    let prune = argv(&["snapshot", "prune", &dest, "--keep-last", "1"], &tail);
+    populate();
+    let start = Instant::now();
+    let r = etcdops(&prune, &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    let span = start.elapsed();
+    only_newest();
+    kill_at_random_points(
+        8,
+        span,
+        |_| {
+            populate();
+            etcdops_spawn_env(&prune, &env)
+        },
+        |round| {
+            let keys = server.keys(&bucket, "p/");
+            for k in keys.iter().filter_map(|k| k.strip_suffix(".json")) {
+                assert!(
+                    keys.iter().any(|o| o == k),
+                    "round {round}: {k}.json names nothing"
+                );
+            }
+            assert!(
+                keys.contains(&format!("p/{newest}")),
+                "round {round}: the newest is gone"
+            );
+        },
+    );
+    let verify = argv(&["snapshot", "verify", &file], &tail);
+    let v = etcdops(&verify, &env);
+    assert_eq!(v.code, 0, "{v:?}");
+    populate();
+    assert_eq!(etcdops(&prune, &env).code, 0);
+    only_newest();
+
+    // Two at once: both finish (a delete of what the other deleted is no error on S3).
+    populate();
+    let (x, y) = two_at_once(&prune, &env);
+    assert_eq!((x.code, y.code), (0, 0), "{x:?} {y:?}");
+    only_newest();
+
+    // An identity that may only read: every delete refused and said so, exit 2, nothing gone.
+    populate();
+    let mut reader: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .copied()
+        .collect();
+    reader.extend([
+        ("AWS_ACCESS_KEY_ID", READER_KEY),
+        ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
+    ]);
+    let json = argv(&["-w", "json"], &[]);
+    let r = etcdops(&[prune.clone(), json].concat(), &reader);
+    assert_refused(&r, "read-only identity");
+    let refused = r.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "refused")
+        .count();
+    assert_eq!(refused, 30, "{r:?}");
+    assert_eq!(server.keys(&bucket, "p/").len(), 62);
+    assert_eq!(etcdops(&verify, &env).code, 0);
+}
+
 /// Ctrl-C while an offline command decodes an encrypted snapshot: exit 2, and the plaintext
 /// copy in TMPDIR is gone.
 #[test]
