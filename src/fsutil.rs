@@ -70,6 +70,8 @@ fn temp_name(dest: &Path) -> PathBuf {
 
 /// Run `create` on fresh temporary names until one does not exist yet, after removing what
 /// killed runs left beside `dest` ([`clean_stale`]): every writer sweeps where it writes.
+/// The new temporary is on the signal handler's list the moment it exists: the list stays
+/// locked from its creation to its entry, and none is created once the handler has begun.
 fn create_exclusive<T>(
     dest: &Path,
     create: impl Fn(&Path) -> io::Result<T>,
@@ -78,8 +80,15 @@ fn create_exclusive<T>(
     let mut last = None;
     for _ in 0..16 {
         let path = temp_name(dest);
+        let mut live = live();
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted: no new temporary beside {}", dest.display());
+        }
         match create(&path) {
-            Ok(t) => return Ok((path, t)),
+            Ok(t) => {
+                live.push(path.clone());
+                return Ok((path, t));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some((path, e)),
             Err(e) => {
                 return Err(e).with_context(|| format!("creating a temporary {}", path.display()))
@@ -109,7 +118,6 @@ impl TempFile {
                 .open(p)?;
             locked_or_gone(p, f)
         })?;
-        track(&path);
         Ok(TempFile {
             path,
             file: Some(file),
@@ -278,7 +286,6 @@ impl TempDir {
             fs::DirBuilder::new().mode(0o700).create(p)?;
             locked_or_gone(p, open_nofollow(p)?)
         })?;
-        track(&path);
         Ok(TempDir {
             path,
             _lock: lock_handle,
@@ -468,6 +475,8 @@ fn is_abandoned(path: &Path, md: &fs::Metadata, pid: u32) -> bool {
 static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 /// Set by a command that handles SIGINT/SIGTERM itself from here on.
 static HANDLED_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set once the signal handler has begun to remove the temporaries and will exit.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Held across a sequence of renames that must finish together (see [`Critical`]); the signal
 /// handler waits for it.
 static CRITICAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -486,8 +495,16 @@ fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn track(path: &Path) {
-    live().push(path.to_path_buf());
+/// Remove a temporary file or directory; retried for a moment, since the command's thread
+/// may still be adding a file inside a directory until it notices it is gone.
+fn remove_now(path: &Path) {
+    for _ in 0..50 {
+        let _ = fs::remove_dir_all(path).or_else(|_| fs::remove_file(path));
+        if fs::symlink_metadata(path).is_err() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
 }
 
 fn untrack(path: &Path) {
@@ -526,9 +543,13 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                     }
                     // Let a sequence of renames in progress finish first.
                     let _critical = Critical::enter();
-                    let unfinished: Vec<PathBuf> = live().drain(..).collect();
+                    let unfinished: Vec<PathBuf> = {
+                        let mut live = live();
+                        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+                        live.drain(..).collect()
+                    };
                     for p in &unfinished {
-                        let _ = fs::remove_dir_all(p).or_else(|_| fs::remove_file(p));
+                        remove_now(p);
                     }
                     eprintln!(
                         "error: interrupted by {name}: {} unfinished file(s) removed; what was already complete stays",
@@ -540,6 +561,15 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
         })
         .context("starting the signal handler")?;
     Ok(())
+}
+
+/// Called before an error is reported: if the signal handler is removing the temporaries, the
+/// error is most likely that removal seen from the command (a directory gone under its
+/// writer), and the handler's own line and exit are the ones to give. Never returns then.
+pub fn wait_if_interrupted() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
 }
 
 /// While this lives, SIGINT and SIGTERM are the caller's to handle (see

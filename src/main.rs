@@ -18,7 +18,11 @@ fn main() -> ExitCode {
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    match etcdops::run(cli, env) {
+    let result = etcdops::run(cli, env);
+    if !matches!(result, Ok(Outcome::Ok)) {
+        etcdops::fsutil::wait_if_interrupted();
+    }
+    match result {
         Ok(outcome) => {
             match &outcome {
                 Outcome::Ok => {}

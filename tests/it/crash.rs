@@ -550,6 +550,104 @@ fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_d
     );
 }
 
+/// SIGTERM (which, unlike SIGKILL, the command sees) late in `restore --update-manifest`, where
+/// the data dir and then the manifest are renamed: the handler waits for that sequence, so
+/// each run ends with the old manifest and no new data dir, or the new manifest and its
+/// complete data dir; never one without the other. Exit 0, or 2 with one line.
+#[test]
+fn a_terminated_update_manifest_renames_both_or_neither() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = snapshot_of(&c, dir.path());
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let manifest = manifests.join("etcd.yaml");
+    write_kubeadm_manifest(&c, 0, &manifest);
+    drop(c);
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let new = |round: u64| dir.path().join(format!("new{round}.etcd"));
+    let args = |round: u64| {
+        [
+            "snapshot",
+            "restore",
+            &s(&file),
+            "--from-manifest",
+            &s(&manifest),
+            "--update-manifest",
+            "--data-dir",
+            &s(&new(round)),
+        ]
+        .map(str::to_string)
+    };
+    // The shortest of three uninterrupted runs (the first is cold).
+    let span = (0..3)
+        .map(|i| {
+            std::fs::write(&manifest, &original).unwrap();
+            let a = args(90 + i);
+            let start = Instant::now();
+            let r = etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+            assert_eq!(r.code, 0, "{r:?}");
+            start.elapsed().as_micros() as u64
+        })
+        .min()
+        .unwrap();
+    let (mut x, mut interrupted, mut late) = (17u64, 0, 0);
+    let mut limit = span * 11 / 10 + 1;
+    for round in 0..ROUNDS {
+        std::fs::write(&manifest, &original).unwrap();
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        // Up to 110 % of an uninterrupted run, the window shrinking as in
+        // `kill_at_random_points` when a run ends before its signal.
+        let delay = Duration::from_micros((x >> 33) % limit);
+        let child = etcdops_spawn_env(&args(round), &[]);
+        let at = Instant::now();
+        std::thread::sleep(delay);
+        send_signal(child.id(), "TERM");
+        let r = wait_run(child, at, Duration::from_secs(60));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        if r.code == 2 {
+            assert_refused(&r, &format!("round {round}"));
+            assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
+            interrupted += 1;
+            late += usize::from(text != original);
+        } else if r.code == 0 {
+            limit = limit.min(delay.as_micros() as u64 * 11 / 10 + 1);
+        } else {
+            // Signalled before its handler was installed, before it wrote anything.
+            assert_eq!(r.code, -1, "round {round}: {r:?}");
+        }
+        if text == original {
+            assert!(
+                !new(round).exists(),
+                "round {round}: a data dir the manifest does not name: {r:?}"
+            );
+        } else {
+            assert_eq!(
+                text,
+                original.replace(
+                    &format!("path: {}", original_data_dir(&original)),
+                    &format!("path: {}", new(round).display())
+                ),
+                "round {round}"
+            );
+            assert_restored(&new(round), &format!("round {round}"));
+        }
+        for d in [&manifests, dir.path()] {
+            let left = temporaries(d);
+            assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
+        }
+    }
+    // The signal reached most runs before their end; some inside the rename sequence, which
+    // then finished before the exit.
+    eprintln!("crash: {interrupted} of {ROUNDS} runs interrupted, {late} after the renames began");
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of {ROUNDS} runs interrupted"
+    );
+}
+
 /// The data dir the kubeadm manifest's hostPath names (the one after `etcd-data`'s hostPath).
 fn original_data_dir(manifest: &str) -> String {
     manifest

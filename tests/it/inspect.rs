@@ -319,6 +319,64 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
         0,
         "the boot left files behind"
     );
+
+    // Interrupted once its etcd runs: the etcd is stopped, nothing is left in TMPDIR.
+    for signal in ["INT", "TERM"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_etcdops"))
+            .env_clear()
+            .env("TMPDIR", &tmp_s)
+            .args(["snapshot", "verify", &snap, "--boot", "--etcd", &s(&etcd)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let etcd_pid = loop {
+            if let Some(pid) = child_named(child.id(), "etcd") {
+                break pid;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{signal}: etcd never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        crate::common::run::send_signal(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{signal}: {stderr}");
+        assert!(
+            !running(etcd_pid),
+            "{signal}: the boot's etcd (PID {etcd_pid}) still runs"
+        );
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "{signal}: the boot left files behind"
+        );
+    }
+}
+
+/// A child process of `parent` whose command name is `name`.
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
+        (ppid == parent && comm == name).then_some(pid)
+    })
+}
+
+/// The process exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
