@@ -296,6 +296,22 @@ impl TempDir {
         &self.path
     }
 
+    /// Rename to `dest`, which must not exist (`renameat2` without replace), and fsync the
+    /// parent (the caller has fsynced the contents).
+    pub fn commit_new(mut self, dest: &Path) -> Result<()> {
+        match rename_noreplace(&self.path, dest) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                bail!("{} already exists (nothing was replaced)", dest.display())
+            }
+            r => r.with_context(|| {
+                format!("renaming {} to {}", self.path.display(), dest.display())
+            })?,
+        }
+        untrack(&self.path);
+        self.path = PathBuf::new();
+        sync_parent(dest)
+    }
+
     /// Rename onto `dest` and fsync the parent (the caller has fsynced the contents). An
     /// empty directory at `dest` is replaced (rename(2) does that) but passes its owner and
     /// mode on to the new one, as a restore into it would leave them.

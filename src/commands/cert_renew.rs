@@ -221,11 +221,12 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         .map(|d| crate::fsutil::lock_dir(d, "cert-renew"))
         .collect::<Result<Vec<_>>>()?;
     // Back up, then replace each file atomically.
-    let backups = backup(
+    let copies = backup(
         &s.backup_dir,
         planned.iter().flat_map(|p| [&p.path, &p.key]),
     )?;
-    replace_all(&planned, &backups)?;
+    let backups = s.backup_dir.clone();
+    replace_all(&planned, copies, &backups)?;
 
     // Check what is on disk now.
     let mut bad = Vec::new();
@@ -270,20 +271,18 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
 }
 
 /// Every new file is written and synced beside its old one before the first rename, so a full
-/// disk or a refused write changes nothing (and the backup of an unchanged tree is removed).
-/// The renames follow: for each certificate its new key (if any) and at once the certificate,
-/// the only moment a pair on disk does not match. Should a rename fail, the files already
-/// replaced are put back from the backup.
-fn replace_all(planned: &[Planned], backups: &Path) -> Result<()> {
-    let ready = match prepare_all(planned) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(backups);
-            return Err(e);
-        }
-    };
+/// disk, a refused write or a signal changes nothing (and leaves no backup: the copies are a
+/// temporary until then). The backup then takes its name, and the renames follow: for each
+/// certificate its new key (if any) and at once the certificate, the only moment a pair on
+/// disk does not match. Should a rename fail, the files already replaced are put back from the
+/// backup.
+fn replace_all(planned: &[Planned], copies: crate::fsutil::TempDir, backups: &Path) -> Result<()> {
+    let ready = prepare_all(planned)?;
     // A signal waits until every rename (or the rollback) is done.
     let _critical = crate::fsutil::Critical::enter();
+    copies
+        .commit_new(backups)
+        .map_err(|e| backup_taken(backups).unwrap_or(e))?;
     let mut done: Vec<&Path> = Vec::new();
     for (dest, temp) in ready {
         if let Err(e) = temp.commit(dest) {
@@ -376,10 +375,17 @@ fn backup_path(dir: &Path, file: &Path) -> PathBuf {
     dir.join(abs.strip_prefix("/").unwrap_or(&abs))
 }
 
-/// Copy each file to [`backup_path`] (directories 0700, files keep their owner and mode). The
-/// directory itself must be new: a rerun never overwrites the copies an earlier run made.
-fn backup<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<PathBuf> {
+/// Copy each file to [`backup_path`] in a temporary directory beside `dir` (directories 0700,
+/// files keep their owner and mode), which [`replace_all`] names `dir` just before the first
+/// rename. `dir` must be new: a rerun never overwrites the copies an earlier run made.
+fn backup<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a PathBuf>,
+) -> Result<crate::fsutil::TempDir> {
     use std::os::unix::fs::DirBuilderExt;
+    if let Some(e) = backup_taken(dir) {
+        return Err(e);
+    }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -387,24 +393,24 @@ fn backup<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<Pa
             .create(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Hinted {
-                error: anyhow!("the backup directory {} already exists", dir.display()),
-                hint: "give a new --backup-dir: the copies of an earlier renewal are never overwritten".to_string(),
-            }
-            .into(),
-            _ => anyhow!("creating the backup directory {}: {e}", dir.display()),
-        })?;
-    let copied = files.into_iter().try_for_each(|f| copy_into(dir, f));
-    if let Err(e) = copied {
-        // Nothing was replaced yet: leave no partial backup either.
-        let _ = std::fs::remove_dir_all(dir);
-        return Err(e);
+    let copies = crate::fsutil::TempDir::beside(dir)
+        .with_context(|| format!("creating the backup directory {}", dir.display()))?;
+    for f in files {
+        copy_into(copies.path(), f)?;
     }
-    Ok(dir.to_path_buf())
+    Ok(copies)
+}
+
+/// The refusal for a backup directory that exists already, if it does.
+fn backup_taken(dir: &Path) -> Option<anyhow::Error> {
+    dir.symlink_metadata().is_ok().then(|| {
+        Hinted {
+            error: anyhow!("the backup directory {} already exists", dir.display()),
+            hint: "give a new --backup-dir: the copies of an earlier renewal are never overwritten"
+                .to_string(),
+        }
+        .into()
+    })
 }
 
 /// Copy `f` to its [`backup_path`] in `dir` with its owner and mode.

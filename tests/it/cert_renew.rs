@@ -819,3 +819,84 @@ fn a_failed_rename_puts_every_replaced_file_back() {
         "the backup is kept"
     );
 }
+
+/// SIGTERM at pseudo-random points of a renewal with new keys: a key and its certificate are
+/// renamed inside one critical section, so every run ends with each pair matching (old or
+/// new), no temporary beside them, and exit 0 or 2 with one line.
+#[test]
+fn a_terminated_renewal_never_splits_a_key_from_its_certificate() {
+    use crate::common::run::{etcdops_spawn_env, send_signal, wait_run};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca(dir.path(), "ca.crt", "ca.key", Alg::Ec, 3650);
+    let certs: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            leaf(
+                dir.path(),
+                (&format!("c{i}.crt"), &format!("c{i}.key")),
+                &ca,
+                Alg::Ec,
+                "cp1",
+                "serverAuth",
+                5,
+            )
+        })
+        .collect();
+    let args = |b: String| {
+        let mut a = vec!["cert-renew".to_string(), "--new-key".into()];
+        a.extend(certs.iter().map(|c| s(c)));
+        a.extend(["--backup-dir".into(), b]);
+        a
+    };
+    let span = (0..3)
+        .map(|i| {
+            let start = std::time::Instant::now();
+            let a = args(s(&dir.path().join(format!("warm{i}"))));
+            let r = etcdops(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+            assert_eq!(r.code, 0, "{r:?}");
+            start.elapsed().as_micros() as u64
+        })
+        .min()
+        .unwrap();
+    let (mut x, mut limit, mut interrupted) = (99u64, span * 11 / 10 + 1, 0);
+    for round in 0..20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_micros((x >> 33) % limit);
+        let before: Vec<Vec<u8>> = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
+        let backup = dir.path().join(format!("b{round}"));
+        let child = etcdops_spawn_env(&args(s(&backup)), &[]);
+        let at = std::time::Instant::now();
+        std::thread::sleep(delay);
+        send_signal(child.id(), "TERM");
+        let r = wait_run(child, at, std::time::Duration::from_secs(60));
+        match r.code {
+            2 => {
+                assert_eq!(r.error_lines(), 1, "round {round}: {r:?}");
+                assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
+                interrupted += 1;
+            }
+            0 => limit = limit.min(delay.as_micros() as u64 * 11 / 10 + 1),
+            // Signalled before its handler was installed, before it wrote anything.
+            code => assert_eq!(code, -1, "round {round}: {r:?}"),
+        }
+        for c in &certs {
+            assert_eq!(
+                pubkey_of_cert(c),
+                pubkey_of_key(&c.with_extension("key")),
+                "round {round}, {}",
+                c.display()
+            );
+        }
+        let left = crate::common::temporaries(dir.path());
+        assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
+        // A backup exists exactly when something was replaced.
+        let after: Vec<Vec<u8>> = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
+        assert_eq!(backup.exists(), after != before, "round {round}: {r:?}");
+    }
+    eprintln!("cert-renew: {interrupted} of 20 runs interrupted");
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 20 runs interrupted"
+    );
+}
