@@ -22,7 +22,7 @@ use crate::cli::{
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
-use crate::remote::credentials::{profile_region, AwsEnv};
+use crate::remote::credentials::{profile_setting, AwsEnv};
 use crate::remote::retention::Policy;
 use crate::remote::s3::{BucketLookup, S3Settings};
 use crate::remote::source::SourceSettings;
@@ -708,7 +708,7 @@ impl Resolver {
             .clone()
             .or_else(|| self.env_var("AWS_REGION"))
             .or_else(|| self.env_var("AWS_DEFAULT_REGION"))
-            .or_else(|| profile_region(&env))
+            .or_else(|| profile_setting(&env, "region"))
             .unwrap_or_else(|| "us-east-1".to_string());
         // As aws-cli, then OpenSSL's own variable; none of them: the system bundle.
         let ca = match (&g.s3_endpoint_ca, self.env_var("AWS_CA_BUNDLE")) {
@@ -717,6 +717,22 @@ impl Resolver {
             (None, None) => self
                 .env_var("SSL_CERT_FILE")
                 .map(|p| (PathBuf::from(p), "environment SSL_CERT_FILE")),
+        };
+        // As aws-cli v2 and the AWS SDKs: a checksum on every upload unless told otherwise.
+        let checksums = match self
+            .env_var("AWS_REQUEST_CHECKSUM_CALCULATION")
+            .map(|v| (v, "AWS_REQUEST_CHECKSUM_CALCULATION"))
+            .or_else(|| {
+                profile_setting(&env, "request_checksum_calculation")
+                    .map(|v| (v, "request_checksum_calculation in the AWS config file"))
+            }) {
+            None => true,
+            Some((v, _)) if v.eq_ignore_ascii_case("when_supported") => true,
+            Some((v, _)) if v.eq_ignore_ascii_case("when_required") => false,
+            Some((v, from)) => bail!(
+                "{from} is {:?}: it must be when_supported (a CRC32C checksum with every upload, the default) or when_required (none)",
+                crate::output::escape(&v)
+            ),
         };
         Ok(S3Settings {
             endpoint: g
@@ -733,6 +749,7 @@ impl Resolver {
                 Some(S3BucketLookup::Dns) => BucketLookup::Dns,
             },
             env,
+            checksums,
         })
     }
 

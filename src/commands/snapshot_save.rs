@@ -40,7 +40,7 @@ use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
 use crate::remote::meta::{self, Metadata};
 use crate::remote::prune;
 use crate::remote::retention::Policy;
-use crate::remote::s3::S3;
+use crate::remote::s3::{Part, S3};
 use crate::remote::store::Store;
 use crate::settings::{SaveDest, SaveSettings};
 use crate::units::{go_duration, hex, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
@@ -622,8 +622,8 @@ struct Uploader {
     key: String,
     upload_id: String,
     next: u32,
-    inflight: JoinSet<Result<(u32, String)>>,
-    done: Vec<(u32, String)>,
+    inflight: JoinSet<Result<Part>>,
+    done: Vec<Part>,
 }
 
 impl Uploader {
@@ -643,10 +643,8 @@ impl Uploader {
             self.next,
         );
         self.inflight.spawn(async move {
-            let etag = s3
-                .upload_part(&bucket, &key, &id, n, Bytes::from(part))
-                .await?;
-            Ok((n, etag))
+            s3.upload_part(&bucket, &key, &id, n, Bytes::from(part))
+                .await
         });
         Ok(())
     }
@@ -659,11 +657,11 @@ impl Uploader {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<Vec<(u32, String)>> {
+    async fn finish(mut self) -> Result<Vec<Part>> {
         while !self.inflight.is_empty() {
             self.reap_one().await?;
         }
-        self.done.sort_by_key(|(n, _)| *n);
+        self.done.sort_by_key(|p| p.number);
         Ok(self.done)
     }
 }

@@ -186,14 +186,15 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
     .into())
 }
 
-/// The `region` of the active profile in `~/.aws/config`, when there is one.
-pub fn profile_region(env: &AwsEnv) -> Option<String> {
+/// A setting (`region`, `request_checksum_calculation`) of the active profile in
+/// `~/.aws/config`, when there is one.
+pub fn profile_setting(env: &AwsEnv, name: &str) -> Option<String> {
     let (profile, _) = env.profile();
     let path = env.home_file("AWS_CONFIG_FILE", ".aws/config")?;
     read_section(&path, &profile, true)
         .ok()
         .flatten()?
-        .remove("region")
+        .remove(name)
 }
 
 /// One section of an INI-style AWS file: `[name]` in credentials, `[profile name]` (or

@@ -48,6 +48,9 @@ pub struct S3Settings {
     pub skip_verify: bool,
     pub lookup: BucketLookup,
     pub env: AwsEnv,
+    /// Send a CRC32C checksum with every upload (`AWS_REQUEST_CHECKSUM_CALCULATION`
+    /// `when_supported`, the default) or only where required (`when_required`: never).
+    pub checksums: bool,
 }
 
 pub struct S3 {
@@ -61,6 +64,16 @@ pub struct S3 {
     creds: Credentials,
     /// Where the credentials came from, for messages (never the values).
     creds_from: String,
+    checksums: bool,
+}
+
+/// One uploaded part of a multipart upload, as CompleteMultipartUpload names it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub number: u32,
+    pub etag: String,
+    /// Base64 CRC32C of the part, when checksums are sent.
+    pub crc32c: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +131,7 @@ impl S3 {
             region: settings.region.clone(),
             creds,
             creds_from: from,
+            checksums: settings.checksums,
         })
     }
 
@@ -144,6 +158,7 @@ impl S3 {
         bucket: &str,
         key: &str,
         query: &[(String, String)],
+        extra: &[(&str, String)],
         body: Bytes,
         limit: Duration,
     ) -> Result<Response> {
@@ -169,6 +184,7 @@ impl S3 {
         if let Some(token) = &self.creds.session_token {
             headers.push(("x-amz-security-token".to_string(), token.clone()));
         }
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let auth = sigv4::sign(
             &sigv4::Request {
                 method,
@@ -290,10 +306,11 @@ impl S3 {
         bucket: &str,
         key: &str,
         query: &[(String, String)],
+        extra: &[(&str, String)],
         body: Bytes,
     ) -> Result<Vec<u8>> {
         let resp = self
-            .call(method, bucket, key, query, body, REQUEST_TIMEOUT)
+            .call(method, bucket, key, query, extra, body, REQUEST_TIMEOUT)
             .await?;
         read_body(resp, SMALL_BODY, STALL_TIMEOUT)
             .await
@@ -306,19 +323,40 @@ impl S3 {
             ("list-type".to_string(), "2".to_string()),
             ("max-keys".to_string(), "1".to_string()),
         ];
-        self.call_small("GET", bucket, "", &q, Bytes::new()).await?;
+        self.call_small("GET", bucket, "", &q, &[], Bytes::new())
+            .await?;
         Ok(())
     }
 
     pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
-        self.call_small("PUT", bucket, key, &[], body).await?;
+        let (extra, _) = self.checksum(&body);
+        self.call_small("PUT", bucket, key, &[], &extra, body)
+            .await?;
         Ok(())
+    }
+
+    /// The headers that carry the body's CRC32C (the server checks it, and S3 Object Lock
+    /// buckets require a checksum on every upload), and its value; none when checksums are off.
+    fn checksum(&self, body: &[u8]) -> (Vec<(&'static str, String)>, Option<String>) {
+        use base64::Engine;
+        if !self.checksums {
+            return (Vec::new(), None);
+        }
+        let value =
+            base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(body).to_be_bytes());
+        (
+            vec![
+                ("x-amz-sdk-checksum-algorithm", "CRC32C".to_string()),
+                ("x-amz-checksum-crc32c", value.clone()),
+            ],
+            Some(value),
+        )
     }
 
     /// A small object, whole (metadata sidecars).
     pub async fn get_small(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<u8>> {
         let resp = self
-            .call("GET", bucket, key, &[], Bytes::new(), REQUEST_TIMEOUT)
+            .call("GET", bucket, key, &[], &[], Bytes::new(), REQUEST_TIMEOUT)
             .await?;
         read_body(resp, limit, STALL_TIMEOUT)
             .await
@@ -327,12 +365,12 @@ impl S3 {
 
     /// An object's body, to be streamed by the caller.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Response> {
-        self.call("GET", bucket, key, &[], Bytes::new(), REQUEST_TIMEOUT)
+        self.call("GET", bucket, key, &[], &[], Bytes::new(), REQUEST_TIMEOUT)
             .await
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.call_small("DELETE", bucket, key, &[], Bytes::new())
+        self.call_small("DELETE", bucket, key, &[], &[], Bytes::new())
             .await?;
         Ok(())
     }
@@ -350,7 +388,9 @@ impl S3 {
             if let Some(t) = &token {
                 q.push(("continuation-token".to_string(), t.clone()));
             }
-            let body = self.call_small("GET", bucket, "", &q, Bytes::new()).await?;
+            let body = self
+                .call_small("GET", bucket, "", &q, &[], Bytes::new())
+                .await?;
             let page: ListBucketResult = parse_xml(&body, "ListObjectsV2")?;
             out.extend(page.contents.into_iter().map(|c| Object {
                 key: c.key,
@@ -368,14 +408,19 @@ impl S3 {
 
     pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
         let q = [("uploads".to_string(), String::new())];
+        let extra: Vec<(&str, String)> = if self.checksums {
+            vec![("x-amz-checksum-algorithm", "CRC32C".to_string())]
+        } else {
+            Vec::new()
+        };
         let body = self
-            .call_small("POST", bucket, key, &q, Bytes::new())
+            .call_small("POST", bucket, key, &q, &extra, Bytes::new())
             .await?;
         let r: InitiateResult = parse_xml(&body, "CreateMultipartUpload")?;
         Ok(r.upload_id)
     }
 
-    /// Upload part `number` (from 1); returns its ETag.
+    /// Upload part `number` (from 1).
     pub async fn upload_part(
         &self,
         bucket: &str,
@@ -383,13 +428,14 @@ impl S3 {
         upload_id: &str,
         number: u32,
         body: Bytes,
-    ) -> Result<String> {
+    ) -> Result<Part> {
         let q = [
             ("partNumber".to_string(), number.to_string()),
             ("uploadId".to_string(), upload_id.to_string()),
         ];
+        let (extra, crc32c) = self.checksum(&body);
         let resp = self
-            .call("PUT", bucket, key, &q, body, PART_TIMEOUT)
+            .call("PUT", bucket, key, &q, &extra, body, PART_TIMEOUT)
             .await?;
         let etag = resp
             .headers()
@@ -399,7 +445,11 @@ impl S3 {
             .ok_or_else(|| {
                 anyhow!("the object store sent no ETag for part {number} of s3://{bucket}/{key}")
             })?;
-        Ok(etag)
+        Ok(Part {
+            number,
+            etag,
+            crc32c,
+        })
     }
 
     /// Complete an upload; returns the object's ETag as the server gave it.
@@ -408,19 +458,25 @@ impl S3 {
         bucket: &str,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, String)],
+        parts: &[Part],
     ) -> Result<String> {
         let mut xml = String::from("<CompleteMultipartUpload>");
-        for (n, etag) in parts {
+        for p in parts {
+            let crc = p
+                .crc32c
+                .as_ref()
+                .map(|c| format!("<ChecksumCRC32C>{c}</ChecksumCRC32C>"))
+                .unwrap_or_default();
             xml.push_str(&format!(
-                "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
-                quick_xml::escape::escape(etag.as_str())
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{crc}</Part>",
+                p.number,
+                quick_xml::escape::escape(p.etag.as_str())
             ));
         }
         xml.push_str("</CompleteMultipartUpload>");
         let q = [("uploadId".to_string(), upload_id.to_string())];
         let body = self
-            .call_small("POST", bucket, key, &q, Bytes::from(xml))
+            .call_small("POST", bucket, key, &q, &[], Bytes::from(xml))
             .await?;
         // S3 may answer 200 and still report a failure in the body.
         if let Ok(text) = std::str::from_utf8(&body) {
@@ -439,7 +495,7 @@ impl S3 {
 
     pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let q = [("uploadId".to_string(), upload_id.to_string())];
-        self.call_small("DELETE", bucket, key, &q, Bytes::new())
+        self.call_small("DELETE", bucket, key, &q, &[], Bytes::new())
             .await?;
         Ok(())
     }
@@ -457,7 +513,9 @@ impl S3 {
                 q.push(("key-marker".to_string(), k.clone()));
                 q.push(("upload-id-marker".to_string(), u.clone()));
             }
-            let body = self.call_small("GET", bucket, "", &q, Bytes::new()).await?;
+            let body = self
+                .call_small("GET", bucket, "", &q, &[], Bytes::new())
+                .await?;
             let page: ListUploadsResult = parse_xml(&body, "ListMultipartUploads")?;
             out.extend(page.uploads.into_iter().map(|u| Upload {
                 key: u.key,

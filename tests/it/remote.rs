@@ -1239,3 +1239,125 @@ fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluste
     let members = tc.rt.block_on(tc.client.member_list()).unwrap();
     assert_eq!(members.members().len(), 3);
 }
+
+/// Every upload carries a CRC32C checksum that the server checks and keeps, as aws-cli v2 and
+/// the AWS SDKs send (S3 Object Lock buckets refuse uploads without one):
+/// a multipart snapshot (composite checksum) and its sidecar, into a bucket with Object Lock
+/// and a default retention; a prune there hides the old snapshot while the retention keeps
+/// its version. `AWS_REQUEST_CHECKSUM_CALCULATION=when_required` sends none; a value that is
+/// neither exits 2 with one line.
+#[test]
+fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
+    let server = S3Server::shared();
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let mut tc = c.client(None);
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..120)
+        .map(|i| {
+            (
+                format!("/registry/configmaps/big/c{i}").into_bytes(),
+                vec![(i % 251) as u8; 100_000],
+            )
+        })
+        .collect();
+    tc.put_all(&kvs, 10);
+    let conn = save_args(&c);
+    let aws_ok = |args: &[&str]| {
+        let out = server.aws(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    aws_ok(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "locked",
+        "--object-lock-enabled-for-bucket",
+    ]);
+    aws_ok(&[
+        "s3api",
+        "put-object-lock-configuration",
+        "--bucket",
+        "locked",
+        "--object-lock-configuration",
+        r#"{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}"#,
+    ]);
+    let head = |key: &str| -> serde_json::Value {
+        serde_json::from_str(&aws_ok(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            key.split('/').nth(2).unwrap(),
+            "--key",
+            &key.splitn(4, '/').nth(3).unwrap(),
+            "--checksum-mode",
+            "ENABLED",
+        ]))
+        .unwrap()
+    };
+    let save = |dest: &str, env: &[(&str, &str)]| {
+        let mut args = vec!["snapshot", "save", dest, "-w", "json"];
+        args.extend(conn.iter().map(String::as_str));
+        with_s3(server, &args, env)
+    };
+    let mut saved = Vec::new();
+    for _ in 0..2 {
+        let r = save("s3://locked/l/", &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let file = r.json()["file"].as_str().unwrap().to_string();
+        let object = head(&file);
+        assert!(
+            object["ContentLength"].as_u64().unwrap() > 5 << 20,
+            "{object}"
+        );
+        let crc = object["ChecksumCRC32C"].as_str().unwrap_or("");
+        assert!(crc.ends_with("-3") || crc.ends_with("-4"), "{object}");
+        assert!(
+            head(&format!("{file}.json"))["ChecksumCRC32C"].is_string(),
+            "the sidecar"
+        );
+        assert_eq!(with_s3(server, &["snapshot", "verify", &file], &[]).code, 0);
+        saved.push(file);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let r = with_s3(
+        server,
+        &["snapshot", "prune", "s3://locked/l/", "--keep-last", "1"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let newest = saved[1].trim_start_matches("s3://locked/");
+    assert_eq!(
+        server.keys("locked", "l/"),
+        vec![newest.to_string(), format!("{newest}.json")]
+    );
+    let versions = aws_ok(&["s3api", "list-object-versions", "--bucket", "locked"]);
+    assert!(
+        versions.contains(saved[0].trim_start_matches("s3://locked/")),
+        "the retention keeps the pruned version: {versions}"
+    );
+
+    // Checksums off, as aws-cli's setting of the same name; a bad value is refused.
+    server.bucket("unchecked");
+    let r = save(
+        "s3://unchecked/",
+        &[("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let object = head(r.json()["file"].as_str().unwrap());
+    assert!(object.get("ChecksumCRC32C").is_none(), "{object}");
+    let r = save(
+        "s3://unchecked/",
+        &[("AWS_REQUEST_CHECKSUM_CALCULATION", "sometimes")],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("AWS_REQUEST_CHECKSUM_CALCULATION") && r.stderr.contains("when_required"),
+        "{}",
+        r.stderr
+    );
+}
