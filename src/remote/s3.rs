@@ -67,6 +67,36 @@ pub struct S3 {
     checksums: bool,
 }
 
+/// What one request addresses, and what it carries besides its body.
+struct Req<'a> {
+    method: &'a str,
+    bucket: &'a str,
+    key: &'a str,
+    query: &'a [(String, String)],
+    /// Headers to sign and send besides host, date, payload hash and session token.
+    headers: &'a [(&'a str, String)],
+}
+
+impl<'a> Req<'a> {
+    fn new(method: &'a str, bucket: &'a str, key: &'a str) -> Req<'a> {
+        Req {
+            method,
+            bucket,
+            key,
+            query: &[],
+            headers: &[],
+        }
+    }
+
+    fn query(self, query: &'a [(String, String)]) -> Req<'a> {
+        Req { query, ..self }
+    }
+
+    fn headers(self, headers: &'a [(&'a str, String)]) -> Req<'a> {
+        Req { headers, ..self }
+    }
+}
+
 /// One uploaded part of a multipart upload, as CompleteMultipartUpload names it.
 #[derive(Debug, Clone)]
 pub struct Part {
@@ -152,16 +182,14 @@ impl S3 {
     }
 
     /// Sign and send one request; a non-2xx answer becomes an error in words.
-    async fn call(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: &str,
-        query: &[(String, String)],
-        extra: &[(&str, String)],
-        body: Bytes,
-        limit: Duration,
-    ) -> Result<Response> {
+    async fn call(&self, req: Req<'_>, body: Bytes, limit: Duration) -> Result<Response> {
+        let Req {
+            method,
+            bucket,
+            key,
+            query,
+            headers: extra,
+        } = req;
         let (host, path) = if self.virtual_hosted(bucket) {
             (format!("{bucket}.{}", self.authority), format!("/{key}"))
         } else if key.is_empty() {
@@ -300,18 +328,9 @@ impl S3 {
         .into()
     }
 
-    async fn call_small(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: &str,
-        query: &[(String, String)],
-        extra: &[(&str, String)],
-        body: Bytes,
-    ) -> Result<Vec<u8>> {
-        let resp = self
-            .call(method, bucket, key, query, extra, body, REQUEST_TIMEOUT)
-            .await?;
+    async fn call_small(&self, req: Req<'_>, body: Bytes) -> Result<Vec<u8>> {
+        let (bucket, key) = (req.bucket, req.key);
+        let resp = self.call(req, body, REQUEST_TIMEOUT).await?;
         read_body(resp, SMALL_BODY, STALL_TIMEOUT)
             .await
             .with_context(|| format!("s3://{bucket}/{key}"))
@@ -323,14 +342,14 @@ impl S3 {
             ("list-type".to_string(), "2".to_string()),
             ("max-keys".to_string(), "1".to_string()),
         ];
-        self.call_small("GET", bucket, "", &q, &[], Bytes::new())
+        self.call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
             .await?;
         Ok(())
     }
 
     pub async fn put_object(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
         let (extra, _) = self.checksum(&body);
-        self.call_small("PUT", bucket, key, &[], &extra, body)
+        self.call_small(Req::new("PUT", bucket, key).headers(&extra), body)
             .await?;
         Ok(())
     }
@@ -356,7 +375,7 @@ impl S3 {
     /// A small object, whole (metadata sidecars).
     pub async fn get_small(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<u8>> {
         let resp = self
-            .call("GET", bucket, key, &[], &[], Bytes::new(), REQUEST_TIMEOUT)
+            .call(Req::new("GET", bucket, key), Bytes::new(), REQUEST_TIMEOUT)
             .await?;
         read_body(resp, limit, STALL_TIMEOUT)
             .await
@@ -365,12 +384,12 @@ impl S3 {
 
     /// An object's body, to be streamed by the caller.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Response> {
-        self.call("GET", bucket, key, &[], &[], Bytes::new(), REQUEST_TIMEOUT)
+        self.call(Req::new("GET", bucket, key), Bytes::new(), REQUEST_TIMEOUT)
             .await
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.call_small("DELETE", bucket, key, &[], &[], Bytes::new())
+        self.call_small(Req::new("DELETE", bucket, key), Bytes::new())
             .await?;
         Ok(())
     }
@@ -389,7 +408,7 @@ impl S3 {
                 q.push(("continuation-token".to_string(), t.clone()));
             }
             let body = self
-                .call_small("GET", bucket, "", &q, &[], Bytes::new())
+                .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
                 .await?;
             let page: ListBucketResult = parse_xml(&body, "ListObjectsV2")?;
             out.extend(page.contents.into_iter().map(|c| Object {
@@ -414,7 +433,10 @@ impl S3 {
             Vec::new()
         };
         let body = self
-            .call_small("POST", bucket, key, &q, &extra, Bytes::new())
+            .call_small(
+                Req::new("POST", bucket, key).query(&q).headers(&extra),
+                Bytes::new(),
+            )
             .await?;
         let r: InitiateResult = parse_xml(&body, "CreateMultipartUpload")?;
         Ok(r.upload_id)
@@ -435,7 +457,11 @@ impl S3 {
         ];
         let (extra, crc32c) = self.checksum(&body);
         let resp = self
-            .call("PUT", bucket, key, &q, &extra, body, PART_TIMEOUT)
+            .call(
+                Req::new("PUT", bucket, key).query(&q).headers(&extra),
+                body,
+                PART_TIMEOUT,
+            )
             .await?;
         let etag = resp
             .headers()
@@ -476,7 +502,7 @@ impl S3 {
         xml.push_str("</CompleteMultipartUpload>");
         let q = [("uploadId".to_string(), upload_id.to_string())];
         let body = self
-            .call_small("POST", bucket, key, &q, &[], Bytes::from(xml))
+            .call_small(Req::new("POST", bucket, key).query(&q), Bytes::from(xml))
             .await?;
         // S3 may answer 200 and still report a failure in the body.
         if let Ok(text) = std::str::from_utf8(&body) {
@@ -495,7 +521,7 @@ impl S3 {
 
     pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let q = [("uploadId".to_string(), upload_id.to_string())];
-        self.call_small("DELETE", bucket, key, &q, &[], Bytes::new())
+        self.call_small(Req::new("DELETE", bucket, key).query(&q), Bytes::new())
             .await?;
         Ok(())
     }
@@ -514,7 +540,7 @@ impl S3 {
                 q.push(("upload-id-marker".to_string(), u.clone()));
             }
             let body = self
-                .call_small("GET", bucket, "", &q, &[], Bytes::new())
+                .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
                 .await?;
             let page: ListUploadsResult = parse_xml(&body, "ListMultipartUploads")?;
             out.extend(page.uploads.into_iter().map(|u| Upload {

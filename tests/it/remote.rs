@@ -1292,7 +1292,7 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
             "--bucket",
             key.split('/').nth(2).unwrap(),
             "--key",
-            &key.splitn(4, '/').nth(3).unwrap(),
+            key.splitn(4, '/').nth(3).unwrap(),
             "--checksum-mode",
             "ENABLED",
         ]))
