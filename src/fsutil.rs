@@ -205,6 +205,20 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// [`rename_noreplace`] for a directory, where a hard link cannot stand in: without
+/// RENAME_NOREPLACE (NFS), claim `to` with mkdir (EEXIST if taken), then rename onto that empty
+/// directory, which rename(2) replaces atomically (ENOTEMPTY should another writer fill it).
+fn rename_dir_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            fs::DirBuilder::new().mode(0o700).create(to)?;
+            fs::rename(from, to)
+        }
+        r => r.map_err(io::Error::from),
+    }
+}
+
 impl Write for TempFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.file {
@@ -296,10 +310,27 @@ impl TempDir {
         &self.path
     }
 
+    /// Create `rel` inside this directory, each level 0700. The directory itself is never
+    /// created again: should the signal handler have removed it, this fails (ENOENT) instead of
+    /// building a tree no one will remove.
+    pub fn create_within(&self, rel: &Path) -> Result<PathBuf> {
+        let mut p = self.path.clone();
+        for c in rel.components() {
+            p.push(c);
+            match fs::DirBuilder::new().mode(0o700).create(&p) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(e).with_context(|| format!("creating {}", p.display()))
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
     /// Rename to `dest`, which must not exist (`renameat2` without replace), and fsync the
     /// parent (the caller has fsynced the contents).
     pub fn commit_new(mut self, dest: &Path) -> Result<()> {
-        match rename_noreplace(&self.path, dest) {
+        match rename_dir_noreplace(&self.path, dest) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 bail!("{} already exists (nothing was replaced)", dest.display())
             }
@@ -491,8 +522,10 @@ fn is_abandoned(path: &Path, md: &fs::Metadata, pid: u32) -> bool {
 static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 /// Set by a command that handles SIGINT/SIGTERM itself from here on.
 static HANDLED_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Set once the signal handler has begun to remove the temporaries and will exit.
+/// Set once the signal handler has taken the list of temporaries: none is created after.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set as soon as the signal handler has a signal to act on: it will exit the process.
+static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Held across a sequence of renames that must finish together (see [`Critical`]); the signal
 /// handler waits for it.
 static CRITICAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -512,15 +545,16 @@ fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// Remove a temporary file or directory; retried for a moment, since the command's thread
-/// may still be adding a file inside a directory until it notices it is gone.
-fn remove_now(path: &Path) {
+/// may still be adding a file inside a directory until it notices it is gone. Whether it is.
+fn remove_now(path: &Path) -> bool {
     for _ in 0..50 {
         let _ = fs::remove_dir_all(path).or_else(|_| fs::remove_file(path));
         if fs::symlink_metadata(path).is_err() {
-            return;
+            return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    false
 }
 
 fn untrack(path: &Path) {
@@ -557,6 +591,7 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                     if HANDLED_ELSEWHERE.load(std::sync::atomic::Ordering::SeqCst) {
                         continue;
                     }
+                    SIGNALLED.store(true, std::sync::atomic::Ordering::SeqCst);
                     // Let a sequence of renames in progress finish first.
                     let _critical = Critical::enter();
                     let unfinished: Vec<PathBuf> = {
@@ -564,13 +599,19 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                         INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                         live.drain(..).collect()
                     };
-                    for p in &unfinished {
-                        remove_now(p);
-                    }
-                    eprintln!(
-                        "error: interrupted by {name}: {} unfinished file(s) removed; what was already complete stays",
-                        unfinished.len()
-                    );
+                    let left: Vec<String> = unfinished
+                        .iter()
+                        .filter(|p| !remove_now(p))
+                        .map(|p| crate::output::escape(&p.display().to_string()))
+                        .collect();
+                    let removed = unfinished.len() - left.len();
+                    let line = if left.is_empty() {
+                        format!("error: interrupted by {name}: {removed} unfinished file(s) removed; what was already complete stays")
+                    } else {
+                        format!("error: interrupted by {name}: {removed} unfinished file(s) removed, {} could not be: remove them by hand", left.join(", "))
+                    };
+                    // Never a panic here (stderr may be a closed pipe): the exit must happen.
+                    let _ = writeln!(io::stderr().lock(), "{line}");
                     std::process::exit(crate::exit::ERROR.into());
                 }
             })
@@ -579,13 +620,17 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
     Ok(())
 }
 
-/// Called before an error is reported: if the signal handler is removing the temporaries, the
-/// error is most likely that removal seen from the command (a directory gone under its
-/// writer), and the handler's own line and exit are the ones to give. Never returns then.
-pub fn wait_if_interrupted() {
-    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::park();
+/// Called before the result is reported: once the signal handler has a signal to act on, its
+/// line and exit are the ones to give (an error here is most likely its removal seen from the
+/// command: a directory gone under its writer). Then this does not return: the handler exits
+/// the process, or, should it not within 10 s, this does.
+pub fn wait_if_signalled() {
+    if !SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
     }
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let _ = writeln!(io::stderr().lock(), "error: interrupted");
+    std::process::exit(crate::exit::ERROR.into());
 }
 
 /// While this lives, SIGINT and SIGTERM are the caller's to handle (see

@@ -19,9 +19,7 @@ fn main() -> ExitCode {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let result = etcdops::run(cli, env);
-    if !matches!(result, Ok(Outcome::Ok)) {
-        etcdops::fsutil::wait_if_interrupted();
-    }
+    etcdops::fsutil::wait_if_signalled();
     match result {
         Ok(outcome) => {
             match &outcome {

@@ -395,8 +395,27 @@ fn backup<'a>(
     }
     let copies = crate::fsutil::TempDir::beside(dir)
         .with_context(|| format!("creating the backup directory {}", dir.display()))?;
+    // Every directory of the copy is synced before the backup takes its name.
+    let mut dirs = std::collections::BTreeSet::new();
     for f in files {
-        copy_into(copies.path(), f)?;
+        let dest = backup_path(copies.path(), f);
+        let rel = dest
+            .parent()
+            .and_then(|p| p.strip_prefix(copies.path()).ok())
+            .unwrap_or(Path::new(""));
+        let parent = copies.create_within(rel)?;
+        dirs.extend(
+            parent
+                .ancestors()
+                .take(rel.components().count() + 1)
+                .map(Path::to_path_buf),
+        );
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+        crate::fsutil::write_atomic(&dest, &bytes, Some(&like))?;
+    }
+    for d in dirs.iter().rev() {
+        crate::fsutil::sync_dir(d)?;
     }
     Ok(copies)
 }
@@ -411,22 +430,6 @@ fn backup_taken(dir: &Path) -> Option<anyhow::Error> {
         }
         .into()
     })
-}
-
-/// Copy `f` to its [`backup_path`] in `dir` with its owner and mode.
-fn copy_into(dir: &Path, f: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dest = backup_path(dir, f);
-    if let Some(parent) = dest.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .with_context(|| format!("creating the backup directory {}", parent.display()))?;
-    }
-    let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-    let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
-    crate::fsutil::write_atomic(&dest, &bytes, Some(&like))
 }
 
 /// The renewed file on disk: chain, key, SANs.

@@ -255,18 +255,11 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
         Some(w) => Some(fsutil::TempDir::beside(w)?),
         None => None,
     };
-    let snap_dir = tmp.path().join("member/snap");
+    let snap_dir = tmp.create_within(Path::new("member/snap"))?;
     let wal_dir_tmp = match &wal_tmp {
         Some(w) => w.path().to_path_buf(),
-        None => tmp.path().join("member/wal"),
+        None => tmp.create_within(Path::new("member/wal"))?,
     };
-    for d in [&snap_dir, &wal_dir_tmp] {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(d)
-            .with_context(|| format!("creating {}", d.display()))?;
-    }
     let db_path = snap_dir.join("db");
     let verify = plan.trailer && !opts.skip_hash_check;
     let status = match decoded {

@@ -67,6 +67,12 @@ pub struct S3 {
     checksums: bool,
 }
 
+/// The value of `x-amz-checksum-crc32c`: base64 of the big-endian CRC-32C.
+fn crc32c_base64(body: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(body).to_be_bytes())
+}
+
 /// What one request addresses, and what it carries besides its body.
 struct Req<'a> {
     method: &'a str,
@@ -357,12 +363,10 @@ impl S3 {
     /// The headers that carry the body's CRC32C (the server checks it, and S3 Object Lock
     /// buckets require a checksum on every upload), and its value; none when checksums are off.
     fn checksum(&self, body: &[u8]) -> (Vec<(&'static str, String)>, Option<String>) {
-        use base64::Engine;
         if !self.checksums {
             return (Vec::new(), None);
         }
-        let value =
-            base64::engine::general_purpose::STANDARD.encode(crc32c::crc32c(body).to_be_bytes());
+        let value = crc32c_base64(body);
         (
             vec![
                 ("x-amz-sdk-checksum-algorithm", "CRC32C".to_string()),
@@ -646,6 +650,13 @@ struct UploadEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc32c_header_value_is_base64_of_the_big_endian_checksum() {
+        // The CRC-32C check value of "123456789" is 0xE3069283.
+        assert_eq!(crc32c_base64(b"123456789"), "4waSgw==");
+        assert_eq!(crc32c_base64(b""), "AAAAAA==");
+    }
 
     #[test]
     fn list_results_parse() {

@@ -133,6 +133,26 @@ fn leaf(
     c
 }
 
+/// An EC CA (`ca.crt`, `ca.key`) in `dir` and four server leaves it signed, `c0.crt`…`c3.crt`
+/// with their keys, valid 5 days.
+fn four_leaves(dir: &Path) -> ((PathBuf, PathBuf), Vec<PathBuf>) {
+    let ca = ca(dir, "ca.crt", "ca.key", Alg::Ec, 3650);
+    let certs = (0..4)
+        .map(|i| {
+            leaf(
+                dir,
+                (&format!("c{i}.crt"), &format!("c{i}.key")),
+                &ca,
+                Alg::Ec,
+                "cp1",
+                "serverAuth",
+                5,
+            )
+        })
+        .collect();
+    (ca, certs)
+}
+
 fn extensions(cert: &Path) -> String {
     openssl(&[
         "x509",
@@ -541,20 +561,7 @@ fn new_keys_keep_their_kind_and_a_killed_renewal_leaves_whole_matching_files() {
     // SIGKILL at random points of a renewal of four certificates: every file is whole (the old
     // certificate or the new one), verifies, and matches its key.
     let dir = tempfile::tempdir().unwrap();
-    let ca = ca(dir.path(), "ca.crt", "ca.key", Alg::Ec, 3650);
-    let certs: Vec<PathBuf> = (0..4)
-        .map(|i| {
-            leaf(
-                dir.path(),
-                (&format!("c{i}.crt"), &format!("c{i}.key")),
-                &ca,
-                Alg::Ec,
-                "cp1",
-                "serverAuth",
-                5,
-            )
-        })
-        .collect();
+    let (ca, certs) = four_leaves(dir.path());
     let mut x = 12345u64;
     for round in 0..20 {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -617,19 +624,8 @@ fn full_disk_read_only_ulimit_and_two_renewals_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("pki");
     std::fs::create_dir(&tree).unwrap();
-    let ca = ca(&tree, "ca.crt", "ca.key", Alg::Ec, 3650);
+    let (ca, _) = four_leaves(&tree);
     let names: Vec<String> = (0..4).map(|i| format!("c{i}.crt")).collect();
-    for (i, n) in names.iter().enumerate() {
-        leaf(
-            &tree,
-            (n, &format!("c{i}.key")),
-            &ca,
-            Alg::Ec,
-            "cp1",
-            "serverAuth",
-            5,
-        );
-    }
     let t = s(&tree);
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -774,19 +770,8 @@ fn a_failed_rename_puts_every_replaced_file_back() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("pki");
     std::fs::create_dir(&tree).unwrap();
-    let ca = ca(&tree, "ca.crt", "ca.key", Alg::Ec, 3650);
+    four_leaves(&tree);
     let names: Vec<String> = (0..4).map(|i| format!("c{i}.crt")).collect();
-    for (i, n) in names.iter().enumerate() {
-        leaf(
-            &tree,
-            (n, &format!("c{i}.key")),
-            &ca,
-            Alg::Ec,
-            "cp1",
-            "serverAuth",
-            5,
-        );
-    }
     let (t, m) = (s(&tree), s(&dir.path().join("mnt")));
     std::fs::create_dir(dir.path().join("mnt")).unwrap();
     let backups = s(&dir.path().join("backup"));
@@ -801,6 +786,7 @@ fn a_failed_rename_puts_every_replaced_file_back() {
         ),
         &[],
     );
+    assert_ne!(r.code, 99, "the setup needs mount privileges (root): {r:?}");
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.error_lines(), 1, "{}", r.stderr);
     assert!(
@@ -825,22 +811,9 @@ fn a_failed_rename_puts_every_replaced_file_back() {
 /// new), no temporary beside them, and exit 0 or 2 with one line.
 #[test]
 fn a_terminated_renewal_never_splits_a_key_from_its_certificate() {
-    use crate::common::run::{etcdops_spawn_env, send_signal, wait_run};
+    use crate::common::run::{etcdops_spawn_env, signal_at_random_points};
     let dir = tempfile::tempdir().unwrap();
-    let ca = ca(dir.path(), "ca.crt", "ca.key", Alg::Ec, 3650);
-    let certs: Vec<PathBuf> = (0..4)
-        .map(|i| {
-            leaf(
-                dir.path(),
-                (&format!("c{i}.crt"), &format!("c{i}.key")),
-                &ca,
-                Alg::Ec,
-                "cp1",
-                "serverAuth",
-                5,
-            )
-        })
-        .collect();
+    let (_, certs) = four_leaves(dir.path());
     let args = |b: String| {
         let mut a = vec!["cert-renew".to_string(), "--new-key".into()];
         a.extend(certs.iter().map(|c| s(c)));
@@ -857,44 +830,47 @@ fn a_terminated_renewal_never_splits_a_key_from_its_certificate() {
         })
         .min()
         .unwrap();
-    let (mut x, mut limit, mut interrupted) = (99u64, span * 11 / 10 + 1, 0);
-    for round in 0..20 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = std::time::Duration::from_micros((x >> 33) % limit);
-        let before: Vec<Vec<u8>> = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
-        let backup = dir.path().join(format!("b{round}"));
-        let child = etcdops_spawn_env(&args(s(&backup)), &[]);
-        let at = std::time::Instant::now();
-        std::thread::sleep(delay);
-        send_signal(child.id(), "TERM");
-        let r = wait_run(child, at, std::time::Duration::from_secs(60));
-        match r.code {
-            2 => {
-                assert_eq!(r.error_lines(), 1, "round {round}: {r:?}");
-                assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
-                interrupted += 1;
+    // The certificates as each round found them.
+    let before = std::cell::RefCell::new(Vec::new());
+    let backup = |round: u64| dir.path().join(format!("b{round}"));
+    let interrupted = signal_at_random_points(
+        99,
+        std::time::Duration::from_micros(span),
+        20,
+        "TERM",
+        |round| {
+            *before.borrow_mut() = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
+            etcdops_spawn_env(&args(s(&backup(round))), &[])
+        },
+        |round, r| {
+            match r.code {
+                0 => {}
+                2 => {
+                    assert_eq!(r.error_lines(), 1, "round {round}: {r:?}");
+                    assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
+                }
+                // Signalled before its handler was installed, before it wrote anything.
+                code => assert_eq!(code, -1, "round {round}: {r:?}"),
             }
-            0 => limit = limit.min(delay.as_micros() as u64 * 11 / 10 + 1),
-            // Signalled before its handler was installed, before it wrote anything.
-            code => assert_eq!(code, -1, "round {round}: {r:?}"),
-        }
-        for c in &certs {
+            for c in &certs {
+                assert_eq!(
+                    pubkey_of_cert(c),
+                    pubkey_of_key(&c.with_extension("key")),
+                    "round {round}, {}",
+                    c.display()
+                );
+            }
+            let left = crate::common::temporaries(dir.path());
+            assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
+            // A backup exists exactly when something was replaced.
+            let after: Vec<Vec<u8>> = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
             assert_eq!(
-                pubkey_of_cert(c),
-                pubkey_of_key(&c.with_extension("key")),
-                "round {round}, {}",
-                c.display()
+                backup(round).exists(),
+                after != *before.borrow(),
+                "round {round}: {r:?}"
             );
-        }
-        let left = crate::common::temporaries(dir.path());
-        assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
-        // A backup exists exactly when something was replaced.
-        let after: Vec<Vec<u8>> = certs.iter().map(|c| std::fs::read(c).unwrap()).collect();
-        assert_eq!(backup.exists(), after != before, "round {round}: {r:?}");
-    }
-    eprintln!("cert-renew: {interrupted} of 20 runs interrupted");
+        },
+    );
     assert!(
         interrupted >= 5,
         "only {interrupted} of 20 runs interrupted"

@@ -14,7 +14,7 @@ use crate::common::cluster::{
 };
 use crate::common::run::{
     etcdops, etcdops_spawn, etcdops_spawn_env, in_private_mounts, read_only_mount, send_signal,
-    wait_run, Run,
+    signal_at_random_points, wait_run, Run,
 };
 use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
 use crate::common::{age_identity, temporaries};
@@ -25,50 +25,52 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// SIGKILL a fresh run `ROUNDS` times, each at a pseudo-random point of `span` (0 to 120 % of
-/// an uninterrupted run, so that the last steps — fsync, rename, sidecar — are hit too), and
-/// check the invariant after each kill. A run that finished before its kill shows the span was
-/// too long (a cold first run): the window shrinks to 120 % of that delay.
+/// SIGKILL a fresh run `ROUNDS` times at pseudo-random points (see
+/// [`signal_at_random_points`]) and check the invariant after each kill; at least a quarter of
+/// the runs must be cut short.
 fn kill_at_random_points(
     seed: u64,
     span: Duration,
-    mut spawn: impl FnMut(u64) -> Child,
+    spawn: impl FnMut(u64) -> Child,
     mut check: impl FnMut(u64),
 ) {
-    let mut x = seed;
-    let mut limit = span.as_micros() as u64 * 6 / 5 + 1;
-    let mut killed = 0;
-    for round in 0..ROUNDS {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((x >> 33) % limit);
-        let child = spawn(round);
-        let start = Instant::now();
-        std::thread::sleep(delay);
-        // The run may have ended already; a kill of a finished child is a no-op.
-        let _ = std::process::Command::new("/bin/kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status();
-        let r = wait_run(child, start, Duration::from_secs(60));
+    let killed = signal_at_random_points(seed, span, ROUNDS, "KILL", spawn, |round, r| {
         // Ended by the signal (no exit code), ran to its end, or (a save) found its generated
         // name taken by the previous round in the same second: nothing else is expected.
         assert!(
             r.code == -1 || r.code == 0 || (r.code == 2 && r.stderr.contains("same second")),
             "round {round}: {r:?}"
         );
-        killed += usize::from(r.code == -1);
-        if r.code != -1 {
-            limit = limit.min(delay.as_micros() as u64 * 6 / 5 + 1);
-        }
         check(round);
-    }
-    // Most kills land inside the run (a few after its end, by design).
-    eprintln!("crash: {killed} of {ROUNDS} runs cut short");
+    });
     assert!(
         killed >= ROUNDS as usize / 4,
         "only {killed} of {ROUNDS} runs were cut short"
     );
+}
+
+/// `env` with the keys of the identity that may only read and list.
+fn reader_env<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut reader: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .copied()
+        .collect();
+    reader.extend([
+        ("AWS_ACCESS_KEY_ID", READER_KEY),
+        ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
+    ]);
+    reader
+}
+
+/// How many snapshots a `prune -w json` run reports as `refused`.
+fn refused_in(r: &Run) -> usize {
+    r.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "refused")
+        .count()
 }
 
 /// A clean refusal: exit 2 and one `error:` line.
@@ -457,16 +459,22 @@ fn restore_from_s3_killed_full_disk_read_only_and_two_at_once() {
     assert_eq!(v.code, 0, "the object is unchanged: {v:?}");
 }
 
-#[test]
-fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_dir() {
+/// A kubeadm node in a temporary directory: a snapshot of the shared cluster, and
+/// `manifests/etcd.yaml` for its member. Returns the directory, the snapshot, the manifests dir.
+fn kubeadm_node() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let c = shared(Version::V3_5_1, 1);
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = snapshot_of(&c, dir.path());
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
+    write_kubeadm_manifest(&c, 0, &manifests.join("etcd.yaml"));
+    (dir, file, manifests)
+}
+
+#[test]
+fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_dir() {
+    let (dir, file, manifests) = kubeadm_node();
     let manifest = manifests.join("etcd.yaml");
-    write_kubeadm_manifest(&c, 0, &manifest);
-    drop(c);
     let original = std::fs::read_to_string(&manifest).unwrap();
     let args = |round: u64| {
         vec![
@@ -556,14 +564,8 @@ fn update_manifest_killed_leaves_the_old_manifest_or_the_new_one_with_its_data_d
 /// complete data dir; never one without the other. Exit 0, or 2 with one line.
 #[test]
 fn a_terminated_update_manifest_renames_both_or_neither() {
-    let c = shared(Version::V3_5_1, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = snapshot_of(&c, dir.path());
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
+    let (dir, file, manifests) = kubeadm_node();
     let manifest = manifests.join("etcd.yaml");
-    write_kubeadm_manifest(&c, 0, &manifest);
-    drop(c);
     let original = std::fs::read_to_string(&manifest).unwrap();
     let new = |round: u64| dir.path().join(format!("new{round}.etcd"));
     let args = |round: u64| {
@@ -591,57 +593,53 @@ fn a_terminated_update_manifest_renames_both_or_neither() {
         })
         .min()
         .unwrap();
-    let (mut x, mut interrupted, mut late) = (17u64, 0, 0);
-    let mut limit = span * 11 / 10 + 1;
-    for round in 0..ROUNDS {
-        std::fs::write(&manifest, &original).unwrap();
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        // Up to 110 % of an uninterrupted run, the window shrinking as in
-        // `kill_at_random_points` when a run ends before its signal.
-        let delay = Duration::from_micros((x >> 33) % limit);
-        let child = etcdops_spawn_env(&args(round), &[]);
-        let at = Instant::now();
-        std::thread::sleep(delay);
-        send_signal(child.id(), "TERM");
-        let r = wait_run(child, at, Duration::from_secs(60));
-        let text = std::fs::read_to_string(&manifest).unwrap();
-        if r.code == 2 {
-            assert_refused(&r, &format!("round {round}"));
-            assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
-            interrupted += 1;
-            late += usize::from(text != original);
-        } else if r.code == 0 {
-            limit = limit.min(delay.as_micros() as u64 * 11 / 10 + 1);
-        } else {
-            // Signalled before its handler was installed, before it wrote anything.
-            assert_eq!(r.code, -1, "round {round}: {r:?}");
-        }
-        if text == original {
-            assert!(
-                !new(round).exists(),
-                "round {round}: a data dir the manifest does not name: {r:?}"
-            );
-        } else {
-            assert_eq!(
-                text,
-                original.replace(
-                    &format!("path: {}", original_data_dir(&original)),
-                    &format!("path: {}", new(round).display())
-                ),
-                "round {round}"
-            );
-            assert_restored(&new(round), &format!("round {round}"));
-        }
-        for d in [&manifests, dir.path()] {
-            let left = temporaries(d);
-            assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
-        }
-    }
-    // The signal reached most runs before their end; some inside the rename sequence, which
+    let mut late = 0;
+    let interrupted = signal_at_random_points(
+        17,
+        Duration::from_micros(span),
+        ROUNDS,
+        "TERM",
+        |round| {
+            std::fs::write(&manifest, &original).unwrap();
+            etcdops_spawn_env(&args(round), &[])
+        },
+        |round, r| {
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            match r.code {
+                0 => {}
+                2 => {
+                    assert_refused(r, &format!("round {round}"));
+                    assert!(r.stderr.contains("SIGTERM"), "round {round}: {r:?}");
+                    late += usize::from(text != original);
+                }
+                // Signalled before its handler was installed, before it wrote anything.
+                code => assert_eq!(code, -1, "round {round}: {r:?}"),
+            }
+            if text == original {
+                assert!(
+                    !new(round).exists(),
+                    "round {round}: a data dir the manifest does not name: {r:?}"
+                );
+            } else {
+                assert_eq!(
+                    text,
+                    original.replace(
+                        &format!("path: {}", original_data_dir(&original)),
+                        &format!("path: {}", new(round).display())
+                    ),
+                    "round {round}"
+                );
+                assert_restored(&new(round), &format!("round {round}"));
+            }
+            for d in [&manifests, dir.path()] {
+                let left = temporaries(d);
+                assert!(left.is_empty(), "round {round}: {left:?} {r:?}");
+            }
+        },
+    );
+    // The signal reached most runs before their end; some once the renames had begun, which
     // then finished before the exit.
-    eprintln!("crash: {interrupted} of {ROUNDS} runs interrupted, {late} after the renames began");
+    eprintln!("crash: {late} of {ROUNDS} runs signalled once the renames had begun");
     assert!(
         interrupted >= 5,
         "only {interrupted} of {ROUNDS} runs interrupted"
@@ -742,15 +740,7 @@ fn save_to_s3_killed_read_only_bucket_and_two_at_once() {
 
     // A bucket these credentials may only read: exit 2, one line, nothing written.
     let before = server.keys(&bucket, "p/");
-    let mut reader: Vec<(&str, &str)> = env
-        .iter()
-        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
-        .copied()
-        .collect();
-    reader.extend([
-        ("AWS_ACCESS_KEY_ID", READER_KEY),
-        ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
-    ]);
+    let reader = reader_env(&env);
     let r = etcdops(&save, &reader);
     assert_refused(&r, "read-only credentials");
     assert_eq!(server.keys(&bucket, "p/"), before);
@@ -880,12 +870,7 @@ fn prune_killed_read_only_and_two_at_once() {
         &[],
     );
     assert_refused(&r, "read-only backup dir");
-    let refused = r.json()["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "refused")
-        .count();
+    let refused = refused_in(&r);
     assert_eq!(refused, 60, "{r:?}");
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 122);
 }
@@ -999,6 +984,39 @@ fn prune_from_s3_killed_read_only_and_two_at_once() {
     let verify = argv(&["snapshot", "verify", &file], &tail);
     let v = etcdops(&verify, &env);
     assert_eq!(v.code, 0, "{v:?}");
+    // What a kill between a sidecar's delete and its object's leaves, made on purpose: `ls`
+    // names it, prune leaves it; its sidecar back, the next prune deletes it.
+    populate();
+    let orphan = "etcd-{node}-20260101T000000Z.db".replace("{node}", &node);
+    let out = server.aws(&["s3", "rm", &format!("{dest}{orphan}.json")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ls = etcdops(&argv(&["snapshot", "ls", &dest, "-w", "json"], &tail), &env);
+    let listed = ls.json()["snapshots"].as_array().unwrap().clone();
+    let entry = listed
+        .iter()
+        .find(|e| e["name"] == orphan.as_str())
+        .unwrap();
+    assert_eq!(entry["verified"], false, "{entry}");
+    assert!(
+        entry["problem"]
+            .as_str()
+            .unwrap()
+            .contains("no metadata sidecar (an interrupted save or prune, or not ours)"),
+        "{entry}"
+    );
+    assert_eq!(etcdops(&prune, &env).code, 0);
+    assert_eq!(
+        server.keys(&bucket, "p/"),
+        vec![
+            format!("p/{orphan}"),
+            format!("p/{newest}"),
+            format!("p/{newest}.json")
+        ]
+    );
     populate();
     assert_eq!(etcdops(&prune, &env).code, 0);
     only_newest();
@@ -1011,24 +1029,11 @@ fn prune_from_s3_killed_read_only_and_two_at_once() {
 
     // An identity that may only read: every delete refused and said so, exit 2, nothing gone.
     populate();
-    let mut reader: Vec<(&str, &str)> = env
-        .iter()
-        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
-        .copied()
-        .collect();
-    reader.extend([
-        ("AWS_ACCESS_KEY_ID", READER_KEY),
-        ("AWS_SECRET_ACCESS_KEY", READER_SECRET),
-    ]);
+    let reader = reader_env(&env);
     let json = argv(&["-w", "json"], &[]);
     let r = etcdops(&[prune.clone(), json].concat(), &reader);
     assert_refused(&r, "read-only identity");
-    let refused = r.json()["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "refused")
-        .count();
+    let refused = refused_in(&r);
     assert_eq!(refused, 30, "{r:?}");
     assert_eq!(server.keys(&bucket, "p/").len(), 62);
     assert_eq!(etcdops(&verify, &env).code, 0);

@@ -291,14 +291,14 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
     assert_eq!(failing.code, 1, "{failing:?}");
     assert!(failing.stderr.contains("boot"), "{failing:?}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etcdops"))
-        .env_clear()
-        .env("TMPDIR", &tmp_s)
-        .args(["snapshot", "verify", &snap, "--boot", "--etcd", &s(&etcd)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let etcd_s = s(&etcd);
+    let boot = || {
+        crate::common::run::etcdops_spawn_env(
+            &["snapshot", "verify", &snap, "--boot", "--etcd", &etcd_s],
+            &[("TMPDIR", &tmp_s)],
+        )
+    };
+    let mut child = boot();
     let start = std::time::Instant::now();
     while std::fs::read_dir(tmp.path()).unwrap().count() == 0 {
         assert!(
@@ -322,14 +322,7 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
 
     // Interrupted once its etcd runs: the etcd is stopped, nothing is left in TMPDIR.
     for signal in ["INT", "TERM"] {
-        let child = Command::new(env!("CARGO_BIN_EXE_etcdops"))
-            .env_clear()
-            .env("TMPDIR", &tmp_s)
-            .args(["snapshot", "verify", &snap, "--boot", "--etcd", &s(&etcd)])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = boot();
         let start = std::time::Instant::now();
         let etcd_pid = loop {
             if let Some(pid) = child_named(child.id(), "etcd") {
@@ -342,9 +335,13 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
         crate::common::run::send_signal(child.id(), signal);
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{signal}: {stderr}");
+        let r = crate::common::run::wait_run(child, start, std::time::Duration::from_secs(60));
+        assert_eq!(r.code, 1, "{signal}: {r:?}");
+        assert!(
+            r.stdout.contains(&format!("SIG{signal}"))
+                || r.stderr.contains(&format!("SIG{signal}")),
+            "{signal}: the check names the signal: {r:?}"
+        );
         assert!(
             !running(etcd_pid),
             "{signal}: the boot's etcd (PID {etcd_pid}) still runs"

@@ -1315,8 +1315,17 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         );
         let crc = object["ChecksumCRC32C"].as_str().unwrap_or("");
         assert!(crc.ends_with("-3") || crc.ends_with("-4"), "{object}");
-        assert!(
-            head(&format!("{file}.json"))["ChecksumCRC32C"].is_string(),
+        // The sidecar's (one part) is the CRC-32C of its bytes, as computed here.
+        let local = tempfile::NamedTempFile::new().unwrap();
+        aws_ok(&["s3", "cp", &format!("{file}.json"), &s(local.path())]);
+        let expected = {
+            use base64::Engine;
+            let crc = crc32c::crc32c(&std::fs::read(local.path()).unwrap());
+            base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+        };
+        assert_eq!(
+            head(&format!("{file}.json"))["ChecksumCRC32C"].as_str(),
+            Some(expected.as_str()),
             "the sidecar"
         );
         assert_eq!(with_s3(server, &["snapshot", "verify", &file], &[]).code, 0);

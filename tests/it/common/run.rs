@@ -106,6 +106,43 @@ pub fn send_signal(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
+/// Send `signal` to a fresh run `rounds` times, each at a pseudo-random point of 0–120 % of
+/// `span` (an uninterrupted run), so that the last steps are hit too; `check` sees each result.
+/// A run that ends before its signal shows the window was too long (a cold first run): it
+/// shrinks to 120 % of that delay. Returns how many runs the signal cut short (exit code not 0).
+pub fn signal_at_random_points(
+    seed: u64,
+    span: Duration,
+    rounds: u64,
+    signal: &str,
+    mut spawn: impl FnMut(u64) -> Child,
+    mut check: impl FnMut(u64, &Run),
+) -> usize {
+    let mut x = seed;
+    let mut limit = span.as_micros() as u64 * 6 / 5 + 1;
+    let mut cut = 0;
+    for round in 0..rounds {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros((x >> 33) % limit);
+        let child = spawn(round);
+        let start = Instant::now();
+        std::thread::sleep(delay);
+        // The run may have ended already: its zombie still takes the signal, to no effect.
+        send_signal(child.id(), signal);
+        let r = wait_run(child, start, Duration::from_secs(60));
+        if r.code == 0 {
+            limit = limit.min(delay.as_micros() as u64 * 6 / 5 + 1);
+        } else {
+            cut += 1;
+        }
+        check(round, &r);
+    }
+    eprintln!("signals: {cut} of {rounds} runs cut short by SIG{signal}");
+    cut
+}
+
 /// Run a command line etcdops printed, as a shell would, with the built `etcdops` first on
 /// PATH, a scrubbed environment plus `env`, in `cwd`.
 pub fn run_printed(command: &str, env: &[(&str, &str)], cwd: &Path) -> Run {
