@@ -634,14 +634,14 @@ fn retention_on_the_server_and_in_a_directory() {
         let side = tmp.path().join("obj.json");
         let fetch = |from: &str, to: &Path| {
             if from.starts_with("s3://") {
-                assert!(server.aws(&["s3", "cp", from, &s(to)]).status.success());
+                server.aws_ok(&["s3", "cp", from, &s(to)]);
             } else {
                 std::fs::copy(from, to).unwrap();
             }
         };
         let put = |from: &Path, to: &str| {
             if to.starts_with("s3://") {
-                assert!(server.aws(&["s3", "cp", &s(from), to]).status.success());
+                server.aws_ok(&["s3", "cp", &s(from), to]);
             } else {
                 std::fs::copy(from, to).unwrap();
             }
@@ -1261,23 +1261,14 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         .collect();
     tc.put_all(&kvs, 10);
     let conn = save_args(&c);
-    let aws_ok = |args: &[&str]| {
-        let out = server.aws(args);
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    aws_ok(&[
+    server.aws_ok(&[
         "s3api",
         "create-bucket",
         "--bucket",
         "locked",
         "--object-lock-enabled-for-bucket",
     ]);
-    aws_ok(&[
+    server.aws_ok(&[
         "s3api",
         "put-object-lock-configuration",
         "--bucket",
@@ -1286,7 +1277,7 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         r#"{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}"#,
     ]);
     let head = |key: &str| -> serde_json::Value {
-        serde_json::from_str(&aws_ok(&[
+        serde_json::from_str(&server.aws_ok(&[
             "s3api",
             "head-object",
             "--bucket",
@@ -1317,7 +1308,7 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         assert!(crc.ends_with("-3") || crc.ends_with("-4"), "{object}");
         // The sidecar's (one part) is the CRC-32C of its bytes, as computed here.
         let local = tempfile::NamedTempFile::new().unwrap();
-        aws_ok(&["s3", "cp", &format!("{file}.json"), &s(local.path())]);
+        server.aws_ok(&["s3", "cp", &format!("{file}.json"), &s(local.path())]);
         let expected = {
             use base64::Engine;
             let crc = crc32c::crc32c(&std::fs::read(local.path()).unwrap());
@@ -1343,7 +1334,7 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         server.keys("locked", "l/"),
         vec![newest.to_string(), format!("{newest}.json")]
     );
-    let versions = aws_ok(&["s3api", "list-object-versions", "--bucket", "locked"]);
+    let versions = server.aws_ok(&["s3api", "list-object-versions", "--bucket", "locked"]);
     assert!(
         versions.contains(saved[0].trim_start_matches("s3://locked/")),
         "the retention keeps the pruned version: {versions}"

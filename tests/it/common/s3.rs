@@ -206,14 +206,20 @@ impl S3Server {
         cmd.output().expect("running aws")
     }
 
-    /// Create a bucket (names must be unique per test).
-    pub fn bucket(&self, name: &str) -> String {
-        let out = self.aws(&["s3", "mb", &format!("s3://{name}")]);
+    /// [`S3Server::aws`] that must succeed; its stdout.
+    pub fn aws_ok(&self, args: &[&str]) -> String {
+        let out = self.aws(args);
         assert!(
             out.status.success(),
-            "aws s3 mb {name}: {}",
+            "aws {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Create a bucket (names must be unique per test).
+    pub fn bucket(&self, name: &str) -> String {
+        self.aws_ok(&["s3", "mb", &format!("s3://{name}")]);
         name.to_string()
     }
 
@@ -247,13 +253,7 @@ impl S3Server {
     fn key_list(&self, args: &[&str]) -> Vec<String> {
         let mut args = args.to_vec();
         args.extend(["--output", "json"]);
-        let out = self.aws(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Option<Vec<String>>>(&out.stdout)
+        serde_json::from_str::<Option<Vec<String>>>(&self.aws_ok(&args))
             .unwrap_or_default()
             .unwrap_or_default()
     }
