@@ -22,7 +22,7 @@ use crate::cli::{
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
-use crate::remote::credentials::{profile_setting, AwsEnv};
+use crate::remote::credentials::{profile_config, AwsEnv};
 use crate::remote::retention::Policy;
 use crate::remote::s3::{BucketLookup, S3Settings};
 use crate::remote::source::SourceSettings;
@@ -703,12 +703,13 @@ impl Resolver {
     fn s3(&self) -> Result<S3Settings> {
         let g = &self.global.s3;
         let env = AwsEnv::from_vars(&self.env);
+        let mut profile = profile_config(&env);
         let region = g
             .s3_region
             .clone()
             .or_else(|| self.env_var("AWS_REGION"))
             .or_else(|| self.env_var("AWS_DEFAULT_REGION"))
-            .or_else(|| profile_setting(&env, "region"))
+            .or_else(|| profile.remove("region"))
             .unwrap_or_else(|| "us-east-1".to_string());
         // As aws-cli, then OpenSSL's own variable; none of them: the system bundle.
         let ca = match (&g.s3_endpoint_ca, self.env_var("AWS_CA_BUNDLE")) {
@@ -723,7 +724,8 @@ impl Resolver {
             .env_var("AWS_REQUEST_CHECKSUM_CALCULATION")
             .map(|v| (v, "AWS_REQUEST_CHECKSUM_CALCULATION"))
             .or_else(|| {
-                profile_setting(&env, "request_checksum_calculation")
+                profile
+                    .remove("request_checksum_calculation")
                     .map(|v| (v, "request_checksum_calculation in the AWS config file"))
             }) {
             None => true,

@@ -186,15 +186,13 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
     .into())
 }
 
-/// A setting (`region`, `request_checksum_calculation`) of the active profile in
-/// `~/.aws/config`, when there is one.
-pub fn profile_setting(env: &AwsEnv, name: &str) -> Option<String> {
+/// The settings (`region`, `request_checksum_calculation`, …) of the active profile in
+/// `~/.aws/config`; empty when there is none.
+pub fn profile_config(env: &AwsEnv) -> BTreeMap<String, String> {
     let (profile, _) = env.profile();
-    let path = env.home_file("AWS_CONFIG_FILE", ".aws/config")?;
-    read_section(&path, &profile, true)
-        .ok()
-        .flatten()?
-        .remove(name)
+    env.home_file("AWS_CONFIG_FILE", ".aws/config")
+        .and_then(|path| read_section(&path, &profile, true).ok().flatten())
+        .unwrap_or_default()
 }
 
 /// One section of an INI-style AWS file: `[name]` in credentials, `[profile name]` (or
