@@ -106,6 +106,16 @@ pub struct S3Args {
     pub s3_bucket_lookup: Option<S3BucketLookup>,
 }
 
+/// `--timeout` of the commands that read snapshots: a bound on everything they read from
+/// object storage.
+#[derive(Debug, Clone, Args)]
+pub struct ReadTimeout {
+    /// Give up when reading from s3:// takes longer than this in all (every listing, request
+    /// and download of the command)
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
+    pub timeout: String,
+}
+
 /// `--s3-bucket-lookup`'s values (settings.rs maps them to the client's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum S3BucketLookup {
@@ -301,6 +311,8 @@ pub enum SnapshotCommand {
         /// Do not verify the sha256 trailer
         #[arg(long)]
         skip_hash_check: bool,
+        #[command(flatten)]
+        read: ReadTimeout,
     },
     /// Offline: build a data directory that etcd starts from
     Restore(RestoreArgs),
@@ -319,6 +331,8 @@ pub enum SnapshotCommand {
         /// The etcd binary for --boot [default: etcd in PATH, then /usr/local/bin/etcd]
         #[arg(long, value_name = "PATH", requires = "boot")]
         etcd: Option<PathBuf>,
+        #[command(flatten)]
+        read: ReadTimeout,
     },
     /// The snapshots etcdops saved in DIR/ or s3://BUCKET/PREFIX/ (oldest first); or, for one
     /// snapshot, the live keys it holds
@@ -354,6 +368,8 @@ pub struct LsArgs {
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +392,8 @@ pub struct GetArgs {
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -393,6 +411,8 @@ pub struct DiffArgs {
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -418,6 +438,8 @@ pub struct PruneArgs {
     /// Print what would be deleted and why the rest is kept; delete nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,6 +527,8 @@ pub struct RestoreArgs {
     /// Print the plan (membership, cluster ID, data dir, manifest change) and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]

@@ -720,6 +720,21 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Refuse when the file system of `dir` has less than `need` bytes free for `what`.
+pub fn ensure_free_space(dir: &Path, need: u64, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let stat = rustix::fs::statvfs(dir)
+        .with_context(|| format!("checking free space in {}", dir.display()))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < need {
+        anyhow::bail!(
+            "not enough free space in {}: {what} needs {need} bytes, {free} are available",
+            dir.display(),
+        );
+    }
+    Ok(())
+}
+
 /// A small regular file whole ([`open_regular`]), refused when it is larger than `limit` bytes:
 /// key, certificate, sidecar and profile files, whose real size is a few KB.
 pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {

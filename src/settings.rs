@@ -16,8 +16,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{
     AlarmCommand, CertExpiryArgs, CertRenewArgs, CheckCommand, Cli, ClusterArgs, Command,
-    EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, RestoreArgs,
-    S3BucketLookup, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
+    EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, ReadTimeout,
+    RestoreArgs, S3BucketLookup, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
 };
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
@@ -513,8 +513,9 @@ impl Resolver {
                 identity,
                 skip_check,
                 skip_hash_check,
+                read,
             }) => Job::SnapshotStatus(SnapshotStatusSettings {
-                source: self.source(&file, identity)?,
+                source: self.source(&file, identity, &read)?,
                 integrity: !skip_check,
                 hash: !skip_hash_check,
             }),
@@ -523,8 +524,9 @@ impl Resolver {
                 identity,
                 boot,
                 etcd,
+                read,
             }) => Job::SnapshotVerify(VerifySettings {
-                source: self.source(&source, identity)?,
+                source: self.source(&source, identity, &read)?,
                 boot: boot.then_some(etcd),
             }),
             Command::Snapshot(SnapshotCommand::Ls(a)) => {
@@ -533,10 +535,10 @@ impl Resolver {
                     {
                         bail!("{}: --prefix, --rev, --keys-only, --values and --summary list the keys of one snapshot; this is a directory or prefix of snapshots", a.location);
                     }
-                    Job::SnapshotList(self.store(&a.location)?)
+                    Job::SnapshotList(self.store(&a.location, &a.read)?)
                 } else {
                     Job::SnapshotKeys(KeysSettings {
-                        source: self.source(&a.location, a.identity)?,
+                        source: self.source(&a.location, a.identity, &a.read)?,
                         prefix: a.prefix.unwrap_or_default().into_bytes(),
                         rev: a.rev,
                         keys_only: a.keys_only,
@@ -546,15 +548,15 @@ impl Resolver {
                 }
             }
             Command::Snapshot(SnapshotCommand::Get(a)) => Job::SnapshotGet(GetSettings {
-                source: self.source(&a.source, a.identity)?,
+                source: self.source(&a.source, a.identity, &a.read)?,
                 key: a.key.into_bytes(),
                 rev: a.rev,
                 print_value_only: a.print_value_only,
                 decode: a.decode,
             }),
             Command::Snapshot(SnapshotCommand::Diff(a)) => Job::SnapshotDiff(DiffSettings {
-                old: self.source(&a.old, a.identity.clone())?,
-                new: self.source(&a.new, a.identity)?,
+                old: self.source(&a.old, a.identity.clone(), &a.read)?,
+                new: self.source(&a.new, a.identity, &a.read)?,
                 prefix: a.prefix.unwrap_or_default().into_bytes(),
                 summary: a.summary,
             }),
@@ -671,7 +673,7 @@ impl Resolver {
                     compress: compress.map(|c| parse_compress(&c)).transpose()?,
                     encrypt_to,
                     keep,
-                    s3: self.s3()?,
+                    s3: self.s3(None)?,
                     dest,
                     cluster,
                 }))
@@ -700,7 +702,8 @@ impl Resolver {
     }
 
     /// `--s3-*` flags over `AWS_*` variables over `~/.aws/config` over defaults.
-    fn s3(&self) -> Result<S3Settings> {
+    /// How to reach the object store; `read`: the `--timeout` of a command that reads.
+    fn s3(&self, read: Option<&ReadTimeout>) -> Result<S3Settings> {
         let g = &self.global.s3;
         let env = AwsEnv::from_vars(&self.env);
         let mut profile = profile_config(&env);
@@ -736,6 +739,24 @@ impl Resolver {
                 crate::output::escape(&v)
             ),
         };
+        // As the AWS SDKs: attempts per request, the first included.
+        let max_attempts = match self
+            .env_var("AWS_MAX_ATTEMPTS")
+            .map(|v| (v, "environment AWS_MAX_ATTEMPTS"))
+            .or_else(|| {
+                profile
+                    .remove("max_attempts")
+                    .map(|v| (v, "max_attempts in the AWS config file"))
+            }) {
+            None => crate::remote::s3::DEFAULT_MAX_ATTEMPTS,
+            Some((v, from)) => match v.trim().parse::<u32>() {
+                Ok(n @ 1..=20) => n,
+                _ => bail!(
+                    "{from} is {:?}: it must be a number of attempts from 1 to 20",
+                    crate::output::escape(&v)
+                ),
+            },
+        };
         Ok(S3Settings {
             endpoint: g
                 .s3_endpoint
@@ -752,25 +773,34 @@ impl Resolver {
             },
             env,
             checksums,
+            max_attempts,
+            timeout: read
+                .map(|r| parse_go_duration(&r.timeout).context("--timeout"))
+                .transpose()?,
         })
     }
 
-    fn source(&self, arg: &str, identities: Vec<PathBuf>) -> Result<SourceSettings> {
+    fn source(
+        &self,
+        arg: &str,
+        identities: Vec<PathBuf>,
+        read: &ReadTimeout,
+    ) -> Result<SourceSettings> {
         Ok(SourceSettings {
             location: Location::parse(arg)?,
             identities,
-            s3: self.s3()?,
+            s3: self.s3(Some(read))?,
         })
     }
 
-    fn store(&self, arg: &str) -> Result<StoreSettings> {
+    fn store(&self, arg: &str, read: &ReadTimeout) -> Result<StoreSettings> {
         let location = Location::parse(arg)?;
         if !location.is_prefix() {
             bail!("{arg}: not a directory or an s3:// prefix (end it with '/')");
         }
         Ok(StoreSettings {
             location,
-            s3: self.s3()?,
+            s3: self.s3(Some(read))?,
         })
     }
 
@@ -786,7 +816,7 @@ impl Resolver {
             bail!("snapshot prune needs at least one rule: --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly");
         }
         Ok(PruneSettings {
-            store: self.store(&a.location)?,
+            store: self.store(&a.location, &a.read)?,
             policy,
             dry_run: a.dry_run,
         })
@@ -816,7 +846,7 @@ impl Resolver {
             (None, None) => PathBuf::from(format!("{name}.etcd")),
         };
         Ok(RestoreSettings {
-            source: self.source(&args.file, args.identity)?,
+            source: self.source(&args.file, args.identity.clone(), &args.read)?,
             file: PathBuf::from(args.file),
             data_dir,
             wal_dir: args.wal_dir,

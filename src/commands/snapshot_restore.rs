@@ -380,19 +380,7 @@ fn ensure_empty_or_missing(dir: &Path, flag: &str) -> Result<()> {
 }
 
 fn check_space(dir: &Path, db_len: u64) -> Result<()> {
-    let stat = rustix::fs::statvfs(dir)
-        .with_context(|| format!("checking free space in {}", dir.display()))?;
-    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    let need = db_len + EXTRA_SPACE;
-    if free < need {
-        bail!(
-            "not enough free space in {}: the restore needs {} bytes, {} are available",
-            dir.display(),
-            need,
-            free
-        );
-    }
-    Ok(())
+    crate::fsutil::ensure_free_space(dir, db_len + EXTRA_SPACE, "the restore")
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) -> Result<()> {

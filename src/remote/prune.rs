@@ -31,10 +31,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What the plan deletes: never a name that an entry keeps or skips.
     pub fn deleted(&self) -> impl Iterator<Item = &Backup> {
+        let spared: std::collections::HashSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.action, Action::Delete))
+            .map(|e| e.backup.name.as_str())
+            .collect();
         self.entries
             .iter()
-            .filter(|e| matches!(e.action, Action::Delete))
+            .filter(move |e| {
+                matches!(e.action, Action::Delete) && !spared.contains(e.backup.name.as_str())
+            })
             .map(|e| &e.backup)
     }
 }
@@ -44,6 +53,15 @@ impl Plan {
 /// (the snapshot `save --keep` just wrote) is always kept.
 pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Result<Plan> {
     let backups = store.backups().await?;
+    // Rules run over names; a name listed twice would be kept as one entry and deleted as the
+    // other. The store's listing refuses repeats; this holds whatever store answered.
+    let mut names = std::collections::HashSet::new();
+    if let Some(b) = backups.iter().find(|b| !names.insert(b.name.as_str())) {
+        anyhow::bail!(
+            "{} is listed twice; nothing was deleted",
+            crate::output::escape(&store.url(&b.name))
+        );
+    }
     let group = |b: &Backup| -> Option<(String, String)> {
         let meta = b.meta.as_ref().ok()?;
         Some((meta.cluster_id.clone(), b.parsed.node.clone()))

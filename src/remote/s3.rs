@@ -6,7 +6,8 @@
 //! given (S3-compatible servers: MinIO, SeaweedFS, Ceph) or the bucket name is not a plain DNS
 //! label, and virtual-hosted style on AWS otherwise, as aws-cli does.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -28,6 +29,16 @@ const PART_TIMEOUT: Duration = Duration::from_secs(300);
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Responses that are not object bodies stay below this.
 const SMALL_BODY: usize = 16 << 20;
+/// A listing stops with an error past this many pages or entries (a prefix of generated
+/// snapshots holds thousands at most; a server whose pages never end is faulty).
+pub const MAX_LIST_PAGES: usize = 1_000;
+pub const MAX_LIST_ENTRIES: usize = 1_000_000;
+/// One whole listing (every page) must be over within this, whatever the command's deadline.
+pub const LIST_DEADLINE: Duration = Duration::from_secs(300);
+/// Attempts per request when `AWS_MAX_ATTEMPTS` does not say (the AWS SDKs' standard mode).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BucketLookup {
@@ -51,6 +62,12 @@ pub struct S3Settings {
     /// Send a CRC32C checksum with every upload (`AWS_REQUEST_CHECKSUM_CALCULATION`
     /// `when_supported`, the default) or only where required (`when_required`: never).
     pub checksums: bool,
+    /// Attempts per request for answers worth retrying (500, 502, 503, 504, 429, throttling
+    /// codes, a broken connection): `AWS_MAX_ATTEMPTS` / the profile's `max_attempts`.
+    pub max_attempts: u32,
+    /// `--timeout` of a command that reads: every request and body of this client must be
+    /// over within this of its connection.
+    pub timeout: Option<Duration>,
 }
 
 pub struct S3 {
@@ -65,6 +82,9 @@ pub struct S3 {
     /// Where the credentials came from, for messages (never the values).
     creds_from: String,
     checksums: bool,
+    max_attempts: u32,
+    /// When every read of this client must be over (`--timeout` after connecting).
+    deadline: Option<(Instant, Duration)>,
 }
 
 /// The value of `x-amz-checksum-crc32c`: base64 of the big-endian CRC-32C.
@@ -74,6 +94,7 @@ fn crc32c_base64(body: &[u8]) -> String {
 }
 
 /// What one request addresses, and what it carries besides its body.
+#[derive(Clone, Copy)]
 struct Req<'a> {
     method: &'a str,
     bucket: &'a str,
@@ -100,6 +121,23 @@ impl<'a> Req<'a> {
 
     fn headers(self, headers: &'a [(&'a str, String)]) -> Req<'a> {
         Req { headers, ..self }
+    }
+}
+
+/// How one attempt of a request failed.
+enum Attempt {
+    /// Worth another attempt: 500, 502, 503, 504, 429, a throttling or internal-error code, or
+    /// a connection that broke or could not be made.
+    Retry(anyhow::Error),
+    Final(anyhow::Error),
+}
+
+/// " after N attempts", for an error that came after more than one.
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
     }
 }
 
@@ -168,6 +206,8 @@ impl S3 {
             creds,
             creds_from: from,
             checksums: settings.checksums,
+            max_attempts: settings.max_attempts.max(1),
+            deadline: settings.timeout.map(|t| (Instant::now() + t, t)),
         })
     }
 
@@ -187,8 +227,73 @@ impl S3 {
         }
     }
 
-    /// Sign and send one request; a non-2xx answer becomes an error in words.
+    /// Sign and send a request; a non-2xx answer becomes an error in words. An answer worth
+    /// retrying (see [`Attempt`]) is sent again after a pause, up to `max_attempts` in all, as
+    /// the AWS SDKs' standard mode does: a random pause up to 1 s, 2 s, 4 s … (at most 20 s).
     async fn call(&self, req: Req<'_>, body: Bytes, limit: Duration) -> Result<Response> {
+        let mut attempt = 1;
+        loop {
+            let limit = self.remaining(limit)?;
+            match self.call_once(req, body.clone(), limit, attempt).await {
+                Ok(resp) => return Ok(resp),
+                Err(Attempt::Retry(_)) if attempt < self.max_attempts => {
+                    let ceiling = Duration::from_secs(1 << (attempt - 1).min(5)).min(MAX_BACKOFF);
+                    let pause = ceiling.mul_f64(rand::random::<f64>());
+                    tokio::time::sleep(self.remaining(pause)?).await;
+                    attempt += 1;
+                }
+                Err(Attempt::Retry(e) | Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// `limit`, shortened to what is left of the command's `--timeout`; an error once it is
+    /// over.
+    fn remaining(&self, limit: Duration) -> Result<Duration> {
+        let Some((deadline, timeout)) = self.deadline else {
+            return Ok(limit);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Hinted {
+                error: anyhow!(
+                    "the object store {} did not finish within --timeout {}",
+                    self.endpoint(),
+                    crate::units::go_duration(timeout)
+                ),
+                hint: "raise --timeout, or check the object store and the network".to_string(),
+            }
+            .into());
+        }
+        Ok(limit.min(left))
+    }
+
+    /// When every read of this client must be over (`--timeout`), for a caller streaming a
+    /// body itself.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|(d, _)| d)
+    }
+
+    /// A whole small body, within the stall timer and the command's `--timeout`.
+    async fn read_small(&self, resp: Response, limit: usize) -> Result<Vec<u8>> {
+        let left = self.remaining(Duration::MAX)?;
+        match tokio::time::timeout(left, read_body(resp, limit, STALL_TIMEOUT)).await {
+            Ok(body) => body,
+            Err(_) => Err(self
+                .remaining(Duration::ZERO)
+                .err()
+                .unwrap_or_else(|| anyhow!("the object store's answer did not end in time"))),
+        }
+    }
+
+    /// One attempt of [`S3::call`].
+    async fn call_once(
+        &self,
+        req: Req<'_>,
+        body: Bytes,
+        limit: Duration,
+        attempt: u32,
+    ) -> std::result::Result<Response, Attempt> {
         let Req {
             method,
             bucket,
@@ -247,26 +352,33 @@ impl S3 {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| anyhow!("building the request for s3://{bucket}/{key}: {e}"))?;
-        let resp = self
-            .http
-            .send(req, limit)
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let req = req.body(Full::new(body)).map_err(|e| {
+            Attempt::Final(anyhow!("building the request for s3://{bucket}/{key}: {e}"))
+        })?;
+        let resp = match self.http.send(req, limit).await {
+            Ok(resp) => resp,
+            // A connection that broke or was refused may work the next time; a request that
+            // used up its time limit is not sent again.
+            Err(e) if format!("{e:#}").contains("no answer within") => {
+                return Err(Attempt::Final(self.transport_error(e, attempt)))
+            }
+            Err(e) => return Err(Attempt::Retry(self.transport_error(e, attempt))),
+        };
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let body = read_body(resp, SMALL_BODY, STALL_TIMEOUT)
-            .await
-            .unwrap_or_default();
-        Err(self.refusal(status, &body, bucket, key))
+        let body = self.read_small(resp, SMALL_BODY).await.unwrap_or_default();
+        let (error, retry) = self.refusal(status, &body, bucket, key, attempt);
+        Err(if retry {
+            Attempt::Retry(error)
+        } else {
+            Attempt::Final(error)
+        })
     }
 
-    fn transport_error(&self, e: anyhow::Error) -> anyhow::Error {
-        let text = format!("{e:#}");
+    fn transport_error(&self, e: anyhow::Error, attempts: u32) -> anyhow::Error {
+        let text = format!("{e:#}{}", after(attempts));
         let hint = if text.contains("certificate") || text.contains("UnknownIssuer") {
             "pass the CA that signed the object store's certificate with --s3-endpoint-ca FILE (or AWS_CA_BUNDLE)"
         } else if text.contains("refused") || text.contains("timed out") || text.contains("dns") {
@@ -281,13 +393,15 @@ impl S3 {
         .into()
     }
 
+    /// The error for a non-2xx answer, and whether it is worth another attempt.
     fn refusal(
         &self,
         status: http::StatusCode,
         body: &[u8],
         bucket: &str,
         key: &str,
-    ) -> anyhow::Error {
+        attempts: u32,
+    ) -> (anyhow::Error, bool) {
         let parsed: Option<ErrorBody> = std::str::from_utf8(body)
             .ok()
             .and_then(|s| quick_xml::de::from_str(s).ok());
@@ -323,21 +437,32 @@ impl S3 {
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy".to_string(),
             ),
             _ => (
-                format!("the object store answered {} for {what} ({code}{})", status.as_u16(), if message.is_empty() { String::new() } else { format!(": {message}") }),
-                "retry; if it persists, check the object store's logs".to_string(),
+                format!("the object store answered {} for {what} ({code}{}){}", status.as_u16(), if message.is_empty() { String::new() } else { format!(": {message}") }, after(attempts)),
+                "retry later (AWS_MAX_ATTEMPTS sets the attempts per request); if it persists, check the object store's logs".to_string(),
             ),
         };
-        Hinted {
+        let retry = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+            || matches!(
+                code.as_str(),
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+            );
+        let error = Hinted {
             error: anyhow!(error),
             hint,
         }
-        .into()
+        .into();
+        (error, retry)
     }
 
     async fn call_small(&self, req: Req<'_>, body: Bytes) -> Result<Vec<u8>> {
         let (bucket, key) = (req.bucket, req.key);
         let resp = self.call(req, body, REQUEST_TIMEOUT).await?;
-        read_body(resp, SMALL_BODY, STALL_TIMEOUT)
+        self.read_small(resp, SMALL_BODY)
             .await
             .with_context(|| format!("s3://{bucket}/{key}"))
     }
@@ -381,7 +506,7 @@ impl S3 {
         let resp = self
             .call(Req::new("GET", bucket, key), Bytes::new(), REQUEST_TIMEOUT)
             .await?;
-        read_body(resp, limit, STALL_TIMEOUT)
+        self.read_small(resp, limit)
             .await
             .with_context(|| format!("s3://{bucket}/{key}"))
     }
@@ -398,35 +523,72 @@ impl S3 {
         Ok(())
     }
 
-    /// Objects directly under `prefix` (a `/` delimiter: no deeper levels).
+    /// Objects directly under `prefix` (a `/` delimiter: no deeper levels). A listing the
+    /// server gets wrong is an error, never a partial or doubled answer: a key named twice, a
+    /// continuation token seen before, a truncated page without a token, more than
+    /// [`MAX_LIST_PAGES`] pages or [`MAX_LIST_ENTRIES`] entries, or more than [`LIST_DEADLINE`].
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Object>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut q = vec![
-                ("list-type".to_string(), "2".to_string()),
-                ("prefix".to_string(), prefix.to_string()),
-                ("delimiter".to_string(), "/".to_string()),
-            ];
-            if let Some(t) = &token {
-                q.push(("continuation-token".to_string(), t.clone()));
+        let what = format!("s3://{bucket}/{prefix}");
+        let pages = async {
+            let mut out = Vec::new();
+            let mut keys = HashSet::new();
+            let mut tokens = HashSet::new();
+            let mut token: Option<String> = None;
+            for _ in 0..MAX_LIST_PAGES {
+                let mut q = vec![
+                    ("list-type".to_string(), "2".to_string()),
+                    ("prefix".to_string(), prefix.to_string()),
+                    ("delimiter".to_string(), "/".to_string()),
+                ];
+                if let Some(t) = &token {
+                    q.push(("continuation-token".to_string(), t.clone()));
+                }
+                let body = self
+                    .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
+                    .await?;
+                let page: ListBucketResult = parse_xml(&body, "ListObjectsV2")?;
+                for c in page.contents {
+                    if !keys.insert(c.key.clone()) {
+                        return Err(faulty_listing(
+                            &what,
+                            &format!("it names {:?} twice", c.key),
+                        ));
+                    }
+                    out.push(Object {
+                        key: c.key,
+                        size: c.size,
+                        last_modified: c.last_modified,
+                        etag: c.etag,
+                    });
+                }
+                if out.len() > MAX_LIST_ENTRIES {
+                    return Err(faulty_listing(
+                        &what,
+                        &format!("it has more than {MAX_LIST_ENTRIES} entries"),
+                    ));
+                }
+                token = match (page.is_truncated, page.next_continuation_token) {
+                    (false, _) => return Ok(out),
+                    (true, Some(t)) if !t.is_empty() => {
+                        if !tokens.insert(t.clone()) {
+                            return Err(faulty_listing(&what, "it repeats a continuation token"));
+                        }
+                        Some(t)
+                    }
+                    (true, _) => {
+                        return Err(faulty_listing(
+                            &what,
+                            "a page is truncated but names no continuation token",
+                        ))
+                    }
+                };
             }
-            let body = self
-                .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
-                .await?;
-            let page: ListBucketResult = parse_xml(&body, "ListObjectsV2")?;
-            out.extend(page.contents.into_iter().map(|c| Object {
-                key: c.key,
-                size: c.size,
-                last_modified: c.last_modified,
-                etag: c.etag,
-            }));
-            match (page.is_truncated, page.next_continuation_token) {
-                (true, Some(t)) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => break,
-            }
-        }
-        Ok(out)
+            Err(faulty_listing(
+                &what,
+                &format!("it has more than {MAX_LIST_PAGES} pages"),
+            ))
+        };
+        bounded_listing(&what, pages).await
     }
 
     pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
@@ -530,38 +692,88 @@ impl S3 {
         Ok(())
     }
 
-    /// Multipart uploads in progress under `prefix`.
+    /// Multipart uploads in progress under `prefix`, with the same bounds as [`S3::list`].
     pub async fn list_multipart(&self, bucket: &str, prefix: &str) -> Result<Vec<Upload>> {
-        let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        loop {
-            let mut q = vec![
-                ("uploads".to_string(), String::new()),
-                ("prefix".to_string(), prefix.to_string()),
-            ];
-            if let Some((k, u)) = &markers {
-                q.push(("key-marker".to_string(), k.clone()));
-                q.push(("upload-id-marker".to_string(), u.clone()));
+        let what = format!("the uploads in progress under s3://{bucket}/{prefix}");
+        let pages = async {
+            let mut out = Vec::new();
+            let mut seen = HashSet::new();
+            let mut markers: Option<(String, String)> = None;
+            for _ in 0..MAX_LIST_PAGES {
+                let mut q = vec![
+                    ("uploads".to_string(), String::new()),
+                    ("prefix".to_string(), prefix.to_string()),
+                ];
+                if let Some((k, u)) = &markers {
+                    q.push(("key-marker".to_string(), k.clone()));
+                    q.push(("upload-id-marker".to_string(), u.clone()));
+                }
+                let body = self
+                    .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
+                    .await?;
+                let page: ListUploadsResult = parse_xml(&body, "ListMultipartUploads")?;
+                out.extend(page.uploads.into_iter().map(|u| Upload {
+                    key: u.key,
+                    upload_id: u.upload_id,
+                    initiated: u.initiated,
+                }));
+                if out.len() > MAX_LIST_ENTRIES {
+                    return Err(faulty_listing(
+                        &what,
+                        &format!("it has more than {MAX_LIST_ENTRIES} entries"),
+                    ));
+                }
+                let next = (
+                    page.next_key_marker.unwrap_or_default(),
+                    page.next_upload_id_marker.unwrap_or_default(),
+                );
+                if !page.is_truncated {
+                    return Ok(out);
+                }
+                if next.0.is_empty() || !seen.insert(next.clone()) {
+                    return Err(faulty_listing(
+                        &what,
+                        "a truncated page names no new markers",
+                    ));
+                }
+                markers = Some(next);
             }
-            let body = self
-                .call_small(Req::new("GET", bucket, "").query(&q), Bytes::new())
-                .await?;
-            let page: ListUploadsResult = parse_xml(&body, "ListMultipartUploads")?;
-            out.extend(page.uploads.into_iter().map(|u| Upload {
-                key: u.key,
-                upload_id: u.upload_id,
-                initiated: u.initiated,
-            }));
-            let next = (
-                page.next_key_marker.unwrap_or_default(),
-                page.next_upload_id_marker.unwrap_or_default(),
-            );
-            if !page.is_truncated || next.0.is_empty() || Some(&next) == markers.as_ref() {
-                break;
-            }
-            markers = Some(next);
-        }
-        Ok(out)
+            Err(faulty_listing(
+                &what,
+                &format!("it has more than {MAX_LIST_PAGES} pages"),
+            ))
+        };
+        bounded_listing(&what, pages).await
+    }
+}
+
+/// A listing the object store got wrong: nothing is decided on it.
+fn faulty_listing(what: &str, why: &str) -> anyhow::Error {
+    Hinted {
+        error: anyhow!(
+            "the object store's listing of {} is faulty: {}; nothing was changed",
+            crate::output::escape(what),
+            crate::output::escape(why)
+        ),
+        hint: "check the object store (its logs, a proxy in between); `aws s3api list-objects-v2` shows what it answers".to_string(),
+    }
+    .into()
+}
+
+/// Run a whole listing within [`LIST_DEADLINE`].
+async fn bounded_listing<T>(
+    what: &str,
+    pages: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(LIST_DEADLINE, pages).await {
+        Ok(r) => r,
+        Err(_) => Err(faulty_listing(
+            what,
+            &format!(
+                "it did not end within {}",
+                crate::units::go_duration(LIST_DEADLINE)
+            ),
+        )),
     }
 }
 

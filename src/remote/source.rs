@@ -118,8 +118,9 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
     let ids = Identities::load(&src.identities)?;
     let what = path.display().to_string();
     let meta = local_sidecar(path)?;
+    let declared = meta.as_ref().map(|m| m.db_size);
     let (temp, layers, digests, trailer_verified) =
-        decode_to_temp(file, &ids, &what, scratch, path)?;
+        decode_to_temp(file, &ids, &what, scratch, path, declared)?;
     if let Some(meta) = &meta {
         check_against(meta, &digests, &what)?;
     }
@@ -164,7 +165,7 @@ fn open_s3(bucket: &str, key: &str, src: &SourceSettings, scratch: &Path) -> Res
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (meta, resp) = rt.block_on(async {
+    let (meta, resp, deadline) = rt.block_on(async {
         let s3 = S3::connect(&src.s3).await?;
         let sidecar_key = format!("{key}{SIDECAR_SUFFIX}");
         let bytes = match s3.get_small(bucket, &sidecar_key, MAX_SIDECAR + 1).await {
@@ -181,37 +182,25 @@ fn open_s3(bucket: &str, key: &str, src: &SourceSettings, scratch: &Path) -> Res
             Err(e) => return Err(e),
         };
         let meta = Metadata::parse(&bytes, &name).with_context(|| format!("{what}{SIDECAR_SUFFIX}"))?;
+        // The decoded file goes into `scratch`: refuse before downloading what cannot fit.
+        crate::fsutil::ensure_free_space(scratch, meta.db_size, "the decoded snapshot")?;
         let resp = s3.get_object(bucket, key).await?;
-        Ok::<_, anyhow::Error>((meta, resp))
+        Ok::<_, anyhow::Error>((meta, resp, s3.deadline()))
     })?;
-    // The body is pumped by the runtime into a bounded channel; decoding runs on this thread.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, String>>(16);
-    rt.spawn(async move {
-        let mut body = resp.into_body();
-        loop {
-            let frame = match tokio::time::timeout(STALL_TIMEOUT, body.frame()).await {
-                Err(_) => Err(format!(
-                    "the download stalled: no data for {STALL_TIMEOUT:?}"
-                )),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => Err(format!("the download broke: {e}")),
-                Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => Ok(data),
-                    Err(_) => continue,
-                },
-            };
-            let failed = frame.is_err();
-            if tx.send(frame).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    rt.spawn(pump(resp, tx, meta.object_size, deadline));
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
     };
-    let (temp, layers, digests, trailer_verified) =
-        decode_to_temp(reader, &ids, &what, scratch, Path::new(&name))?;
+    let (temp, layers, digests, trailer_verified) = decode_to_temp(
+        reader,
+        &ids,
+        &what,
+        scratch,
+        Path::new(&name),
+        Some(meta.db_size),
+    )?;
     check_against(&meta, &digests, &what)?;
     Ok(PlainSnapshot {
         path: temp.path().to_path_buf(),
@@ -220,6 +209,47 @@ fn open_s3(bucket: &str, key: &str, src: &SourceSettings, scratch: &Path) -> Res
         meta: Some(meta),
         trailer_verified,
     })
+}
+
+/// Feed a download's body into a bounded channel (decoding runs on the caller's thread): no
+/// more than `declared` bytes (the sidecar's object size; a body that goes on is an error,
+/// never a full disk), no chunk later than the stall timer, nothing after `deadline`.
+async fn pump(
+    resp: super::http::Response,
+    tx: tokio::sync::mpsc::Sender<std::result::Result<Bytes, String>>,
+    declared: u64,
+    deadline: Option<std::time::Instant>,
+) {
+    let mut body = resp.into_body();
+    let mut received = 0u64;
+    loop {
+        let left = deadline.map_or(STALL_TIMEOUT, |d| {
+            STALL_TIMEOUT.min(d.saturating_duration_since(std::time::Instant::now()))
+        });
+        let frame = match tokio::time::timeout(left, body.frame()).await {
+            Err(_) if left < STALL_TIMEOUT => {
+                Err("the download did not finish within --timeout (raise it, or check the object store and the network)".to_string())
+            }
+            Err(_) => Err(format!("the download stalled: no data for {STALL_TIMEOUT:?}")),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => Err(format!("the download broke: {e}")),
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => {
+                    received += data.len() as u64;
+                    if received > declared {
+                        Err(format!("the object store sent more than the {declared} bytes its metadata declares: it was changed after the save, or the server is faulty"))
+                    } else {
+                        Ok(data)
+                    }
+                }
+                Err(_) => continue,
+            },
+        };
+        let failed = frame.is_err();
+        if tx.send(frame).await.is_err() || failed {
+            break;
+        }
+    }
 }
 
 /// Reads what the download task sends.
@@ -250,6 +280,7 @@ fn decode_to_temp<R: Read + Send + 'static>(
     what: &str,
     scratch: &Path,
     name: &Path,
+    declared: Option<u64>,
 ) -> Result<(TempFile, Layers, Digests, bool)> {
     let (mut plain, layers, object_hash) = codec::decoder(raw, ids, what)?;
     let base = name
@@ -277,6 +308,12 @@ fn decode_to_temp<R: Read + Send + 'static>(
             break;
         }
         check.feed(&buf[..n]);
+        if let Some(declared) = declared.filter(|&d| check.total > d) {
+            return Err(BadContent(format!(
+                "{what} decodes to more than the {declared} bytes its metadata declares: it was changed after the save"
+            ))
+            .into());
+        }
         out.write_all(&buf[..n])
             .with_context(|| format!("writing {}", temp_path.display()))?;
     }

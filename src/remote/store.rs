@@ -158,18 +158,24 @@ impl Store {
         let entries = self.entries().await?;
         let sizes: std::collections::HashMap<&str, u64> =
             entries.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-        let mut out = Vec::new();
-        for (name, size) in &entries {
-            let Some(parsed) = meta::parse_name(name) else {
-                continue;
-            };
-            let sidecar = format!("{name}{SIDECAR_SUFFIX}");
-            let meta = if sizes.contains_key(sidecar.as_str()) {
-                match self.read_small(&sidecar).await {
-                    Ok(bytes) => Metadata::parse(&bytes, name)
+        let ours: Vec<(&String, u64, Name)> = entries
+            .iter()
+            .filter_map(|(name, size)| Some((name, *size, meta::parse_name(name)?)))
+            .collect();
+        let with_sidecar: Vec<String> = ours
+            .iter()
+            .map(|(name, _, _)| format!("{name}{SIDECAR_SUFFIX}"))
+            .filter(|sidecar| sizes.contains_key(sidecar.as_str()))
+            .collect();
+        let mut sidecars = self.read_many(with_sidecar).await;
+        let mut out: Vec<Backup> = ours
+            .into_iter()
+            .map(|(name, size, parsed)| {
+                let meta = match sidecars.remove(&format!("{name}{SIDECAR_SUFFIX}")) {
+                    Some(Ok(bytes)) => Metadata::parse(&bytes, name)
                         .map_err(|e| format!("{e:#}"))
                         .and_then(|m| {
-                            if m.object_size == *size {
+                            if m.object_size == size {
                                 Ok(m)
                             } else {
                                 Err(format!(
@@ -178,19 +184,60 @@ impl Store {
                                 ))
                             }
                         }),
-                    Err(e) => Err(format!("{e:#}")),
+                    Some(Err(e)) => Err(format!("{e:#}")),
+                    None => Err(
+                        "no metadata sidecar (an interrupted save or prune, or not ours)"
+                            .to_string(),
+                    ),
+                };
+                Backup {
+                    name: name.clone(),
+                    size,
+                    parsed,
+                    meta,
                 }
-            } else {
-                Err("no metadata sidecar (an interrupted save or prune, or not ours)".to_string())
-            };
-            out.push(Backup {
-                name: name.clone(),
-                size: *size,
-                parsed,
-                meta,
-            });
-        }
+            })
+            .collect();
         out.sort_by(|a, b| a.parsed.time.cmp(&b.parsed.time).then(a.name.cmp(&b.name)));
         Ok(out)
     }
+
+    /// Small objects by name: from S3 [`SIDECAR_FETCHES`] at a time, from a directory one by
+    /// one.
+    async fn read_many(
+        &self,
+        names: Vec<String>,
+    ) -> std::collections::HashMap<String, Result<Vec<u8>>> {
+        let mut out = std::collections::HashMap::new();
+        let Store::S3 { s3, bucket, prefix } = self else {
+            for name in names {
+                let bytes = self.read_small(&name).await;
+                out.insert(name, bytes);
+            }
+            return out;
+        };
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(SIDECAR_FETCHES));
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in names {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (s3, key) = (s3.clone(), format!("{prefix}{name}"));
+            let bucket = bucket.clone();
+            tasks.spawn(async move {
+                let bytes = s3.get_small(&bucket, &key, MAX_SIDECAR + 1).await;
+                drop(permit);
+                (name, bytes)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((name, bytes)) = done {
+                out.insert(name, bytes);
+            }
+        }
+        out
+    }
 }
+
+/// Sidecars fetched at once from an object store.
+pub const SIDECAR_FETCHES: usize = 8;

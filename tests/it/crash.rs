@@ -17,7 +17,7 @@ use crate::common::run::{
     signal_at_random_points, wait_run, Run,
 };
 use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
-use crate::common::{age_identity, temporaries};
+use crate::common::{age_identity, older_copies, older_name, temporaries};
 
 const ROUNDS: u64 = 20;
 
@@ -969,44 +969,6 @@ fn prune_from_s3_killed_read_only_and_two_at_once() {
     assert_eq!(refused, 30, "{r:?}");
     assert_eq!(server.keys(&bucket, "p/").len(), 62);
     assert_eq!(etcdops(&verify, &env).code, 0);
-}
-
-/// The generated name of the `i`-th (from 0, below 60) older save of the member that saved
-/// `newest`: 2026-01-01 onwards, an hour and a minute apart.
-fn older_name(newest: &str, i: usize) -> String {
-    let node = newest
-        .strip_prefix("etcd-")
-        .and_then(|n| n.rsplit_once('-'))
-        .unwrap()
-        .0;
-    format!(
-        "etcd-{node}-2026010{}T{:02}{:02}00Z.db",
-        1 + i / 24,
-        i % 24,
-        i
-    )
-}
-
-/// `count` older saves of the member that saved `made` (whose sidecar is `sidecar`) into
-/// `into`: hard links of `made` under [`older_name`]s (those missing), each with the sidecar's
-/// metadata under its own name.
-fn older_copies(made: &Path, sidecar: &Path, into: &Path, count: usize) {
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
-    let newest = meta["name"].as_str().unwrap();
-    for i in 0..count {
-        let n = older_name(newest, i);
-        let p = into.join(&n);
-        if !p.exists() {
-            std::fs::hard_link(made, &p).unwrap();
-        }
-        let mut m = meta.clone();
-        m["name"] = n.clone().into();
-        std::fs::write(
-            into.join(format!("{n}.json")),
-            serde_json::to_vec(&m).unwrap(),
-        )
-        .unwrap();
-    }
 }
 
 /// Ctrl-C while an offline command decodes an encrypted snapshot: exit 2, and the plaintext

@@ -10,6 +10,7 @@ mod cli;
 mod conventions;
 mod crash;
 mod ha_restore;
+mod hostile;
 mod inspect;
 mod maintenance;
 mod manifest;

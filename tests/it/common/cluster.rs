@@ -278,6 +278,7 @@ impl Cluster {
 /// cluster is started again if it was stopped), but [`shared`] fails it so the list stays
 /// right.
 const SINGLE_3_5_1_USERS: &[&str] = &[
+    "hostile::",
     "crash::",
     "cert_expiry::live_endpoint::",
     "conventions::each_hint_is_given_where_it_fixes_the_error",

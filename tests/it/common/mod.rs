@@ -10,6 +10,7 @@
 //! that command in its message. It never passes silently.
 
 pub mod cluster;
+pub mod faulty_s3;
 pub mod oracle;
 pub mod pki;
 pub mod run;
@@ -49,4 +50,42 @@ pub fn age_identity(dir: &Path) -> (PathBuf, String) {
         .unwrap()
         .to_string();
     (key, public)
+}
+
+/// The generated name of the `i`-th (from 0, below 60) older save of the member that saved
+/// `newest`: 2026-01-01 onwards, an hour and a minute apart.
+pub fn older_name(newest: &str, i: usize) -> String {
+    let node = newest
+        .strip_prefix("etcd-")
+        .and_then(|n| n.rsplit_once('-'))
+        .unwrap()
+        .0;
+    format!(
+        "etcd-{node}-2026010{}T{:02}{:02}00Z.db",
+        1 + i / 24,
+        i % 24,
+        i
+    )
+}
+
+/// `count` older saves of the member that saved `made` (whose sidecar is `sidecar`) into
+/// `into`: hard links of `made` under [`older_name`]s (those missing), each with the sidecar's
+/// metadata under its own name.
+pub fn older_copies(made: &Path, sidecar: &Path, into: &Path, count: usize) {
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
+    let newest = meta["name"].as_str().unwrap();
+    for i in 0..count {
+        let n = older_name(newest, i);
+        let p = into.join(&n);
+        if !p.exists() {
+            std::fs::hard_link(made, &p).unwrap();
+        }
+        let mut m = meta.clone();
+        m["name"] = n.clone().into();
+        std::fs::write(
+            into.join(format!("{n}.json")),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+    }
 }
