@@ -563,6 +563,13 @@ impl Resolver {
             Command::Snapshot(SnapshotCommand::Prune(args)) => {
                 Job::SnapshotPrune(self.prune(args)?)
             }
+            Command::Schedule(ScheduleCommand::Print(a)) if self.password_given(&a.save_args) => {
+                return Err(crate::exit::Hinted {
+                    error: anyhow::anyhow!("schedule print: a password given as a flag (--password, --user NAME:PASSWORD) would be written into the unit or CronJob in clear"),
+                    hint: format!("give only --user NAME, and the password as ETCDCTL_PASSWORD in {} (mode 0600) or in the Secret {}", crate::commands::schedule::ENV_FILE, crate::commands::schedule::SECRET),
+                }
+                .into())
+            }
             Command::Schedule(ScheduleCommand::Print(a)) => Job::SchedulePrint(ScheduleSettings {
                 kind: a.kind,
                 every: a
@@ -780,6 +787,21 @@ impl Resolver {
         })
     }
 
+    /// A password among the global flags or the arguments of a scheduled save.
+    fn password_given(&self, save_args: &[String]) -> bool {
+        let with_password = |user: &str| user.contains(':');
+        if self.global.password.is_some() || self.global.user.as_deref().is_some_and(with_password)
+        {
+            return true;
+        }
+        save_args.iter().enumerate().any(|(i, a)| {
+            a == "--password"
+                || a.starts_with("--password=")
+                || a.strip_prefix("--user=").is_some_and(with_password)
+                || (a == "--user" && save_args.get(i + 1).is_some_and(|u| with_password(u)))
+        })
+    }
+
     fn source(
         &self,
         arg: &str,
@@ -865,7 +887,7 @@ impl Resolver {
             bump_revision: args.bump_revision,
             mark_compacted: args.mark_compacted,
             unused_manifest: match manifest {
-                None => self.manifest.path.clone(),
+                None => self.manifest.path.clone().filter(|p| p.is_file()),
                 Some(_) => None,
             },
             manifest,
@@ -913,8 +935,12 @@ impl Resolver {
             t
         };
         for p in &targets {
-            if !p.is_file() {
-                bail!("{}: no such certificate file", p.display());
+            match crate::fsutil::open_regular(p) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("{}: no such certificate file", p.display())
+                }
+                Err(e) => bail!("{}: {e}", p.display()),
             }
             match p.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => ca_search.push(dir.to_path_buf()),

@@ -37,6 +37,10 @@ pub struct Row {
     pub new_not_after: String,
     /// Cut to the CA's not-after.
     pub capped: bool,
+    /// Certificates after the first in the file (a chain's CA, a second leaf): kept as they
+    /// were, not renewed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept_certificates: usize,
     pub sans: Vec<String>,
     /// `renewed`, or `would renew` in a dry run.
     pub action: &'static str,
@@ -66,8 +70,12 @@ struct Planned {
     renewed: Renewed,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn read(path: &Path, what: &str) -> Result<String> {
-    crate::fsutil::read_capped_text(path, 1 << 20)
+    crate::fsutil::read_capped_text(path, crate::pki::MAX_PKI_FILE)
         .with_context(|| format!("reading {what} {} (it must be PEM text)", path.display()))
 }
 
@@ -189,6 +197,7 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
                 old_not_after: rfc3339(old_not_after),
                 new_not_after: rfc3339(p.renewed.not_after),
                 capped: p.renewed.capped,
+                kept_certificates: p.renewed.others,
                 sans,
                 action: if s.dry_run { "would renew" } else { "renewed" },
                 checks: Vec::new(),
@@ -329,8 +338,9 @@ fn prepare_all(planned: &[Planned]) -> Result<Vec<(&Path, crate::fsutil::TempFil
 /// old bytes: the rename that failed never happened).
 fn restore_from(backups: &Path, file: &Path) -> Result<()> {
     let copy = backup_path(backups, file);
-    let bytes = std::fs::read(&copy).with_context(|| format!("reading {}", copy.display()))?;
-    if std::fs::read(file).is_ok_and(|now| now == bytes) {
+    let bytes =
+        crate::pki::read_pki_file(&copy).with_context(|| format!("reading {}", copy.display()))?;
+    if crate::pki::read_pki_file(file).is_ok_and(|now| now == bytes) {
         return Ok(());
     }
     let like = std::fs::metadata(&copy).with_context(|| format!("reading {}", copy.display()))?;
@@ -410,7 +420,8 @@ fn backup<'a>(
                 .take(rel.components().count() + 1)
                 .map(Path::to_path_buf),
         );
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let bytes =
+            crate::pki::read_pki_file(f).with_context(|| format!("reading {}", f.display()))?;
         let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
         crate::fsutil::write_atomic(&dest, &bytes, Some(&like))?;
     }
@@ -435,7 +446,7 @@ fn backup_taken(dir: &Path) -> Option<anyhow::Error> {
 /// The renewed file on disk: chain, key, SANs.
 fn check_written(p: &Planned, ca: &Ca) -> Vec<String> {
     let mut out = Vec::new();
-    let on_disk = std::fs::read_to_string(&p.path)
+    let on_disk = read(&p.path, "the renewed certificate")
         .ok()
         .and_then(|t| renew::first_cert(&t));
     let Some(der) = on_disk else {
@@ -446,7 +457,7 @@ fn check_written(p: &Planned, ca: &Ca) -> Vec<String> {
     } else {
         "FAILED: the chain does not verify".to_string()
     });
-    let key_ok = std::fs::read_to_string(&p.key)
+    let key_ok = read(&p.key, "the key")
         .ok()
         .and_then(|k| renew::key_pair(&k, "key").ok())
         .zip(parse_x509_certificate(&der).ok())
@@ -582,6 +593,13 @@ impl Report for RenewReport {
                     escape(&r.file),
                     r.new_not_after,
                     escape(&r.ca)
+                ));
+            }
+            if r.kept_certificates > 0 {
+                notes.push(format!(
+                    "{}: only its first certificate is renewed; the {} after it (a chain's CA, another certificate) are kept as they were",
+                    escape(&r.file),
+                    r.kept_certificates
                 ));
             }
             for c in &r.checks {

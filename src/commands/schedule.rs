@@ -88,8 +88,9 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-# S3 credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...), one per line. Keep this
-# file at mode 0600, owned by root: it holds secrets.
+# S3 credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...) and, when etcd has
+# authentication, ETCDCTL_PASSWORD=..., one per line. Keep this file at mode 0600, owned by
+# root: it holds secrets.
 EnvironmentFile=-{ENV_FILE}
 ExecStart={}
 UMask=0077
@@ -105,7 +106,7 @@ NoNewPrivileges=true
 Description=Run {SERVICE} on a schedule
 
 [Timer]
-OnCalendar={calendar}
+OnCalendar={}
 Persistent=true
 RandomizedDelaySec={}
 Unit={SERVICE}
@@ -113,6 +114,8 @@ Unit={SERVICE}
 [Install]
 WantedBy=timers.target
 ",
+        // systemd expands %-specifiers in OnCalendar= too: `%h` is the home directory.
+        calendar.replace('%', "%%"),
         delay.as_secs().max(1)
     );
     Ok(vec![(SERVICE.into(), service), (TIMER.into(), timer)])

@@ -332,6 +332,10 @@ fn encoding(opts: &SaveSettings) -> Result<Encoding> {
     for r in &opts.encrypt_to {
         recipients.extend(parse_recipients(r)?);
     }
+    let most = crate::remote::codec::MAX_RECIPIENTS;
+    if recipients.len() > most {
+        bail!("--encrypt-to names {} recipients; at most {most} (a restore refuses larger age headers)", recipients.len());
+    }
     Ok(Encoding {
         zstd_level: opts.compress,
         recipients,

@@ -87,7 +87,7 @@ impl Cert {
     /// Does the private key beside (or embedded with) this certificate belong to it?
     pub(super) fn key_problem(&self) -> Option<Wiring> {
         let (pem, from) = match (&self.key_file, &self.embedded_key) {
-            (Some(path), _) => (std::fs::read(path).ok()?, path.display().to_string()),
+            (Some(path), _) => (super::read_pki_file(path).ok()?, path.display().to_string()),
             (None, Some(bytes)) => (bytes.clone(), "the embedded client key".to_string()),
             (None, None) => return None,
         };

@@ -97,7 +97,7 @@ impl Scan {
                 }
             } else if let Some(file) = field(f.file) {
                 let p = dir.join(file);
-                match std::fs::read(&p) {
+                match super::read_pki_file(&p) {
                     Ok(b) => b,
                     Err(e) => {
                         self.error(path, format!("{name}: {} {}: {e}", f.file, p.display()));
@@ -114,7 +114,7 @@ impl Scan {
                 .or_else(|| {
                     f.key_file
                         .and_then(field)
-                        .and_then(|k| std::fs::read(dir.join(k)).ok())
+                        .and_then(|k| super::read_pki_file(&dir.join(k)).ok())
                 });
             out.push(Entry { name, pem, key });
         }

@@ -19,6 +19,15 @@ pub use wiring::Wiring;
 
 /// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.
 pub const DEFAULT_PKI: &str = "/etc/kubernetes/pki";
+/// Certificate, key and kubeconfig files are a few KB; a larger file is refused, never read
+/// whole (a stray archive, a symlink to `/dev/zero`). Only regular files are opened.
+pub const MAX_PKI_FILE: u64 = 1 << 20;
+
+/// A certificate, key or kubeconfig file, whole: a regular file of at most [`MAX_PKI_FILE`]
+/// bytes (a FIFO, a device or a directory is refused by its type before it is opened).
+pub fn read_pki_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    crate::fsutil::read_capped(path, MAX_PKI_FILE)
+}
 pub const DEFAULT_KUBECONFIGS: [&str; 5] = [
     "/etc/kubernetes/admin.conf",
     "/etc/kubernetes/super-admin.conf",

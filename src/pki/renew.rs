@@ -101,7 +101,11 @@ impl Ca {
 
 /// A renewed certificate.
 pub struct Renewed {
+    /// The file's new text: the old text with its first certificate replaced (a chain's CA,
+    /// a second certificate, comments stay as they were).
     pub pem: String,
+    /// How many certificates the file holds besides the renewed one (kept unchanged).
+    pub others: usize,
     pub der: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
@@ -146,7 +150,10 @@ pub fn renew(
         .signed_by(key, &ca.issuer, &ca.key)
         .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?;
     Ok(Renewed {
-        pem: cert.pem(),
+        pem: replace_first_cert(cert_pem, &cert.pem()),
+        others: rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .count()
+            .saturating_sub(1),
         der: cert.der().to_vec(),
         not_before,
         not_after,
@@ -236,6 +243,25 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 }
 
 /// The first certificate of a PEM text.
+/// `text` with its first PEM certificate block (and the line end after it) replaced by
+/// `new_pem`; everything before and after it kept byte for byte.
+fn replace_first_cert(text: &str, new_pem: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let Some(start) = text.find(BEGIN) else {
+        return new_pem.to_string();
+    };
+    let Some(end) = text[start..].find(END).map(|e| start + e + END.len()) else {
+        return new_pem.to_string();
+    };
+    let rest = &text[end..];
+    let rest = rest
+        .strip_prefix("\r\n")
+        .or_else(|| rest.strip_prefix('\n'))
+        .unwrap_or(rest);
+    format!("{}{new_pem}{rest}", &text[..start])
+}
+
 pub fn first_cert(pem: &str) -> Option<Vec<u8>> {
     rustls_pemfile::certs(&mut pem.as_bytes())
         .next()?
@@ -336,6 +362,18 @@ fn der_read(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_certificate_is_replaced() {
+        let old = "# leaf\n-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+        let new = "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            replace_first_cert(old, new),
+            "# leaf\n-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
+        );
+        let crlf = "-----BEGIN CERTIFICATE-----\r\nA\r\n-----END CERTIFICATE-----\r\n";
+        assert_eq!(replace_first_cert(crlf, new), new);
+    }
 
     #[test]
     fn tlv_round_trip() {

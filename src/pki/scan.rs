@@ -54,7 +54,7 @@ impl Scan {
             }
             return;
         }
-        match std::fs::read(path) {
+        match super::read_pki_file(path) {
             Ok(bytes) => self.file(path, &bytes),
             Err(e) => self.error(path, e.to_string()),
         }

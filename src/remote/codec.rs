@@ -7,7 +7,7 @@
 //! plain (db + sha256 trailer) ─sha256─▶ zstd frame ─▶ age v1 (X25519 / ssh-ed25519 / ssh-rsa) ─sha256─▶ object
 //! ```
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -327,7 +327,7 @@ pub fn decoder<R: Read + Send + 'static>(
         AGE_MAGIC.len(),
     )
     .with_context(|| format!("reading {what}"))?;
-    let outer = BufReader::with_capacity(1 << 20, outer);
+    let mut outer = BufReader::with_capacity(1 << 20, outer);
     let mut layers = Layers::default();
     let inner: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
         layers.encrypted = true;
@@ -339,7 +339,8 @@ pub fn decoder<R: Read + Send + 'static>(
             }
             .into());
         }
-        let decryptor = age::Decryptor::new_buffered(outer)
+        let header = age_header(&mut outer).map_err(|e| anyhow!("{what}: {e}"))?;
+        let decryptor = age::Decryptor::new_buffered(io::Cursor::new(header).chain(outer))
             .map_err(|e| anyhow!("{what}: not a readable age file: {e}"))?;
         let reader = decryptor
             .decrypt(
@@ -379,6 +380,45 @@ pub fn decoder<R: Read + Send + 'static>(
         })
     };
     Ok((plain, layers, hash))
+}
+
+/// The most recipients a save encrypts to.
+pub const MAX_RECIPIENTS: usize = 256;
+/// An age header holds one stanza per recipient (a few hundred bytes each) and may hold a
+/// random "grease" stanza: more than this is not ours, and the age crate's header parser
+/// takes time quadratic in the stanza count (9,001 stanzas: 37 s).
+pub const MAX_AGE_STANZAS: usize = 2 * MAX_RECIPIENTS;
+pub const MAX_AGE_HEADER: usize = 1 << 20;
+
+/// Read an age header (up to and including its `---` MAC line), refusing more than
+/// [`MAX_AGE_STANZAS`] stanzas or [`MAX_AGE_HEADER`] bytes before anything parses it.
+fn age_header(r: &mut impl io::BufRead) -> io::Result<Vec<u8>> {
+    let mut header = Vec::new();
+    let mut stanzas = 0;
+    loop {
+        let start = header.len();
+        let room = (MAX_AGE_HEADER + 1).saturating_sub(start) as u64;
+        let n = r.by_ref().take(room).read_until(b'\n', &mut header)?;
+        let line = &header[start..];
+        if n == 0 || line.starts_with(b"---") {
+            return Ok(header);
+        }
+        if header.len() > MAX_AGE_HEADER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the age header is larger than {MAX_AGE_HEADER} bytes: not a snapshot etcdops wrote"),
+            ));
+        }
+        if line.starts_with(b"-> ") {
+            stanzas += 1;
+            if stanzas > MAX_AGE_STANZAS {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the age header has more than {MAX_AGE_STANZAS} recipient stanzas: not a snapshot etcdops wrote"),
+                ));
+            }
+        }
+    }
 }
 
 /// A reader whose first bytes were peeked at, yielding them again.
@@ -568,6 +608,50 @@ mod tests {
             let mut sink = Vec::new();
             assert!(r.read_to_end(&mut sink).is_err());
         }
+    }
+
+    /// 9,001 recipient stanzas took the age crate 37 s to parse; the header is refused at the
+    /// 513th, before any parsing. A file encrypted to the most recipients a save allows still
+    /// decrypts.
+    #[test]
+    fn an_age_header_with_thousands_of_stanzas_is_refused_at_once() {
+        let secret = age::x25519::Identity::generate();
+        let ids = Identities {
+            keys: vec![Box::new(secret.clone())],
+            files: vec!["k".into()],
+        };
+        let stanza = format!("-> X25519 {}\n{}\n", "A".repeat(43), "B".repeat(43));
+        let bomb = format!(
+            "age-encryption.org/v1\n{}--- {}\n",
+            stanza.repeat(9001),
+            "C".repeat(43)
+        );
+        let start = std::time::Instant::now();
+        let err = decoder(io::Cursor::new(bomb.into_bytes()), &ids, "o")
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("more than 512 recipient stanzas"),
+            "{err:#}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // 256 real recipients, ours among them: decrypts.
+        let mut recipients: Vec<Box<dyn age::Recipient + Send + Sync>> = (0..255)
+            .map(|_| Box::new(age::x25519::Identity::generate().to_public()) as _)
+            .collect();
+        recipients.push(Box::new(secret.to_public()));
+        let encryptor = age::Encryptor::with_recipients(
+            recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut w = encryptor.wrap_output(&mut out).unwrap();
+        w.write_all(b"plain").unwrap();
+        w.finish().unwrap();
+        let (mut plain, _, _) = decoder(io::Cursor::new(out), &ids, "o").unwrap();
+        let mut got = Vec::new();
+        plain.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"plain");
     }
 
     #[test]

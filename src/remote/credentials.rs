@@ -283,7 +283,7 @@ async fn web_identity(
     role: &str,
     token_file: &str,
 ) -> Result<Credentials> {
-    let token = std::fs::read_to_string(token_file)
+    let token = crate::fsutil::read_capped_text(std::path::Path::new(token_file), 1 << 20)
         .with_context(|| format!("reading the web identity token {token_file}"))?;
     let region = env
         .get("AWS_REGION")
@@ -293,6 +293,12 @@ async fn web_identity(
         .get("AWS_ENDPOINT_URL_STS")
         .map(str::to_string)
         .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+    if endpoint.starts_with("http://") {
+        eprintln!(
+            "etcdops: warning: AWS_ENDPOINT_URL_STS {} is plain http: the web identity token and the temporary credentials STS answers with travel in clear",
+            crate::output::escape(&endpoint)
+        );
+    }
     let session = env
         .get("AWS_ROLE_SESSION_NAME")
         .unwrap_or("etcdops")

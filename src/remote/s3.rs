@@ -185,17 +185,23 @@ impl S3 {
             Some(s @ ("http" | "https")) => s.to_string(),
             _ => bail!("--s3-endpoint {endpoint:?} must start with https:// (or http://)"),
         };
-        if scheme == "http" {
-            eprintln!(
-                "etcdops: warning: the object store endpoint {} is plain http: the requests are signed but not encrypted, and anyone on the path can read unencrypted backups (use https, or --encrypt-to)",
-                crate::output::escape(&format!("http://{}", uri.authority().map(|a| a.host()).unwrap_or("")))
-            );
-        }
         let authority = uri
             .authority()
             .map(|a| a.to_string())
             .ok_or_else(|| anyhow!("--s3-endpoint {endpoint:?} names no host"))?;
         let Loaded { creds, from } = credentials::load(&settings.env, &http).await?;
+        if scheme == "http" {
+            // The secret key never leaves; a session token is sent as a header of every request.
+            let token = if creds.session_token.is_some() {
+                format!(" the session token from {from} travels in clear with every request (anyone on the path can use it until it expires), and")
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "etcdops: warning: the object store endpoint {} is plain http: the requests are signed but not encrypted;{token} anyone on the path can read unencrypted backups (use https, or --encrypt-to)",
+                crate::output::escape(&format!("http://{}", uri.authority().map(|a| a.host()).unwrap_or("")))
+            );
+        }
         Ok(S3 {
             http,
             scheme,
