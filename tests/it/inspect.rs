@@ -352,6 +352,41 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
             "{signal}: the boot left files behind"
         );
     }
+
+    // SIGKILLed once its etcd runs: the etcd dies with it (it would otherwise serve the
+    // restored keyspace, unauthenticated, for ever), and the next run sweeps what it left.
+    let mut child = boot();
+    let start = std::time::Instant::now();
+    let etcd_pid = loop {
+        if let Some(pid) = child_named(child.id(), "etcd") {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "etcd never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while running(etcd_pid) {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(5),
+            "the boot's etcd (PID {etcd_pid}) outlived its SIGKILLed parent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let again = etcdops(
+        &["snapshot", "verify", &snap, "--boot", "--etcd", &etcd_s],
+        &[("TMPDIR", &tmp_s)],
+    );
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the killed boot's files were not swept"
+    );
 }
 
 /// A child process of `parent` whose command name is `name`.

@@ -47,6 +47,28 @@ fn find_etcd(given: Option<&Path>) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no etcd binary in PATH or /usr/local/bin (a kubeadm node runs etcd in a container): pass --etcd PATH"))
 }
 
+/// util-linux's `setpriv`, which every distribution a control plane runs on ships.
+const SETPRIV: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
+
+/// A command that starts `etcd` so that it gets SIGKILL when this process dies, however it
+/// dies (`setpriv --pdeathsig KILL`, then exec: the same PID). A SIGKILLed etcdops must not
+/// leave an unauthenticated etcd serving the restored keyspace, Secrets included. The parent
+/// that counts is the thread that spawns it: this runs on the main thread, which lives until
+/// the process ends. Without setpriv, a warning says what is at stake.
+fn dies_with_us(etcd: &Path) -> Command {
+    match SETPRIV.iter().map(Path::new).find(|p| p.is_file()) {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(etcd);
+            c
+        }
+        None => {
+            eprintln!("etcdops: warning: setpriv (util-linux) is not installed: should etcdops be killed with SIGKILL, the temporary etcd would keep running");
+            Command::new(etcd)
+        }
+    }
+}
+
 fn free_port() -> Result<u16> {
     let l =
         std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free loopback port")?;
@@ -119,7 +141,7 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
     }
     let log_path = dir.path().join("etcd.log");
     let log = std::fs::File::create(&log_path).context("creating the etcd log")?;
-    let child = Command::new(&etcd)
+    let child = dies_with_us(&etcd)
         .arg("--name=verify")
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--listen-client-urls={client_url}"))
