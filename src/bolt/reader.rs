@@ -474,6 +474,22 @@ impl<S: ReadAt> Db<S> {
         Ok(w.integrity.finish(check))
     }
 
+    /// [`Db::walk`] with the integrity check, the meta pages that are not valid counted among
+    /// its problems: what `snapshot status` refuses, and every other read path too.
+    pub fn walk_checked<V: Visitor>(&mut self, visitor: &mut V) -> Result<Problems, V::Error> {
+        let mut problems = Problems::default();
+        for (page, reason) in &self.meta_state().invalid {
+            problems.list.push(Problem::Meta {
+                page: *page,
+                reason: reason.clone(),
+            });
+        }
+        let found = self.walk(visitor, true)?;
+        problems.list.extend(found.list);
+        problems.more += found.more;
+        Ok(problems)
+    }
+
     /// Hand a persisted freelist to the checker (etcd's unsynced freelist has none).
     fn load_freelist(&mut self, integrity: &mut Integrity) -> Result<(), BoltError> {
         let id = self.meta().freelist;

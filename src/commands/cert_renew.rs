@@ -46,6 +46,9 @@ pub struct Row {
     pub action: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
+    /// What the renewal changes besides the certificate, or leaves that should change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Who must restart to use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
@@ -79,7 +82,55 @@ fn read(path: &Path, what: &str) -> Result<String> {
         .with_context(|| format!("reading {what} {} (it must be PEM text)", path.display()))
 }
 
+/// A certificate that is a symbolic link becomes a regular file (the rename replaces the link);
+/// a key others may read is named, with the command that fixes it.
+fn file_warnings(p: &Planned) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    if let Ok(target) = std::fs::read_link(&p.path) {
+        out.push(format!(
+            "a symbolic link to {}: it is replaced by a regular file holding the renewed certificate ({} itself is not changed)",
+            escape(&target.display().to_string()),
+            escape(&target.display().to_string())
+        ));
+    }
+    let mode = std::fs::metadata(&p.key).map_or(0, |m| m.permissions().mode() & 0o777);
+    if mode & 0o007 != 0 {
+        let key = escape(&p.key.display().to_string());
+        out.push(if p.new_key.is_some() {
+            format!(
+                "its key {key} was mode {mode:04o}, readable by every user; the new key is {:04o}",
+                mode & 0o740
+            )
+        } else {
+            format!(
+                "its key {key} is readable by every user (mode {mode:04o}): run chmod 600 {key}"
+            )
+        });
+    }
+    out
+}
+
+/// Refuse a `--backup-dir` whose parent is a symbolic link: the copies of keys would land
+/// wherever the link points.
+fn check_backup_parent(dir: &Path) -> Result<()> {
+    let parent = crate::fsutil::parent_dir(dir);
+    if std::fs::symlink_metadata(&parent).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Hinted {
+            error: anyhow!(
+                "--backup-dir {}: its parent {} is a symbolic link (copies of private keys would go wherever it points)",
+                dir.display(),
+                parent.display()
+            ),
+            hint: "give a --backup-dir under a real directory".to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
+    check_backup_parent(&s.backup_dir)?;
     // Scan the targets' directories for certificates, keys and CAs.
     let mut search = s.ca_search.clone();
     search.extend(s.targets.iter().cloned());
@@ -101,6 +152,7 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         let ca = Ca::load(
             &name,
             &read(ca_cert, "CA certificate")?,
+            &ca_key.display().to_string(),
             &read(ca_key, "CA key").map_err(|e| {
                 anyhow!(
                     "{e:#}; the CA key must be beside the CA certificate, or given with --ca-key"
@@ -201,6 +253,7 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
                 sans,
                 action: if s.dry_run { "would renew" } else { "renewed" },
                 checks: Vec::new(),
+                warnings: file_warnings(p),
                 restart: restart_for(&p.path),
             }
         })
@@ -602,7 +655,7 @@ impl Report for RenewReport {
                     r.kept_certificates
                 ));
             }
-            for c in &r.checks {
+            for c in r.checks.iter().chain(&r.warnings) {
                 notes.push(format!("{}: {c}", escape(&r.file)));
             }
             if let Some(who) = &r.restart {

@@ -13,6 +13,7 @@ use crate::etcd::keyspace::{self, Keyspace, KeyspaceError, Query};
 use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
 use crate::exit::Outcome;
 use crate::output::Report;
+use crate::remote::meta::Metadata;
 use crate::remote::source::{self, BadContent};
 use crate::settings::VerifySettings;
 
@@ -66,18 +67,6 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
             None => return Err(e),
         },
     };
-    if let Some(meta) = &plain.meta {
-        checks.push(Check {
-            check: "metadata",
-            ok: true,
-            detail: format!(
-                "object and plain sha256 match {} (revision {}, etcd {})",
-                crate::output::escape(&meta.name),
-                meta.revision,
-                crate::output::escape(&meta.etcd_version)
-            ),
-        });
-    }
     let layers = match (plain.layers.compressed, plain.layers.encrypted) {
         (false, false) => None,
         (true, false) => Some("zstd"),
@@ -120,6 +109,9 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
             });
             let mut db = Db::open(FileSource::open(&plain.path)?)?;
             let keyspace = keyspace::read(&mut db, &Query::default());
+            if let Some(meta) = &plain.meta {
+                checks.insert(0, metadata_check(meta, Some((&s, keyspace.as_ref().ok()))));
+            }
             checks.push(schema_check(&s, &keyspace));
             if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
                 checks.push(boot::check(
@@ -130,13 +122,81 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
                 ));
             }
         }
-        Err(e) => checks.push(Check {
-            check: "bbolt integrity",
-            ok: false,
-            detail: format!("{e:#}"),
-        }),
+        Err(e) => {
+            if let Some(meta) = &plain.meta {
+                checks.insert(0, metadata_check(meta, None));
+            }
+            checks.push(Check {
+                check: "bbolt integrity",
+                ok: false,
+                detail: format!("{e:#}"),
+            })
+        }
     }
     finish(checks)
+}
+
+/// The sidecar against the snapshot it describes. Its sha256s and sizes matched already (or
+/// nothing was returned); here its own facts: a revision the snapshot holds (the server's
+/// revision when the save began: at least 1, at most the snapshot's), a cluster ID that is
+/// one, and the member IDs of the snapshot's `members` bucket, the saving member among them.
+/// The cluster ID itself cannot be derived from a snapshot (etcd hashes the bootstrap
+/// members, which a grown cluster no longer lists).
+fn metadata_check(meta: &Metadata, read: Option<(&SnapshotStatus, Option<&Keyspace>)>) -> Check {
+    let id = |s: &str| u64::from_str_radix(s, 16).ok().filter(|&v| v != 0);
+    let mut problems = Vec::new();
+    if id(&meta.cluster_id).is_none() {
+        problems.push(format!(
+            "cluster ID {:?} is not an etcd cluster ID",
+            meta.cluster_id
+        ));
+    }
+    if meta.revision < 1 {
+        problems.push(format!("revision {} is not a revision", meta.revision));
+    }
+    if let Some((s, ks)) = read {
+        // An empty keyspace is at revision 1, as etcd serves it (its store starts there).
+        if let Some(end) = ks
+            .map(|ks| ks.current.max(1))
+            .filter(|&e| meta.revision > e)
+        {
+            problems.push(format!(
+                "it says revision {}; the snapshot ends at revision {end}",
+                meta.revision
+            ));
+        }
+        let ours: std::collections::BTreeSet<Option<u64>> =
+            s.members.iter().map(|m| id(&m.id)).collect();
+        let theirs: std::collections::BTreeSet<Option<u64>> =
+            meta.members.iter().map(|m| id(&m.id)).collect();
+        if !ours.contains(&id(&meta.member_id)) || id(&meta.member_id).is_none() {
+            problems.push(format!(
+                "member {:?} (the one saved from) is not a member in the snapshot",
+                meta.member_id
+            ));
+        } else if ours != theirs {
+            problems.push("its member list is not the snapshot's".to_string());
+        }
+    }
+    let problems: Vec<String> = problems.iter().map(|p| crate::output::escape(p)).collect();
+    Check {
+        check: "metadata",
+        ok: problems.is_empty(),
+        detail: if problems.is_empty() {
+            format!(
+                "object and plain sha256 match {} (revision {}, cluster {}, etcd {})",
+                crate::output::escape(&meta.name),
+                meta.revision,
+                crate::output::escape(&meta.cluster_id),
+                crate::output::escape(&meta.etcd_version)
+            )
+        } else {
+            format!(
+                "the sha256s match, but the metadata is wrong: {}",
+                problems.join("; ")
+            )
+        },
+    }
 }
 
 /// etcd's schema: revision keys well formed and in order, every value a KeyValue, the

@@ -47,6 +47,10 @@ pub enum KeyspaceError {
     Future(i64, i64),
     #[error("the key bucket's revisions are out of order at {0}")]
     OutOfOrder(String),
+    /// What `snapshot status` refuses, every read path refuses: a page naming another page,
+    /// keys out of order, a page neither reachable nor free.
+    #[error("integrity check failed, {} found: {problems}", super::plural(problems.len(), "problem"))]
+    Integrity { problems: crate::bolt::Problems },
 }
 
 /// What to read.
@@ -225,7 +229,10 @@ pub fn read<S: ReadAt>(db: &mut Db<S>, query: &Query) -> Result<Keyspace, Keyspa
         last: None,
         entries: 0,
     };
-    db.walk(&mut c, false)?;
+    let problems = db.walk_checked(&mut c)?;
+    if !problems.is_empty() {
+        return Err(KeyspaceError::Integrity { problems });
+    }
     let last = c.last.map(|r| r.main).unwrap_or(0);
     let current = last.max(compacted);
     let revision = match query.at {
@@ -247,6 +254,58 @@ pub fn read<S: ReadAt>(db: &mut Db<S>, query: &Query) -> Result<Keyspace, Keyspa
 mod tests {
     use super::*;
     use crate::proto::Message;
+
+    /// Whatever `snapshot status` refuses as structurally corrupt, the keyspace reader of
+    /// `ls`, `get` and `diff` refuses too: every page header of a snapshot real etcd wrote,
+    /// with its id, flags, count and overflow changed in turn (a page naming another page gave
+    /// "0 keys at revision 0" and exit 0 before).
+    #[test]
+    fn structural_corruption_that_status_refuses_is_refused_here_too() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s-small.db");
+        let good = std::fs::read(path).unwrap();
+        let page = 4096;
+        let checks = crate::etcd::status::Checks {
+            integrity: true,
+            hash: false,
+        };
+        let (mut refused, mut both) = (0, 0);
+        for p in 2..good.len() / page {
+            let at = p * page;
+            let edits: [(usize, Vec<u8>); 6] = [
+                (0, ((p + 1) as u64).to_le_bytes().to_vec()),
+                (0, 0u64.to_le_bytes().to_vec()),
+                (8, vec![good[at + 8] ^ 0x03, good[at + 9]]),
+                (
+                    10,
+                    (u16::from_le_bytes([good[at + 10], good[at + 11]]) + 1)
+                        .to_le_bytes()
+                        .to_vec(),
+                ),
+                (10, 0u16.to_le_bytes().to_vec()),
+                (12, 1u32.to_le_bytes().to_vec()),
+            ];
+            for (offset, bytes) in edits {
+                let mut bad = good.clone();
+                bad[at + offset..at + offset + bytes.len()].copy_from_slice(&bytes);
+                let status = crate::etcd::status::status(&bad, checks);
+                if !matches!(status, Err(crate::etcd::SnapshotError::Integrity { .. })) {
+                    continue;
+                }
+                refused += 1;
+                let read_fails = Db::open(bad.clone())
+                    .map_err(KeyspaceError::from)
+                    .and_then(|mut db| read(&mut db, &Query::default()))
+                    .is_err();
+                assert!(
+                    read_fails,
+                    "page {p}, offset {offset}: status refuses, ls reads"
+                );
+                both += 1;
+            }
+        }
+        assert!(refused >= 30, "only {refused} edits were refused by status");
+        assert_eq!(both, refused);
+    }
 
     #[test]
     fn key_values_decode_and_garbage_does_not() {

@@ -38,7 +38,7 @@ pub enum SnapshotError {
     Member { key: String, reason: String },
 }
 
-fn plural(n: usize, what: &str) -> String {
+pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {

@@ -18,7 +18,7 @@ use super::members::{MemberSummary, StoredMember};
 use super::schema::{self, Revision};
 use super::SnapshotError;
 use crate::bolt::check::short_hex;
-use crate::bolt::{Db, Problem, Problems, ReadAt, Visitor};
+use crate::bolt::{Db, ReadAt, Visitor};
 
 /// Length of the sha256 trailer `snapshot save` appends.
 pub const TRAILER_LEN: u64 = 32;
@@ -152,15 +152,6 @@ impl<S: ReadAt> Read for ReadAtStream<'_, S> {
 
 fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, SnapshotError> {
     let mut db = Db::open(src)?;
-    let mut problems = Problems::default();
-    if integrity {
-        for (page, reason) in &db.meta_state().invalid {
-            problems.list.push(Problem::Meta {
-                page: *page,
-                reason: reason.clone(),
-            });
-        }
-    }
     let storage_version = db
         .get(schema::BUCKET_META, schema::META_STORAGE_VERSION)?
         .map(|v| semver(&v));
@@ -175,9 +166,11 @@ fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, Snapsh
         cluster_version: None,
         kubernetes: false,
     };
-    let found = db.walk(&mut visitor, integrity)?;
-    problems.list.extend(found.list);
-    problems.more += found.more;
+    let problems = if integrity {
+        db.walk_checked(&mut visitor)?
+    } else {
+        db.walk(&mut visitor, false)?
+    };
     if !problems.is_empty() {
         return Err(SnapshotError::Integrity { problems });
     }

@@ -18,6 +18,8 @@ pub const SKEW: i64 = 5 * 60;
 pub enum RenewError {
     #[error("{0}: not a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)")]
     KeyUnreadable(String),
+    #[error("{0}: the key is encrypted (passphrase-protected); decrypt it first (`openssl pkey -in KEY -out KEY.plain`, mode 0600)")]
+    KeyEncrypted(String),
     #[error(
         "{0}: a key type the signer does not support (RSA, ECDSA P-256/P-384 and Ed25519 are)"
     )]
@@ -47,7 +49,13 @@ pub struct Ca {
 
 impl Ca {
     /// Load and check: the key matches the certificate, it is a CA, it has not expired.
-    pub fn load(name: &str, cert_pem: &str, key_pem: &str, now: i64) -> Result<Ca, RenewError> {
+    pub fn load(
+        name: &str,
+        cert_pem: &str,
+        key_name: &str,
+        key_pem: &str,
+        now: i64,
+    ) -> Result<Ca, RenewError> {
         let der = first_cert(cert_pem).ok_or_else(|| RenewError::NotACert(name.to_string()))?;
         let (_, x) =
             parse_x509_certificate(&der).map_err(|_| RenewError::NotACert(name.to_string()))?;
@@ -66,7 +74,7 @@ impl Ca {
                 expired: crate::units::rfc3339(not_after),
             });
         }
-        let key = key_pair(key_pem, name)?;
+        let key = key_pair(key_pem, key_name)?;
         if key.public_key_der() != x.public_key().raw {
             return Err(RenewError::KeyMismatch {
                 key: format!("beside {name}"),
@@ -273,6 +281,7 @@ pub fn first_cert(pem: &str) -> Option<Vec<u8>> {
 pub fn key_pair(pem: &str, name: &str) -> Result<KeyPair, RenewError> {
     let der = match rustls_pemfile::private_key(&mut pem.as_bytes()) {
         Ok(Some(k)) => k,
+        _ if pem.contains("ENCRYPTED") => return Err(RenewError::KeyEncrypted(name.to_string())),
         _ => return Err(RenewError::KeyUnreadable(name.to_string())),
     };
     let pkcs8 = match &der {

@@ -322,3 +322,396 @@ fn slow_down_and_internal_errors_are_retried() {
     let r = run(&["snapshot", "status", &url], &s3);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+fn sh(script: &str) {
+    let ok = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
+/// `etcdops ARGS` under `/usr/bin/time`: the run and its peak RSS in KiB.
+fn with_rss(argv: &[&str]) -> (crate::common::run::Run, u64) {
+    let start = Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("RSS %M")
+        .arg(env!("CARGO_BIN_EXE_etcdops"))
+        .args(argv)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let rss = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("RSS "))
+        .last()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let run = crate::common::run::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        elapsed: start.elapsed(),
+    };
+    (run, rss)
+}
+
+/// Item 5: a FIFO, a symlink to /dev/zero and a 300 MB stray file in a PKI directory: each is
+/// a row naming what it is, read through the 1 MiB cap; nothing hangs, memory stays small.
+#[test]
+fn stray_files_in_a_pki_dir_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::common::pki::Pki::generate(dir.path());
+    let etcd = dir.path().join("etcd");
+    sh(&format!(
+        "cd '{}' && mkfifo pipe.crt && ln -s /dev/zero zero.crt && truncate -s 300M big.crt",
+        s(&etcd)
+    ));
+    let (r, rss) = with_rss(&["cert-expiry", &s(dir.path()), "-w", "json"]);
+    assert!(r.elapsed < Duration::from_secs(20), "{r:?}");
+    assert!(rss < 100 * 1024, "{rss} KiB");
+    let text = format!("{}{}", r.stdout, r.stderr);
+    for (file, why) in [
+        ("pipe.crt", "FIFO"),
+        ("zero.crt", "character device"),
+        ("big.crt", "larger than 1048576 bytes"),
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(file) && l.contains(why)),
+            "{file}: {text}"
+        );
+    }
+    assert!(r.stdout.contains("etcd-server"), "{}", r.stdout);
+    // cert-renew scans the same directory for the CA and keys: it renews and does not hang.
+    let backup = dir.path().join("backup");
+    let (r, rss) = with_rss(&[
+        "cert-renew",
+        &s(&pki.server.cert),
+        "--backup-dir",
+        &s(&backup),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(rss < 100 * 1024, "{rss} KiB");
+    // A FIFO given as the certificate: named as what it is.
+    let r = etcdops(&["cert-renew", &s(&etcd.join("pipe.crt"))], &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("FIFO"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("no such certificate file"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Items 12 and 14: a file holding a chain keeps its CA after the leaf is renewed; a symlinked
+/// certificate and a world-readable key are named, and the printed chmod silences the warning;
+/// an encrypted CA key is named as the key; a symlinked --backup-dir parent is refused.
+#[test]
+fn cert_renew_keeps_chains_and_says_what_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::common::pki::Pki::generate(dir.path());
+    let etcd = dir.path().join("etcd");
+    let ca_pem = std::fs::read_to_string(&pki.ca.cert).unwrap();
+    let leaf_pem = std::fs::read_to_string(&pki.server.cert).unwrap();
+    std::fs::write(&pki.server.cert, format!("{leaf_pem}{ca_pem}")).unwrap();
+    sh(&format!("chmod 644 '{}'", s(&pki.server.key)));
+    let backup = |n: &str| s(&dir.path().join(n));
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&pki.server.cert),
+            "--backup-dir",
+            &backup("b1"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let now = std::fs::read_to_string(&pki.server.cert).unwrap();
+    assert!(
+        now.ends_with(&ca_pem),
+        "the CA after the leaf is gone:\n{now}"
+    );
+    assert_ne!(now, format!("{leaf_pem}{ca_pem}"));
+    assert_eq!(now.matches("BEGIN CERTIFICATE").count(), 2);
+    openssl(&["verify", "-CAfile", &s(&pki.ca.cert), &s(&pki.server.cert)]);
+    assert!(
+        r.stderr.contains("only its first certificate is renewed"),
+        "{}",
+        r.stderr
+    );
+    let chmod = r
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.split("run ")
+                .nth(1)
+                .filter(|c| c.starts_with("chmod 600"))
+        })
+        .unwrap_or_else(|| panic!("no chmod: {}", r.stderr))
+        .to_string();
+    sh(&chmod);
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&pki.server.cert),
+            "--backup-dir",
+            &backup("b2"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("readable by every user"), "{}", r.stderr);
+
+    // A symlinked certificate: said, and the link's target is left as it was.
+    let real = dir.path().join("real-peer.crt");
+    std::fs::rename(&pki.peer.cert, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &pki.peer.cert).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&pki.peer.cert),
+            "--backup-dir",
+            &backup("b3"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("a symbolic link to"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&real).unwrap(), before);
+
+    // A --backup-dir under a symbolic link: refused, nothing written.
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+    let under_link = s(&dir.path().join("link").join("b4"));
+    let cert_before = std::fs::read(&pki.healthcheck.cert).unwrap();
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&pki.healthcheck.cert),
+            "--backup-dir",
+            &under_link,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&pki.healthcheck.cert).unwrap(), cert_before);
+    assert!(!dir.path().join("b4").exists());
+
+    // An encrypted CA key: the error names the key, not ca.crt.
+    openssl(&[
+        "pkey",
+        "-in",
+        &s(&pki.ca.key),
+        "-aes256",
+        "-passout",
+        "pass:secret",
+        "-out",
+        &s(&etcd.join("ca.key.enc")),
+    ]);
+    std::fs::rename(etcd.join("ca.key.enc"), &pki.ca.key).unwrap();
+    let r = etcdops(
+        &[
+            "cert-renew",
+            &s(&pki.healthcheck.cert),
+            "--backup-dir",
+            &backup("b5"),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("ca.key") && r.stderr.contains("encrypted"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Items 9 and 14: `schedule print` refuses a password on its command line or in the save's
+/// arguments (it would be written in clear) and points to ETCDCTL_PASSWORD; `%` in
+/// --on-calendar reaches systemd escaped.
+#[test]
+fn schedules_never_hold_a_password() {
+    for argv in [
+        &[
+            "schedule",
+            "print",
+            "systemd",
+            "--",
+            "/var/backups/etcd/",
+            "--password",
+            "pw",
+        ][..],
+        &[
+            "schedule",
+            "print",
+            "cronjob",
+            "--",
+            "s3://b/p/",
+            "--user",
+            "root:pw",
+        ],
+        &[
+            "schedule",
+            "print",
+            "systemd",
+            "--",
+            "/b/",
+            "--user=root:pw",
+        ],
+        &[
+            "--password",
+            "pw",
+            "schedule",
+            "print",
+            "systemd",
+            "--",
+            "/b/",
+        ],
+    ] {
+        let r = etcdops(argv, &[]);
+        assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        assert!(
+            !r.stdout.contains("pw") && !r.stderr.contains("pw"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains("ETCDCTL_PASSWORD"), "{}", r.stderr);
+    }
+    let r = etcdops(
+        &[
+            "schedule", "print", "systemd", "--", "/b/", "--user", "root",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("ETCDCTL_PASSWORD"), "{}", r.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let r = etcdops(
+        &[
+            "schedule",
+            "print",
+            "systemd",
+            "--on-calendar",
+            "*-*-* 03:%h:00",
+            "--dir",
+            &s(dir.path()),
+            "--",
+            "/b/",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let timer = std::fs::read_to_string(dir.path().join("etcdops-snapshot.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=*-*-* 03:%%h:00"), "{timer}");
+}
+
+/// Item 10: over plain http, a session token travels in clear with every request: the warning
+/// says so (and never prints the token).
+#[test]
+fn plain_http_names_the_session_token() {
+    let s3 = FaultyS3::start(Fault::None);
+    let mut env = env(&s3);
+    env.push(("AWS_SESSION_TOKEN", "tok-SECRET-123".to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = etcdops(&["snapshot", "ls", "s3://bkt/p/"], &env);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("plain http") && r.stderr.contains("session token"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("tok-SECRET-123"));
+    let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
+    assert!(!r.stderr.contains("session token"), "{}", r.stderr);
+}
+
+/// Item 11: `ls`, `get` and `diff` refuse a snapshot whose page header names another page, as
+/// `status` does (they read "0 keys at revision 0" and exited 0 before).
+#[test]
+fn ls_get_and_diff_refuse_what_status_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = crate::common::repo().join("examples/k8s-small.db");
+    let mut bytes = std::fs::read(&good).unwrap();
+    // Page 3's header names page 4.
+    bytes[3 * 4096..3 * 4096 + 8].copy_from_slice(&4u64.to_le_bytes());
+    let bad = dir.path().join("bad.db");
+    std::fs::write(&bad, &bytes).unwrap();
+    let bad = s(&bad);
+    let status = etcdops(&["snapshot", "status", &bad, "--skip-hash-check"], &[]);
+    assert_eq!(status.code, 2, "{status:?}");
+    for argv in [
+        vec!["snapshot", "ls", bad.as_str()],
+        vec![
+            "snapshot",
+            "get",
+            bad.as_str(),
+            "/registry/namespaces/default",
+        ],
+        vec!["snapshot", "diff", good.to_str().unwrap(), bad.as_str()],
+    ] {
+        let r = etcdops(&argv, &[]);
+        assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        assert!(r.stderr.contains("integrity check failed"), "{}", r.stderr);
+    }
+}
+
+/// Item 13: verify's metadata check compares what the sidecar says with the snapshot: a
+/// revision past the snapshot's, a cluster ID that is none, a member that is not in it.
+#[test]
+fn verify_checks_what_the_sidecar_says() {
+    let (_d, dir, newest) = saved(0);
+    let file = dir.join(&newest);
+    let sidecar = dir.join(format!("{newest}.json"));
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let r = etcdops(&["snapshot", "verify", &s(&file)], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for (field, value, says) in [
+        (
+            "revision",
+            serde_json::json!(1_000_000_000),
+            "the snapshot ends at revision",
+        ),
+        ("revision", serde_json::json!(-3), "is not a revision"),
+        (
+            "cluster_id",
+            serde_json::json!("banana"),
+            "not an etcd cluster ID",
+        ),
+        (
+            "member_id",
+            serde_json::json!("abc123"),
+            "is not a member in the snapshot",
+        ),
+    ] {
+        let mut meta = good.clone();
+        meta[field] = value;
+        std::fs::write(&sidecar, serde_json::to_vec(&meta).unwrap()).unwrap();
+        let r = etcdops(&["snapshot", "verify", &s(&file)], &[]);
+        assert_eq!(r.code, 1, "{field}: {r:?}");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.contains("metadata") && l.contains(says)),
+            "{field}: {}",
+            r.stdout
+        );
+    }
+}
