@@ -347,8 +347,8 @@ fn with_rss(argv: &[&str]) -> (crate::common::run::Run, u64) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let rss = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("RSS "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("RSS "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
     let run = crate::common::run::Run {
