@@ -32,7 +32,7 @@ const SMALL_BODY: usize = 16 << 20;
 /// A listing stops with an error past this many pages or entries (a prefix of generated
 /// snapshots holds thousands at most; a server whose pages never end is faulty).
 pub const MAX_LIST_PAGES: usize = 1_000;
-pub const MAX_LIST_ENTRIES: usize = 1_000_000;
+pub const MAX_LIST_ENTRIES: usize = 200_000;
 /// One whole listing (every page) must be over within this, whatever the command's deadline.
 pub const LIST_DEADLINE: Duration = Duration::from_secs(300);
 /// Attempts per request when `AWS_MAX_ATTEMPTS` does not say (the AWS SDKs' standard mode).

@@ -258,7 +258,7 @@ fn a_trickling_body_ends_at_the_timeout_and_sidecars_come_eight_at_a_time() {
     );
 
     s3.set_fault(Fault::None);
-    *s3.sidecar_delay.lock().unwrap() = Duration::from_millis(300);
+    *s3.delay.lock().unwrap() = Duration::from_millis(300);
     let start = Instant::now();
     let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
     assert_eq!(r.code, 0, "{r:?}");

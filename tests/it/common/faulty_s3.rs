@@ -58,8 +58,9 @@ pub struct FaultyS3 {
     pub port: u16,
     pub state: Arc<Mutex<State>>,
     fault: Arc<Mutex<Fault>>,
-    /// How long a sidecar GET takes (to see how many are fetched at once).
-    pub sidecar_delay: Arc<Mutex<Duration>>,
+    /// How long a sidecar GET or a listing page takes (to see how many sidecars are fetched
+    /// at once, and how long a listing may go on).
+    pub delay: Arc<Mutex<Duration>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -71,13 +72,13 @@ impl FaultyS3 {
             port,
             state: Arc::default(),
             fault: Arc::new(Mutex::new(fault)),
-            sidecar_delay: Arc::default(),
+            delay: Arc::default(),
             stop: Arc::default(),
         };
         let (state, fault, delay, stop) = (
             server.state.clone(),
             server.fault.clone(),
-            server.sidecar_delay.clone(),
+            server.delay.clone(),
             server.stop.clone(),
         );
         std::thread::spawn(move || {
@@ -259,7 +260,11 @@ fn serve(
         ("GET", "") if req.query.contains_key("uploads") => {
             respond(&mut conn, "200 OK", &upload_listing(&req, fault))
         }
-        ("GET", "") => respond(&mut conn, "200 OK", &listing(&req, bucket, state, fault)),
+        ("GET", "") => {
+            let pause = *delay.lock().unwrap();
+            std::thread::sleep(pause);
+            respond(&mut conn, "200 OK", &listing(&req, bucket, state, fault))
+        }
         ("GET", _) => get(&mut conn, &req.path, state, fault, delay),
         ("POST", _) | ("PUT", _) | ("DELETE", _) if is_multipart(&req) => {
             multipart(&mut conn, &req, state, fault)
