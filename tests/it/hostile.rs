@@ -715,3 +715,30 @@ fn verify_checks_what_the_sidecar_says() {
         );
     }
 }
+
+/// Item 14: the restore's hint names this node's manifest only when it exists.
+#[test]
+fn the_restore_hint_names_only_a_manifest_that_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = s(&crate::common::repo().join("examples/k8s-small.db"));
+    let manifest = dir.path().join("etcd.yaml");
+    let m = s(&manifest);
+    let restore = |n: &str| {
+        let target = s(&dir.path().join(n));
+        etcdops(
+            &["snapshot", "restore", &snap, "--data-dir", &target],
+            &[("ETCDOPS_MANIFEST", m.as_str())],
+        )
+    };
+    let r = restore("a");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("etcd manifest"), "{}", r.stderr);
+    crate::common::cluster::write_kubeadm_manifest(&shared(Version::V3_5_1, 1), 0, &manifest);
+    let r = restore("b");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("etcd manifest ({m})")),
+        "{}",
+        r.stderr
+    );
+}
