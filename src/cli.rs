@@ -116,6 +116,16 @@ pub struct ReadTimeout {
     pub timeout: String,
 }
 
+/// `snapshot status --rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusRules {
+    Auto,
+    #[value(name = "etcdutl-3.5")]
+    Etcdutl35,
+    #[value(name = "etcdutl-3.6")]
+    Etcdutl36,
+}
+
 /// `--s3-bucket-lookup`'s values (settings.rs maps them to the client's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum S3BucketLookup {
@@ -311,6 +321,11 @@ pub enum SnapshotCommand {
         /// Do not verify the sha256 trailer
         #[arg(long)]
         skip_hash_check: bool,
+        /// Whose total keys and columns: etcdutl-3.5 (every bucket entry), etcdutl-3.6 (live
+        /// user keys and VERSION, as 3.7 too), or auto (3.6 for files etcd 3.6+ wrote or on a
+        /// node whose manifest image is 3.6+, else 3.5)
+        #[arg(long, value_enum, default_value = "auto", value_name = "RULES")]
+        rules: StatusRules,
         #[command(flatten)]
         read: ReadTimeout,
     },
@@ -527,6 +542,10 @@ pub struct RestoreArgs {
     /// Print the plan (membership, cluster ID, data dir, manifest change) and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// The etcd release that will run the restored data (refused when the data needs a newer
+    /// one) [default: the manifest's image tag with --from-manifest]
+    #[arg(long, value_name = "X.Y[.Z]")]
+    pub etcd_version: Option<String>,
     #[command(flatten)]
     pub read: ReadTimeout,
 }

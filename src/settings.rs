@@ -246,6 +246,8 @@ pub struct VerifySettings {
     pub source: SourceSettings,
     /// `--boot`, with `--etcd PATH` when given.
     pub boot: Option<Option<PathBuf>>,
+    /// The release this node's manifest image names (`--boot` prefers a binary of its minor).
+    pub node_release: Option<crate::etcd::version::Release>,
 }
 
 /// `snapshot ls SOURCE`: the keys of one snapshot.
@@ -320,6 +322,12 @@ pub struct SaveSettings {
 #[derive(Debug, Clone)]
 pub struct SnapshotStatusSettings {
     pub source: SourceSettings,
+    /// `--rules`.
+    pub rules: crate::cli::StatusRules,
+    /// The release this node's manifest image names (`--rules auto` counts as its etcdutl).
+    pub node_release: Option<crate::etcd::version::Release>,
+    /// Count both ways (JSON shows both totals).
+    pub both_counts: bool,
     /// bbolt's integrity check (key order, freelist, both metas).
     pub integrity: bool,
     /// Verify the sha256 trailer when there is one.
@@ -345,6 +353,8 @@ pub struct RestoreSettings {
     pub skip_hash_check: bool,
     pub bump_revision: Option<u64>,
     pub mark_compacted: bool,
+    /// `--etcd-version`: the release that will run the restored data.
+    pub etcd_version: Option<crate::etcd::version::Release>,
     /// `--from-manifest` (or `--update-manifest`, which implies it): the manifest read.
     pub manifest: Option<Manifest>,
     pub update_manifest: bool,
@@ -513,9 +523,18 @@ impl Resolver {
                 identity,
                 skip_check,
                 skip_hash_check,
+                rules,
                 read,
             }) => Job::SnapshotStatus(SnapshotStatusSettings {
                 source: self.source(&file, identity, &read)?,
+                rules,
+                node_release: match rules {
+                    crate::cli::StatusRules::Auto => {
+                        self.manifest.get().ok().flatten().and_then(Manifest::image_release)
+                    }
+                    _ => None,
+                },
+                both_counts: self.output()? == OutputFormat::Json,
                 integrity: !skip_check,
                 hash: !skip_hash_check,
             }),
@@ -527,6 +546,11 @@ impl Resolver {
                 read,
             }) => Job::SnapshotVerify(VerifySettings {
                 source: self.source(&source, identity, &read)?,
+                node_release: match boot {
+                    // A manifest that cannot be read only means no preference.
+                    true => self.manifest.get().ok().flatten().and_then(Manifest::image_release),
+                    false => None,
+                },
                 boot: boot.then_some(etcd),
             }),
             Command::Snapshot(SnapshotCommand::Ls(a)) => {
@@ -886,6 +910,17 @@ impl Resolver {
             skip_hash_check: args.skip_hash_check,
             bump_revision: args.bump_revision,
             mark_compacted: args.mark_compacted,
+            etcd_version: args
+                .etcd_version
+                .as_deref()
+                .map(|v| {
+                    crate::etcd::version::Release::parse(v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--etcd-version {v:?}: give a release such as 3.6 or 3.5.21"
+                        )
+                    })
+                })
+                .transpose()?,
             unused_manifest: match manifest {
                 None => self.manifest.path.clone().filter(|p| p.is_file()),
                 Some(_) => None,

@@ -19,14 +19,17 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::bolt::{Db, FileSource, ReadAt};
 use crate::etcd::members::{read_stored, MemberSummary};
 use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
+use crate::etcd::schema;
 use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
+use crate::etcd::version::{data_needs, Release};
+use crate::exit::Hinted;
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
 use crate::output::{shell_quote, Report};
@@ -88,6 +91,12 @@ pub struct RestoreReport {
     pub manifest_diff: Option<String>,
     /// The same restore for every other member (empty for a one-member cluster).
     pub other_members: Vec<OtherMember>,
+    /// The oldest etcd release that runs the data (`3.6`), and why; absent when the snapshot
+    /// names no version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_etcd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_etcd_because: Option<String>,
     #[serde(skip)]
     pub notes: Vec<String>,
 }
@@ -102,6 +111,8 @@ struct Plan<'s> {
     src: FileSource,
     trailer: bool,
     edit: Option<ManifestEdit>,
+    /// The release the data needs, and the key that says so.
+    needs: Option<(Release, String)>,
 }
 
 /// What the restore found in the snapshot while building the data dir.
@@ -184,12 +195,24 @@ fn plan<'s>(
             opts.file.display()
         );
     }
+    let what = || format!("snapshot {}", opts.file.display());
+    let mut db = Db::open(&src).with_context(what)?;
+    let text = |v: Option<Vec<u8>>| v.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let storage = text(
+        db.get(schema::BUCKET_META, schema::META_STORAGE_VERSION)
+            .with_context(what)?,
+    );
+    let cluster = text(
+        db.get(schema::BUCKET_CLUSTER, schema::CLUSTER_VERSION)
+            .with_context(what)?,
+    );
+    let needs = needs_release(opts, storage.as_deref(), cluster.as_deref())?;
     let stored = if opts.from_manifest() && opts.initial_cluster.is_none() {
-        let mut db = Db::open(&src).with_context(|| format!("snapshot {}", opts.file.display()))?;
-        read_stored(&mut db).with_context(|| format!("snapshot {}", opts.file.display()))?
+        read_stored(&mut db).with_context(what)?
     } else {
         Vec::new()
     };
+    drop(db);
     let decision = decide(&Inputs {
         name: &opts.name,
         advertise: &opts.initial_advertise_peer_urls,
@@ -198,6 +221,8 @@ fn plan<'s>(
         manifest: opts.manifest_cluster.as_deref(),
         from_manifest: opts.from_manifest(),
         snapshot: &stored,
+        // Files of 3.6+ (which repaired the flags) have meta/storageVersion.
+        learners_trusted: storage.is_some(),
     })?;
     Ok(Plan {
         opts,
@@ -206,7 +231,48 @@ fn plan<'s>(
         src,
         trailer,
         edit,
+        needs,
     })
+}
+
+/// The release the snapshot's data needs (the newer of `meta/storageVersion` and
+/// `cluster/clusterVersion`, etcd/version.rs), refused when the release that will run it is
+/// known (`--etcd-version`, else the manifest's image tag) and older.
+fn needs_release(
+    opts: &RestoreSettings,
+    storage: Option<&str>,
+    cluster: Option<&str>,
+) -> Result<Option<(Release, String)>> {
+    let needs = data_needs(storage, cluster);
+    let target = match (&opts.etcd_version, &opts.manifest) {
+        (Some(v), _) => Some((*v, format!("--etcd-version {v}"))),
+        (None, Some(m)) => m.image_release().map(|r| {
+            let image = m.image.clone().unwrap_or_default();
+            (
+                r,
+                format!("the manifest's image {}", crate::output::escape(&image)),
+            )
+        }),
+        (None, None) => None,
+    };
+    if let (Some((need, why)), Some((target, from))) = (&needs, &target) {
+        if target.minor_only() < *need {
+            return Err(Hinted {
+                error: anyhow!(
+                    "the snapshot needs etcd {} or later ({}), but etcd {target} will run it ({from}); etcd refuses data newer than itself",
+                    need.short(),
+                    crate::output::escape(why)
+                ),
+                hint: format!(
+                    "restore it for etcd {} or later, or first move the snapshot's data down with the etcdutl of its release (`etcdutl migrate --data-dir DIR --target-version {}`) and save it again",
+                    need.short(),
+                    target.short()
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(needs)
 }
 
 /// Build the data dir the plan describes. `decoded` is the snapshot decoded into a temporary
@@ -341,6 +407,7 @@ fn adopt(mut temp: fsutil::TempFile, db_path: &Path, db_len: u64) -> Result<Snap
         crate::etcd::status::Checks {
             integrity: true,
             hash: false,
+            user_keys: false,
         },
     )?)
 }
@@ -465,6 +532,11 @@ impl Plan<'_> {
             manifest_backup: None,
             manifest_diff: None,
             other_members: self.other_members(),
+            needs_etcd: self.needs.as_ref().map(|(r, _)| r.short()),
+            needs_etcd_because: self
+                .needs
+                .as_ref()
+                .map(|(_, why)| crate::output::escape(why)),
             notes,
         }
     }
@@ -631,6 +703,10 @@ impl Report for RestoreReport {
                 self.members.len()
             ),
             format!("cluster id:        {}", self.cluster_id),
+            match (&self.needs_etcd, &self.needs_etcd_because) {
+                (Some(v), Some(why)) => format!("needs:             etcd ≥ {v} ({why})"),
+                _ => "needs:             any etcd 3.4+ (the snapshot names no version)".to_string(),
+            },
         ]);
         if let Some(rev) = self.revision {
             lines.push(format!(

@@ -463,6 +463,7 @@ async fn save_local(
         let checks = Checks {
             integrity: true,
             hash: false,
+            user_keys: false,
         };
         let status = snapshot_status::status(&src, checks)
             .with_context(|| format!("reading back {}", part.display()))?;

@@ -5,7 +5,9 @@
 use anyhow::{Context, Result};
 
 use crate::bolt::FileSource;
-use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
+use crate::cli::StatusRules;
+use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer, RULES_3_5, RULES_3_6};
+use crate::etcd::version::Release;
 use crate::exit::Outcome;
 use crate::output::Report;
 use crate::remote::source;
@@ -16,12 +18,30 @@ pub fn run(settings: &SnapshotStatusSettings) -> Result<(SnapshotStatus, Outcome
     // Compressed, encrypted and remote snapshots are decoded into a temporary first.
     let plain = source::open(&settings.source, &std::env::temp_dir())?;
     let shown = settings.source.location.to_string();
+    let node_3_6 = settings
+        .node_release
+        .is_some_and(|r| r.minor_only() >= Release::new(3, 6, 0));
     let checks = Checks {
         integrity: settings.integrity,
         hash: settings.hash,
+        user_keys: settings.both_counts
+            || settings.rules == StatusRules::Etcdutl36
+            || (settings.rules == StatusRules::Auto && node_3_6),
     };
     let src = FileSource::open(&plain.path).with_context(|| format!("reading {shown}"))?;
-    let status = status(&src, checks).with_context(|| format!("snapshot {shown}"))?;
+    let mut status = status(&src, checks).with_context(|| format!("snapshot {shown}"))?;
+    let as_3_6 = match settings.rules {
+        StatusRules::Etcdutl35 => false,
+        StatusRules::Etcdutl36 => true,
+        StatusRules::Auto => status.etcd_3_6 || node_3_6,
+    };
+    if let (true, Some(n)) = (as_3_6, status.total_key_etcdutl_3_6) {
+        status.total_key = n;
+    } else if !as_3_6 {
+        status.total_key = status.total_key_etcdutl_3_5;
+    }
+    status.etcd_3_6 = as_3_6;
+    status.rules = if as_3_6 { RULES_3_6 } else { RULES_3_5 };
     let outcome = match status.trailer {
         Trailer::Mismatch => Outcome::Bad(format!(
             "snapshot {shown} fails verification: its sha256 trailer does not match the database"
@@ -127,6 +147,7 @@ mod tests {
             Checks {
                 integrity: false,
                 hash: false,
+                user_keys: false,
             },
         )
         .unwrap();

@@ -86,6 +86,7 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
         Checks {
             integrity: true,
             hash: true,
+            user_keys: false,
         },
     ) {
         Ok(s) => {
@@ -114,9 +115,15 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
             }
             checks.push(schema_check(&s, &keyspace));
             if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
+                let storage = Some(s.version.as_str()).filter(|v| !v.is_empty());
+                let wanted = boot::Wanted {
+                    needs: crate::etcd::version::data_needs(storage, s.cluster_version.as_deref()),
+                    prefer: settings.node_release,
+                };
                 checks.push(boot::check(
                     &plain.path,
                     etcd.as_deref(),
+                    &wanted,
                     ks.current,
                     ks.kvs.len(),
                 ));

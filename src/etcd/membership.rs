@@ -14,8 +14,13 @@
 //!    node must be a member of it, at its peer URL, under its name (or an unknown one), or the
 //!    restore is refused; the manifest's other entries only complete names, and entries that
 //!    contradict the snapshot are ignored with a note. A learner in the snapshot is refused
-//!    (a restore makes every member a voter). A one-member snapshot restored by a node whose
-//!    manifest names one member is a new one-member cluster on that node, as before.
+//!    (a restore makes every member a voter), with one exception: etcd before 3.5.20 never
+//!    wrote a promotion into the `members` bucket, so every control plane kubeadm joined as a
+//!    learner and promoted is still stored as one. In a file without `meta/storageVersion`
+//!    (written before 3.6, which repairs the flag), a learner that the manifest's
+//!    `--initial-cluster` names at the same peer URL is taken as the voter it is, with a note.
+//!    A one-member snapshot restored by a node whose manifest names one member is a new
+//!    one-member cluster on that node, as before.
 //!
 //! Names: etcd 3.5 does not store the names of members that joined with `member add`. A
 //! missing name is completed from the manifest or this node's `--name`, else it becomes the
@@ -59,6 +64,9 @@ pub struct Inputs<'a> {
     pub from_manifest: bool,
     /// The members stored in the snapshot.
     pub snapshot: &'a [StoredMember],
+    /// The snapshot has `meta/storageVersion` (etcd 3.6+): its `isLearner` flags are right.
+    /// Without it (3.4, 3.5) a promotion may never have been stored.
+    pub learners_trusted: bool,
 }
 
 /// The decided membership.
@@ -112,6 +120,8 @@ pub enum MembershipError {
     },
     #[error("the snapshot holds learner {0} (a restore makes every member a voter); pass --initial-cluster with the voting members on every node")]
     Learner(String),
+    #[error("the snapshot stores {0} as a learner, and etcd before 3.5.20 never stored a promotion: if it is a voter, restore first on a node whose manifest's --initial-cluster names every member (the control plane kubeadm joined last), or pass the same --initial-cluster with the voting members on every node")]
+    UnvouchedLearner(String),
     #[error(
         "the snapshot holds member {0:x} without a peer URL; pass --initial-cluster on every node"
     )]
@@ -199,18 +209,28 @@ fn describe(slots: &[Slot]) -> String {
 }
 
 /// The snapshot's members, with normalized URLs; refused when a restore cannot reproduce them.
-fn slots(snapshot: &[StoredMember]) -> Result<Vec<Slot>, MembershipError> {
-    if snapshot.len() > MAX_MEMBERS {
+/// Learners are refused but those [`promoted_learner`] finds promoted (with a note).
+fn slots(
+    i: &Inputs,
+    manifest: &ClusterList,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Slot>, MembershipError> {
+    if i.snapshot.len() > MAX_MEMBERS {
         return Err(MemberError::TooMany.into());
     }
     let mut slots = Vec::new();
-    for m in snapshot {
+    for m in i.snapshot {
         if m.is_learner {
-            return Err(MembershipError::Learner(if m.name.is_empty() {
+            let who = if m.name.is_empty() {
                 format!("{:x}", m.id)
             } else {
                 m.name.clone()
-            }));
+            };
+            match promoted_learner(i, m, manifest) {
+                Some(note) => notes.push(note),
+                None if i.learners_trusted => return Err(MembershipError::Learner(who)),
+                None => return Err(MembershipError::UnvouchedLearner(who)),
+            }
         }
         let list = m.peer_urls.join(",");
         let urls = parse_advertise(&list).map_err(|e| match e {
@@ -234,6 +254,20 @@ fn slots(snapshot: &[StoredMember]) -> Result<Vec<Slot>, MembershipError> {
         });
     }
     Ok(slots)
+}
+
+/// A learner of a pre-3.6 file that the manifest's `--initial-cluster` names at its peer URLs:
+/// the note that says it is restored as a voter, or `None` (a learner to refuse).
+fn promoted_learner(i: &Inputs, m: &StoredMember, manifest: &ClusterList) -> Option<String> {
+    if i.learners_trusted {
+        return None;
+    }
+    let urls = parse_advertise(&m.peer_urls.join(",")).ok()?;
+    let (name, _) = manifest.iter().find(|(_, u)| **u == urls)?;
+    Some(format!(
+        "note: the snapshot stores {name} ({}) as a learner; etcd before 3.5.20 never stored a promotion (kubeadm joins every control plane as a learner and promotes it), and this node's --initial-cluster names it at that peer URL: restored as a voter",
+        urls.join(",")
+    ))
 }
 
 /// This node in the snapshot's member list: at its peer URLs, under its name or an unknown one.
@@ -283,10 +317,11 @@ fn names_from_manifest(slots: &mut [Slot], manifest: &ClusterList) -> Vec<String
 
 /// The snapshot's members, checked against and named from this node and the manifest.
 fn from_snapshot(i: &Inputs, manifest: &ClusterList) -> Result<Decision, MembershipError> {
-    let mut slots = slots(i.snapshot)?;
+    let mut notes = Vec::new();
+    let mut slots = slots(i, manifest, &mut notes)?;
     let mine = parse_advertise(i.advertise)?;
     claim_this_node(&mut slots, i.name, &mine)?;
-    let notes = names_from_manifest(&mut slots, manifest);
+    notes.extend(names_from_manifest(&mut slots, manifest));
     let mut shared = ClusterList::new();
     for s in &slots {
         let name = if s.name.is_empty() {
@@ -345,6 +380,7 @@ mod tests {
             manifest: Some(manifest),
             from_manifest: true,
             snapshot,
+            learners_trusted: false,
         }
     }
 
@@ -425,13 +461,41 @@ mod tests {
         assert_eq!(d.membership.cluster_id, fresh.membership.cluster_id);
     }
 
+    /// etcd before 3.5.20 leaves promoted members stored as learners: in a file without
+    /// storageVersion, a learner the manifest names at its peer URL is a voter (with a note);
+    /// one it does not name is refused; in a 3.6 file the flag is trusted.
+    #[test]
+    fn learners_the_manifest_names_are_promoted_members_of_pre_3_6_files() {
+        let mut snap = kubeadm_snapshot();
+        snap[1].is_learner = true;
+        let l2 = format!("cp1={U1},cp2={U2}");
+        let d = decide(&on_node("cp1", U1, &l2, None, &snap)).unwrap();
+        assert_eq!(d.membership.members.len(), 3);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("cp2 (https://10.0.0.2:2380) as a learner")),
+            "{:?}",
+            d.notes
+        );
+        let plain = decide(&on_node("cp1", U1, &l2, None, &kubeadm_snapshot())).unwrap();
+        assert_eq!(d.membership.cluster_id, plain.membership.cluster_id);
+        // Named at another URL, or not at all: still a learner.
+        let elsewhere = format!("cp1={U1},cp2=https://10.0.0.8:2380");
+        let e = decide(&on_node("cp1", U1, &elsewhere, None, &snap)).unwrap_err();
+        assert!(matches!(e, MembershipError::UnvouchedLearner(_)), "{e}");
+        let mut v3_6 = on_node("cp1", U1, &l2, None, &snap);
+        v3_6.learners_trusted = true;
+        assert!(matches!(decide(&v3_6), Err(MembershipError::Learner(_))));
+    }
+
     #[test]
     fn snapshots_a_restore_cannot_reproduce_are_refused() {
         let mut snap = kubeadm_snapshot();
         snap[2].is_learner = true;
         let l1 = format!("cp1={U1}");
         let e = decide(&on_node("cp1", U1, &l1, None, &snap)).unwrap_err();
-        assert!(matches!(e, MembershipError::Learner(_)), "{e}");
+        assert!(matches!(e, MembershipError::UnvouchedLearner(_)), "{e}");
         let mut snap = kubeadm_snapshot();
         snap[1].name = "cp2,x=http://evil:1".into();
         let e = decide(&on_node("cp1", U1, &l1, None, &snap)).unwrap_err();
@@ -470,6 +534,7 @@ mod tests {
             manifest: None,
             from_manifest: false,
             snapshot: &snap,
+            learners_trusted: true,
         };
         let d = decide(&i).unwrap();
         assert_eq!(format!("{:x}", d.membership.cluster_id), "cdf818194e3a8c32");

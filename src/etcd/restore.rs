@@ -79,6 +79,7 @@ pub fn copy_verified(
     let checks = Checks {
         integrity: true,
         hash: false,
+        user_keys: false,
     };
     let (copied, status) = std::thread::scope(|scope| {
         let copy = scope.spawn(|| copy_hashing(src, dest, db_len, verify));

@@ -65,6 +65,15 @@ pub struct SnapshotStatus {
     /// The file has `meta/storageVersion`: written by etcd 3.6+, counted and shown as 3.6 does.
     #[serde(skip)]
     pub etcd_3_6: bool,
+    /// etcdutl 3.5's total: every entry of every bucket.
+    #[serde(rename = "totalKeyEtcdutl35")]
+    pub total_key_etcdutl_3_5: u64,
+    /// etcdutl 3.6's and 3.7's total: live user keys (the bump marker counts as one); computed
+    /// for 3.6 files, or when asked.
+    #[serde(rename = "totalKeyEtcdutl36", skip_serializing_if = "Option::is_none")]
+    pub total_key_etcdutl_3_6: Option<u64>,
+    /// Which etcdutl's total `total_key` is: `etcdutl-3.5` or `etcdutl-3.6`.
+    pub rules: &'static str,
     pub trailer: Trailer,
     pub consistent_index: Option<u64>,
     pub term: Option<u64>,
@@ -81,6 +90,10 @@ pub struct SnapshotStatus {
     pub integrity_checked: bool,
 }
 
+/// The two ways etcdutl counts `totalKey` (3.7 counts as 3.6).
+pub const RULES_3_5: &str = "etcdutl-3.5";
+pub const RULES_3_6: &str = "etcdutl-3.6";
+
 /// What to check besides computing the numbers.
 #[derive(Debug, Clone, Copy)]
 pub struct Checks {
@@ -88,6 +101,9 @@ pub struct Checks {
     pub integrity: bool,
     /// Verify the sha256 trailer when there is one.
     pub hash: bool,
+    /// Count the live user keys (etcdutl 3.6's total) for every file, not only 3.6 ones; it
+    /// holds every live key in memory.
+    pub user_keys: bool,
 }
 
 /// Compute the status of a snapshot or db held by `src`.
@@ -95,7 +111,7 @@ pub fn status<S: ReadAt>(src: &S, checks: Checks) -> Result<SnapshotStatus, Snap
     let size = src.size();
     std::thread::scope(|scope| {
         let sha = (checks.hash && has_trailer(size)).then(|| scope.spawn(|| verify_trailer(src)));
-        let numbers = compute(src, checks.integrity);
+        let numbers = compute(src, checks.integrity, checks.user_keys);
         let trailer = match sha {
             None if has_trailer(size) => Trailer::Unchecked,
             None => Trailer::Absent,
@@ -150,7 +166,11 @@ impl<S: ReadAt> Read for ReadAtStream<'_, S> {
     }
 }
 
-fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, SnapshotError> {
+fn compute<S: ReadAt>(
+    src: &S,
+    integrity: bool,
+    user_keys: bool,
+) -> Result<SnapshotStatus, SnapshotError> {
     let mut db = Db::open(src)?;
     let storage_version = db
         .get(schema::BUCKET_META, schema::META_STORAGE_VERSION)?
@@ -159,7 +179,7 @@ fn compute<S: ReadAt>(src: &S, integrity: bool) -> Result<SnapshotStatus, Snapsh
         crc: 0,
         total_key: 0,
         revision: 0,
-        live: storage_version.as_ref().map(|_| HashSet::new()),
+        live: (user_keys || storage_version.is_some()).then(HashSet::new),
         meta: Vec::new(),
         members: Vec::new(),
         removed: Vec::new(),
@@ -201,9 +221,16 @@ impl StatusVisitor {
         Ok(SnapshotStatus {
             hash: self.crc,
             revision: self.revision,
-            total_key: match &self.live {
-                Some(live) => live.len() as u64,
-                None => self.total_key,
+            total_key: match (&self.live, storage_version.is_some()) {
+                (Some(live), true) => live.len() as u64,
+                _ => self.total_key,
+            },
+            total_key_etcdutl_3_5: self.total_key,
+            total_key_etcdutl_3_6: self.live.as_ref().map(|l| l.len() as u64),
+            rules: if storage_version.is_some() {
+                RULES_3_6
+            } else {
+                RULES_3_5
             },
             total_size: meta.db_size(),
             etcd_3_6: storage_version.is_some(),
@@ -407,6 +434,7 @@ mod tests {
     const CHECKS: Checks = Checks {
         integrity: true,
         hash: true,
+        user_keys: false,
     };
 
     #[test]

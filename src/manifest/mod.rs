@@ -255,13 +255,15 @@ impl Manifest {
         })
     }
 
-    /// The etcd version in the image tag (`registry.k8s.io/etcd:3.5.12-0` → `3.5.12`).
+    /// The etcd version in the image tag (`registry.k8s.io/etcd:3.5.12-0` → `3.5.12`; a
+    /// digest or a registry port is never taken for the tag).
     pub fn image_version(&self) -> Option<String> {
-        let tag = self.image.as_deref()?.rsplit_once(':')?.1;
-        let v = tag.trim_start_matches('v').split(['-', '@']).next()?;
-        v.split('.')
-            .all(|p| p.parse::<u64>().is_ok())
-            .then(|| v.to_string())
+        self.image_release().map(|r| r.to_string())
+    }
+
+    /// The same, as a release.
+    pub fn image_release(&self) -> Option<crate::etcd::version::Release> {
+        crate::etcd::version::Release::from_image(self.image.as_deref()?)
     }
 
     /// "line N of FILE" for the first line that mentions `flag`, to say where a setting came

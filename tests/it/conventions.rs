@@ -20,7 +20,7 @@ fn s(p: &Path) -> String {
 fn etcdctl_for(version: Version) -> std::path::PathBuf {
     match version {
         Version::V3_5_1 => etcdctl(),
-        Version::V3_4_23 => "/usr/bin/etcdctl".into(),
+        other => other.binary("etcdctl"),
     }
 }
 

@@ -25,8 +25,8 @@ struct Drill {
 }
 
 impl Drill {
-    fn new() -> Drill {
-        let (cluster, lists) = Cluster::start_kubeadm_way(Version::V3_5_1, 3);
+    fn new(version: Version) -> Drill {
+        let (cluster, lists) = Cluster::start_kubeadm_way(version, 3);
         let mut manifests = Vec::new();
         for (i, list) in lists.iter().enumerate() {
             let dir = cluster
@@ -114,19 +114,23 @@ fn etcdctl_json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn drill(bump: bool) {
-    let mut d = Drill::new();
-    // The snag this drill is about: etcd 3.5.1 keeps no name for members that joined with
-    // `member add`, even once they started.
+/// What the snapshot of a kubeadm-grown cluster stores about its members, by release: etcd
+/// before 3.5.20 keeps no name for members that joined with `member add`, even once they
+/// started, and never stores a promotion (every joined control plane is still a learner).
+fn stored_members(d: &Drill, version: Version) {
     let status = etcdops(&["snapshot", "status", &s(&d.snapshot), "-w", "json"], &[]).json();
-    let mut names: Vec<&str> = status["members"]
+    let mut names: Vec<(&str, bool)> = status["members"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap())
+        .map(|m| (m["name"].as_str().unwrap(), m["isLearner"] == true))
         .collect();
     names.sort();
-    assert_eq!(names, ["", "", "cp1"]);
+    if version.stores_promotions() {
+        assert_eq!(names, [("cp1", false), ("cp2", false), ("cp3", false)]);
+        return;
+    }
+    assert_eq!(names, [("", true), ("", true), ("cp1", false)]);
     // The table shows them by peer URL, not as "(unstarted)".
     let table = etcdops(&["snapshot", "status", &s(&d.snapshot)], &[]);
     assert!(!table.stdout.contains("(unstarted)"), "{}", table.stdout);
@@ -139,6 +143,11 @@ fn drill(bump: bool) {
             table.stdout
         );
     }
+}
+
+fn drill(version: Version, bump: bool) {
+    let mut d = Drill::new(version);
+    stored_members(&d, version);
 
     for i in 0..3 {
         d.cluster.kill(i);
@@ -155,23 +164,38 @@ fn drill(bump: bool) {
         user.extend(["--bump-revision", "1000", "--mark-compacted"]);
     }
 
+    // Where the operator starts. On a snapshot whose promotions were stored, any node; on one
+    // of etcd before 3.5.20, the first node's manifest names only itself, so the joined
+    // members are learners nothing vouches for: refused with the way out, which is a node
+    // whose manifest names every member (the last one kubeadm joined).
+    let first = if version.stores_promotions() {
+        0
+    } else {
+        let r = d.on_node(0, &user);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("learner"), "{}", r.stderr);
+        assert!(r.stderr.contains("names every member"), "{}", r.stderr);
+        2
+    };
+    let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+
     // The dry run shows the whole plan and writes nothing.
     let before = d.listing();
-    let manifest_before = std::fs::read(&d.manifests[0]).unwrap();
-    let dry = d.on_node(0, &[&user[..], &["--dry-run", "-w", "json"]].concat());
+    let manifest_before = std::fs::read(&d.manifests[first]).unwrap();
+    let dry = d.on_node(first, &[&user[..], &["--dry-run", "-w", "json"]].concat());
     assert_eq!(dry.code, 0, "{dry:?}");
     let plan = dry.json();
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["membership_source"], "snapshot");
     assert_eq!(plan["members"].as_array().unwrap().len(), 3);
-    assert_eq!(plan["name"], "cp1");
-    assert_eq!(plan["manifest"], s(&d.manifests[0]));
+    assert_eq!(plan["name"], format!("cp{}", first + 1));
+    assert_eq!(plan["manifest"], s(&d.manifests[first]));
     assert!(plan["manifest_diff"]
         .as_str()
         .unwrap()
         .contains("+      path: "));
     assert_eq!(plan["other_members"].as_array().unwrap().len(), 2);
-    let dry_table = d.on_node(0, &[&user[..], &["--dry-run"]].concat());
+    let dry_table = d.on_node(first, &[&user[..], &["--dry-run"]].concat());
     assert_eq!(dry_table.code, 0, "{dry_table:?}");
     // The default data dir ends in the time of the run (YYYYMMDDTHHMMSSZ): the two dry runs may
     // straddle a second.
@@ -191,17 +215,32 @@ fn drill(bump: bool) {
         );
     }
     assert_eq!(d.listing(), before);
-    assert_eq!(std::fs::read(&d.manifests[0]).unwrap(), manifest_before);
+    assert_eq!(std::fs::read(&d.manifests[first]).unwrap(), manifest_before);
 
-    // Node 1: the user's command. Then each other node: exactly what it printed.
-    let r = d.on_node(0, &user);
+    // The first node: the user's command. Then each other node: exactly what it printed.
+    let r = d.on_node(first, &user);
     assert_eq!(r.code, 0, "{r:?}");
+    if !version.stores_promotions() {
+        for name in ["cp2", "cp3"] {
+            assert!(
+                r.stderr
+                    .contains(&format!("note: the snapshot stores {name} (")),
+                "{}",
+                r.stderr
+            );
+        }
+    }
     let commands = printed_commands(&r.stdout);
     assert_eq!(commands.len(), 2, "{}", r.stdout);
     for (header, command) in &commands {
         assert!(!command.contains("--data-dir"), "{command}");
         assert!(
-            !command.contains(&s(d.cluster.dir.path().join("cp1.etcd").as_path())),
+            !command.contains(&s(d
+                .cluster
+                .dir
+                .path()
+                .join(format!("cp{}.etcd", first + 1))
+                .as_path())),
             "no path of this node: {command}"
         );
         assert!(
@@ -214,7 +253,7 @@ fn drill(bump: bool) {
             "{command}"
         );
     }
-    for i in 1..3 {
+    for &i in &others {
         let url = &d.cluster.members[i].peer_url;
         let (_, command) = commands
             .iter()
@@ -307,18 +346,28 @@ fn drill(bump: bool) {
 }
 
 #[test]
-fn kubeadm_ha_drill_forms_one_cluster() {
-    drill(false);
+fn kubeadm_ha_drill_forms_one_cluster_3_5_1() {
+    drill(Version::V3_5_1, false);
 }
 
 #[test]
-fn kubeadm_ha_drill_with_bump_revision() {
-    drill(true);
+fn kubeadm_ha_drill_forms_one_cluster_3_5_30() {
+    drill(Version::V3_5_30, false);
+}
+
+#[test]
+fn kubeadm_ha_drill_with_bump_revision_3_5_1() {
+    drill(Version::V3_5_1, true);
+}
+
+#[test]
+fn kubeadm_ha_drill_with_bump_revision_3_5_30() {
+    drill(Version::V3_5_30, true);
 }
 
 #[test]
 fn manifests_that_contradict_the_snapshot_are_refused() {
-    let d = Drill::new();
+    let d = Drill::new(Version::V3_5_30);
     let text = std::fs::read_to_string(&d.manifests[0]).unwrap();
     let cp1 = &d.cluster.members[0].peer_url;
     let other = format!("https://127.0.0.1:{}", free_port());
@@ -367,7 +416,7 @@ fn manifests_that_contradict_the_snapshot_are_refused() {
 /// with a note, and the snapshot decides.
 #[test]
 fn stale_manifest_entries_are_noted_not_fatal() {
-    let d = Drill::new();
+    let d = Drill::new(Version::V3_5_30);
     let text = std::fs::read_to_string(&d.manifests[0]).unwrap();
     let cp1 = &d.cluster.members[0].peer_url;
     let gone = format!("https://127.0.0.1:{}", free_port());

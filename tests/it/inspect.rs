@@ -51,8 +51,8 @@ fn revision(c: &Cluster) -> i64 {
 }
 
 /// Puts, updates, deletes, a lease, a compaction, binary values; then a save.
-fn history() -> History {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn history(version: Version) -> History {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     for i in 0..30 {
         put(
             &c,
@@ -134,8 +134,17 @@ fn history() -> History {
 }
 
 #[test]
-fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
-    let h = history();
+fn keys_values_and_revisions_match_etcdctl_on_the_live_server_3_5_1() {
+    keys_values_and_revisions_match_etcdctl_on_the_live_server(Version::V3_5_1);
+}
+
+#[test]
+fn keys_values_and_revisions_match_etcdctl_on_the_live_server_3_5_30() {
+    keys_values_and_revisions_match_etcdctl_on_the_live_server(Version::V3_5_30);
+}
+
+fn keys_values_and_revisions_match_etcdctl_on_the_live_server(version: Version) {
+    let h = history(version);
     let snap = s(&h.snapshot);
     let ours = etcdops(&["snapshot", "ls", &snap, "--values", "-w", "json"], &[]);
     assert_eq!(ours.code, 0, "{ours:?}");
@@ -224,8 +233,11 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
         .count();
     assert_eq!(ns0["keys"], live_ns0 as u64);
 
-    // verify --boot with a real etcd: it serves the snapshot's revision and key count.
-    let etcd = Version::V3_5_1.etcd();
+    // verify --boot with a real etcd: it serves the snapshot's revision and key count, and
+    // says which etcd it booted. (Its own TMPDIR: other tests boot at the same time.)
+    let etcd = version.etcd();
+    let private = tempfile::tempdir().unwrap();
+    let private_s = s(private.path());
     let v = etcdops(
         &[
             "snapshot",
@@ -237,7 +249,7 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
             "-w",
             "json",
         ],
-        &[],
+        &[("TMPDIR", &private_s)],
     );
     assert_eq!(v.code, 0, "{v:?}");
     let checks = v.json()["checks"].as_array().unwrap().clone();
@@ -250,7 +262,14 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
             .contains(&format!("revision {}", h.latest_doc["header"]["revision"])),
         "{v:?}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+    assert!(
+        boot["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("etcd {} (", version.expected_version())),
+        "{v:?}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(private.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
@@ -389,14 +408,17 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server() {
     );
 }
 
-/// A child process of `parent` whose command name is `name`.
+/// The boot's etcd: a child process of `parent` whose command name is `name` and which was
+/// started with `--name=verify` (not the `etcd --version` probe before it).
 fn child_named(parent: u32, name: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
         let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
-        (ppid == parent && comm == name).then_some(pid)
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let booting = cmdline.split(|b| *b == 0).any(|a| a == b"--name=verify");
+        (ppid == parent && comm == name && booting).then_some(pid)
     })
 }
 
@@ -418,7 +440,13 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn diff_of_two_saves_lists_exactly_the_changes_between_them() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    for version in Version::BOTH_3_5 {
+        diff_of_two_saves(version);
+    }
+}
+
+fn diff_of_two_saves(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     for i in 0..20 {
         put(&c, &["put", &format!("/registry/configmaps/a/c{i}"), "v"]);
     }

@@ -19,3 +19,4 @@ mod remote;
 mod snapshot_restore;
 mod snapshot_save;
 mod snapshot_status;
+mod versions;

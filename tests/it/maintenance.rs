@@ -74,8 +74,17 @@ fn defrag_spans(c: &Cluster, i: usize) -> Vec<(String, String)> {
 }
 
 #[test]
-fn nospace_is_recovered_in_one_command() {
-    let mut opts = ClusterOptions::new(Version::V3_5_1, 3);
+fn nospace_is_recovered_in_one_command_3_5_1() {
+    nospace_is_recovered_in_one_command(Version::V3_5_1);
+}
+
+#[test]
+fn nospace_is_recovered_in_one_command_3_5_30() {
+    nospace_is_recovered_in_one_command(Version::V3_5_30);
+}
+
+fn nospace_is_recovered_in_one_command(version: Version) {
+    let mut opts = ClusterOptions::new(version, 3);
     opts.extra_args = vec!["--quota-backend-bytes=16777216".into()];
     let c = Cluster::start(opts);
     fill_to_nospace(&c);
@@ -146,8 +155,17 @@ fn nospace_is_recovered_in_one_command() {
 }
 
 #[test]
-fn defrag_goes_one_member_at_a_time_with_the_leader_last() {
-    let mut c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 3));
+fn defrag_goes_one_member_at_a_time_with_the_leader_last_3_5_1() {
+    defrag_goes_one_member_at_a_time_with_the_leader_last(Version::V3_5_1);
+}
+
+#[test]
+fn defrag_goes_one_member_at_a_time_with_the_leader_last_3_5_30() {
+    defrag_goes_one_member_at_a_time_with_the_leader_last(Version::V3_5_30);
+}
+
+fn defrag_goes_one_member_at_a_time_with_the_leader_last(version: Version) {
+    let mut c = Cluster::start(ClusterOptions::new(version, 3));
     let leader = leader_endpoint(&c);
     let r = run(&c, &["defrag", "--cluster", "-w", "json"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -210,8 +228,17 @@ fn defrag_goes_one_member_at_a_time_with_the_leader_last() {
 }
 
 #[test]
-fn health_wait_returns_when_a_restarted_member_is_back() {
-    let mut c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 3));
+fn health_wait_returns_when_a_restarted_member_is_back_3_5_1() {
+    health_wait_returns_when_a_restarted_member_is_back(Version::V3_5_1);
+}
+
+#[test]
+fn health_wait_returns_when_a_restarted_member_is_back_3_5_30() {
+    health_wait_returns_when_a_restarted_member_is_back(Version::V3_5_30);
+}
+
+fn health_wait_returns_when_a_restarted_member_is_back(version: Version) {
+    let mut c = Cluster::start(ClusterOptions::new(version, 3));
     c.kill(2);
     let start = Instant::now();
     let (tls, eps) = (c.tls_args(), c.endpoints_arg());

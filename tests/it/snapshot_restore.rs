@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::cluster::{free_port, Cluster, ClusterOptions, Kv, TestClient, Version};
-use crate::common::oracle::run_etcdutl;
+use crate::common::oracle::{run_etcdutl, run_etcdutl_of};
 use crate::common::repo;
 use crate::common::run::{etcdops, etcdops_spawn, run_printed, send_signal, wait_run, Run};
 use etcd_client::{GetOptions, Permission, PutOptions};
@@ -52,8 +52,8 @@ fn status_numbers(db: &Path) -> (Value, Value, Value) {
     )
 }
 
-/// Restore with etcdops and with etcdutl (same flags), compare the db numbers, boot ours and
-/// compare the keyspace with `dump`.
+/// Restore with etcdops and with the etcdutl of `version` (same flags), compare the db numbers,
+/// boot ours on that etcd and compare the keyspace with `dump`.
 fn restore_and_boot(version: Version, snap: &Path, dump: &[Kv], user: Option<(&str, &str)>) {
     let dir = tempfile::tempdir().unwrap();
     let peer = format!("https://127.0.0.1:{}", free_port());
@@ -64,21 +64,24 @@ fn restore_and_boot(version: Version, snap: &Path, dump: &[Kv], user: Option<(&s
     let report = r.json();
 
     let theirs = dir.path().join("theirs.etcd");
-    run_etcdutl(&[
-        "snapshot",
-        "restore",
-        &s(snap),
-        "--data-dir",
-        &s(&theirs),
-        "--name",
-        "r1",
-        "--initial-advertise-peer-urls",
-        &peer,
-        "--initial-cluster",
-        &initial,
-        "--initial-cluster-token",
-        "restored",
-    ]);
+    run_etcdutl_of(
+        &version.etcdutl(),
+        &[
+            "snapshot",
+            "restore",
+            &s(snap),
+            "--data-dir",
+            &s(&theirs),
+            "--name",
+            "r1",
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-token",
+            "restored",
+        ],
+    );
     assert_eq!(
         status_numbers(&ours.join("member/snap/db")),
         status_numbers(&theirs.join("member/snap/db"))
@@ -165,7 +168,16 @@ fn fill(tc: &mut TestClient) {
 
 #[test]
 fn restored_3_5_1_snapshots_boot_with_the_same_keyspace() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    restored_snapshots_boot_with_the_same_keyspace(Version::V3_5_1);
+}
+
+#[test]
+fn restored_3_5_30_snapshots_boot_with_the_same_keyspace() {
+    restored_snapshots_boot_with_the_same_keyspace(Version::V3_5_30);
+}
+
+fn restored_snapshots_boot_with_the_same_keyspace(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     let dir = tempfile::tempdir().unwrap();
     let mut tc = c.client(None);
 
@@ -192,9 +204,9 @@ fn restored_3_5_1_snapshots_boot_with_the_same_keyspace() {
     let auth = dir.path().join("auth.db");
     c.etcdctl_save(0, &auth, Some("root:rootpw"));
 
-    restore_and_boot(Version::V3_5_1, &empty, &empty_dump, None);
-    restore_and_boot(Version::V3_5_1, &full, &full_dump, None);
-    restore_and_boot(Version::V3_5_1, &auth, &full_dump, Some(("root", "rootpw")));
+    restore_and_boot(version, &empty, &empty_dump, None);
+    restore_and_boot(version, &full, &full_dump, None);
+    restore_and_boot(version, &auth, &full_dump, Some(("root", "rootpw")));
 
     // Killed at random points: the data dir is either absent or complete, and a rerun works.
     for delay_ms in [5u64, 30, 80, 150, 300] {
@@ -276,8 +288,17 @@ fn restored_3_4_23_snapshot_boots_on_3_4_23() {
 }
 
 #[test]
-fn three_member_restore_forms_one_cluster() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn three_member_restore_forms_one_cluster_3_5_1() {
+    three_member_restore_forms_one_cluster(Version::V3_5_1);
+}
+
+#[test]
+fn three_member_restore_forms_one_cluster_3_5_30() {
+    three_member_restore_forms_one_cluster(Version::V3_5_30);
+}
+
+fn three_member_restore_forms_one_cluster(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     let mut tc = c.client(None);
     let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..1000)
         .map(|i| (format!("/registry/x/{i}").into_bytes(), vec![b'm'; 200]))
@@ -323,7 +344,7 @@ fn three_member_restore_forms_one_cluster() {
         restored.push((name.clone(), dir.path().join(format!("{name}.etcd")), peer));
     }
 
-    let booted = Cluster::boot(Version::V3_5_1, &restored);
+    let booted = Cluster::boot(version, &restored);
     let status = etcdops(
         &[
             "status",
@@ -365,7 +386,16 @@ fn three_member_restore_forms_one_cluster() {
 }
 
 #[test]
-fn wal_and_snap_bytes_equal_etcdutls() {
+fn wal_and_snap_bytes_equal_etcdutl_3_5_1s() {
+    wal_and_snap_bytes_equal_etcdutls(Version::V3_5_1);
+}
+
+#[test]
+fn wal_and_snap_bytes_equal_etcdutl_3_5_30s() {
+    wal_and_snap_bytes_equal_etcdutls(Version::V3_5_30);
+}
+
+fn wal_and_snap_bytes_equal_etcdutls(version: Version) {
     let example = repo().join("examples/k8s-small.db");
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<&str>); 3] = [
@@ -416,7 +446,7 @@ fn wal_and_snap_bytes_equal_etcdutls() {
             theirs.to_str().unwrap(),
         ];
         b.extend(flags.iter().copied());
-        run_etcdutl(&b);
+        run_etcdutl_of(&version.etcdutl(), &b);
         let files = |d: &Path| -> Vec<PathBuf> {
             let mut v: Vec<PathBuf> = ["member/wal", "member/snap"]
                 .iter()
@@ -449,8 +479,17 @@ fn wal_and_snap_bytes_equal_etcdutls() {
 }
 
 #[test]
-fn bump_revision_marks_compacted() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn bump_revision_marks_compacted_3_5_1() {
+    bump_revision_marks_compacted(Version::V3_5_1);
+}
+
+#[test]
+fn bump_revision_marks_compacted_3_5_30() {
+    bump_revision_marks_compacted(Version::V3_5_30);
+}
+
+fn bump_revision_marks_compacted(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     let mut tc = c.client(None);
     for i in 0..20 {
         tc.rt
@@ -511,7 +550,36 @@ fn bump_revision_marks_compacted() {
     assert_eq!(r.json()["bumped_revision"], before + 1000);
     assert!(!r.stderr.contains("consider --bump-revision"));
 
-    let booted = Cluster::boot(Version::V3_5_1, &[("b1".into(), data, peer)]);
+    if version.reported() >= (5, 10) {
+        // etcdutl 3.5.10+ bumps too: the same db numbers, WAL and snap.
+        let theirs = dir.path().join("theirs-bumped");
+        run_etcdutl_of(
+            &version.etcdutl(),
+            &[
+                "snapshot",
+                "restore",
+                &s(&snap),
+                "--data-dir",
+                &s(&theirs),
+                "--name",
+                "b1",
+                "--initial-advertise-peer-urls",
+                &peer,
+                "--initial-cluster",
+                &format!("b1={peer}"),
+                "--initial-cluster-token",
+                "restored",
+                "--bump-revision",
+                "1000",
+                "--mark-compacted",
+            ],
+        );
+        assert_eq!(
+            status_numbers(&data.join("member/snap/db")),
+            status_numbers(&theirs.join("member/snap/db"))
+        );
+    }
+    let booted = Cluster::boot(version, &[("b1".into(), data, peer)]);
     let mut tc = booted.client(None);
     let now = tc.rt.block_on(tc.client.get("/registry/k", None)).unwrap();
     assert!(
@@ -530,6 +598,48 @@ fn bump_revision_marks_compacted() {
     assert!(
         err.contains("required revision has been compacted"),
         "{err}"
+    );
+
+    // The bumped cluster lives on: one more key, a new snapshot. The bump's marker (an empty
+    // value at the bumped revision, kept for good) is no key: ls, diff and verify --boot agree
+    // with the server; status counts it, as etcdutl does.
+    tc.rt
+        .block_on(tc.client.put("/registry/after", "x", None))
+        .unwrap();
+    let later = dir.path().join("later.db");
+    booted.etcdctl_save(0, &later, None);
+    let later_s = s(&later);
+    let ls = etcdops(&["snapshot", "ls", &later_s, "-w", "json"], &[]);
+    assert_eq!(ls.code, 0, "{ls:?}");
+    assert_eq!(ls.json()["count"], 2, "{}", ls.stdout);
+    assert!(!ls.stdout.contains(r#""key":"""#), "{}", ls.stdout);
+    let diff = etcdops(&["snapshot", "diff", &s(&snap), &later_s], &[]);
+    assert_eq!(diff.code, 0, "{diff:?}");
+    assert!(!diff.stdout.contains("''"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("/registry/after"), "{}", diff.stdout);
+    let etcd = version.etcd();
+    let v = etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &later_s,
+            "--boot",
+            "--etcd",
+            &s(&etcd),
+        ],
+        &[],
+    );
+    assert_eq!(v.code, 0, "{v:?}");
+    let theirs: Value = serde_json::from_str(&run_etcdutl(&[
+        "snapshot", "status", &later_s, "-w", "json",
+    ]))
+    .unwrap();
+    let ours = etcdops(&["snapshot", "status", &later_s, "-w", "json"], &[]);
+    assert_eq!(
+        ours.json()["totalKey"],
+        theirs["totalKey"],
+        "{}",
+        ours.stdout
     );
 }
 

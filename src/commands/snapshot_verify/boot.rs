@@ -11,13 +11,29 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::Check;
+use crate::etcd::version::Release;
 use crate::fsutil::TempDir;
 
 /// How long etcd may take to serve.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn check(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Check {
-    match run(plain, etcd, revision, keys) {
+/// Which etcd may boot the data: at least the release it needs (an older one would boot it
+/// by ignoring its versions, which proves nothing), preferably of the node's own minor.
+pub struct Wanted {
+    /// The release the data needs, and the key that says so.
+    pub needs: Option<(Release, String)>,
+    /// The release this node's manifest image names.
+    pub prefer: Option<Release>,
+}
+
+pub fn check(
+    plain: &Path,
+    etcd: Option<&Path>,
+    wanted: &Wanted,
+    revision: i64,
+    keys: usize,
+) -> Check {
+    match run(plain, etcd, wanted, revision, keys) {
         Ok(detail) => Check {
             check: "boot",
             ok: true,
@@ -31,20 +47,70 @@ pub fn check(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> C
     }
 }
 
-/// The etcd to boot with: `--etcd`, else `etcd` in PATH, else where hand-built clusters keep it.
-fn find_etcd(given: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = given {
-        if p.is_file() {
-            return Ok(p.to_path_buf());
+/// The etcd to boot with, and its release: `--etcd`, else the binaries named `etcd` in PATH
+/// and /usr/local/bin, each asked `etcd --version`. One older than the data needs is refused;
+/// among the rest, one of the node's minor is preferred, else the first.
+fn find_etcd(given: Option<&Path>, wanted: &Wanted) -> Result<(PathBuf, Release)> {
+    let candidates: Vec<PathBuf> = match given {
+        Some(p) if p.is_file() => vec![p.to_path_buf()],
+        Some(p) => bail!("--etcd {}: no such file", p.display()),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .map(|d| d.join("etcd"))
+                .chain([PathBuf::from("/usr/local/bin/etcd")])
+                .filter(|p| p.is_file())
+                .collect()
         }
-        bail!("--etcd {}: no such file", p.display());
+    };
+    if candidates.is_empty() {
+        bail!("no etcd binary in PATH or /usr/local/bin (a kubeadm node runs etcd in a container): pass --etcd PATH");
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("etcd"))
-        .chain([PathBuf::from("/usr/local/bin/etcd")])
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("no etcd binary in PATH or /usr/local/bin (a kubeadm node runs etcd in a container): pass --etcd PATH"))
+    let probed: Vec<(PathBuf, Option<Release>)> = candidates
+        .into_iter()
+        .map(|p| {
+            let r = Release::of_binary(&p);
+            (p, r)
+        })
+        .collect();
+    let fit = |r: &Release| {
+        wanted
+            .needs
+            .as_ref()
+            .is_none_or(|(n, _)| r.minor_only() >= *n)
+    };
+    let usable: Vec<(&PathBuf, Release)> = probed
+        .iter()
+        .filter_map(|(p, r)| Some((p, (*r)?)))
+        .filter(|(_, r)| fit(r))
+        .collect();
+    let prefer = |r: &Release| {
+        wanted
+            .prefer
+            .is_some_and(|n| n.minor_only() == r.minor_only())
+    };
+    if let Some((p, r)) = usable.iter().find(|(_, r)| prefer(r)).or(usable.first()) {
+        return Ok(((*p).clone(), *r));
+    }
+    let seen: Vec<String> = probed
+        .iter()
+        .map(|(p, r)| match r {
+            Some(r) => format!("{} is etcd {r}", p.display()),
+            None => format!(
+                "{} does not say its version (`etcd --version`)",
+                p.display()
+            ),
+        })
+        .collect();
+    match &wanted.needs {
+        Some((need, why)) => bail!(
+            "the data needs etcd {} or later ({why}), and {}: an older etcd would boot it by ignoring its versions, which proves nothing; pass --etcd with an etcd {} or later",
+            need.short(),
+            seen.join(", "),
+            need.short()
+        ),
+        None => bail!("{}", seen.join(", ")),
+    }
 }
 
 /// util-linux's `setpriv`, which every distribution a control plane runs on ships.
@@ -94,8 +160,14 @@ impl Drop for Running {
     }
 }
 
-fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<String> {
-    let etcd = find_etcd(etcd)?;
+fn run(
+    plain: &Path,
+    etcd: Option<&Path>,
+    wanted: &Wanted,
+    revision: i64,
+    keys: usize,
+) -> Result<String> {
+    let (etcd, release) = find_etcd(etcd, wanted)?;
     // Catch SIGINT/SIGTERM from here on: an interruption at any step ends in the cleanup below
     // (a signal that arrives during the restore is acted on as soon as it returns).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -181,12 +253,12 @@ fn run(plain: &Path, etcd: Option<&Path>, revision: i64, keys: usize) -> Result<
     drop(running);
     if served_rev != revision || served_keys != keys as i64 {
         bail!(
-            "etcd {} serves revision {served_rev} with {served_keys} keys; the snapshot holds revision {revision} with {keys} keys",
+            "etcd {release} ({}) serves revision {served_rev} with {served_keys} keys; the snapshot holds revision {revision} with {keys} keys",
             etcd.display()
         );
     }
     Ok(format!(
-        "{} served revision {served_rev} with {served_keys} keys, then was stopped and removed",
+        "etcd {release} ({}) served revision {served_rev} with {served_keys} keys, then was stopped and removed",
         etcd.display()
     ))
 }

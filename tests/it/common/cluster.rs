@@ -24,14 +24,35 @@ use super::{repo, INSTALL_HINT};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V3_5_1,
+    /// Debian sid's, unpacked into `.cache/etcd-3.5.30`: stores member names and promotions
+    /// (3.5.20+), removes zombie members (3.5.26+), and its etcdutl bumps revisions.
+    V3_5_30,
     V3_4_23,
 }
 
 impl Version {
+    /// The 3.5 releases every suite that boots etcd runs on.
+    pub const BOTH_3_5: [Version; 2] = [Version::V3_5_1, Version::V3_5_30];
+
     pub fn etcd(self) -> PathBuf {
+        self.binary("etcd")
+    }
+
+    /// The etcdutl to compare with: this release's (3.4.23 has none: 3.5.1's restores its
+    /// snapshots as etcdctl 3.4 does).
+    pub fn etcdutl(self) -> PathBuf {
+        match self {
+            Version::V3_4_23 => Version::V3_5_1.binary("etcdutl"),
+            other => other.binary("etcdutl"),
+        }
+    }
+
+    /// `etcd`, `etcdctl` or `etcdutl` of this release (3.4.23 has no etcdutl).
+    pub fn binary(self, name: &str) -> PathBuf {
         let path = match self {
-            Version::V3_5_1 => repo().join(".cache/etcd-3.5.1/etcd"),
-            Version::V3_4_23 => PathBuf::from("/usr/bin/etcd"),
+            Version::V3_5_1 => repo().join(".cache/etcd-3.5.1").join(name),
+            Version::V3_5_30 => repo().join(".cache/etcd-3.5.30").join(name),
+            Version::V3_4_23 => PathBuf::from("/usr/bin").join(name),
         };
         assert!(
             path.is_file(),
@@ -44,8 +65,31 @@ impl Version {
     pub fn expected_version(self) -> &'static str {
         match self {
             Version::V3_5_1 => "3.5.1",
+            Version::V3_5_30 => "3.5.30",
             Version::V3_4_23 => "3.4.23",
         }
+    }
+
+    /// What `etcd --version` of this binary says, as (minor, patch): expectations that depend
+    /// on the release are keyed on it, not on the enum.
+    pub fn reported(self) -> (u32, u32) {
+        let out = Command::new(self.etcd()).arg("--version").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v = text
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd Version: "))
+            .unwrap_or_else(|| panic!("etcd --version: {text}"));
+        let mut parts = v
+            .trim()
+            .split('.')
+            .skip(1)
+            .map(|p| p.parse::<u32>().unwrap());
+        (parts.next().unwrap(), parts.next().unwrap())
+    }
+
+    /// etcd 3.5.20+ stores member names and promotions in the `members` bucket.
+    pub fn stores_promotions(self) -> bool {
+        self.reported() >= (5, 20)
     }
 }
 
@@ -721,11 +765,13 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// A cluster built the way kubeadm builds one: `cp1` alone (its own `--initial-cluster`,
-    /// state `new`), then each next member announced with `etcdctl member add` and started
-    /// with the growing `--initial-cluster` and state `existing`. etcd's default token, as
+    /// A cluster built the way kubeadm 1.29+ builds one: `cp1` alone (its own
+    /// `--initial-cluster`, state `new`), then each next member announced with `etcdctl member
+    /// add --learner`, started with the growing `--initial-cluster` and state `existing`, and
+    /// promoted once it has caught up. etcd's default token, as
     /// kubeadm leaves it. Returns the cluster and each member's `--initial-cluster`.
     pub fn start_kubeadm_way(version: Version, n: usize) -> (Cluster, Vec<String>) {
+        assert!(version != Version::V3_4_23, "learners need etcd 3.5");
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"));
         let mut cluster = Cluster {
@@ -745,10 +791,12 @@ impl Cluster {
                 name,
                 child: None,
             };
+            let mut learner = None;
             if i > 0 {
                 let eps = cluster.endpoints_arg();
                 let start = Instant::now();
                 loop {
+                    // kubeadm 1.29+ joins every control plane as a learner, then promotes it.
                     let out = cluster.etcdctl(
                         &eps,
                         &[
@@ -756,9 +804,14 @@ impl Cluster {
                             "add",
                             &m.name,
                             &format!("--peer-urls={}", m.peer_url),
+                            "--learner",
+                            "-w",
+                            "json",
                         ],
                     );
                     if out.status.success() {
+                        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                        learner = doc["member"]["ID"].as_u64();
                         break;
                     }
                     // "not enough started members" until the last one has caught up.
@@ -788,10 +841,31 @@ impl Cluster {
                 }
             }
             cluster.spawn(i, &version.etcd(), &args);
+            if let Some(id) = learner {
+                cluster.promote(id);
+            }
             cluster.wait_healthy(Duration::from_secs(60));
             lists.push(list);
         }
         (cluster, lists)
+    }
+
+    /// `member promote` as kubeadm does it: again until the learner has caught up.
+    fn promote(&self, id: u64) {
+        let eps = self.members[0].client_url.clone();
+        let start = Instant::now();
+        loop {
+            let out = self.etcdctl(&eps, &["member", "promote", &format!("{id:x}")]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "member promote {id:x}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     fn spawn(&mut self, i: usize, etcd: &Path, args: &[String]) {

@@ -89,3 +89,50 @@ pub fn older_copies(made: &Path, sidecar: &Path, into: &Path, count: usize) {
         .unwrap();
     }
 }
+
+/// The bundled example (written by etcd 3.5.1) as a newer etcd would have left it: with
+/// `meta/storageVersion` set to `storage` (when given) and `cluster/clusterVersion` to
+/// `cluster`, written with etcdops' own bbolt writer, sha256 trailer appended. etcd 3.6/3.7
+/// binaries cannot be installed here; their data can be made.
+pub fn versioned_example(dest: &Path, storage: Option<&str>, cluster: &str) {
+    use etcdops::bolt::reader::bucket_root;
+    use etcdops::bolt::writer::{bucket_entries, Entry, Writer};
+    use etcdops::bolt::Db;
+    use sha2::Digest;
+    let example = std::fs::read(repo().join("examples/k8s-small.db")).unwrap();
+    std::fs::write(dest, &example[..example.len() - 32]).unwrap();
+    let mut db = Db::open_file(dest).unwrap();
+    let meta = *db.meta();
+    let root = db.root();
+    let mut top = bucket_entries(&mut db, &root).unwrap();
+    let mut w = Writer::new(&meta);
+    let set = |entries: &mut Vec<Entry>, key: &[u8], value: &str| {
+        entries.retain(|e| e.key != key);
+        entries.push(Entry {
+            key: key.to_vec(),
+            value: value.as_bytes().to_vec(),
+            bucket: false,
+        });
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+    };
+    for e in top.iter_mut() {
+        let mut entries = bucket_entries(&mut db, &bucket_root(&e.value).unwrap()).unwrap();
+        match e.key.as_slice() {
+            b"meta" => match storage {
+                Some(v) => set(&mut entries, b"storageVersion", v),
+                None => continue,
+            },
+            b"cluster" => set(&mut entries, b"clusterVersion", cluster),
+            _ => continue,
+        }
+        e.value = w.bucket_value(&entries, 0);
+    }
+    let new_root = w.tree(&top);
+    let file = std::fs::OpenOptions::new().write(true).open(dest).unwrap();
+    w.commit(&file, &meta, new_root).unwrap();
+    drop(file);
+    let mut bytes = std::fs::read(dest).unwrap();
+    let sum = sha2::Sha256::digest(&bytes);
+    bytes.extend_from_slice(&sum);
+    std::fs::write(dest, bytes).unwrap();
+}

@@ -33,7 +33,12 @@ pub fn etcdutl() -> PathBuf {
 
 /// Run etcdutl with a scrubbed environment; panics when it fails.
 pub fn run_etcdutl(args: &[&str]) -> String {
-    let out = Command::new(etcdutl())
+    run_etcdutl_of(&etcdutl(), args)
+}
+
+/// The same with the etcdutl at `binary` (another release's, `Version::binary("etcdutl")`).
+pub fn run_etcdutl_of(binary: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary)
         .env_clear()
         .args(args)
         .output()
