@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::bolt::{Db, FileSource, ReadAt};
-use crate::etcd::members::{read_stored, MemberSummary};
+use crate::etcd::members::{read_removed, read_stored, MemberSummary};
 use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
 use crate::etcd::schema;
@@ -39,6 +39,8 @@ use crate::remote::Location;
 use crate::settings::RestoreSettings;
 use crate::units::hex_id;
 use crate::{fsutil, snap, wal};
+
+mod preflight;
 
 /// The revision bump recommended for Kubernetes data (watch caches and informers must see
 /// revisions move forward, never back).
@@ -97,6 +99,9 @@ pub struct RestoreReport {
     pub needs_etcd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub needs_etcd_because: Option<String>,
+    /// What the offline boot checks found matching in the restored dir (absent in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<String>,
     #[serde(skip)]
     pub notes: Vec<String>,
 }
@@ -113,12 +118,16 @@ struct Plan<'s> {
     edit: Option<ManifestEdit>,
     /// The release the data needs, and the key that says so.
     needs: Option<(Release, String)>,
+    /// `meta/storageVersion` and `cluster/clusterVersion` as the snapshot has them.
+    versions: (Option<String>, Option<String>),
 }
 
 /// What the restore found in the snapshot while building the data dir.
 struct Restored {
     status: SnapshotStatus,
     bumped: Option<i64>,
+    /// What the preflight found matching.
+    preflight: String,
     /// Signals wait until the manifest points at the new data dir.
     committing: fsutil::Critical,
 }
@@ -207,11 +216,26 @@ fn plan<'s>(
             .with_context(what)?,
     );
     let needs = needs_release(opts, storage.as_deref(), cluster.as_deref())?;
+    let learners_trusted = storage.is_some();
+    let mut notes = Vec::new();
     let stored = if opts.from_manifest() && opts.initial_cluster.is_none() {
-        read_stored(&mut db).with_context(what)?
+        let mut stored = read_stored(&mut db).with_context(what)?;
+        // Zombies: members etcd removed but 3.5 before 3.5.26 left in the members bucket.
+        let removed = read_removed(&mut db).with_context(what)?;
+        stored.retain(|m| {
+            let zombie = removed.contains(&m.id);
+            if zombie {
+                notes.push(format!("note: the snapshot lists member {:x} both as a member and as removed (members_removed): a zombie etcd 3.5.26+ deletes; left out", m.id));
+            }
+            !zombie
+        });
+        stored
     } else {
         Vec::new()
     };
+    if let Some(target) = downgrade_target(&mut db) {
+        notes.push(format!("note: the snapshot's cluster has a downgrade to {} enabled (cluster/downgrade); the restored cluster keeps it", crate::output::escape(&target)));
+    }
     drop(db);
     let decision = decide(&Inputs {
         name: &opts.name,
@@ -222,8 +246,10 @@ fn plan<'s>(
         from_manifest: opts.from_manifest(),
         snapshot: &stored,
         // Files of 3.6+ (which repaired the flags) have meta/storageVersion.
-        learners_trusted: storage.is_some(),
+        learners_trusted,
     })?;
+    let mut decision = decision;
+    decision.notes.extend(notes);
     Ok(Plan {
         opts,
         decision,
@@ -232,7 +258,16 @@ fn plan<'s>(
         trailer,
         edit,
         needs,
+        versions: (storage, cluster),
     })
+}
+
+/// The target of a downgrade left enabled in `cluster/downgrade` (JSON `{"target-version",
+/// "enabled"}`, etcd 3.5+), if any.
+fn downgrade_target<S: ReadAt>(db: &mut Db<S>) -> Option<String> {
+    let raw = db.get(schema::BUCKET_CLUSTER, b"downgrade").ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    (v["enabled"] == true).then(|| v["target-version"].as_str().unwrap_or("").to_string())
 }
 
 /// The release the snapshot's data needs (the newer of `meta/storageVersion` and
@@ -360,6 +395,20 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
         0o666,
         None,
     )?;
+    let ids: Vec<u64> = membership.members.iter().map(|m| m.id).collect();
+    let expect = preflight::Expect {
+        members: &ids,
+        storage_version: plan.versions.0.as_deref(),
+        cluster_version: plan.versions.1.as_deref(),
+    };
+    let wal_file = wal_dir_tmp.join(wal::FIRST_SEGMENT);
+    let snap_file = snap_dir.join(snap::file_name(membership));
+    let preflight = preflight::check(&db_path, &wal_file, &snap_file, &expect).map_err(|p| {
+        anyhow!(
+            "the restored data dir fails what etcd checks when it boots it, so nothing was put in place: {}",
+            p.join("; ")
+        )
+    })?;
     let member_dir = tmp.path().join("member");
     for d in [
         &snap_dir,
@@ -388,6 +437,7 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
     Ok(Restored {
         status,
         bumped,
+        preflight,
         committing,
     })
 }
@@ -537,6 +587,7 @@ impl Plan<'_> {
                 .needs
                 .as_ref()
                 .map(|(_, why)| crate::output::escape(why)),
+            preflight: restored.map(|r| r.preflight.clone()),
             notes,
         }
     }
@@ -707,6 +758,10 @@ impl Report for RestoreReport {
                 (Some(v), Some(why)) => format!("needs:             etcd ≥ {v} ({why})"),
                 _ => "needs:             any etcd 3.4+ (the snapshot names no version)".to_string(),
             },
+            format!(
+                "checked:           {}",
+                self.preflight.as_deref().unwrap_or("(dry run)")
+            ),
         ]);
         if let Some(rev) = self.revision {
             lines.push(format!(

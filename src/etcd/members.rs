@@ -46,23 +46,45 @@ impl StoredMember {
 
 /// The members stored in a snapshot's `members` bucket (none when it has no such bucket).
 pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, SnapshotError> {
+    member_bucket(db, super::schema::BUCKET_MEMBERS, "members")?
+        .iter()
+        .map(|(k, v)| StoredMember::parse(k, v))
+        .collect()
+}
+
+/// The member IDs in a snapshot's `members_removed` bucket (keys in hex).
+pub fn read_removed<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<u64>, SnapshotError> {
+    Ok(
+        member_bucket(db, super::schema::BUCKET_MEMBERS_REMOVED, "members_removed")?
+            .iter()
+            .filter_map(|(k, _)| u64::from_str_radix(std::str::from_utf8(k).ok()?, 16).ok())
+            .collect(),
+    )
+}
+
+/// A bucket's plain entries: (key, value).
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The plain entries of a top-level bucket (none when it is absent).
+fn member_bucket<S: ReadAt>(
+    db: &mut Db<S>,
+    name: &[u8],
+    label: &'static str,
+) -> Result<Pairs, SnapshotError> {
     let root = db.root();
     let top = bucket_entries(db, &root)?;
-    let Some(e) = top
-        .iter()
-        .find(|e| e.bucket && e.key == super::schema::BUCKET_MEMBERS)
-    else {
+    let Some(e) = top.iter().find(|e| e.bucket && e.key == name) else {
         return Ok(Vec::new());
     };
-    let members = bucket_root(&e.value).map_err(|reason| SnapshotError::Bucket {
-        bucket: "members",
+    let bucket = bucket_root(&e.value).map_err(|reason| SnapshotError::Bucket {
+        bucket: label,
         reason,
     })?;
-    bucket_entries(db, &members)?
-        .iter()
+    Ok(bucket_entries(db, &bucket)?
+        .into_iter()
         .filter(|e| !e.bucket)
-        .map(|e| StoredMember::parse(&e.key, &e.value))
-        .collect()
+        .map(|e| (e.key, e.value))
+        .collect())
 }
 
 /// A member as the reports show it (`snapshot status`, `snapshot restore`): the ID in hex, and

@@ -38,6 +38,22 @@ pub fn restore_snap(m: &Membership) -> Vec<u8> {
         .finish()
 }
 
+/// A `.snap` file read back: its raft metadata (index, term, voters, learners), the CRC
+/// checked.
+pub fn read_snap(bytes: &[u8]) -> Result<(u64, u64, Vec<u64>, Vec<u64>), String> {
+    use crate::proto::{bytes_field, fields, read_conf_state, uint_field};
+    let outer = fields(bytes).ok_or("not a snappb.Snapshot")?;
+    let raft = bytes_field(&outer, 2).ok_or("no raft snapshot inside")?;
+    if u64::from(crc32c::crc32c(raft)) != uint_field(&outer, 1) {
+        return Err("its CRC does not match".to_string());
+    }
+    let raft = fields(raft).ok_or("the raft snapshot is not a message")?;
+    let meta = fields(bytes_field(&raft, 2).ok_or("no metadata")?).ok_or("bad metadata")?;
+    let (voters, learners) = read_conf_state(bytes_field(&meta, 1).unwrap_or_default())
+        .ok_or("its ConfState is not a message")?;
+    Ok((uint_field(&meta, 2), uint_field(&meta, 3), voters, learners))
+}
+
 fn node(path: &str, index: usize, value: &str, children: Option<&str>) -> String {
     format!(
         "{{\"Path\":{},\"CreatedIndex\":{index},\"ModifiedIndex\":{index},\"ExpireTime\":\"{NO_EXPIRY}\",\"Value\":{},\"Children\":{}}}",
@@ -135,5 +151,18 @@ mod tests {
             hex(&Sha256::digest(&snap)),
             "391e233526d2ed237b95d33b9d3c7975cf3db23b1913a478baacdeee4177b533"
         );
+    }
+
+    #[test]
+    fn snap_reads_back() {
+        let ic = "m1=http://127.0.0.1:12380,m2=http://127.0.0.2:12380,m3=http://127.0.0.3:12380";
+        let m = plan("m2", ic, "tok-restore", "http://127.0.0.2:12380").unwrap();
+        let ids: Vec<u64> = m.members.iter().map(|x| x.id).collect();
+        let snap = restore_snap(&m);
+        assert_eq!(read_snap(&snap), Ok((3, 1, ids, Vec::new())));
+        let mut bad = snap.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        assert!(read_snap(&bad).is_err());
     }
 }

@@ -99,6 +99,82 @@ pub fn restore_records(m: &Membership, with_conf_state: bool) -> Vec<u8> {
     e.out
 }
 
+/// What a WAL segment says, read back (the restore's preflight; any etcd's segment).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WalFacts {
+    pub node_id: u64,
+    pub cluster_id: u64,
+    /// (NodeID, ConfChangeType) of every ConfChange entry, in order (0 AddNode, 3
+    /// AddLearnerNode).
+    pub conf_changes: Vec<(u64, u64)>,
+    /// The last snapshot record: index, term, voters, learners.
+    pub snapshot: Option<(u64, u64, Vec<u64>, Vec<u64>)>,
+    /// The last HardState: term, vote, commit.
+    pub hard_state: Option<(u64, u64, u64)>,
+}
+
+/// Read the records of a segment up to its zero tail, checking each frame and the CRC chain.
+pub fn read_records(seg: &[u8]) -> Result<WalFacts, String> {
+    use crate::proto::{bytes_field, fields, read_conf_state, uint_field};
+    let mut facts = WalFacts::default();
+    let mut crc = 0u32;
+    let mut at = 0usize;
+    while at + 8 <= seg.len() {
+        let word = u64::from_le_bytes(seg[at..at + 8].try_into().unwrap_or_default());
+        if word == 0 {
+            break;
+        }
+        let len = (word & 0x00ff_ffff_ffff_ffff) as usize;
+        let pad = if word >> 63 == 1 {
+            ((word >> 56) & 0x7) as usize
+        } else {
+            0
+        };
+        let start = at + 8;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= seg.len())
+            .ok_or(format!("the record at byte {at} runs past the segment"))?;
+        let rec = fields(&seg[start..end])
+            .ok_or(format!("the record at byte {at} is not a walpb.Record"))?;
+        let (typ, stored) = (uint_field(&rec, 1), uint_field(&rec, 2) as u32);
+        let data = bytes_field(&rec, 3);
+        if typ == CRC {
+            crc = stored;
+        } else {
+            crc = crc32c::crc32c_append(crc, data.unwrap_or_default());
+            if crc != stored {
+                return Err(format!("the record at byte {at} fails the CRC chain"));
+            }
+        }
+        let f = fields(data.unwrap_or_default()).ok_or(format!(
+            "the data of the record at byte {at} is not a message"
+        ))?;
+        match typ {
+            METADATA => (facts.node_id, facts.cluster_id) = (uint_field(&f, 1), uint_field(&f, 2)),
+            STATE => {
+                facts.hard_state = Some((uint_field(&f, 1), uint_field(&f, 2), uint_field(&f, 3)))
+            }
+            SNAPSHOT => {
+                let (voters, learners) = bytes_field(&f, 3)
+                    .map_or(Some((Vec::new(), Vec::new())), read_conf_state)
+                    .ok_or("a snapshot record's ConfState is not a message")?;
+                facts.snapshot = Some((uint_field(&f, 1), uint_field(&f, 2), voters, learners));
+            }
+            ENTRY if uint_field(&f, 1) == ENTRY_CONF_CHANGE => {
+                let change = fields(bytes_field(&f, 4).unwrap_or_default())
+                    .ok_or("a ConfChange entry holds no ConfChange")?;
+                facts
+                    .conf_changes
+                    .push((uint_field(&change, 3), uint_field(&change, 2)));
+            }
+            _ => {}
+        }
+        at = end + pad;
+    }
+    Ok(facts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +190,26 @@ mod tests {
 
     // sha256 of the segments etcdutl 3.5.1 / etcdctl 3.4.23 wrote for the same flags;
     // tests/it/snapshot_restore.rs also compares with a live etcdutl.
+    #[test]
+    fn records_read_back() {
+        let ic = "m1=http://127.0.0.1:12380,m2=http://127.0.0.2:12380";
+        let m = plan("m1", ic, "tok", "http://127.0.0.1:12380").unwrap();
+        let f = read_records(&segment(&restore_records(&m, true))).unwrap();
+        let ids: Vec<u64> = m.members.iter().map(|x| x.id).collect();
+        assert_eq!(f.node_id, m.local);
+        assert_eq!(f.cluster_id, m.cluster_id);
+        assert_eq!(
+            f.conf_changes,
+            ids.iter().map(|&i| (i, 0)).collect::<Vec<_>>()
+        );
+        assert_eq!(f.snapshot, Some((2, 1, ids.clone(), Vec::new())));
+        assert_eq!(f.hard_state, Some((1, ids[0], 2)));
+        let mut bad = restore_records(&m, true);
+        let last = bad.len() - 12;
+        bad[last] ^= 1;
+        assert!(read_records(&bad).is_err());
+    }
+
     #[test]
     fn default_restore_wal_is_etcdutls() {
         let m = plan(
