@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::etcd::members::DEFAULT_TOKEN;
+use crate::etcd::version::Release;
 use crate::manifest::{Kind, Manifest};
 use crate::output::{shell_quote, Report};
 
@@ -36,6 +37,12 @@ pub struct ManifestReport {
     pub quota_backend_bytes: Option<String>,
     pub image: Option<String>,
     pub version: Option<String>,
+    /// `--feature-gates`, parsed.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub feature_gates: std::collections::BTreeMap<String, bool>,
+    /// Flags the image's release refuses or will refuse (manifest/release.rs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub fn read(path: &Path) -> Result<ManifestReport> {
@@ -74,6 +81,8 @@ pub fn read(path: &Path) -> Result<ManifestReport> {
         initial_cluster_state: m.flag("initial-cluster-state").map(str::to_string),
         quota_backend_bytes: m.flag("quota-backend-bytes").map(str::to_string),
         version: m.image_version(),
+        feature_gates: crate::manifest::release::feature_gates(&m),
+        warnings: crate::manifest::release::warnings(&m),
         image: m.image,
     })
 }
@@ -131,6 +140,16 @@ impl ManifestReport {
             " --initial-cluster-token={}",
             shell_quote(&self.initial_cluster_token)
         ));
+        // A kubeadm node holds Kubernetes data: watch caches and informers must see the
+        // revision move forward. etcdutl bumps since 3.5.10.
+        let bumps = self
+            .version
+            .as_deref()
+            .and_then(Release::parse)
+            .is_some_and(|r| r >= Release::new(3, 5, 10));
+        if self.kind == Kind::StaticPod && bumps {
+            restore.push_str(" --bump-revision=1000000000 --mark-compacted");
+        }
         let mut out = format!(
             "# snapshot save (etcdctl)\nETCDCTL_API=3 etcdctl --endpoints={}{tls} snapshot save {backup}\n\
              # check it\netcdutl snapshot status {backup} -w table\n\
@@ -152,6 +171,13 @@ impl ManifestReport {
 }
 
 impl Report for ManifestReport {
+    fn notes(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| format!("warning: {}", crate::output::escape(w)))
+            .collect()
+    }
+
     fn table(&self) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let rows = [
@@ -177,6 +203,14 @@ impl Report for ManifestReport {
             ("quota backend bytes", opt(&self.quota_backend_bytes)),
             ("image", opt(&self.image)),
             ("version", opt(&self.version)),
+            (
+                "feature gates",
+                self.feature_gates
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ];
         (
             vec!["field", "value"],

@@ -10,6 +10,7 @@
 mod config;
 pub mod edit;
 mod pod;
+pub mod release;
 mod unit;
 mod words;
 
@@ -154,10 +155,35 @@ impl Manifest {
 
     /// [`Manifest::load`] of text already read (`path` only names it in messages).
     pub fn from_text(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        if unit::is_unit(text) {
-            return Ok(Manifest::systemd(path, text));
+        let mut m = if unit::is_unit(text) {
+            Manifest::systemd(path, text)
+        } else {
+            Manifest::parse(path, text)?
+        };
+        m.follow_config_file();
+        Ok(m)
+    }
+
+    /// With `--config-file` (or `ETCD_CONFIG_FILE`), etcd reads that file alone and ignores
+    /// every other flag and `ETCD_*` variable (etcd-io/etcd v3.5.33 server/etcdmain/config.go
+    /// 361-375, v3.6.14 168-182: "other configuration command line flags and environment
+    /// variables will be ignored"): the settings are the file's. One that cannot be read
+    /// leaves the command line's.
+    fn follow_config_file(&mut self) {
+        if self.kind == Kind::ConfigFile {
+            return;
         }
-        Manifest::parse(path, text)
+        let Some(cfg) = self.flag("config-file").map(PathBuf::from) else {
+            return;
+        };
+        let Ok(text) = read_bounded(&self.host_path(&cfg)) else {
+            return;
+        };
+        if let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str(&text) {
+            let mut flags = config::config_flags(&map);
+            flags.insert("config-file".to_string(), cfg.display().to_string());
+            self.flags = flags;
+        }
     }
 
     pub(super) fn bare(
@@ -463,15 +489,18 @@ spec:
         std::fs::write(&unit, format!("[Unit]\nDescription=etcd\n[Service]\nEnvironment=\"ETCD_DATA_DIR=/srv/etcd\" ETCD_NAME=u1\nExecStart=/usr/local/bin/etcd \\\n  --listen-client-urls=https://127.0.0.1:2379 \\\n  --cert-file /etc/etcd/s.crt --key-file=/etc/etcd/s.key \\\n  --trusted-ca-file='/etc/etcd/ca file.crt' --config-file {}\n", cfg.display())).unwrap();
         let m = Manifest::load(&unit).unwrap();
         assert_eq!(m.kind, Kind::SystemdUnit);
+        // etcd reads the config file alone: the unit's flags and ETCD_* are ignored.
+        assert_eq!(m.flag("name"), Some("ext1"));
+        assert_eq!(m.flag("data-dir"), Some("/var/lib/etcd"));
+        assert_eq!(m.flag("cert-file"), Some("/etc/etcd/server.crt"));
+        assert_eq!(m.flag("trusted-ca-file"), Some("/etc/etcd/ca.crt"));
+        assert_eq!(m.flag("initial-cluster-token"), Some("tok"));
+        // Without the file (or unreadable), the command line's.
+        std::fs::remove_file(&cfg).unwrap();
+        let m = Manifest::load(&unit).unwrap();
         assert_eq!(m.flag("name"), Some("u1"));
-        assert_eq!(m.flag("data-dir"), Some("/srv/etcd"));
         assert_eq!(m.flag("cert-file"), Some("/etc/etcd/s.crt"));
         assert_eq!(m.flag("trusted-ca-file"), Some("/etc/etcd/ca file.crt"));
-        assert_eq!(
-            m.flag("initial-cluster-token"),
-            Some("tok"),
-            "from the config file it names"
-        );
         assert!(
             m.line_of("cert-file").starts_with("line 7 of"),
             "{}",

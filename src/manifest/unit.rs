@@ -1,12 +1,9 @@
-//! etcd as a systemd unit: `Environment=ETCD_*` settings, the flags of `ExecStart` (continued
-//! lines joined), and a `--config-file` it names.
+//! etcd as a systemd unit: `Environment=ETCD_*` settings and the flags of `ExecStart`
+//! (continued lines joined); a `--config-file` replaces both (`Manifest::from_text`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde_yaml_ng::Value;
-
-use super::config::config_flags;
 use super::pod::parse_flags;
 use super::words::shell_words;
 use super::{Kind, Manifest};
@@ -41,16 +38,6 @@ impl Manifest {
             }
         }
         flags.extend(parse_flags(&exec));
-        let mut m = Manifest::bare(path, text, Kind::SystemdUnit, flags);
-        if let Some(cfg) = m.flag("config-file").map(PathBuf::from) {
-            if let Ok(cfg_text) = std::fs::read_to_string(&cfg) {
-                if let Ok(Value::Mapping(map)) = serde_yaml_ng::from_str::<Value>(&cfg_text) {
-                    for (k, v) in config_flags(&map) {
-                        m.flags.entry(k).or_insert(v);
-                    }
-                }
-            }
-        }
-        m
+        Manifest::bare(path, text, Kind::SystemdUnit, flags)
     }
 }

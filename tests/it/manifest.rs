@@ -387,3 +387,124 @@ fn hostile_values_are_quoted_not_printed_raw() {
     let table = etcdops(&["manifest-read", "--manifest", &m], &[]);
     assert!(table.stdout.contains("static-pod"), "{}", table.stdout);
 }
+
+/// Every kubeadm release's manifest, 1.24 to 1.36 (etcd 3.5.3 to 3.6.10 with a digest,
+/// feature gates, the renamed watch flag, probes): read, exported, turned into commands, and
+/// restored into with `--from-manifest --dry-run`, which takes the target release from the
+/// image tag.
+#[test]
+fn every_kubeadm_release_reads_and_restores() {
+    let example = repo().join("examples/k8s-small.db");
+    for (file, version, gates, bump) in [
+        ("kubeadm-1.24.yaml", "3.5.3", serde_json::json!(null), false),
+        ("kubeadm-1.31.yaml", "3.5.15", serde_json::json!(null), true),
+        (
+            "kubeadm-1.34.yaml",
+            "3.6.5",
+            serde_json::json!({"InitialCorruptCheck": true}),
+            true,
+        ),
+        (
+            "kubeadm-1.36.yaml",
+            "3.6.10",
+            serde_json::json!({"InitialCorruptCheck": true}),
+            true,
+        ),
+    ] {
+        let f = fixture(file);
+        let fs = f.to_str().unwrap();
+        let m = read(&f);
+        assert_eq!(m["version"], version, "{file}");
+        assert_eq!(m["feature_gates"], gates, "{file}");
+        assert_eq!(m["warnings"], serde_json::json!(null), "{file}: {m}");
+        assert_eq!(m["cert"], "/etc/kubernetes/pki/etcd/server.crt", "{file}");
+        let env = etcdops(&["manifest-read", "--env", "--manifest", fs], &[]);
+        assert!(
+            env.stdout
+                .contains("ETCDCTL_ENDPOINTS=https://127.0.0.1:2379"),
+            "{file}"
+        );
+        let cmds = etcdops(&["manifest-read", "--commands", "--manifest", fs], &[]);
+        assert_eq!(
+            cmds.stdout
+                .contains("--bump-revision=1000000000 --mark-compacted"),
+            bump,
+            "{file}: {}",
+            cmds.stdout
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        let copy = manifests.join("etcd.yaml");
+        std::fs::copy(&f, &copy).unwrap();
+        let r = etcdops(
+            &[
+                "snapshot",
+                "restore",
+                example.to_str().unwrap(),
+                "--from-manifest",
+                copy.to_str().unwrap(),
+                "--data-dir",
+                dir.path().join("restored").to_str().unwrap(),
+                "--dry-run",
+                "-w",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{file}: {r:?}");
+        assert_eq!(r.json()["name"], "cp1", "{file}");
+        assert_eq!(r.json()["needs_etcd"], "3.5", "{file}");
+    }
+}
+
+/// What an image's release makes of experimental flags: 3.7 exits on any of them, 3.6 refuses
+/// one given with its feature gate or its new name; 3.5 takes them as they are.
+#[test]
+fn experimental_flags_are_checked_against_the_image() {
+    let base = std::fs::read_to_string(fixture("kubeadm-1.31.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let with = |image: &str, extra: &str| {
+        let text = base
+            .replace("registry.k8s.io/etcd:3.5.15-0", image)
+            .replace(
+                "    - --snapshot-count=10000\n",
+                &format!("    - --snapshot-count=10000\n{extra}"),
+            );
+        let p = dir
+            .path()
+            .join(format!("m{}.yaml", image.len() + extra.len()));
+        std::fs::write(&p, text).unwrap();
+        let r = etcdops(&["manifest-read", "--manifest", p.to_str().unwrap()], &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        r.stderr
+    };
+    let none = with("registry.k8s.io/etcd:3.5.15-0", "");
+    assert!(!none.contains("warning"), "{none}");
+    let v3_7 = with("registry.k8s.io/etcd:3.7.1-0", "");
+    assert!(
+        v3_7.contains("warning: --experimental-initial-corrupt-check: etcd 3.7.1 has no --experimental-* flags and exits 2 at start on it; use --feature-gates=InitialCorruptCheck=true"),
+        "{v3_7}"
+    );
+    assert!(
+        v3_7.contains("use --watch-progress-notify-interval=5s"),
+        "{v3_7}"
+    );
+    let both = with(
+        "registry.k8s.io/etcd:3.6.5-0",
+        "    - --feature-gates=InitialCorruptCheck=true\n    - --watch-progress-notify-interval=5s\n",
+    );
+    assert!(
+        both.contains("refuses both at once (\"cannot specify both flags\")"),
+        "{both}"
+    );
+    assert!(
+        both.contains("keep only --watch-progress-notify-interval"),
+        "{both}"
+    );
+    let deprecated = with("registry.k8s.io/etcd:3.6.5-0", "");
+    assert!(
+        deprecated.contains("is deprecated in etcd 3.6.5 and removed in 3.7; use --feature-gates=InitialCorruptCheck=true"),
+        "{deprecated}"
+    );
+}
