@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod output;
 pub mod pki;
 pub mod proto;
+pub mod release;
 pub mod remote;
 pub mod settings;
 pub mod snap;

@@ -247,7 +247,7 @@ pub struct VerifySettings {
     /// `--boot`, with `--etcd PATH` when given.
     pub boot: Option<Option<PathBuf>>,
     /// The release this node's manifest image names (`--boot` prefers a binary of its minor).
-    pub node_release: Option<crate::etcd::version::Release>,
+    pub node_release: Option<crate::release::Release>,
 }
 
 /// `snapshot ls SOURCE`: the keys of one snapshot.
@@ -291,6 +291,9 @@ pub struct PruneSettings {
 /// `schedule print`.
 #[derive(Debug, Clone)]
 pub struct ScheduleSettings {
+    /// A password among the global flags or the save's arguments: refused (it would be
+    /// written in clear).
+    pub password_given: bool,
     pub kind: ScheduleKind,
     pub every: Option<Duration>,
     pub on_calendar: Option<String>,
@@ -325,7 +328,7 @@ pub struct SnapshotStatusSettings {
     /// `--rules`.
     pub rules: crate::cli::StatusRules,
     /// The release this node's manifest image names (`--rules auto` counts as its etcdutl).
-    pub node_release: Option<crate::etcd::version::Release>,
+    pub node_release: Option<crate::release::Release>,
     /// Count both ways (JSON shows both totals).
     pub both_counts: bool,
     /// bbolt's integrity check (key order, freelist, both metas).
@@ -354,7 +357,7 @@ pub struct RestoreSettings {
     pub bump_revision: Option<u64>,
     pub mark_compacted: bool,
     /// `--etcd-version`: the release that will run the restored data.
-    pub etcd_version: Option<crate::etcd::version::Release>,
+    pub etcd_version: Option<crate::release::Release>,
     /// `--from-manifest` (or `--update-manifest`, which implies it): the manifest read.
     pub manifest: Option<Manifest>,
     pub update_manifest: bool,
@@ -587,14 +590,8 @@ impl Resolver {
             Command::Snapshot(SnapshotCommand::Prune(args)) => {
                 Job::SnapshotPrune(self.prune(args)?)
             }
-            Command::Schedule(ScheduleCommand::Print(a)) if self.password_given(&a.save_args) => {
-                return Err(crate::exit::Hinted {
-                    error: anyhow::anyhow!("schedule print: a password given as a flag (--password, --user NAME:PASSWORD) would be written into the unit or CronJob in clear"),
-                    hint: format!("give only --user NAME, and the password as ETCDCTL_PASSWORD in {} (mode 0600) or in the Secret {}", crate::commands::schedule::ENV_FILE, crate::commands::schedule::SECRET),
-                }
-                .into())
-            }
             Command::Schedule(ScheduleCommand::Print(a)) => Job::SchedulePrint(ScheduleSettings {
+                password_given: self.password_given(&a.save_args),
                 kind: a.kind,
                 every: a
                     .every
@@ -914,7 +911,7 @@ impl Resolver {
                 .etcd_version
                 .as_deref()
                 .map(|v| {
-                    crate::etcd::version::Release::parse(v).ok_or_else(|| {
+                    crate::release::Release::parse(v).ok_or_else(|| {
                         anyhow::anyhow!(
                             "--etcd-version {v:?}: give a release such as 3.6 or 3.5.21"
                         )

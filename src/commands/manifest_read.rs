@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::etcd::members::DEFAULT_TOKEN;
-use crate::etcd::version::Release;
+use crate::release::Release;
 use crate::manifest::{Kind, Manifest};
 use crate::output::{shell_quote, Report};
 

@@ -26,6 +26,13 @@ pub const SECRET: &str = "etcdops-backup-credentials";
 
 /// The files, as (name, contents).
 pub fn render(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
+    if s.password_given {
+        return Err(crate::exit::Hinted {
+            error: anyhow::anyhow!("schedule print: a password given as a flag (--password, --user NAME:PASSWORD) would be written into the unit or CronJob in clear"),
+            hint: format!("give only --user NAME, and the password as ETCDCTL_PASSWORD in {ENV_FILE} (mode 0600) or in the Secret {SECRET}"),
+        }
+        .into());
+    }
     match s.kind {
         ScheduleKind::Systemd => systemd(s),
         ScheduleKind::Cronjob => Ok(vec![("etcdops-snapshot-cronjob.yaml".into(), cronjob(s)?)]),

@@ -28,7 +28,7 @@ use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
 use crate::etcd::schema;
 use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
-use crate::etcd::version::{data_needs, Release};
+use crate::release::{data_needs, Release};
 use crate::exit::Hinted;
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use crate::bolt::FileSource;
 use crate::cli::StatusRules;
 use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer, RULES_3_5, RULES_3_6};
-use crate::etcd::version::Release;
+use crate::release::Release;
 use crate::exit::Outcome;
 use crate::output::Report;
 use crate::remote::source;

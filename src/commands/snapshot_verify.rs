@@ -117,7 +117,7 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
             if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
                 let storage = Some(s.version.as_str()).filter(|v| !v.is_empty());
                 let wanted = boot::Wanted {
-                    needs: crate::etcd::version::data_needs(storage, s.cluster_version.as_deref()),
+                    needs: crate::release::data_needs(storage, s.cluster_version.as_deref()),
                     prefer: settings.node_release,
                 };
                 checks.push(boot::check(

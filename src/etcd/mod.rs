@@ -9,7 +9,6 @@ pub mod membership;
 pub mod restore;
 pub mod schema;
 pub mod status;
-pub mod version;
 
 use crate::bolt::{BoltError, PageError, Problems};
 

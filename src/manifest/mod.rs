@@ -288,8 +288,8 @@ impl Manifest {
     }
 
     /// The same, as a release.
-    pub fn image_release(&self) -> Option<crate::etcd::version::Release> {
-        crate::etcd::version::Release::from_image(self.image.as_deref()?)
+    pub fn image_release(&self) -> Option<crate::release::Release> {
+        crate::release::Release::from_image(self.image.as_deref()?)
     }
 
     /// "line N of FILE" for the first line that mentions `flag`, to say where a setting came

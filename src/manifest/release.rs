@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Manifest;
-use crate::etcd::version::Release;
+use crate::release::Release;
 
 /// `--experimental-X` replaced by the feature gate G in 3.6.
 const TO_GATES: [(&str, &str); 6] = [

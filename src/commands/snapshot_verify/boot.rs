@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::Check;
-use crate::etcd::version::Release;
+use crate::release::Release;
 use crate::fsutil::TempDir;
 
 /// How long etcd may take to serve.
