@@ -532,9 +532,12 @@ impl Resolver {
                 source: self.source(&file, identity, &read)?,
                 rules,
                 node_release: match rules {
-                    crate::cli::StatusRules::Auto => {
-                        self.manifest.get().ok().flatten().and_then(Manifest::image_release)
-                    }
+                    crate::cli::StatusRules::Auto => self
+                        .manifest
+                        .get()
+                        .ok()
+                        .flatten()
+                        .and_then(Manifest::image_release),
                     _ => None,
                 },
                 both_counts: self.output()? == OutputFormat::Json,
@@ -551,7 +554,12 @@ impl Resolver {
                 source: self.source(&source, identity, &read)?,
                 node_release: match boot {
                     // A manifest that cannot be read only means no preference.
-                    true => self.manifest.get().ok().flatten().and_then(Manifest::image_release),
+                    true => self
+                        .manifest
+                        .get()
+                        .ok()
+                        .flatten()
+                        .and_then(Manifest::image_release),
                     false => None,
                 },
                 boot: boot.then_some(etcd),

@@ -9,9 +9,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::etcd::members::DEFAULT_TOKEN;
-use crate::release::Release;
 use crate::manifest::{Kind, Manifest};
 use crate::output::{shell_quote, Report};
+use crate::release::Release;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {

@@ -286,17 +286,20 @@ fn assert_complete_db(db: &Path, what: &str) {
     assert_eq!(r.code, 0, "{what}: {} does not read: {r:?}", db.display());
 }
 
-/// Boot a restored member and compare its keyspace with `dump`.
+/// Boot a restored member on etcd 3.5.1, then (a patch upgrade) on 3.5.30, and compare its
+/// keyspace with `dump` each time.
 fn boots_with(data: &Path, name: &str, peer: &str, dump: &[Kv]) {
-    let booted = Cluster::boot(
-        Version::V3_5_1,
-        &[(name.to_string(), data.to_path_buf(), peer.to_string())],
-    );
-    assert!(
-        booted.client(None).dump() == dump,
-        "{} boots with another keyspace",
-        data.display()
-    );
+    for version in Version::BOTH_3_5 {
+        let booted = Cluster::boot(
+            version,
+            &[(name.to_string(), data.to_path_buf(), peer.to_string())],
+        );
+        assert!(
+            booted.client(None).dump() == dump,
+            "{} boots on {version:?} with another keyspace",
+            data.display()
+        );
+    }
 }
 
 fn restore_args(source: &str, data: &Path, peer: &str) -> Vec<String> {

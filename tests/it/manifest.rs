@@ -193,8 +193,17 @@ fn run_static_pod(manifest: &Path, version: Version) -> Cluster {
 }
 
 #[test]
-fn save_restore_and_update_the_static_pod() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn save_restore_and_update_the_static_pod_3_5_1() {
+    save_restore_and_update_the_static_pod(Version::V3_5_1);
+}
+
+#[test]
+fn save_restore_and_update_the_static_pod_3_5_30() {
+    save_restore_and_update_the_static_pod(Version::V3_5_30);
+}
+
+fn save_restore_and_update_the_static_pod(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     let top = c.dir.path().join("etc-kubernetes");
     let manifests = top.join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
@@ -310,7 +319,7 @@ fn save_restore_and_update_the_static_pod() {
     // kubelet's part: stop the old pod, start etcd from the updated manifest.
     let mut c = c;
     c.kill(0);
-    let restarted = run_static_pod(&manifest, Version::V3_5_1);
+    let restarted = run_static_pod(&manifest, version);
     let mut tc = restarted.client(None);
     assert_eq!(
         tc.dump(),

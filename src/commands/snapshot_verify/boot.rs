@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::Check;
-use crate::release::Release;
 use crate::fsutil::TempDir;
+use crate::release::Release;
 
 /// How long etcd may take to serve.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -92,9 +92,19 @@ pub fn older_copies(made: &Path, sidecar: &Path, into: &Path, count: usize) {
 
 /// The bundled example (written by etcd 3.5.1) as a newer etcd would have left it: with
 /// `meta/storageVersion` set to `storage` (when given) and `cluster/clusterVersion` to
-/// `cluster`, written with etcdops' own bbolt writer, sha256 trailer appended. etcd 3.6/3.7
-/// binaries cannot be installed here; their data can be made.
+/// `cluster`. etcd 3.6/3.7 binaries cannot be installed here; their data can be made.
 pub fn versioned_example(dest: &Path, storage: Option<&str>, cluster: &str) {
+    let mut edits: Vec<(&[u8], &[u8], &[u8])> =
+        vec![(b"cluster", b"clusterVersion", cluster.as_bytes())];
+    if let Some(v) = storage {
+        edits.push((b"meta", b"storageVersion", v.as_bytes()));
+    }
+    edited_example(dest, &edits);
+}
+
+/// The bundled example with `(bucket, key, value)` set in top-level buckets (created when
+/// missing), written with etcdops' own bbolt writer, sha256 trailer appended.
+pub fn edited_example(dest: &Path, edits: &[(&[u8], &[u8], &[u8])]) {
     use etcdops::bolt::reader::bucket_root;
     use etcdops::bolt::writer::{bucket_entries, Entry, Writer};
     use etcdops::bolt::Db;
@@ -106,27 +116,30 @@ pub fn versioned_example(dest: &Path, storage: Option<&str>, cluster: &str) {
     let root = db.root();
     let mut top = bucket_entries(&mut db, &root).unwrap();
     let mut w = Writer::new(&meta);
-    let set = |entries: &mut Vec<Entry>, key: &[u8], value: &str| {
-        entries.retain(|e| e.key != key);
-        entries.push(Entry {
-            key: key.to_vec(),
-            value: value.as_bytes().to_vec(),
-            bucket: false,
-        });
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-    };
-    for e in top.iter_mut() {
-        let mut entries = bucket_entries(&mut db, &bucket_root(&e.value).unwrap()).unwrap();
-        match e.key.as_slice() {
-            b"meta" => match storage {
-                Some(v) => set(&mut entries, b"storageVersion", v),
-                None => continue,
-            },
-            b"cluster" => set(&mut entries, b"clusterVersion", cluster),
-            _ => continue,
+    let buckets: std::collections::BTreeSet<&[u8]> = edits.iter().map(|e| e.0).collect();
+    for name in buckets {
+        let mut entries = match top.iter().find(|e| e.key == name) {
+            Some(e) => bucket_entries(&mut db, &bucket_root(&e.value).unwrap()).unwrap(),
+            None => Vec::new(),
+        };
+        for (_, key, value) in edits.iter().filter(|e| e.0 == name) {
+            entries.retain(|e| e.key != *key);
+            entries.push(Entry {
+                key: key.to_vec(),
+                value: value.to_vec(),
+                bucket: false,
+            });
         }
-        e.value = w.bucket_value(&entries, 0);
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let value = w.bucket_value(&entries, 0);
+        top.retain(|e| e.key != name);
+        top.push(Entry {
+            key: name.to_vec(),
+            value,
+            bucket: true,
+        });
     }
+    top.sort_by(|a, b| a.key.cmp(&b.key));
     let new_root = w.tree(&top);
     let file = std::fs::OpenOptions::new().write(true).open(dest).unwrap();
     w.commit(&file, &meta, new_root).unwrap();
