@@ -125,6 +125,24 @@ fn restore_refuses_a_target_older_than_the_data() {
     assert!(!target.exists());
     let r = restore(&["--etcd-version", "latest"], &[]);
     assert_eq!(r.code, 2, "{r:?}");
+    // 3.7 data (its cluster version) and a 3.6 target.
+    let snap_3_7 = dir.path().join("3.7.db");
+    versioned_example(&snap_3_7, Some("3.7.0"), "3.7.0");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&snap_3_7),
+            "--data-dir",
+            &s(&target),
+            "--etcd-version",
+            "3.6.10",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("needs etcd 3.7 or later"), "{}", r.stderr);
+    assert!(!target.exists());
 
     // The target from the manifest's image tag (a digest after it, a registry port before).
     let manifests = dir.path().join("manifests");
