@@ -74,7 +74,7 @@ fuzz_target!(|edits: &[u8]| {
             }
         }
     }
-    let _ = status(&db, Checks { integrity: true, hash: true });
+    let _ = status(&db, Checks { integrity: true, hash: true, user_keys: true });
     if let Ok(mut opened) = Db::open(db) {
         let _ = read(&mut opened, &Query::default());
     }

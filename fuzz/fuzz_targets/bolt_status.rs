@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         Checks {
             integrity: true,
             hash: true,
+            user_keys: true,
         },
     );
 });

@@ -567,12 +567,7 @@ impl S3 {
                         etag: c.etag,
                     });
                 }
-                if out.len() > MAX_LIST_ENTRIES {
-                    return Err(faulty_listing(
-                        &what,
-                        &format!("it has more than {MAX_LIST_ENTRIES} entries"),
-                    ));
-                }
+                within_entry_cap(&what, out.len())?;
                 token = match (page.is_truncated, page.next_continuation_token) {
                     (false, _) => return Ok(out),
                     (true, Some(t)) if !t.is_empty() => {
@@ -723,12 +718,7 @@ impl S3 {
                     upload_id: u.upload_id,
                     initiated: u.initiated,
                 }));
-                if out.len() > MAX_LIST_ENTRIES {
-                    return Err(faulty_listing(
-                        &what,
-                        &format!("it has more than {MAX_LIST_ENTRIES} entries"),
-                    ));
-                }
+                within_entry_cap(&what, out.len())?;
                 let next = (
                     page.next_key_marker.unwrap_or_default(),
                     page.next_upload_id_marker.unwrap_or_default(),
@@ -751,6 +741,17 @@ impl S3 {
         };
         bounded_listing(&what, pages).await
     }
+}
+
+/// A listing past [`MAX_LIST_ENTRIES`] entries is refused.
+fn within_entry_cap(what: &str, entries: usize) -> Result<()> {
+    if entries > MAX_LIST_ENTRIES {
+        return Err(faulty_listing(
+            what,
+            &format!("it has more than {MAX_LIST_ENTRIES} entries"),
+        ));
+    }
+    Ok(())
 }
 
 /// A listing the object store got wrong: nothing is decided on it.

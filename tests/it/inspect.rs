@@ -343,16 +343,7 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server(version: Version) 
     for signal in ["INT", "TERM"] {
         let child = boot();
         let start = std::time::Instant::now();
-        let etcd_pid = loop {
-            if let Some(pid) = child_named(child.id(), "etcd") {
-                break pid;
-            }
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(30),
-                "{signal}: etcd never started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
+        let etcd_pid = boot_etcd_pid(child.id());
         crate::common::run::send_signal(child.id(), signal);
         let r = crate::common::run::wait_run(child, start, std::time::Duration::from_secs(60));
         assert_eq!(r.code, 1, "{signal}: {r:?}");
@@ -375,17 +366,7 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server(version: Version) 
     // SIGKILLed once its etcd runs: the etcd dies with it (it would otherwise serve the
     // restored keyspace, unauthenticated, for ever), and the next run sweeps what it left.
     let mut child = boot();
-    let start = std::time::Instant::now();
-    let etcd_pid = loop {
-        if let Some(pid) = child_named(child.id(), "etcd") {
-            break pid;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "etcd never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let etcd_pid = boot_etcd_pid(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = std::time::Instant::now();
@@ -406,6 +387,21 @@ fn keys_values_and_revisions_match_etcdctl_on_the_live_server(version: Version) 
         0,
         "the killed boot's files were not swept"
     );
+}
+
+/// The PID of the etcd that `verify --boot` (PID `parent`) started, once it runs.
+fn boot_etcd_pid(parent: u32) -> u32 {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(pid) = child_named(parent, "etcd") {
+            return pid;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "etcd never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// The boot's etcd: a child process of `parent` whose command name is `name` and which was

@@ -119,12 +119,15 @@ fn restore_boots(
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("r1.etcd")]);
-    let booted = Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)]);
-    let restored = booted.client(None).dump();
-    assert!(
-        restored == dump,
-        "keyspace differs after restoring {source}"
-    );
+    // On etcd 3.5.1, then (a patch upgrade) on 3.5.30.
+    for version in Version::BOTH_3_5 {
+        let booted = Cluster::boot(version, &[("r1".into(), data.clone(), peer.clone())]);
+        let restored = booted.client(None).dump();
+        assert!(
+            restored == dump,
+            "keyspace differs after restoring {source} on {version:?}"
+        );
+    }
 }
 
 #[test]
@@ -1229,12 +1232,12 @@ fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluste
             )
         })
         .collect();
-    let booted = Cluster::boot(Version::V3_5_1, &restored);
+    let booted = Cluster::boot(Version::V3_5_30, &restored);
     let mut tc = booted.client(None);
     assert_eq!(
         tc.dump(),
         expected,
-        "the keyspace of the three restored members"
+        "the keyspace of the three restored members (on etcd 3.5.30)"
     );
     let members = tc.rt.block_on(tc.client.member_list()).unwrap();
     assert_eq!(members.members().len(), 3);

@@ -12,6 +12,16 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// kubeadm 1.31's manifest with another image.
+fn kubeadm_manifest_with_image(image: &str) -> String {
+    let fixture =
+        std::fs::read_to_string(repo().join("tests/fixtures/manifests/kubeadm-1.31.yaml")).unwrap();
+    fixture.replace(
+        "    image: registry.k8s.io/etcd:3.5.15-0",
+        &format!("    image: {image}"),
+    )
+}
+
 /// A 3.5 binary would boot 3.6 or 3.7 data by ignoring its versions: `verify --boot` refuses
 /// it before starting it, naming what the data needs; on data it may run, it says which
 /// etcd it booted.
@@ -148,22 +158,11 @@ fn restore_refuses_a_target_older_than_the_data() {
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
     let manifest = manifests.join("etcd.yaml");
-    let fixture =
-        std::fs::read_to_string(repo().join("tests/fixtures/manifests/kubeadm-1.31.yaml")).unwrap();
-    let old = fixture
-        .lines()
-        .find(|l| l.trim_start().starts_with("image:"))
-        .unwrap()
-        .to_string();
     for (image, refused) in [
         ("registry.k8s.io/etcd:3.5.15-0", true),
         ("my.registry:5000/etcd:3.6.5-0@sha256:4f1a", false),
     ] {
-        std::fs::write(
-            &manifest,
-            fixture.replace(&old, &format!("    image: {image}")),
-        )
-        .unwrap();
+        std::fs::write(&manifest, kubeadm_manifest_with_image(image)).unwrap();
         let r = restore(
             &["--from-manifest", &s(&manifest), "--dry-run", "-w", "json"],
             &[],
@@ -212,16 +211,9 @@ fn status_counts_as_the_etcdutl_the_node_runs() {
 
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("etcd.yaml");
-    let fixture =
-        std::fs::read_to_string(repo().join("tests/fixtures/manifests/kubeadm-1.31.yaml")).unwrap();
-    let old = fixture
-        .lines()
-        .find(|l| l.trim_start().starts_with("image:"))
-        .unwrap()
-        .to_string();
     std::fs::write(
         &manifest,
-        fixture.replace(&old, "    image: registry.k8s.io/etcd:3.6.5-0"),
+        kubeadm_manifest_with_image("registry.k8s.io/etcd:3.6.5-0"),
     )
     .unwrap();
     let m = s(&manifest);
