@@ -639,6 +639,28 @@ fn plain_http_names_the_session_token() {
     assert!(!r.stderr.contains("tok-SECRET-123"));
     let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
     assert!(!r.stderr.contains("session token"), "{}", r.stderr);
+
+    // A web identity exchanged with an STS endpoint over http: said before the token leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "web-identity-SECRET").unwrap();
+    let token_s = s(&token);
+    let sts = s3.endpoint();
+    let r = etcdops(
+        &["snapshot", "ls", "s3://bkt/p/"],
+        &[
+            ("AWS_ENDPOINT_URL", sts.as_str()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_s.as_str()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/etcd-backup"),
+            ("AWS_ENDPOINT_URL_STS", sts.as_str()),
+        ],
+    );
+    assert!(
+        r.stderr.contains("AWS_ENDPOINT_URL_STS") && r.stderr.contains("travel in clear"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("web-identity-SECRET"), "{}", r.stderr);
 }
 
 /// Item 11: `ls`, `get` and `diff` refuse a snapshot whose page header names another page, as

@@ -300,3 +300,33 @@ fn zombie_members_are_left_out_and_a_downgrade_is_noted() {
         r.stderr
     );
 }
+
+/// Without `--etcd`, every `etcd` in PATH is asked its version: one older than the data is
+/// passed over for one that may run it, and the one booted is named.
+#[test]
+fn verify_boot_picks_an_etcd_that_may_run_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut path = Vec::new();
+    for version in [Version::V3_4_23, Version::V3_5_30] {
+        let bin = dir.path().join(version.expected_version());
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(version.etcd(), bin.join("etcd")).unwrap();
+        path.push(s(&bin));
+    }
+    let path = path.join(":");
+    let example = s(&repo().join("examples/k8s-small.db"));
+    let r = etcdops(
+        &["snapshot", "verify", &example, "--boot", "-w", "json"],
+        &[("PATH", &path), ("TMPDIR", &s(dir.path()))],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let checks = r.json()["checks"].as_array().unwrap().clone();
+    let boot = checks.iter().find(|c| c["check"] == "boot").unwrap();
+    assert!(
+        boot["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("etcd 3.5.30 ("),
+        "3.4.23 comes first in PATH but is older than the data: {boot}"
+    );
+}
