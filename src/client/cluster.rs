@@ -112,12 +112,29 @@ pub async fn member_list<'t>(
     .await
 }
 
+/// The member list as `--cluster` uses it: the client URLs of the started members, and the
+/// members that have published none (just restored, or a pending `member add`).
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    pub targets: Vec<Target>,
+    /// `NAME (ID, peer URLs)` of each member without client URLs.
+    pub unstarted: Vec<String>,
+}
+
 /// `--cluster`: every started member's client URLs, from the member list of the first
 /// endpoint that answers. Scheme-less URLs keep the TLS choice of the given endpoints.
 pub async fn discover_cluster(
     connector: &Connector,
     given: &[Target],
 ) -> Result<Vec<Target>, EndpointError> {
+    Ok(discover_members(connector, given).await?.targets)
+}
+
+/// [`discover_cluster`], and the members that have not published client URLs.
+pub async fn discover_members(
+    connector: &Connector,
+    given: &[Target],
+) -> Result<Discovered, EndpointError> {
     let (target, list) = member_list(connector, given).await.map_err(|failures| {
         let kind = FailureKind::Connect;
         if failures.is_empty() {
@@ -127,13 +144,26 @@ pub async fn discover_cluster(
         }
     })?;
     let mut seen = BTreeSet::new();
-    let mut found = Vec::new();
+    let mut found = Discovered::default();
     for member in list.members() {
+        if member.client_urls().is_empty() {
+            let name = if member.name().is_empty() {
+                "(no name)"
+            } else {
+                member.name()
+            };
+            found.unstarted.push(format!(
+                "{} ({:x}, {})",
+                crate::output::escape(name),
+                member.id(),
+                crate::output::escape(&member.peer_urls().join(","))
+            ));
+        }
         for url in member.client_urls() {
             if seen.insert(url.clone()) {
                 let t = Target::parse(url, target.tls)
                     .map_err(|m| EndpointError::new(FailureKind::Server, m.to_string()))?;
-                found.push(t);
+                found.targets.push(t);
             }
         }
     }

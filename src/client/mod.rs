@@ -44,6 +44,9 @@ pub enum FailureKind {
     Alarm,
     /// Anything else the server answered with.
     Server,
+    /// A member of the list that has published no client URL: it has not started (or not
+    /// since a restore), so nothing can be asked of it.
+    Unstarted,
 }
 
 impl fmt::Display for FailureKind {
@@ -55,6 +58,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Alarm => "alarm",
             FailureKind::Server => "server",
+            FailureKind::Unstarted => "unstarted",
         })
     }
 }

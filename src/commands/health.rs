@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::client::cluster::{each_target, endpoint_status, resolve_targets};
+use crate::client::cluster::{discover_members, each_target, endpoint_status, Discovered};
 use crate::client::maintenance::probe;
 use crate::client::{Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
@@ -51,10 +51,30 @@ pub async fn run(
     cluster: bool,
     wait: Option<Wait>,
 ) -> (HealthReport, Outcome) {
-    let targets = resolve_targets(connector, given, cluster).await;
     let start = Instant::now();
+    // With --cluster the answer covers every member of the list: re-read while waiting (right
+    // after a restore no member answers at first), and a member without client URLs is a row.
+    let mut members: Option<Discovered> = None;
     let rows = loop {
-        let rows = check_all(connector, &targets, wait.and_then(|w| w.revision)).await;
+        if cluster && (members.is_none() || wait.is_some()) {
+            if let Ok(found) = discover_members(connector, &given).await {
+                members = Some(found);
+            }
+        }
+        let targets = members.as_ref().map_or(&given, |m| &m.targets);
+        let mut rows = check_all(connector, targets, wait.and_then(|w| w.revision)).await;
+        rows.extend(
+            members
+                .iter()
+                .flat_map(|m| &m.unstarted)
+                .map(|who| HealthRow {
+                    endpoint: who.clone(),
+                    health: false,
+                    took: go_duration(Duration::ZERO),
+                    error: Some("unstarted: the member has published no client URL".to_string()),
+                    error_kind: Some(FailureKind::Unstarted),
+                }),
+        );
         let done = rows.iter().all(|r| r.health);
         match wait {
             Some(w) if !done && start.elapsed() < w.limit => {
@@ -63,6 +83,9 @@ pub async fn run(
             _ => break rows,
         }
     };
+    if cluster && members.is_none() {
+        eprintln!("warning: could not read the member list; checked the given endpoints only");
+    }
     let bad = rows.iter().filter(|r| !r.health).count();
     let mut outcome = if bad == 0 {
         Outcome::Ok

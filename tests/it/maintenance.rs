@@ -345,3 +345,84 @@ fn the_printed_etcdctl_recipe_works_as_printed() {
     let h = run(&c, &["health"]);
     assert_eq!(h.code, 0, "{h:?}");
 }
+
+/// `health --cluster` answers for every member of the list. All three members stopped, two
+/// started again while it waits: the member list is read once they answer, and the third is a
+/// row that stays unhealthy (it printed one row and exit 0 before). Once the third is back,
+/// exit 0 with three rows. A member added but not started is an `unstarted` row, exit 1.
+#[test]
+fn health_cluster_covers_every_member_of_the_list() {
+    let mut c = Cluster::start(ClusterOptions::new(Version::V3_5_30, 3));
+    for i in 0..3 {
+        c.kill(i);
+    }
+    let (tls, first) = (c.tls_args(), c.members[0].client_url.clone());
+    let waiting = std::thread::spawn(move || {
+        etcdops(
+            &args(
+                &[
+                    "health",
+                    "--cluster",
+                    "--wait",
+                    "15s",
+                    "--dial-timeout",
+                    "1s",
+                    "-w",
+                    "json",
+                    "--endpoints",
+                    &first,
+                ],
+                &tls,
+            ),
+            &[],
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    c.restart(0);
+    c.restart(1);
+    let r = waiting.join().unwrap();
+    assert_eq!(r.code, 1, "{r:?}");
+    let rows = r.json().as_array().unwrap().clone();
+    assert_eq!(rows.len(), 3, "{}", r.stdout);
+    let down = &c.members[2].client_url;
+    assert!(
+        rows.iter()
+            .any(|row| row["endpoint"] == down.as_str() && row["health"] == false),
+        "{}",
+        r.stdout
+    );
+    c.restart(2);
+    let r = run(&c, &["health", "--cluster", "--wait", "30s", "-w", "json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json().as_array().unwrap().len(), 3, "{}", r.stdout);
+
+    // A member added and never started ("unhealthy cluster" until the restarted members
+    // have been connected for a while: etcd's reconfiguration check).
+    let start = Instant::now();
+    loop {
+        let added = c.etcdctl(
+            &c.endpoints_arg(),
+            &["member", "add", "cp4", "--peer-urls=https://127.0.0.1:1"],
+        );
+        if added.status.success() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{added:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = run(&c, &["health", "--cluster", "-w", "json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let rows = r.json().as_array().unwrap().clone();
+    assert_eq!(rows.len(), 4, "{}", r.stdout);
+    let unstarted = rows
+        .iter()
+        .find(|row| row["error_kind"] == "unstarted")
+        .unwrap();
+    assert!(
+        unstarted["endpoint"]
+            .as_str()
+            .unwrap()
+            .contains("https://127.0.0.1:1"),
+        "{unstarted}"
+    );
+}
