@@ -57,6 +57,12 @@ pub async fn run(
         bail!("no member answers; nothing can be recovered");
     };
     let revision = lead.revision;
+    // The dry run refuses what the real run would refuse.
+    if !force {
+        if let Some(why) = quorum_risk(&now) {
+            bail!("refusing to defragment: {why}; bring the member back first, or pass --force");
+        }
+    }
     let mut steps = plan(&targets, &now, lead_target, revision, etcdctl_flags);
     if dry_run {
         return Ok((
@@ -68,11 +74,6 @@ pub async fn run(
             },
             Outcome::Ok,
         ));
-    }
-    if !force {
-        if let Some(why) = quorum_risk(&now) {
-            bail!("refusing to defragment: {why}; bring the member back first, or pass --force");
-        }
     }
     let freed = execute(connector, &targets, &now, lead_target, revision, &mut steps).await;
     let outcome = if steps.iter().all(|s| s.ok) {

@@ -199,6 +199,16 @@ fn defrag_goes_one_member_at_a_time_with_the_leader_last(version: Version) {
     let r = run(&c, &["defrag", "--cluster", "--dial-timeout", "1s"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("quorum"), "{}", r.stderr);
+    // recover-space refuses the same, its dry run too (it planned the defragmentation before).
+    for dry in [true, false] {
+        let mut argv = vec!["recover-space", "--dial-timeout", "1s"];
+        if dry {
+            argv.push("--dry-run");
+        }
+        let r = run(&c, &argv);
+        assert_eq!(r.code, 2, "dry run {dry}: {r:?}");
+        assert!(r.stderr.contains("refusing to defragment"), "{}", r.stderr);
+    }
     let r = run(
         &c,
         &[
