@@ -75,7 +75,9 @@ pub async fn run(
                     error_kind: Some(FailureKind::Unstarted),
                 }),
         );
-        let done = rows.iter().all(|r| r.health);
+        // With --cluster, the given endpoints answering is not the answer until the list is
+        // read: a member that restarts first may answer before it serves the list.
+        let done = rows.iter().all(|r| r.health) && (!cluster || members.is_some());
         match wait {
             Some(w) if !done && start.elapsed() < w.limit => {
                 tokio::time::sleep(Duration::from_millis(500)).await
