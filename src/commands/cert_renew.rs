@@ -131,41 +131,62 @@ fn check_backup_parent(dir: &Path) -> Result<()> {
 
 pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
     check_backup_parent(&s.backup_dir)?;
-    // Scan the targets' directories for certificates, keys and CAs.
-    let mut search = s.ca_search.clone();
-    search.extend(s.targets.iter().cloned());
-    let mut scan = Scan::paths(&search);
-    scan.check_wiring();
-    let find = |path: &Path| {
-        scan.certs.iter().find(
-            |c| matches!(&c.source, Source::File { path: p, index: 0, .. } if same_file(p, path)),
-        )
-    };
+    let (planned, cas) = Planner::new(s).plan()?;
+    let rows = rows(s, &planned, &cas);
+    if s.dry_run {
+        let report = RenewReport {
+            rows,
+            backup_dir: None,
+            served: Vec::new(),
+        };
+        return Ok((report, Outcome::Ok));
+    }
+    let _locks = lock_dirs(&planned)?;
+    replace(&planned, &s.backup_dir)?;
+    Ok(check(s, &planned, &cas, rows).await)
+}
 
-    // Plan every renewal before writing anything.
-    let mut cas: Vec<Ca> = Vec::new();
-    let ca_index = |cas: &mut Vec<Ca>, ca_cert: &Path, ca_key: &Path| -> Result<usize> {
-        let name = ca_cert.display().to_string();
-        if let Some(i) = cas.iter().position(|c| c.name == name) {
-            return Ok(i);
+/// Finds each certificate's key and CA in the scanned directories, loading each CA once.
+struct Planner<'s> {
+    s: &'s CertRenewSettings,
+    scan: Scan,
+    cas: Vec<Ca>,
+}
+
+impl<'s> Planner<'s> {
+    /// Scan the targets' directories (and the CA search path) for certificates, keys and CAs.
+    fn new(s: &'s CertRenewSettings) -> Planner<'s> {
+        let mut search = s.ca_search.clone();
+        search.extend(s.targets.iter().cloned());
+        let mut scan = Scan::paths(&search);
+        scan.check_wiring();
+        Planner {
+            s,
+            scan,
+            cas: Vec::new(),
         }
-        let ca = Ca::load(
-            &name,
-            &read(ca_cert, "CA certificate")?,
-            &ca_key.display().to_string(),
-            &read(ca_key, "CA key").map_err(|e| {
-                anyhow!(
-                    "{e:#}; the CA key must be beside the CA certificate, or given with --ca-key"
-                )
-            })?,
-            s.now,
-        )?;
-        cas.push(ca);
-        Ok(cas.len() - 1)
-    };
-    let mut planned = Vec::new();
-    for path in &s.targets {
-        let cert = find(path).ok_or_else(|| anyhow!("{}: not a certificate", path.display()))?;
+    }
+
+    /// Every renewal, planned before anything is written.
+    fn plan(mut self) -> Result<(Vec<Planned>, Vec<Ca>)> {
+        let planned = self
+            .s
+            .targets
+            .iter()
+            .map(|path| self.plan_one(path))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((planned, self.cas))
+    }
+
+    fn plan_one(&mut self, path: &Path) -> Result<Planned> {
+        let s = self.s;
+        let cert = self
+            .scan
+            .certs
+            .iter()
+            .find(|c| matches!(&c.source, Source::File { path: p, index: 0, .. } if same_file(p, path)))
+            .ok_or_else(|| anyhow!("{}: not a certificate", path.display()))?
+            .clone();
         if cert.is_ca {
             bail!("{}: is a CA certificate; renewing a CA is out of scope (see its own expiry in cert-expiry): etcdops renews leaf certificates", path.display());
         }
@@ -176,37 +197,10 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
             )
         })?;
         let ca = match &s.ca {
-            Some((c, k)) => ca_index(&mut cas, c, k)?,
+            Some((c, k)) => self.ca_index(c, k)?,
             None => {
-                let issuer = cert.issued_by.as_ref().ok_or_else(|| {
-                    anyhow!(
-                        "{}: its CA is not in {}; give it with --ca and --ca-key",
-                        path.display(),
-                        s.ca_search
-                            .iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-                let Source::File { path: ca_path, .. } = issuer else {
-                    bail!(
-                        "{}: its CA is in a kubeconfig; give it with --ca and --ca-key",
-                        path.display()
-                    );
-                };
-                let ca_cert = scan
-                    .certs
-                    .iter()
-                    .find(|c| &c.source == issuer)
-                    .ok_or_else(|| anyhow!("{}: CA not found", path.display()))?;
-                let ca_key = ca_cert.key_file().map(Path::to_path_buf).ok_or_else(|| {
-                    anyhow!(
-                        "the CA {} has no key beside it; give it with --ca-key",
-                        ca_path.display()
-                    )
-                })?;
-                ca_index(&mut cas, &ca_path.clone(), &ca_key)?
+                let (ca_cert, ca_key) = self.issuer_of(path, &cert)?;
+                self.ca_index(&ca_cert, &ca_key)?
             }
         };
         let name = path.display().to_string();
@@ -227,18 +221,77 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
             }
             (k, None)
         };
-        let renewed = renew::renew(&name, &cert_pem, &key_pair, &cas[ca], s.now, s.days)?;
-        planned.push(Planned {
-            path: path.clone(),
+        let renewed = renew::renew(&name, &cert_pem, &key_pair, &self.cas[ca], s.now, s.days)?;
+        Ok(Planned {
+            path: path.to_path_buf(),
             key,
             new_key,
             ca,
             old_der: cert.der.clone(),
             renewed,
-        });
+        })
     }
 
-    let mut rows: Vec<Row> = planned
+    /// The CA certificate and key file of the certificate at `path`, found in the scan.
+    fn issuer_of(&self, path: &Path, cert: &crate::pki::Cert) -> Result<(PathBuf, PathBuf)> {
+        let issuer = cert.issued_by.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{}: its CA is not in {}; give it with --ca and --ca-key",
+                path.display(),
+                self.s
+                    .ca_search
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let Source::File { path: ca_path, .. } = issuer else {
+            bail!(
+                "{}: its CA is in a kubeconfig; give it with --ca and --ca-key",
+                path.display()
+            );
+        };
+        let ca_cert = self
+            .scan
+            .certs
+            .iter()
+            .find(|c| &c.source == issuer)
+            .ok_or_else(|| anyhow!("{}: CA not found", path.display()))?;
+        let ca_key = ca_cert.key_file().map(Path::to_path_buf).ok_or_else(|| {
+            anyhow!(
+                "the CA {} has no key beside it; give it with --ca-key",
+                ca_path.display()
+            )
+        })?;
+        Ok((ca_path.clone(), ca_key))
+    }
+
+    /// The index of the CA in `cas`, loaded (and checked) the first time it is named.
+    fn ca_index(&mut self, ca_cert: &Path, ca_key: &Path) -> Result<usize> {
+        let name = ca_cert.display().to_string();
+        if let Some(i) = self.cas.iter().position(|c| c.name == name) {
+            return Ok(i);
+        }
+        let ca = Ca::load(
+            &name,
+            &read(ca_cert, "CA certificate")?,
+            &ca_key.display().to_string(),
+            &read(ca_key, "CA key").map_err(|e| {
+                anyhow!(
+                    "{e:#}; the CA key must be beside the CA certificate, or given with --ca-key"
+                )
+            })?,
+            self.s.now,
+        )?;
+        self.cas.push(ca);
+        Ok(self.cas.len() - 1)
+    }
+}
+
+/// One report row per planned renewal (its checks are added after the write).
+fn rows(s: &CertRenewSettings, planned: &[Planned], cas: &[Ca]) -> Vec<Row> {
+    planned
         .iter()
         .map(|p| {
             let (subject, sans, old_not_after) = describe(&p.old_der);
@@ -257,20 +310,12 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
                 restart: restart_for(&p.path),
             }
         })
-        .collect();
-    if s.dry_run {
-        return Ok((
-            RenewReport {
-                rows,
-                backup_dir: None,
-                served: Vec::new(),
-            },
-            Outcome::Ok,
-        ));
-    }
+        .collect()
+}
 
-    // One renewal at a time per directory: two interleaved --new-key runs could otherwise
-    // leave one's key beside the other's certificate.
+/// One renewal at a time per directory: two interleaved --new-key runs could otherwise leave
+/// one's key beside the other's certificate.
+fn lock_dirs(planned: &[Planned]) -> Result<Vec<std::fs::File>> {
     let mut dirs: Vec<PathBuf> = planned
         .iter()
         .flat_map(|p| [&p.path, &p.key])
@@ -278,19 +323,44 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         .collect();
     dirs.sort();
     dirs.dedup();
-    let _locks = dirs
-        .iter()
+    dirs.iter()
         .map(|d| crate::fsutil::lock_dir(d, "cert-renew"))
-        .collect::<Result<Vec<_>>>()?;
-    // Back up, then replace each file atomically.
-    let copies = backup(
-        &s.backup_dir,
-        planned.iter().flat_map(|p| [&p.path, &p.key]),
-    )?;
-    let backups = s.backup_dir.clone();
-    replace_all(&planned, copies, &backups)?;
+        .collect()
+}
 
-    // Check what is on disk now.
+/// Back up every certificate and key, then replace them as one step
+/// ([`crate::fsutil::Replacement`]): for each certificate its new key (if any) and at once the
+/// certificate, the only moment a pair on disk does not match.
+fn replace(planned: &[Planned], backup_dir: &Path) -> Result<()> {
+    let originals = planned
+        .iter()
+        .flat_map(|p| [p.path.as_path(), p.key.as_path()]);
+    let mut replacement = crate::fsutil::Replacement::begin(
+        backup_dir,
+        "--backup-dir",
+        originals,
+        crate::pki::MAX_PKI_FILE,
+    )?;
+    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("reading {}", p.display()));
+    for p in planned {
+        if let Some(pem) = &p.new_key {
+            let temp = crate::fsutil::prepare_secret(&p.key, pem.as_bytes(), &meta(&p.key)?)?;
+            replacement.stage(&p.key, temp);
+        }
+        let like = meta(&p.path)?;
+        let temp = crate::fsutil::prepare(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
+        replacement.stage(&p.path, temp);
+    }
+    replacement.commit()
+}
+
+/// Check what is on disk now, and what live endpoints serve: the report and its outcome.
+async fn check(
+    s: &CertRenewSettings,
+    planned: &[Planned],
+    cas: &[Ca],
+    mut rows: Vec<Row>,
+) -> (RenewReport, Outcome) {
     let mut bad = Vec::new();
     for (p, row) in planned.iter().zip(rows.iter_mut()) {
         row.checks = check_written(p, &cas[p.ca]);
@@ -299,14 +369,13 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         }
     }
     let served = match &s.conn {
-        Some(conn) => served_checks(conn, &planned).await,
+        Some(conn) => served_checks(conn, planned).await,
         None => Vec::new(),
     };
-    let outcome = if bad.is_empty()
-        && !served
-            .iter()
-            .any(|l| l.contains("still serves the old") || l.contains("FAILED"))
-    {
+    let served_bad = served
+        .iter()
+        .any(|l| l.contains("still serves the old") || l.contains("FAILED"));
+    let outcome = if bad.is_empty() && !served_bad {
         Outcome::Ok
     } else {
         let what = if bad.is_empty() {
@@ -319,85 +388,15 @@ pub async fn run(s: &CertRenewSettings) -> Result<(RenewReport, Outcome)> {
         };
         Outcome::Bad(format!(
             "{what}; the old files are in {}",
-            backups.display()
+            s.backup_dir.display()
         ))
     };
-    Ok((
-        RenewReport {
-            rows,
-            backup_dir: Some(backups.display().to_string()),
-            served,
-        },
-        outcome,
-    ))
-}
-
-/// Every new file is written and synced beside its old one before the first rename, so a full
-/// disk, a refused write or a signal changes nothing (and leaves no backup: the copies are a
-/// temporary until then). The backup then takes its name, and the renames follow: for each
-/// certificate its new key (if any) and at once the certificate, the only moment a pair on
-/// disk does not match. Should a rename fail, the files already replaced are put back from the
-/// backup.
-fn replace_all(planned: &[Planned], copies: crate::fsutil::TempDir, backups: &Path) -> Result<()> {
-    let ready = prepare_all(planned)?;
-    // A signal waits until every rename (or the rollback) is done.
-    let _critical = crate::fsutil::Critical::enter();
-    copies
-        .commit_new(backups)
-        .map_err(|e| backup_taken(backups).unwrap_or(e))?;
-    let mut done: Vec<&Path> = Vec::new();
-    for (dest, temp) in ready {
-        if let Err(e) = temp.commit(dest) {
-            // The rename may have happened before the failure (a directory sync): put `dest`
-            // back too; restoring an unreplaced file rewrites the same bytes.
-            done.push(dest);
-            let undone = done
-                .iter()
-                .filter(|d| restore_from(backups, d).is_ok())
-                .count();
-            let state = if undone == done.len() {
-                "every file is as it was".to_string()
-            } else {
-                format!("only {undone} of the {} files touched are back", done.len())
-            };
-            return Err(e.context(format!(
-                "replacing {}: {state} (the old files are in {})",
-                dest.display(),
-                backups.display()
-            )));
-        }
-        done.push(dest);
-    }
-    Ok(())
-}
-
-/// The new files, written beside their destinations, in rename order.
-fn prepare_all(planned: &[Planned]) -> Result<Vec<(&Path, crate::fsutil::TempFile)>> {
-    let meta = |p: &Path| std::fs::metadata(p).with_context(|| format!("reading {}", p.display()));
-    let mut ready = Vec::new();
-    for p in planned {
-        if let Some(pem) = &p.new_key {
-            let temp = crate::fsutil::prepare_secret(&p.key, pem.as_bytes(), &meta(&p.key)?)?;
-            ready.push((p.key.as_path(), temp));
-        }
-        let like = meta(&p.path)?;
-        let temp = crate::fsutil::prepare(&p.path, p.renewed.pem.as_bytes(), Some(&like))?;
-        ready.push((p.path.as_path(), temp));
-    }
-    Ok(ready)
-}
-
-/// Put `file` back from its copy in the backup directory (nothing to do if it still holds the
-/// old bytes: the rename that failed never happened).
-fn restore_from(backups: &Path, file: &Path) -> Result<()> {
-    let copy = backup_path(backups, file);
-    let bytes =
-        crate::pki::read_pki_file(&copy).with_context(|| format!("reading {}", copy.display()))?;
-    if crate::pki::read_pki_file(file).is_ok_and(|now| now == bytes) {
-        return Ok(());
-    }
-    let like = std::fs::metadata(&copy).with_context(|| format!("reading {}", copy.display()))?;
-    crate::fsutil::write_atomic(file, &bytes, Some(&like))
+    let report = RenewReport {
+        rows,
+        backup_dir: Some(s.backup_dir.display().to_string()),
+        served,
+    };
+    (report, outcome)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -429,70 +428,6 @@ fn restart_for(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_string_lossy();
     name.starts_with("apiserver-etcd-client").then(|| {
         "kube-apiserver (it reads apiserver-etcd-client when it starts): move its manifest out of /etc/kubernetes/manifests and back".to_string()
-    })
-}
-
-/// Where `file` is copied in the backup directory `dir`: `dir/<its absolute path>`.
-fn backup_path(dir: &Path, file: &Path) -> PathBuf {
-    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    dir.join(abs.strip_prefix("/").unwrap_or(&abs))
-}
-
-/// Copy each file to [`backup_path`] in a temporary directory beside `dir` (directories 0700,
-/// files keep their owner and mode), which [`replace_all`] names `dir` just before the first
-/// rename. `dir` must be new: a rerun never overwrites the copies an earlier run made.
-fn backup<'a>(
-    dir: &Path,
-    files: impl Iterator<Item = &'a PathBuf>,
-) -> Result<crate::fsutil::TempDir> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(e) = backup_taken(dir) {
-        return Err(e);
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let copies = crate::fsutil::TempDir::beside(dir)
-        .with_context(|| format!("creating the backup directory {}", dir.display()))?;
-    // Every directory of the copy is synced before the backup takes its name.
-    let mut dirs = std::collections::BTreeSet::new();
-    for f in files {
-        let dest = backup_path(copies.path(), f);
-        let rel = dest
-            .parent()
-            .and_then(|p| p.strip_prefix(copies.path()).ok())
-            .unwrap_or(Path::new(""));
-        let parent = copies.create_within(rel)?;
-        dirs.extend(
-            parent
-                .ancestors()
-                .take(rel.components().count() + 1)
-                .map(Path::to_path_buf),
-        );
-        let bytes =
-            crate::pki::read_pki_file(f).with_context(|| format!("reading {}", f.display()))?;
-        let like = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
-        crate::fsutil::write_atomic(&dest, &bytes, Some(&like))?;
-    }
-    for d in dirs.iter().rev() {
-        crate::fsutil::sync_dir(d)?;
-    }
-    Ok(copies)
-}
-
-/// The refusal for a backup directory that exists already, if it does.
-fn backup_taken(dir: &Path) -> Option<anyhow::Error> {
-    dir.symlink_metadata().is_ok().then(|| {
-        Hinted {
-            error: anyhow!("the backup directory {} already exists", dir.display()),
-            hint: "give a new --backup-dir: the copies of an earlier renewal are never overwritten"
-                .to_string(),
-        }
-        .into()
     })
 }
 
