@@ -310,21 +310,53 @@ fn needs_release(
     Ok(needs)
 }
 
-/// Build the data dir the plan describes. `decoded` is the snapshot decoded into a temporary
-/// (and whether its trailer matched): it is moved into place instead of copied when it is on
-/// the same file system.
+/// Build the data dir the plan describes, the way etcdutl's restore does: room, the database
+/// placed and edited, WAL and .snap written, etcd's boot checks, then the commit. `decoded` is
+/// the snapshot decoded into a temporary (and whether its trailer matched): it is moved into
+/// place instead of copied when it is on the same file system.
 fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Restored> {
     // A write past `ulimit -f` must fail (and clean up), not kill us.
     crate::fsutil::catch_file_size_signal()?;
-    let opts = &plan.opts;
-    let membership = &plan.decision.membership;
-    let src = &plan.src;
-    let db_len = if plan.trailer {
-        src.size() - TRAILER_LEN
+    let decoded = make_room(plan, decoded)?;
+    let building = Building::beside(plan)?;
+    let status = place_db(plan, decoded, &building.db_path())?;
+    let bumped = restore::edit_db(
+        &building.db_path(),
+        &plan.decision.membership,
+        &status,
+        plan.opts.bump_revision,
+    )
+    .with_context(|| {
+        format!(
+            "editing the restored database {}",
+            building.db_path().display()
+        )
+    })?;
+    let preflight = building.write_wal_and_snap(plan)?;
+    let committing = building.commit(plan)?;
+    Ok(Restored {
+        status,
+        bumped,
+        preflight,
+        committing,
+    })
+}
+
+/// The database's length without its trailer.
+fn db_len(plan: &Plan) -> u64 {
+    if plan.trailer {
+        plan.src.size() - TRAILER_LEN
     } else {
-        src.size()
-    };
-    // Missing parents are created, 0700, as etcdutl does.
+        plan.src.size()
+    }
+}
+
+/// Create the missing parents (0700, as etcdutl does) and check the free space; says of the
+/// decoded temporary whether it can be moved into place (same file system).
+fn make_room(
+    plan: &Plan,
+    decoded: Option<(fsutil::TempFile, bool)>,
+) -> Result<Option<(fsutil::TempFile, bool, bool)>> {
     for d in std::iter::once(&plan.opts.data_dir).chain(&plan.wal_dir) {
         let parent = parent_dir(d);
         fs::DirBuilder::new()
@@ -347,23 +379,21 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
     let adopting = decoded.as_ref().is_some_and(|(_, _, adopt)| *adopt);
     check_space(
         &parent_dir(&plan.opts.data_dir),
-        if adopting { 0 } else { db_len },
+        if adopting { 0 } else { db_len(plan) },
     )?;
+    Ok(decoded)
+}
 
-    // Build in temporary sibling directories.
-    let tmp = fsutil::TempDir::beside(&plan.opts.data_dir)?;
-    let wal_tmp = match &plan.wal_dir {
-        Some(w) => Some(fsutil::TempDir::beside(w)?),
-        None => None,
-    };
-    let snap_dir = tmp.create_within(Path::new("member/snap"))?;
-    let wal_dir_tmp = match &wal_tmp {
-        Some(w) => w.path().to_path_buf(),
-        None => tmp.create_within(Path::new("member/wal"))?,
-    };
-    let db_path = snap_dir.join("db");
+/// The database in place at `db_path`: the decoded temporary moved there, or the snapshot
+/// copied with its trailer checked; its status (integrity checked) for the edits.
+fn place_db(
+    plan: &Plan,
+    decoded: Option<(fsutil::TempFile, bool, bool)>,
+    db_path: &Path,
+) -> Result<SnapshotStatus> {
+    let opts = &plan.opts;
     let verify = plan.trailer && !opts.skip_hash_check;
-    let status = match decoded {
+    let placed = match decoded {
         Some((temp, trailer_ok, true)) => {
             if verify && !trailer_ok {
                 bail!(
@@ -371,75 +401,97 @@ fn restore(plan: &Plan, decoded: Option<(fsutil::TempFile, bool)>) -> Result<Res
                     opts.file.display()
                 );
             }
-            adopt(temp, &db_path, db_len)
-                .with_context(|| format!("snapshot {}", opts.file.display()))?
+            adopt(temp, db_path, db_len(plan))
         }
-        _ => restore::copy_verified(src, &db_path, db_len, verify)
-            .with_context(|| format!("snapshot {}", opts.file.display()))?,
+        _ => restore::copy_verified(&plan.src, db_path, db_len(plan), verify).map_err(Into::into),
     };
+    placed.with_context(|| format!("snapshot {}", opts.file.display()))
+}
 
-    // The database edits.
-    let bumped = restore::edit_db(&db_path, membership, &status, opts.bump_revision)
-        .with_context(|| format!("editing the restored database {}", db_path.display()))?;
+/// The new data dir (and WAL dir) under construction, in temporary sibling directories.
+struct Building {
+    data: fsutil::TempDir,
+    wal: Option<fsutil::TempDir>,
+    snap_dir: PathBuf,
+    wal_dir: PathBuf,
+}
 
-    // WAL, .snap, fsyncs, rename.
-    write_file(
-        &wal_dir_tmp.join(wal::FIRST_SEGMENT),
-        &wal::restore_records(membership, true),
-        0o600,
-        Some(wal::SEGMENT_SIZE),
-    )?;
-    write_file(
-        &snap_dir.join(snap::file_name(membership)),
-        &snap::restore_snap(membership),
-        0o666,
-        None,
-    )?;
-    let ids: Vec<u64> = membership.members.iter().map(|m| m.id).collect();
-    let expect = preflight::Expect {
-        members: &ids,
-        storage_version: plan.versions.0.as_deref(),
-        cluster_version: plan.versions.1.as_deref(),
-    };
-    let wal_file = wal_dir_tmp.join(wal::FIRST_SEGMENT);
-    let snap_file = snap_dir.join(snap::file_name(membership));
-    let preflight = preflight::check(&db_path, &wal_file, &snap_file, &expect).map_err(|p| {
-        anyhow!(
-            "the restored data dir fails what etcd checks when it boots it, so nothing was put in place: {}",
-            p.join("; ")
-        )
-    })?;
-    let member_dir = tmp.path().join("member");
-    for d in [
-        &snap_dir,
-        &wal_dir_tmp,
-        &member_dir,
-        &tmp.path().to_path_buf(),
-    ] {
-        fsutil::sync_dir(d)?;
+impl Building {
+    fn beside(plan: &Plan) -> Result<Building> {
+        let data = fsutil::TempDir::beside(&plan.opts.data_dir)?;
+        let wal = match &plan.wal_dir {
+            Some(w) => Some(fsutil::TempDir::beside(w)?),
+            None => None,
+        };
+        let snap_dir = data.create_within(Path::new("member/snap"))?;
+        let wal_dir = match &wal {
+            Some(w) => w.path().to_path_buf(),
+            None => data.create_within(Path::new("member/wal"))?,
+        };
+        Ok(Building {
+            data,
+            wal,
+            snap_dir,
+            wal_dir,
+        })
     }
-    // The WAL first: a data dir without its WAL would start as an empty member. Should the
-    // data dir then fail to go in place, the WAL is taken back out. From here to the manifest
-    // edit, SIGINT/SIGTERM wait (the caller drops `committing` after the edit).
-    let committing = fsutil::Critical::enter();
-    let mut committed_wal = None;
-    if let (Some(w), Some(wt)) = (&plan.wal_dir, wal_tmp) {
-        let replaced = fs::symlink_metadata(w).ok().filter(|m| m.is_dir());
-        wt.commit(w)?;
-        committed_wal = Some((w, replaced));
+
+    fn db_path(&self) -> PathBuf {
+        self.snap_dir.join("db")
     }
-    if let Err(e) = tmp.commit(&plan.opts.data_dir) {
-        if let Some((w, replaced)) = committed_wal {
-            fsutil::undo_commit(w, replaced.as_ref());
+
+    /// The first WAL segment and the .snap, then what etcd checks when it boots the data dir
+    /// (nothing is put in place should that fail), then every directory fsynced.
+    fn write_wal_and_snap(&self, plan: &Plan) -> Result<String> {
+        let membership = &plan.decision.membership;
+        let wal_file = self.wal_dir.join(wal::FIRST_SEGMENT);
+        let snap_file = self.snap_dir.join(snap::file_name(membership));
+        write_file(
+            &wal_file,
+            &wal::restore_records(membership, true),
+            0o600,
+            Some(wal::SEGMENT_SIZE),
+        )?;
+        write_file(&snap_file, &snap::restore_snap(membership), 0o666, None)?;
+        let ids: Vec<u64> = membership.members.iter().map(|m| m.id).collect();
+        let expect = preflight::Expect {
+            members: &ids,
+            storage_version: plan.versions.0.as_deref(),
+            cluster_version: plan.versions.1.as_deref(),
+        };
+        let checked =
+            preflight::check(&self.db_path(), &wal_file, &snap_file, &expect).map_err(|p| {
+                anyhow!(
+                    "the restored data dir fails what etcd checks when it boots it, so nothing was put in place: {}",
+                    p.join("; ")
+                )
+            })?;
+        let member_dir = self.data.path().join("member");
+        for d in [&self.snap_dir, &self.wal_dir, &member_dir, self.data.path()] {
+            fsutil::sync_dir(d)?;
         }
-        return Err(e);
+        Ok(checked)
     }
-    Ok(Restored {
-        status,
-        bumped,
-        preflight,
-        committing,
-    })
+
+    /// The WAL first: a data dir without its WAL would start as an empty member. Should the
+    /// data dir then fail to go in place, the WAL is taken back out. From here to the manifest
+    /// edit, SIGINT/SIGTERM wait (the caller drops the guard after the edit).
+    fn commit(self, plan: &Plan) -> Result<fsutil::Critical> {
+        let committing = fsutil::Critical::enter();
+        let mut committed_wal = None;
+        if let (Some(w), Some(wt)) = (&plan.wal_dir, self.wal) {
+            let replaced = fs::symlink_metadata(w).ok().filter(|m| m.is_dir());
+            wt.commit(w)?;
+            committed_wal = Some((w, replaced));
+        }
+        if let Err(e) = self.data.commit(&plan.opts.data_dir) {
+            if let Some((w, replaced)) = committed_wal {
+                fsutil::undo_commit(w, replaced.as_ref());
+            }
+            return Err(e);
+        }
+        Ok(committing)
+    }
 }
 
 /// Move a decoded snapshot into place as the database: cut its trailer, rename it (fsynced),

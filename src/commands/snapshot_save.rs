@@ -17,16 +17,14 @@
 //! presence, not its value).
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use serde::Serialize;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::task::JoinSet;
 
 use crate::bolt::FileSource;
 use crate::client::cluster::{
@@ -38,22 +36,15 @@ use crate::fsutil::TempFile;
 use crate::output::Report;
 use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
 use crate::remote::meta::{self, Metadata};
+use crate::remote::multipart::{self, Multipart, Pending};
 use crate::remote::prune;
 use crate::remote::retention::Policy;
-use crate::remote::s3::{Part, S3};
+use crate::remote::s3::S3;
 use crate::remote::store::Store;
 use crate::settings::{SaveDest, SaveSettings};
-use crate::units::{go_duration, hex, hex_id, humanize_bytes, parse_rfc3339, rfc3339};
+use crate::units::{go_duration, hex, hex_id, humanize_bytes, rfc3339};
 
 const WRITE_BUFFER: usize = 1 << 20;
-/// Multipart part size: with [`PARTS_IN_FLIGHT`] uploading and one filling, a save holds about
-/// 45 MiB of parts whatever the snapshot's size.
-const PART_SIZE: usize = 5 << 20;
-const PARTS_IN_FLIGHT: usize = 8;
-/// S3's limit on parts per upload (52 GB at 5 MiB; etcd's own limit is 8 GB).
-const MAX_PARTS: u32 = 10_000;
-/// Another node's incomplete upload older than this is abandoned.
-const STALE_UPLOAD_AGE: i64 = 24 * 3600;
 
 /// What was saved.
 #[derive(Debug, Clone, Serialize)]
@@ -260,6 +251,29 @@ impl<'a> SnapshotStream<'a> {
     }
 }
 
+impl SnapshotStream<'_> {
+    /// The whole stream, every blob through `write`, with progress on a terminal; the trailer
+    /// checked at the end.
+    async fn receive(
+        &mut self,
+        mut write: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<TrailerCheck> {
+        let mut check = TrailerCheck::new();
+        let mut progress = Progress::new(std::io::stderr().is_terminal());
+        while let Some(message) = self.next().await? {
+            let blob = message.blob();
+            write(blob)?;
+            check.feed(blob);
+            progress.update(check.total, message.remaining_bytes(), blob.len());
+        }
+        progress.finish();
+        check
+            .verify()
+            .map_err(|e| anyhow!("{}: {e}", self.target.endpoint))?;
+        Ok(check)
+    }
+}
+
 /// Where the save started from: the endpoint, its status and the member list.
 struct Origin {
     target: Target,
@@ -369,107 +383,104 @@ fn taken(what: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{what} already exists; nothing was replaced (another save of this member in the same second?)")
 }
 
-/// FILE, DIR/ or stdout.
+/// Where a local save writes: stdout, or a temporary that becomes FILE (or DIR/NAME), each
+/// through the same encoding (a pipe of an "encrypted" backup must not carry the plain
+/// snapshot).
+enum Output {
+    Stdout(Encoder<std::io::Stdout>),
+    File {
+        encoder: Encoder<BufWriter<TempFile>>,
+        dest: PathBuf,
+        /// The generated name, for DIR/.
+        name: Option<String>,
+    },
+}
+
+impl Output {
+    /// Refuse a directory or a generated name taken before a byte is requested.
+    fn open(opts: &SaveSettings, origin: &Origin, encoding: &Encoding) -> Result<Output> {
+        let (dest, name) = match &opts.dest {
+            SaveDest::Stdout => {
+                return Ok(Output::Stdout(Encoder::new(std::io::stdout(), encoding)?))
+            }
+            SaveDest::File(p) => (p.clone(), None),
+            SaveDest::Dir(d) => {
+                let name = meta::generate(&origin.node, origin.started, encoding.suffix());
+                (d.join(&name), Some(name))
+            }
+            SaveDest::S3 { .. } => bail!("not a local destination"),
+        };
+        if dest.is_dir() {
+            bail!(
+                "{} is a directory (write DIR/ for a generated name inside it)",
+                dest.display()
+            );
+        }
+        if name.is_some() && dest.symlink_metadata().is_ok() {
+            return Err(taken(dest.display()));
+        }
+        let temp = TempFile::beside(&dest, 0o600)?;
+        let encoder = Encoder::new(BufWriter::with_capacity(WRITE_BUFFER, temp), encoding)?;
+        Ok(Output::File {
+            encoder,
+            dest,
+            name,
+        })
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Output::Stdout(_) => "-".to_string(),
+            Output::File { dest, .. } => dest.display().to_string(),
+        }
+    }
+
+    fn write(&mut self, blob: &[u8]) -> Result<()> {
+        match self {
+            Output::Stdout(out) => out.write_all(blob).map_err(stdout_failed),
+            Output::File { encoder, dest, .. } => encoder
+                .write_all(blob)
+                .map_err(|e| write_failed(e, Some(dest))),
+        }
+    }
+}
+
+/// FILE, DIR/ or stdout: receive, finish the encoding, and for a file read it back, commit it
+/// and (DIR/) write its sidecar and apply `--keep`.
 async fn save_local(
     connector: &Connector,
     origin: &Origin,
     opts: &SaveSettings,
 ) -> Result<SaveReport> {
     let encoding = encoding(opts)?;
-    let (dest, name) = match &opts.dest {
-        SaveDest::Stdout => (None, None),
-        SaveDest::File(p) => (Some(p.clone()), None),
-        SaveDest::Dir(d) => {
-            let name = meta::generate(&origin.node, origin.started, encoding.suffix());
-            (Some(d.join(&name)), Some(name))
-        }
-        SaveDest::S3 { .. } => bail!("not a local destination"),
-    };
-    let mut report = empty_report(
-        dest.as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|| "-".to_string()),
-        origin,
-    );
-    let temp = match &dest {
-        Some(d) => {
-            if d.is_dir() {
-                bail!(
-                    "{} is a directory (write DIR/ for a generated name inside it)",
-                    d.display()
-                );
-            }
-            if name.is_some() && d.symlink_metadata().is_ok() {
-                return Err(taken(d.display()));
-            }
-            Some(TempFile::beside(d, 0o600)?)
-        }
-        None => None,
-    };
+    let mut output = Output::open(opts, origin, &encoding)?;
+    let mut report = empty_report(output.shown(), origin);
     let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
-    let mut check = TrailerCheck::new();
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
-    // Stdout gets the same encoding as a file (a pipe of an "encrypted" backup must not carry
-    // the plain snapshot).
-    let mut stdout = match temp {
-        Some(_) => None,
-        None => Some(Encoder::new(std::io::stdout(), &encoding)?),
-    };
-    let mut file = match temp {
-        Some(t) => Some(Encoder::new(
-            BufWriter::with_capacity(WRITE_BUFFER, t),
-            &encoding,
-        )?),
-        None => None,
-    };
-    while let Some(message) = stream.next().await? {
-        let blob = message.blob();
-        match (&mut file, &mut stdout) {
-            (Some(f), _) => f
-                .write_all(blob)
-                .map_err(|e| write_failed(e, dest.as_deref()))?,
-            (None, Some(out)) => out.write_all(blob).map_err(stdout_failed)?,
-            (None, None) => bail!("no output"),
-        }
-        check.feed(blob);
-        progress.update(check.total, message.remaining_bytes(), blob.len());
-    }
-    progress.finish();
+    let check = stream.receive(|blob| output.write(blob)).await?;
     report.size = check.total;
-    check
-        .verify()
-        .map_err(|e| anyhow!("{}: {e}", origin.target.endpoint))?;
-    let (Some(file), Some(dest)) = (file, dest) else {
-        if let Some(out) = stdout {
+    let (encoder, dest, name) = match output {
+        Output::Stdout(out) => {
             let (mut out, digests) = out
                 .finish(check.file_sha256(), check.total)
                 .map_err(stdout_failed)?;
             out.flush().map_err(stdout_failed)?;
             report.encoded(&encoding, &digests);
+            return Ok(report);
         }
-        return Ok(report);
+        Output::File {
+            encoder,
+            dest,
+            name,
+        } => (encoder, dest, name),
     };
-    let (buffered, digests) = file
+    let (buffered, digests) = encoder
         .finish(check.file_sha256(), check.total)
         .map_err(|e| write_failed(e, Some(&dest)))?;
     let temp = buffered
         .into_inner()
         .map_err(|e| write_failed(std::io::Error::other(e.error().to_string()), Some(&dest)))?;
     if encoding.is_plain() {
-        // Read the file back before it replaces anything: it must be a database we can read.
-        let part = temp.path();
-        let src =
-            FileSource::open(part).with_context(|| format!("reading back {}", part.display()))?;
-        let checks = Checks {
-            integrity: true,
-            hash: false,
-            user_keys: false,
-        };
-        let status = snapshot_status::status(&src, checks)
-            .with_context(|| format!("reading back {}", part.display()))?;
-        report.revision = Some(status.revision);
-        report.hash = Some(status.hash);
-        report.total_key = Some(status.total_key);
+        read_back(&temp, &mut report)?;
     }
     report.encoded(&encoding, &digests);
     let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) else {
@@ -495,6 +506,24 @@ async fn save_local(
         prune_after_save(&store, policy, &name, &mut report).await;
     }
     Ok(report)
+}
+
+/// Read the written file back before it replaces anything: it must be a database we can
+/// read. Its revision, hash and key count go into the report.
+fn read_back(temp: &TempFile, report: &mut SaveReport) -> Result<()> {
+    let part = temp.path();
+    let src = FileSource::open(part).with_context(|| format!("reading back {}", part.display()))?;
+    let checks = Checks {
+        integrity: true,
+        hash: false,
+        user_keys: false,
+    };
+    let status = snapshot_status::status(&src, checks)
+        .with_context(|| format!("reading back {}", part.display()))?;
+    report.revision = Some(status.revision);
+    report.hash = Some(status.hash);
+    report.total_key = Some(status.total_key);
+    Ok(())
 }
 
 impl SaveReport {
@@ -532,145 +561,6 @@ async fn prune_after_save(store: &Store, policy: &Policy, saved: &str, report: &
     report.prune_failed = prune::refusals(&refused);
 }
 
-/// One multipart upload.
-struct UploadRef {
-    s3: Arc<S3>,
-    bucket: String,
-    key: String,
-    upload_id: String,
-}
-
-/// An upload in progress, for aborting it when the save fails or is interrupted.
-#[derive(Clone, Default)]
-struct Pending(Arc<Mutex<Option<UploadRef>>>);
-
-impl Pending {
-    fn set(&self, v: Option<UploadRef>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = v;
-    }
-
-    /// Abort the upload if one is pending; say so when that fails too.
-    async fn abort(&self) {
-        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(UploadRef {
-            s3,
-            bucket,
-            key,
-            upload_id,
-        }) = taken
-        {
-            let aborted = tokio::time::timeout(
-                Duration::from_secs(15),
-                s3.abort_multipart(&bucket, &key, &upload_id),
-            )
-            .await;
-            if !matches!(aborted, Ok(Ok(()))) {
-                eprintln!("etcdops: the incomplete upload of s3://{bucket}/{key} could not be aborted now; the next save to this prefix aborts it");
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct Parts {
-    filling: Vec<u8>,
-    ready: Vec<Vec<u8>>,
-}
-
-/// Bytes the encoder wrote, cut into parts of `part_size`.
-#[derive(Clone)]
-struct PartSink(Arc<Mutex<Parts>>, usize);
-
-impl PartSink {
-    fn new(part_size: usize) -> PartSink {
-        PartSink(Arc::new(Mutex::new(Parts::default())), part_size)
-    }
-
-    fn parts(&self) -> std::sync::MutexGuard<'_, Parts> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn take_ready(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.parts().ready)
-    }
-
-    fn take_rest(&self) -> Vec<u8> {
-        std::mem::take(&mut self.parts().filling)
-    }
-}
-
-impl Write for PartSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let size = self.1;
-        let mut g = self.parts();
-        if g.filling.capacity() == 0 {
-            g.filling.reserve_exact(size);
-        }
-        let n = (size - g.filling.len()).min(buf.len());
-        g.filling.extend_from_slice(&buf[..n]);
-        if g.filling.len() == size {
-            let full = std::mem::take(&mut g.filling);
-            g.ready.push(full);
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Parts in flight, at most [`PARTS_IN_FLIGHT`].
-struct Uploader {
-    s3: Arc<S3>,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    next: u32,
-    inflight: JoinSet<Result<Part>>,
-    done: Vec<Part>,
-}
-
-impl Uploader {
-    async fn submit(&mut self, part: Vec<u8>) -> Result<()> {
-        while self.inflight.len() >= PARTS_IN_FLIGHT {
-            self.reap_one().await?;
-        }
-        self.next += 1;
-        if self.next > MAX_PARTS {
-            bail!("the snapshot needs more than {MAX_PARTS} parts of {PART_SIZE} bytes");
-        }
-        let (s3, bucket, key, id, n) = (
-            self.s3.clone(),
-            self.bucket.clone(),
-            self.key.clone(),
-            self.upload_id.clone(),
-            self.next,
-        );
-        self.inflight.spawn(async move {
-            s3.upload_part(&bucket, &key, &id, n, Bytes::from(part))
-                .await
-        });
-        Ok(())
-    }
-
-    async fn reap_one(&mut self) -> Result<()> {
-        if let Some(joined) = self.inflight.join_next().await {
-            let part = joined.map_err(|e| anyhow!("a part upload failed: {e}"))??;
-            self.done.push(part);
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<Vec<Part>> {
-        while !self.inflight.is_empty() {
-            self.reap_one().await?;
-        }
-        self.done.sort_by_key(|p| p.number);
-        Ok(self.done)
-    }
-}
-
 /// s3://BUCKET/PREFIX/: stream through sha256 (+ zstd, + age) into a multipart upload, complete
 /// it only once the trailer is verified, then write the sidecar.
 async fn save_s3(
@@ -691,27 +581,12 @@ async fn save_s3(
         return Err(taken(format!("s3://{bucket}/{key}")));
     }
     let mut report = empty_report(format!("s3://{bucket}/{key}"), origin);
-    report.aborted_uploads = abort_stale(&s3, bucket, prefix, origin).await;
+    report.aborted_uploads =
+        multipart::abort_stale(&s3, bucket, prefix, &origin.node, origin.started).await;
 
     let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
-    let upload_id = s3.create_multipart(bucket, &key).await?;
-    pending.set(Some(UploadRef {
-        s3: s3.clone(),
-        bucket: bucket.clone(),
-        key: key.clone(),
-        upload_id: upload_id.clone(),
-    }));
-    let sink = PartSink::new(PART_SIZE);
-    let mut encoder = Encoder::new(sink.clone(), &encoding)?;
-    let mut uploader = Uploader {
-        s3: s3.clone(),
-        bucket: bucket.clone(),
-        key: key.clone(),
-        upload_id: upload_id.clone(),
-        next: 0,
-        inflight: JoinSet::new(),
-        done: Vec::new(),
-    };
+    let mut upload = Multipart::start(s3.clone(), bucket, &key, pending).await?;
+    let mut encoder = Encoder::new(upload.sink(), &encoding)?;
     let mut check = TrailerCheck::new();
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     while let Some(message) = stream.next().await? {
@@ -719,9 +594,7 @@ async fn save_s3(
         encoder.write_all(blob).context("encoding the snapshot")?;
         check.feed(blob);
         progress.update(check.total, message.remaining_bytes(), blob.len());
-        for part in sink.take_ready() {
-            uploader.submit(part).await?;
-        }
+        upload.send_ready().await?;
     }
     progress.finish();
     report.size = check.total;
@@ -731,26 +604,7 @@ async fn save_s3(
     let (_, digests) = encoder
         .finish(check.file_sha256(), check.total)
         .context("encoding the snapshot")?;
-    for part in sink.take_ready() {
-        uploader.submit(part).await?;
-    }
-    let rest = sink.take_rest();
-    if !rest.is_empty() || uploader.next == 0 {
-        uploader.submit(rest).await?;
-    }
-    let parts = uploader.finish().await?;
-    let etag = s3
-        .complete_multipart(bucket, &key, &upload_id, &parts)
-        .await?;
-    pending.set(None);
-    // A save of this member that began in the same second may have completed the same name
-    // meanwhile: write the sidecar only for the object that is ours (the later save wins the
-    // name and writes its own).
-    let now_there = s3.list(bucket, &key).await?;
-    let same = |a: &str| a.trim_matches('"') == etag.trim_matches('"');
-    if !now_there.iter().any(|o| o.key == key && same(&o.etag)) {
-        bail!("s3://{bucket}/{key} was completed by another save of this member in the same second after this one; that save's snapshot is kept");
-    }
+    let etag = upload.finish().await?;
     // The same connection: a second one would load the credentials again, and failing here
     // would leave the completed object without its sidecar.
     let store = Store::S3 {
@@ -758,14 +612,7 @@ async fn save_s3(
         bucket: bucket.clone(),
         prefix: prefix.clone(),
     };
-    if let Err(e) = store
-        .write_sidecar(&name, &origin.metadata(&name, &digests, &encoding))
-        .await
-    {
-        // Without its sidecar the object is never trusted; do not leave it looking like one.
-        let _ = s3.delete_object(bucket, &key).await;
-        return Err(e.context(format!("writing the metadata of s3://{bucket}/{key}")));
-    }
+    publish_s3(&store, origin, &name, &etag, &digests, &encoding).await?;
     report.encoded(&encoding, &digests);
     report.object_size = Some(digests.object_len);
     report.revision = Some(origin.status.revision);
@@ -775,34 +622,35 @@ async fn save_s3(
     Ok(report)
 }
 
-/// Abort multipart uploads of ours that no save will complete: this node's from before now,
-/// any node's older than a day. Returns the keys aborted; failures only warn.
-async fn abort_stale(s3: &S3, bucket: &str, prefix: &str, origin: &Origin) -> Vec<String> {
-    let uploads = match s3.list_multipart(bucket, prefix).await {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("etcdops: warning: cannot list incomplete uploads under s3://{bucket}/{prefix}: {e:#}");
-            return Vec::new();
-        }
+/// Write the sidecar of a completed object, only if the object is ours: a save of this member
+/// that began in the same second may have completed the same name meanwhile (the later save
+/// wins the name and writes its own). Without its sidecar the object is never trusted: should
+/// the sidecar fail, the object goes too.
+async fn publish_s3(
+    store: &Store,
+    origin: &Origin,
+    name: &str,
+    etag: &str,
+    digests: &Digests,
+    encoding: &Encoding,
+) -> Result<()> {
+    let Store::S3 { s3, bucket, prefix } = store else {
+        bail!("not an s3:// destination");
     };
-    let mut aborted = Vec::new();
-    for u in uploads {
-        let Some(name) = u.key.strip_prefix(prefix).and_then(meta::parse_name) else {
-            continue;
-        };
-        let initiated = parse_rfc3339(&u.initiated).unwrap_or(i64::MAX);
-        let stale = (name.node == origin.node && initiated <= origin.started)
-            || initiated < origin.started - STALE_UPLOAD_AGE;
-        if stale
-            && s3
-                .abort_multipart(bucket, &u.key, &u.upload_id)
-                .await
-                .is_ok()
-        {
-            aborted.push(format!("s3://{bucket}/{}", u.key));
-        }
+    let key = format!("{prefix}{name}");
+    let now_there = s3.list(bucket, &key).await?;
+    let same = |a: &str| a.trim_matches('"') == etag.trim_matches('"');
+    if !now_there.iter().any(|o| o.key == key && same(&o.etag)) {
+        bail!("s3://{bucket}/{key} was completed by another save of this member in the same second after this one; that save's snapshot is kept");
     }
-    aborted
+    if let Err(e) = store
+        .write_sidecar(name, &origin.metadata(name, digests, encoding))
+        .await
+    {
+        let _ = s3.delete_object(bucket, &key).await;
+        return Err(e.context(format!("writing the metadata of s3://{bucket}/{key}")));
+    }
+    Ok(())
 }
 
 /// Bytes, rate and percent on stderr, only when it is a terminal.

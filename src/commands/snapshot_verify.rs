@@ -14,7 +14,7 @@ use crate::etcd::status::{status, Checks, SnapshotStatus, Trailer};
 use crate::exit::Outcome;
 use crate::output::Report;
 use crate::remote::meta::Metadata;
-use crate::remote::source::{self, BadContent};
+use crate::remote::source::{self, BadContent, PlainSnapshot};
 use crate::settings::VerifySettings;
 
 mod boot;
@@ -34,101 +34,45 @@ pub struct VerifyReport {
 
 pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
     let shown = settings.source.location.to_string();
-    let mut checks = Vec::new();
-    let finish = |checks: Vec<Check>| {
-        let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.check).collect();
-        let outcome = if failed.is_empty() {
-            Outcome::Ok
-        } else {
-            Outcome::Bad(format!(
-                "snapshot {shown} fails verification: {}",
-                failed.join(", ")
-            ))
-        };
-        Ok((
-            VerifyReport {
-                source: shown.clone(),
-                checks,
-            },
-            outcome,
-        ))
-    };
-    let plain = match source::open(&settings.source, &std::env::temp_dir()) {
-        Ok(p) => p,
+    let checks = match source::open(&settings.source, &std::env::temp_dir()) {
+        Ok(plain) => checks_of(settings, &plain)?,
         Err(e) => match e.downcast_ref::<BadContent>() {
-            Some(bad) => {
-                checks.push(Check {
-                    check: "object",
-                    ok: false,
-                    detail: bad.0.clone(),
-                });
-                return finish(checks);
-            }
+            Some(bad) => vec![Check {
+                check: "object",
+                ok: false,
+                detail: bad.0.clone(),
+            }],
             None => return Err(e),
         },
     };
-    let layers = match (plain.layers.compressed, plain.layers.encrypted) {
-        (false, false) => None,
-        (true, false) => Some("zstd"),
-        (false, true) => Some("age"),
-        (true, true) => Some("zstd, age"),
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.check).collect();
+    let outcome = if failed.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Bad(format!(
+            "snapshot {shown} fails verification: {}",
+            failed.join(", ")
+        ))
     };
-    if let Some(l) = layers {
-        checks.push(Check {
-            check: "decode",
-            ok: true,
-            detail: format!("{l}: decoded to the end"),
-        });
-    }
+    let report = VerifyReport {
+        source: shown,
+        checks,
+    };
+    Ok((report, outcome))
+}
+
+/// The checks of a snapshot that decoded to the end: the decoding, the sidecar, the trailer,
+/// bbolt's integrity, etcd's schema, and with `--boot` a real etcd.
+fn checks_of(settings: &VerifySettings, plain: &PlainSnapshot) -> Result<Vec<Check>> {
+    let mut checks: Vec<Check> = decode_check(plain).into_iter().collect();
     let src = FileSource::open(&plain.path)?;
-    match status(
-        &src,
-        Checks {
-            integrity: true,
-            hash: true,
-            user_keys: false,
-        },
-    ) {
-        Ok(s) => {
-            let (ok, detail) = match s.trailer {
-                Trailer::Verified => (true, "matches the database".to_string()),
-                Trailer::Mismatch => (false, "does not match the database".to_string()),
-                _ => (
-                    false,
-                    "missing: not a snapshot from `snapshot save`".to_string(),
-                ),
-            };
-            checks.push(Check {
-                check: "sha256 trailer",
-                ok,
-                detail,
-            });
-            checks.push(Check {
-                check: "bbolt integrity",
-                ok: true,
-                detail: "key order, page references, freelist and both meta pages".to_string(),
-            });
-            let mut db = Db::open(FileSource::open(&plain.path)?)?;
-            let keyspace = keyspace::read(&mut db, &Query::default());
-            if let Some(meta) = &plain.meta {
-                checks.insert(0, metadata_check(meta, Some((&s, keyspace.as_ref().ok()))));
-            }
-            checks.push(schema_check(&s, &keyspace));
-            if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
-                let storage = Some(s.version.as_str()).filter(|v| !v.is_empty());
-                let wanted = boot::Wanted {
-                    needs: crate::release::data_needs(storage, s.cluster_version.as_deref()),
-                    prefer: settings.node_release,
-                };
-                checks.push(boot::check(
-                    &plain.path,
-                    etcd.as_deref(),
-                    &wanted,
-                    ks.current,
-                    ks.kvs.len(),
-                ));
-            }
-        }
+    let checked = Checks {
+        integrity: true,
+        hash: true,
+        user_keys: false,
+    };
+    let s = match status(&src, checked) {
+        Ok(s) => s,
         Err(e) => {
             if let Some(meta) = &plain.meta {
                 checks.insert(0, metadata_check(meta, None));
@@ -137,10 +81,68 @@ pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
                 check: "bbolt integrity",
                 ok: false,
                 detail: format!("{e:#}"),
-            })
+            });
+            return Ok(checks);
         }
+    };
+    checks.push(trailer_check(&s));
+    checks.push(Check {
+        check: "bbolt integrity",
+        ok: true,
+        detail: "key order, page references, freelist and both meta pages".to_string(),
+    });
+    let mut db = Db::open(FileSource::open(&plain.path)?)?;
+    let keyspace = keyspace::read(&mut db, &Query::default());
+    if let Some(meta) = &plain.meta {
+        checks.insert(0, metadata_check(meta, Some((&s, keyspace.as_ref().ok()))));
     }
-    finish(checks)
+    checks.push(schema_check(&s, &keyspace));
+    if let (Some(etcd), Ok(ks)) = (&settings.boot, &keyspace) {
+        let storage = Some(s.version.as_str()).filter(|v| !v.is_empty());
+        let wanted = boot::Wanted {
+            needs: crate::release::data_needs(storage, s.cluster_version.as_deref()),
+            prefer: settings.node_release,
+        };
+        checks.push(boot::check(
+            &plain.path,
+            etcd.as_deref(),
+            &wanted,
+            ks.current,
+            ks.kvs.len(),
+        ));
+    }
+    Ok(checks)
+}
+
+/// What was undone to reach the plain snapshot, if anything.
+fn decode_check(plain: &PlainSnapshot) -> Option<Check> {
+    let layers = match (plain.layers.compressed, plain.layers.encrypted) {
+        (false, false) => return None,
+        (true, false) => "zstd",
+        (false, true) => "age",
+        (true, true) => "zstd, age",
+    };
+    Some(Check {
+        check: "decode",
+        ok: true,
+        detail: format!("{layers}: decoded to the end"),
+    })
+}
+
+fn trailer_check(s: &SnapshotStatus) -> Check {
+    let (ok, detail) = match s.trailer {
+        Trailer::Verified => (true, "matches the database".to_string()),
+        Trailer::Mismatch => (false, "does not match the database".to_string()),
+        _ => (
+            false,
+            "missing: not a snapshot from `snapshot save`".to_string(),
+        ),
+    };
+    Check {
+        check: "sha256 trailer",
+        ok,
+        detail,
+    }
 }
 
 /// The sidecar against the snapshot it describes. Its sha256s and sizes matched already (or

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod credentials;
 pub mod http;
 pub mod meta;
+pub mod multipart;
 pub mod prune;
 pub mod retention;
 pub mod s3;

@@ -160,6 +160,8 @@ impl Drop for Running {
     }
 }
 
+/// Restore into a temporary directory, boot etcd on it on loopback ports, compare what it
+/// serves with the snapshot, stop it and remove everything.
 fn run(
     plain: &Path,
     etcd: Option<&Path>,
@@ -183,73 +185,22 @@ fn run(
     })?;
     let _ours = crate::fsutil::SignalsHandledHere::start();
     let dir = TempDir::beside(&std::env::temp_dir().join("etcdops-verify-boot"))?;
+    let urls = Urls::free()?;
     let data = dir.path().join("data");
-    let (client, peer) = (free_port()?, free_port()?);
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let client_url = format!("http://127.0.0.1:{client}");
-    let me = std::env::current_exe().context("finding the etcdops binary")?;
-    let out = Command::new(&me)
-        .args(["snapshot", "restore"])
-        .arg(plain)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--name",
-            "verify",
-            "--initial-cluster-token",
-            "etcdops-verify",
-        ])
-        .arg(format!("--initial-cluster=verify={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .env_clear()
-        .stdin(Stdio::null())
-        .output()
-        .context("running snapshot restore")?;
-    if !out.status.success() {
-        bail!(
-            "snapshot restore failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    restore_into(plain, &data, &urls)?;
     let log_path = dir.path().join("etcd.log");
-    let log = std::fs::File::create(&log_path).context("creating the etcd log")?;
-    let child = dies_with_us(&etcd)
-        .arg("--name=verify")
-        .arg(format!("--data-dir={}", data.display()))
-        .arg(format!("--listen-client-urls={client_url}"))
-        .arg(format!("--advertise-client-urls={client_url}"))
-        .arg(format!("--listen-peer-urls={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster=verify={peer_url}"))
-        .arg("--initial-cluster-token=etcdops-verify")
-        // etcd reads ETCD_* variables as flags: none of the caller's may reach this one.
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", etcd.display()))?;
-    let mut running = Running(child);
+    let mut running = start(&etcd, &data, &urls, &log_path)?;
     let served = rt.block_on(async {
         tokio::select! {
-            r = serve(&client_url, &mut running) => r,
+            r = serve(&urls.client, &mut running) => r,
             _ = sigint.recv() => Err(anyhow!("interrupted (SIGINT); the temporary etcd was stopped and removed")),
             _ = sigterm.recv() => Err(anyhow!("terminated (SIGTERM); the temporary etcd was stopped and removed")),
         }
     });
-    let (served_rev, served_keys) = match served {
-        Ok(v) => v,
-        Err(e) => {
-            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            let last = crate::output::escape(last);
-            return Err(e.context(format!("etcd's last log line: {last}")));
-        }
-    };
+    let (served_rev, served_keys) = served.map_err(|e| {
+        let last = last_log_line(&log_path);
+        e.context(format!("etcd's last log line: {last}"))
+    })?;
     drop(running);
     if served_rev != revision || served_keys != keys as i64 {
         bail!(
@@ -261,6 +212,85 @@ fn run(
         "etcd {release} ({}) served revision {served_rev} with {served_keys} keys, then was stopped and removed",
         etcd.display()
     ))
+}
+
+/// The loopback URLs of the temporary member.
+struct Urls {
+    client: String,
+    peer: String,
+}
+
+impl Urls {
+    fn free() -> Result<Urls> {
+        let (client, peer) = (free_port()?, free_port()?);
+        Ok(Urls {
+            client: format!("http://127.0.0.1:{client}"),
+            peer: format!("http://127.0.0.1:{peer}"),
+        })
+    }
+}
+
+/// `etcdops snapshot restore` of the snapshot into `data`, as the one member `verify`.
+fn restore_into(plain: &Path, data: &Path, urls: &Urls) -> Result<()> {
+    let me = std::env::current_exe().context("finding the etcdops binary")?;
+    let out = Command::new(&me)
+        .args(["snapshot", "restore"])
+        .arg(plain)
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--name",
+            "verify",
+            "--initial-cluster-token",
+            "etcdops-verify",
+        ])
+        .arg(format!("--initial-cluster=verify={}", urls.peer))
+        .arg(format!("--initial-advertise-peer-urls={}", urls.peer))
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .context("running snapshot restore")?;
+    if !out.status.success() {
+        bail!(
+            "snapshot restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// etcd on the restored data dir, its output in `log_path`, stopped when the handle drops.
+fn start(etcd: &Path, data: &Path, urls: &Urls, log_path: &Path) -> Result<Running> {
+    let log = std::fs::File::create(log_path).context("creating the etcd log")?;
+    let (client, peer) = (&urls.client, &urls.peer);
+    let child = dies_with_us(etcd)
+        .arg("--name=verify")
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!("--listen-client-urls={client}"))
+        .arg(format!("--advertise-client-urls={client}"))
+        .arg(format!("--listen-peer-urls={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .arg(format!("--initial-cluster=verify={peer}"))
+        .arg("--initial-cluster-token=etcdops-verify")
+        // etcd reads ETCD_* variables as flags: none of the caller's may reach this one.
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", etcd.display()))?;
+    Ok(Running(child))
+}
+
+/// The last non-empty line etcd logged, escaped for a terminal.
+fn last_log_line(log_path: &Path) -> String {
+    let tail = std::fs::read_to_string(log_path).unwrap_or_default();
+    let last = tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    crate::output::escape(last)
 }
 
 /// Wait until etcd answers, then read its revision and key count.

@@ -1,0 +1,617 @@
+//! Flags over environment over manifest over defaults, resolved once per command.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{
+    AlarmCommand, CertExpiryArgs, CertRenewArgs, CheckCommand, ClusterArgs, Command,
+    EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, ReadTimeout,
+    RestoreArgs, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
+};
+use crate::etcd::members::DEFAULT_TOKEN;
+use crate::manifest::Manifest;
+use crate::output::OutputFormat;
+use crate::remote::retention::Policy;
+use crate::remote::source::SourceSettings;
+use crate::remote::Location;
+use crate::units::{parse_bool, parse_go_duration, parse_rfc3339};
+
+use super::*;
+
+/// The manifest, found and read at most once.
+pub(super) struct ManifestSource {
+    /// `--manifest`, `ETCDOPS_MANIFEST`, or the kubeadm default when it exists.
+    path: Option<PathBuf>,
+    loaded: Option<Manifest>,
+}
+
+impl ManifestSource {
+    pub(super) fn get(&mut self) -> Result<Option<&Manifest>> {
+        if self.loaded.is_none() {
+            if let Some(path) = &self.path {
+                self.loaded = Some(Manifest::load(path)?);
+            }
+        }
+        Ok(self.loaded.as_ref())
+    }
+
+    /// The manifest a command needs: the one found, else one at `path_or_default`.
+    pub(super) fn require(&mut self, path_or_default: PathBuf) -> Result<Manifest> {
+        match self.get()? {
+            Some(m) => Ok(m.clone()),
+            None => Ok(Manifest::load(&path_or_default)?),
+        }
+    }
+}
+
+/// The inputs being merged: flags, environment, manifest.
+pub(super) struct Resolver {
+    pub(super) global: GlobalArgs,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) manifest: ManifestSource,
+}
+
+impl Resolver {
+    pub(super) fn new(
+        global: GlobalArgs,
+        env: Vec<(String, String)>,
+        default_manifest: PathBuf,
+    ) -> Resolver {
+        let mut r = Resolver {
+            global,
+            env,
+            manifest: ManifestSource {
+                path: None,
+                loaded: None,
+            },
+        };
+        r.manifest.path = r
+            .global
+            .manifest
+            .clone()
+            .or_else(|| r.env_var("ETCDOPS_MANIFEST").map(PathBuf::from))
+            .or_else(|| default_manifest.exists().then_some(default_manifest));
+        r
+    }
+
+    /// A non-empty environment variable (etcdctl ignores empty ones).
+    pub(super) fn env_var(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The manifest path a command reads when it needs one: as found, else the kubeadm default
+    /// even when it does not exist (so that the error names it).
+    pub(super) fn manifest_path_or_default(&self) -> PathBuf {
+        self.manifest
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
+    }
+
+    pub(super) fn output(&self) -> Result<OutputFormat> {
+        Ok(
+            match (self.global.write_out, self.env_var("ETCDCTL_WRITE_OUT")) {
+                (Some(WriteOut::Table), _) => OutputFormat::Table,
+                (Some(WriteOut::Json), _) => OutputFormat::Json,
+                (Some(WriteOut::Simple), _) => OutputFormat::Simple,
+                (None, Some(value)) => parse_output_format(&value)
+                    .with_context(|| format!("environment ETCDCTL_WRITE_OUT={value:?}"))?,
+                (None, None) => OutputFormat::Table,
+            },
+        )
+    }
+
+    pub(super) fn job(&mut self, command: Command) -> Result<Job> {
+        Ok(match command {
+            Command::Snapshot(cmd) if !matches!(cmd, SnapshotCommand::Save { .. }) => {
+                self.offline_snapshot(cmd)?
+            }
+            Command::Schedule(ScheduleCommand::Print(a)) => Job::SchedulePrint(self.schedule(a)?),
+            Command::CertExpiry(args) => Job::CertExpiry(Box::new(self.cert_expiry(args)?)),
+            Command::CertRenew(args) => Job::CertRenew(Box::new(self.cert_renew(args)?)),
+            Command::ManifestRead(ManifestReadArgs { env, commands }) => {
+                Job::ManifestRead(ManifestReadSettings {
+                    path: self.manifest_path_or_default(),
+                    view: if env {
+                        ManifestView::Env
+                    } else if commands {
+                        ManifestView::Commands
+                    } else {
+                        ManifestView::Report
+                    },
+                })
+            }
+            Command::Completion { shell } => Job::Completion(shell),
+            online => {
+                let job = self.online_job(online)?;
+                Job::Online {
+                    conn: Box::new(self.connection()?),
+                    job,
+                }
+            }
+        })
+    }
+
+    /// The snapshot commands that read files and object stores, not etcd.
+    pub(super) fn offline_snapshot(&mut self, command: SnapshotCommand) -> Result<Job> {
+        Ok(match command {
+            SnapshotCommand::Status {
+                file,
+                identity,
+                skip_check,
+                skip_hash_check,
+                rules,
+                read,
+            } => Job::SnapshotStatus(SnapshotStatusSettings {
+                source: self.source(&file, identity, &read)?,
+                rules,
+                node_release: match rules {
+                    crate::cli::StatusRules::Auto => self.node_release(),
+                    _ => None,
+                },
+                both_counts: self.output()? == OutputFormat::Json,
+                integrity: !skip_check,
+                hash: !skip_hash_check,
+            }),
+            SnapshotCommand::Verify {
+                source,
+                identity,
+                boot,
+                etcd,
+                read,
+            } => Job::SnapshotVerify(VerifySettings {
+                source: self.source(&source, identity, &read)?,
+                node_release: boot.then(|| self.node_release()).flatten(),
+                boot: boot.then_some(etcd),
+            }),
+            SnapshotCommand::Ls(a) => {
+                if Location::parse(&a.location)?.is_prefix() {
+                    if a.prefix.is_some() || a.rev.is_some() || a.summary || a.keys_only || a.values
+                    {
+                        bail!("{}: --prefix, --rev, --keys-only, --values and --summary list the keys of one snapshot; this is a directory or prefix of snapshots", a.location);
+                    }
+                    Job::SnapshotList(self.store(&a.location, &a.read)?)
+                } else {
+                    Job::SnapshotKeys(KeysSettings {
+                        source: self.source(&a.location, a.identity, &a.read)?,
+                        prefix: a.prefix.unwrap_or_default().into_bytes(),
+                        rev: a.rev,
+                        keys_only: a.keys_only,
+                        values: a.values,
+                        summary: a.summary,
+                    })
+                }
+            }
+            SnapshotCommand::Get(a) => Job::SnapshotGet(GetSettings {
+                source: self.source(&a.source, a.identity, &a.read)?,
+                key: a.key.into_bytes(),
+                rev: a.rev,
+                print_value_only: a.print_value_only,
+                decode: a.decode,
+            }),
+            SnapshotCommand::Diff(a) => Job::SnapshotDiff(DiffSettings {
+                old: self.source(&a.old, a.identity.clone(), &a.read)?,
+                new: self.source(&a.new, a.identity, &a.read)?,
+                prefix: a.prefix.unwrap_or_default().into_bytes(),
+                summary: a.summary,
+            }),
+            SnapshotCommand::Prune(args) => Job::SnapshotPrune(self.prune(args)?),
+            SnapshotCommand::Restore(args) => Job::SnapshotRestore(Box::new(self.restore(args)?)),
+            SnapshotCommand::Save { .. } => bail!("snapshot save talks to etcd"),
+        })
+    }
+
+    /// The release of etcd the node's manifest runs; a manifest that cannot be read only means
+    /// no preference.
+    pub(super) fn node_release(&mut self) -> Option<crate::release::Release> {
+        self.manifest
+            .get()
+            .ok()
+            .flatten()
+            .and_then(Manifest::image_release)
+    }
+
+    /// `schedule print`.
+    pub(super) fn schedule(
+        &mut self,
+        a: crate::cli::SchedulePrintArgs,
+    ) -> Result<ScheduleSettings> {
+        Ok(ScheduleSettings {
+            password_given: self.password_given(&a.save_args),
+            kind: a.kind,
+            every: a
+                .every
+                .map(|e| parse_go_duration(&e).context("--every"))
+                .transpose()?,
+            on_calendar: match (a.kind, a.on_calendar) {
+                (ScheduleKind::Cronjob, Some(_)) => {
+                    bail!("--on-calendar is for systemd timers; a CronJob takes --every")
+                }
+                (_, c) => c,
+            },
+            image: a.image,
+            dir: a.dir,
+            save_args: a.save_args,
+        })
+    }
+
+    /// `snapshot save`: where to, how encoded, what to keep.
+    pub(super) fn save(&self, command: SnapshotCommand) -> Result<SaveSettings> {
+        let SnapshotCommand::Save {
+            file,
+            compress,
+            encrypt_to,
+            keep,
+            cluster,
+            stall_timeout,
+            timeout,
+        } = command
+        else {
+            bail!("not snapshot save");
+        };
+        let dest = match Location::parse(&file)? {
+            _ if file == "-" => SaveDest::Stdout,
+            Location::S3 { bucket, key } => {
+                if !(key.is_empty() || key.ends_with('/')) {
+                    bail!("snapshot save {file}: an s3:// destination is a prefix and gets a generated name; end it with '/' (s3://{bucket}/{key}/)");
+                }
+                SaveDest::S3 {
+                    bucket,
+                    prefix: key,
+                }
+            }
+            loc @ Location::Local(_) if loc.is_prefix() => SaveDest::Dir(PathBuf::from(&file)),
+            Location::Local(path) => SaveDest::File(path),
+        };
+        for r in &encrypt_to {
+            crate::remote::codec::parse_recipients(r)?;
+        }
+        let keep = keep
+            .map(|k| Policy::parse(&k).map_err(anyhow::Error::msg))
+            .transpose()?;
+        if keep.is_some() && !matches!(dest, SaveDest::Dir(_) | SaveDest::S3 { .. }) {
+            bail!("--keep prunes a directory or an s3:// prefix; give DEST as DIR/ or s3://BUCKET/PREFIX/");
+        }
+        Ok(SaveSettings {
+            stall_timeout: parse_go_duration(&stall_timeout).context("--stall-timeout")?,
+            timeout: timeout
+                .map(|t| parse_go_duration(&t).context("--timeout"))
+                .transpose()?,
+            compress: compress.map(|c| parse_compress(&c)).transpose()?,
+            encrypt_to,
+            keep,
+            s3: self.s3(None)?,
+            dest,
+            cluster,
+        })
+    }
+
+    /// The settings of a command that talks to etcd (the connection is resolved apart).
+    pub(super) fn online_job(&self, command: Command) -> Result<OnlineJob> {
+        Ok(match command {
+            Command::Health(a) | Command::Endpoint(EndpointCommand::Health(a)) => {
+                OnlineJob::Health {
+                    cluster: a.cluster,
+                    wait: match a.wait {
+                        Some(w) => {
+                            Some((parse_go_duration(&w).context("--wait")?, a.expect_revision))
+                        }
+                        None => None,
+                    },
+                }
+            }
+            Command::Status(ClusterArgs { cluster })
+            | Command::Endpoint(EndpointCommand::Status(ClusterArgs { cluster })) => {
+                OnlineJob::Status { cluster }
+            }
+            Command::Members | Command::Member(MemberCommand::List) => OnlineJob::Members {
+                hex: self.global.hex
+                    || self
+                        .env_var("ETCDCTL_HEX")
+                        .is_some_and(|v| parse_bool(&v) == Some(true)),
+            },
+            Command::Snapshot(save @ SnapshotCommand::Save { .. }) => {
+                OnlineJob::SnapshotSave(Box::new(self.save(save)?))
+            }
+            Command::Alarm(AlarmCommand::List) => OnlineJob::AlarmList,
+            Command::Alarm(AlarmCommand::Disarm) => OnlineJob::AlarmDisarm,
+            Command::Compact(a) => OnlineJob::Compact {
+                revision: a.revision,
+                physical: a.physical,
+            },
+            Command::Defrag(a) => OnlineJob::Defrag {
+                cluster: a.cluster,
+                force: a.force,
+            },
+            Command::RecoverSpace(a) => OnlineJob::RecoverSpace {
+                dry_run: a.dry_run,
+                force: a.force,
+            },
+            Command::Check(CheckCommand::Consistency(a))
+            | Command::Endpoint(EndpointCommand::Hashkv(a)) => OnlineJob::CheckConsistency {
+                cluster: a.cluster,
+                revision: a.rev,
+            },
+            other => bail!("{other:?} is not a command that talks to etcd"),
+        })
+    }
+
+    /// A password among the global flags or the arguments of a scheduled save.
+    pub(super) fn password_given(&self, save_args: &[String]) -> bool {
+        let with_password = |user: &str| user.contains(':');
+        if self.global.password.is_some() || self.global.user.as_deref().is_some_and(with_password)
+        {
+            return true;
+        }
+        save_args.iter().enumerate().any(|(i, a)| {
+            a == "--password"
+                || a.starts_with("--password=")
+                || a.strip_prefix("--user=").is_some_and(with_password)
+                || (a == "--user" && save_args.get(i + 1).is_some_and(|u| with_password(u)))
+        })
+    }
+
+    pub(super) fn source(
+        &self,
+        arg: &str,
+        identities: Vec<PathBuf>,
+        read: &ReadTimeout,
+    ) -> Result<SourceSettings> {
+        Ok(SourceSettings {
+            location: Location::parse(arg)?,
+            identities,
+            s3: self.s3(Some(read))?,
+        })
+    }
+
+    pub(super) fn store(&self, arg: &str, read: &ReadTimeout) -> Result<StoreSettings> {
+        let location = Location::parse(arg)?;
+        if !location.is_prefix() {
+            bail!("{arg}: not a directory or an s3:// prefix (end it with '/')");
+        }
+        Ok(StoreSettings {
+            location,
+            s3: self.s3(Some(read))?,
+        })
+    }
+
+    pub(super) fn prune(&self, a: PruneArgs) -> Result<PruneSettings> {
+        let policy = Policy {
+            last: a.keep_last,
+            hourly: a.keep_hourly,
+            daily: a.keep_daily,
+            weekly: a.keep_weekly,
+            monthly: a.keep_monthly,
+        };
+        if policy.is_empty() {
+            bail!("snapshot prune needs at least one rule: --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly");
+        }
+        Ok(PruneSettings {
+            store: self.store(&a.location, &a.read)?,
+            policy,
+            dry_run: a.dry_run,
+        })
+    }
+
+    pub(super) fn restore(&mut self, args: RestoreArgs) -> Result<RestoreSettings> {
+        let manifest = match (&args.from_manifest, args.update_manifest) {
+            (Some(Some(path)), _) => Some(Manifest::load(path)?),
+            (Some(None), _) | (None, true) => {
+                Some(self.manifest.require(self.manifest_path_or_default())?)
+            }
+            (None, false) => None,
+        };
+        let from = |flag: &str| {
+            manifest
+                .as_ref()
+                .and_then(|m| m.flag(flag))
+                .map(str::to_string)
+        };
+        let name = args
+            .name
+            .or_else(|| from("name"))
+            .unwrap_or_else(|| "default".into());
+        let data_dir = match (args.data_dir, &manifest) {
+            (Some(d), _) => d,
+            (None, Some(m)) => crate::manifest::edit::sibling_data_dir(m)?,
+            (None, None) => PathBuf::from(format!("{name}.etcd")),
+        };
+        Ok(RestoreSettings {
+            source: self.source(&args.file, args.identity.clone(), &args.read)?,
+            file: PathBuf::from(args.file),
+            data_dir,
+            wal_dir: args.wal_dir,
+            initial_cluster: args.initial_cluster,
+            manifest_cluster: from("initial-cluster"),
+            initial_cluster_token: args
+                .initial_cluster_token
+                .or_else(|| from("initial-cluster-token"))
+                .unwrap_or_else(|| DEFAULT_TOKEN.into()),
+            initial_advertise_peer_urls: args
+                .initial_advertise_peer_urls
+                .or_else(|| from("initial-advertise-peer-urls"))
+                .unwrap_or_else(|| "http://localhost:2380".into()),
+            name,
+            skip_hash_check: args.skip_hash_check,
+            bump_revision: args.bump_revision,
+            mark_compacted: args.mark_compacted,
+            etcd_version: args
+                .etcd_version
+                .as_deref()
+                .map(|v| {
+                    crate::release::Release::parse(v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--etcd-version {v:?}: give a release such as 3.6 or 3.5.21"
+                        )
+                    })
+                })
+                .transpose()?,
+            unused_manifest: match manifest {
+                None => self.manifest.path.clone().filter(|p| p.is_file()),
+                Some(_) => None,
+            },
+            manifest,
+            update_manifest: args.update_manifest,
+            dry_run: args.dry_run,
+        })
+    }
+
+    /// Paths given: those. No paths: the manifest's server and peer certificates, the
+    /// healthcheck client beside them and the apiserver's etcd client one directory up.
+    pub(super) fn cert_renew(&mut self, args: CertRenewArgs) -> Result<CertRenewSettings> {
+        if !(1..=36500).contains(&args.days) {
+            bail!("--days {}: give 1 to 36500", args.days);
+        }
+        let manifest = self.manifest.get()?.cloned();
+        let mut ca_search: Vec<PathBuf> = Vec::new();
+        let targets = if !args.paths.is_empty() {
+            args.paths.clone()
+        } else {
+            let Some(m) = &manifest else {
+                bail!("no certificates to renew: give their paths, or run on a kubeadm node (no etcd manifest at {})", self.manifest_path_or_default().display());
+            };
+            let mut t: Vec<PathBuf> = ["cert-file", "peer-cert-file"]
+                .iter()
+                .filter_map(|f| m.flag(f).map(PathBuf::from))
+                .collect();
+            if let Some(dir) = t.first().and_then(|p| p.parent()).map(|p| p.to_path_buf()) {
+                for extra in [
+                    dir.join("healthcheck-client.crt"),
+                    dir.parent()
+                        .map(|p| p.join("apiserver-etcd-client.crt"))
+                        .unwrap_or_default(),
+                ] {
+                    if extra.is_file() {
+                        t.push(extra);
+                    }
+                }
+            }
+            for f in ["trusted-ca-file", "peer-trusted-ca-file"] {
+                if let Some(p) = m.flag(f) {
+                    ca_search.push(PathBuf::from(p));
+                }
+            }
+            t.dedup();
+            t
+        };
+        for p in &targets {
+            match crate::fsutil::open_regular(p) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("{}: no such certificate file", p.display())
+                }
+                Err(e) => bail!("{}: {e}", p.display()),
+            }
+            match p.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => ca_search.push(dir.to_path_buf()),
+                _ => ca_search.push(PathBuf::from(".")),
+            }
+        }
+        let now = self.now()?;
+        let conn = if manifest.is_some() || self.global.endpoints.is_some() {
+            let conn = self.connection()?;
+            (conn.endpoints.source != Source::Default).then_some(conn)
+        } else {
+            None
+        };
+        Ok(CertRenewSettings {
+            targets,
+            ca_search,
+            ca: args.ca.zip(args.ca_key),
+            days: args.days,
+            new_key: args.new_key,
+            dry_run: args.dry_run,
+            backup_dir: args.backup_dir.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "/var/backups/etcdops-certs-{}",
+                    crate::units::compact_utc(now)
+                ))
+            }),
+            conn,
+            now,
+        })
+    }
+
+    /// Paths given: only those, plus the manifest's files and live endpoints when `--manifest`
+    /// or `--endpoints` is given too. No paths: kubeadm's tree and kubeconfigs, the manifest's
+    /// files and the configured endpoints. `--no-manifest` leaves the manifest out entirely.
+    pub(super) fn cert_expiry(&mut self, args: CertExpiryArgs) -> Result<CertExpirySettings> {
+        for p in &args.paths {
+            if !p.exists() {
+                bail!("{}: no such file or directory", p.display());
+            }
+        }
+        let given = !args.paths.is_empty();
+        let paths = if given {
+            args.paths
+        } else {
+            crate::pki::default_paths()
+        };
+        if args.no_manifest {
+            self.manifest.path = None;
+        }
+        let want_manifest = !args.no_manifest && (!given || self.global.manifest.is_some());
+        let manifest = if want_manifest {
+            self.manifest.get()?.cloned()
+        } else {
+            None
+        };
+        // Live endpoints, when they are configured (not the bare built-in default).
+        let want_endpoints = !given || self.global.endpoints.is_some() || manifest.is_some();
+        let conn = if want_endpoints {
+            let conn = self.connection()?;
+            (conn.endpoints.source != Source::Default).then_some(conn)
+        } else {
+            None
+        };
+        Ok(CertExpirySettings {
+            paths,
+            manifest,
+            conn,
+            now: self.now()?,
+            warn_days: args.warn_days,
+            wide: args.wide,
+        })
+    }
+
+    /// "Now" in Unix seconds: the clock, or `ETCDOPS_NOW` (RFC 3339) so that expiry checks can
+    /// be tested exactly. Read here and nowhere else.
+    pub(super) fn now(&self) -> Result<i64> {
+        match self.env_var("ETCDOPS_NOW") {
+            Some(v) => parse_rfc3339(&v)
+                .with_context(|| format!("environment ETCDOPS_NOW={v:?} is not an RFC 3339 time")),
+            None => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)),
+        }
+    }
+}
+
+pub(super) fn parse_output_format(s: &str) -> Result<OutputFormat> {
+    match s {
+        "table" => Ok(OutputFormat::Table),
+        "json" => Ok(OutputFormat::Json),
+        "simple" => Ok(OutputFormat::Simple),
+        other => bail!("unsupported output format {other:?} (expected table, json or simple)"),
+    }
+}
+
+/// `--compress zstd[:LEVEL]`.
+pub(super) fn parse_compress(spec: &str) -> Result<i32> {
+    let (algo, level) = spec.split_once(':').unwrap_or((spec, ""));
+    if algo != "zstd" {
+        bail!("--compress {spec:?}: only zstd is supported (zstd or zstd:LEVEL)");
+    }
+    if level.is_empty() {
+        return Ok(crate::remote::codec::DEFAULT_ZSTD_LEVEL);
+    }
+    match level.parse::<i32>() {
+        Ok(l) if (1..=19).contains(&l) => Ok(l),
+        _ => bail!("--compress {spec:?}: LEVEL must be 1 to 19"),
+    }
+}
