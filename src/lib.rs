@@ -18,6 +18,8 @@ pub mod release;
 pub mod remote;
 pub mod settings;
 pub mod snap;
+pub mod text;
+pub mod timestamp;
 pub mod tls;
 pub mod units;
 pub mod wal;
@@ -55,7 +57,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             if report.keyspace.kvs.is_empty() {
                 return Ok(Outcome::Bad(format!(
                     "key {} is not in the snapshot at revision {}",
-                    output::escape(&String::from_utf8_lossy(&s.key)),
+                    crate::text::escape(&String::from_utf8_lossy(&s.key)),
                     report.keyspace.revision
                 )));
             }

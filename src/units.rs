@@ -1,13 +1,11 @@
 //! Go-compatible spellings shared by settings, output and the commands: durations (`2s`,
 //! `1m30s`, as Go's `time.ParseDuration` and `Duration.String`), booleans (`strconv.ParseBool`),
-//! sizes (go-humanize `Bytes`), RFC 3339 times, etcd's hex IDs and Go's JSON strings. A leaf:
-//! it imports nothing of the crate.
+//! sizes (go-humanize `Bytes`) and etcd's hex IDs. Times are `timestamp`'s, quoting is
+//! `text`'s. A leaf: it imports nothing of the crate.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// Go's `strconv.ParseBool` spellings.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -131,85 +129,6 @@ pub fn hex_id(id: u64) -> String {
     format!("{id:x}")
 }
 
-/// RFC 3339 in UTC, seconds precision (`2026-11-22T03:01:41Z`).
-pub fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
-/// `YYYYMMDDTHHMMSSZ` in UTC: SigV4's `x-amz-date` and the timestamp in generated snapshot names.
-pub fn amz_date(t: std::time::SystemTime) -> String {
-    let unix = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    compact_utc(unix)
-}
-
-/// [`amz_date`] of a Unix time.
-pub fn compact_utc(unix: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => "19700101T000000Z".to_string(),
-    }
-}
-
-/// The Unix time of a [`compact_utc`] string.
-pub fn parse_compact_utc(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
-    let date = time::Date::from_calendar_date(
-        num(0..4)? as i32,
-        time::Month::try_from(num(4..6)? as u8).ok()?,
-        num(6..8)? as u8,
-    )
-    .ok()?;
-    let t = time::Time::from_hms(num(9..11)? as u8, num(11..13)? as u8, num(13..15)? as u8).ok()?;
-    Some(date.with_time(t).assume_utc().unix_timestamp())
-}
-
-/// Parse an RFC 3339 time into Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Result<i64> {
-    Ok(OffsetDateTime::parse(s, &Rfc3339)?.unix_timestamp())
-}
-
-/// A JSON string as Go's encoding/json writes it, HTML-safe escapes included.
-pub fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,23 +183,5 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go_duration(Duration::from_millis(2)), "2ms");
         assert_eq!(go_duration(Duration::ZERO), "0s");
-    }
-
-    #[test]
-    fn go_escaping() {
-        assert_eq!(
-            go_json_string("a<b>&\"\\\n\u{1}"),
-            r#""a\u003cb\u003e\u0026\"\\\n\u0001""#
-        );
-    }
-
-    #[test]
-    fn rfc3339_round_trip() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            parse_rfc3339("2026-11-22T03:01:41Z").unwrap(),
-            1_795_316_501
-        );
-        assert!(parse_rfc3339("yesterday").is_err());
     }
 }

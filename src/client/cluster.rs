@@ -154,9 +154,9 @@ pub async fn discover_members(
             };
             found.unstarted.push(format!(
                 "{} ({:x}, {})",
-                crate::output::escape(name),
+                crate::text::escape(name),
                 member.id(),
-                crate::output::escape(&member.peer_urls().join(","))
+                crate::text::escape(&member.peer_urls().join(","))
             ));
         }
         for url in member.client_urls() {

@@ -56,7 +56,7 @@ impl Header {
         m.insert("member_id".into(), self.member_id.into());
         m.insert("revision".into(), self.revision.into());
         m.insert("raft_term".into(), self.raft_term.into());
-        crate::output::omit_empty(m)
+        crate::text::omit_empty(m)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::exit::Outcome;
 use crate::output::{render_table, Report};
 use crate::pki::{Cert, Scan, ScanError, Source};
 use crate::settings::CertExpirySettings;
-use crate::units::rfc3339;
+use crate::timestamp::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -158,7 +158,7 @@ fn judge(
                 && c.issued_by.is_some()
                 && matches!(c.source, crate::pki::Source::File { .. })
         })
-        .map(|(_, f)| crate::output::shell_quote(&f.path))
+        .map(|(_, f)| crate::text::shell_quote(&f.path))
         .collect();
     renewable.dedup();
     let (cas, leaves): (Vec<Finding>, Vec<Finding>) = findings.into_iter().partition(|f| f.is_ca);

@@ -22,11 +22,12 @@ use x509_parser::prelude::*;
 
 use crate::client::Target;
 use crate::exit::{Hinted, Outcome};
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::pki::renew::{self, Ca, Renewed};
 use crate::pki::{Scan, Source};
 use crate::settings::CertRenewSettings;
-use crate::units::rfc3339;
+use crate::text::escape;
+use crate::timestamp::rfc3339;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

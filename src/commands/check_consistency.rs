@@ -13,7 +13,8 @@ use crate::client::cluster::{each_target, resolve_targets, statuses, EndpointSta
 use crate::client::maintenance::{hash_kv, KvHash};
 use crate::client::{Connector, EndpointError, FailureKind, Target};
 use crate::exit::Outcome;
-use crate::output::{omit_empty, Report};
+use crate::output::Report;
+use crate::text::omit_empty;
 use crate::units::hex_id;
 
 #[derive(Debug, Clone)]

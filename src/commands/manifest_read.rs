@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::etcd::members::DEFAULT_TOKEN;
 use crate::manifest::{Kind, Manifest};
-use crate::output::{shell_quote, Report};
+use crate::output::Report;
 use crate::release::Release;
+use crate::text::shell_quote;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {
@@ -174,7 +175,7 @@ impl Report for ManifestReport {
     fn notes(&self) -> Vec<String> {
         self.warnings
             .iter()
-            .map(|w| format!("warning: {}", crate::output::escape(w)))
+            .map(|w| format!("warning: {}", crate::text::escape(w)))
             .collect()
     }
 

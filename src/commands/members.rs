@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::client::cluster::member_list;
 use crate::client::{Connector, Target};
-use crate::output::{omit_empty, Report};
+use crate::output::Report;
+use crate::text::omit_empty;
 use crate::units::hex_id;
 
 #[derive(Debug, Clone)]

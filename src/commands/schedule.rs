@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::text::systemd_quote;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
@@ -230,30 +231,6 @@ fn cronjob(s: &ScheduleSettings) -> Result<String> {
         }
     });
     serde_yaml_ng::to_string(&doc).context("rendering the CronJob")
-}
-
-/// One word of `ExecStart=`: quoted when needed, `%` and `$` escaped (systemd expands both).
-fn systemd_quote(arg: &str) -> String {
-    let escaped = arg.replace('%', "%%").replace('$', "$$");
-    let plain = !escaped.is_empty()
-        && escaped
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+%$".contains(&b));
-    if plain {
-        return escaped;
-    }
-    let mut out = String::from("\"");
-    for c in escaped.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::etcd::keyspace::{kubernetes_place, Kv, Query};
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::remote::source;
 use crate::settings::DiffSettings;
+use crate::text::escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

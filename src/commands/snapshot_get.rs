@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 
 use crate::etcd::k8s::{self, Decoded};
 use crate::etcd::keyspace::{Keyspace, Query};
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::remote::source;
 use crate::settings::GetSettings;
+use crate::text::escape;
 
 use super::snapshot_keys::kv_json;
 

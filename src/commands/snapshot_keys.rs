@@ -9,9 +9,10 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::etcd::keyspace::{kubernetes_place, Keyspace, Query};
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::remote::source;
 use crate::settings::KeysSettings;
+use crate::text::escape;
 use crate::units::humanize_bytes;
 
 pub struct KeysReport {

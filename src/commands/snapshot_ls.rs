@@ -5,10 +5,12 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::remote::store::Store;
 use crate::settings::StoreSettings;
-use crate::units::{humanize_bytes, rfc3339};
+use crate::text::escape;
+use crate::timestamp::rfc3339;
+use crate::units::humanize_bytes;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Listed {

@@ -5,11 +5,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::exit::Outcome;
-use crate::output::{escape, Report};
+use crate::output::Report;
 use crate::remote::prune::{self, Action};
 use crate::remote::store::Store;
 use crate::settings::PruneSettings;
-use crate::units::rfc3339;
+use crate::text::escape;
+use crate::timestamp::rfc3339;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneLine {

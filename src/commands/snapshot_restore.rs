@@ -31,12 +31,13 @@ use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
 use crate::exit::Hinted;
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
-use crate::output::{shell_quote, Report};
+use crate::output::Report;
 use crate::release::{data_needs, Release};
 use crate::remote::s3::BucketLookup;
 use crate::remote::source;
 use crate::remote::Location;
 use crate::settings::RestoreSettings;
+use crate::text::shell_quote;
 use crate::units::hex_id;
 use crate::{fsutil, snap, wal};
 
@@ -234,7 +235,7 @@ fn plan<'s>(
         Vec::new()
     };
     if let Some(target) = downgrade_target(&mut db) {
-        notes.push(format!("note: the snapshot's cluster has a downgrade to {} enabled (cluster/downgrade); the restored cluster keeps it", crate::output::escape(&target)));
+        notes.push(format!("note: the snapshot's cluster has a downgrade to {} enabled (cluster/downgrade); the restored cluster keeps it", crate::text::escape(&target)));
     }
     drop(db);
     let decision = decide(&Inputs {
@@ -285,7 +286,7 @@ fn needs_release(
             let image = m.image.clone().unwrap_or_default();
             (
                 r,
-                format!("the manifest's image {}", crate::output::escape(&image)),
+                format!("the manifest's image {}", crate::text::escape(&image)),
             )
         }),
         (None, None) => None,
@@ -296,7 +297,7 @@ fn needs_release(
                 error: anyhow!(
                     "the snapshot needs etcd {} or later ({}), but etcd {target} will run it ({from}); etcd refuses data newer than itself",
                     need.short(),
-                    crate::output::escape(why)
+                    crate::text::escape(why)
                 ),
                 hint: format!(
                     "restore it for etcd {} or later, or first move the snapshot's data down with the etcdutl of its release (`etcdutl migrate --data-dir DIR --target-version {}`) and save it again",
@@ -635,10 +636,7 @@ impl Plan<'_> {
             manifest_diff: None,
             other_members: self.other_members(),
             needs_etcd: self.needs.as_ref().map(|(r, _)| r.short()),
-            needs_etcd_because: self
-                .needs
-                .as_ref()
-                .map(|(_, why)| crate::output::escape(why)),
+            needs_etcd_because: self.needs.as_ref().map(|(_, why)| crate::text::escape(why)),
             preflight: restored.map(|r| r.preflight.clone()),
             notes,
         }

@@ -42,7 +42,8 @@ use crate::remote::retention::Policy;
 use crate::remote::s3::S3;
 use crate::remote::store::Store;
 use crate::settings::{SaveDest, SaveSettings};
-use crate::units::{go_duration, hex, hex_id, humanize_bytes, rfc3339};
+use crate::timestamp::rfc3339;
+use crate::units::{go_duration, hex, hex_id, humanize_bytes};
 
 const WRITE_BUFFER: usize = 1 << 20;
 

@@ -187,17 +187,17 @@ fn metadata_check(meta: &Metadata, read: Option<(&SnapshotStatus, Option<&Keyspa
             problems.push("its member list is not the snapshot's".to_string());
         }
     }
-    let problems: Vec<String> = problems.iter().map(|p| crate::output::escape(p)).collect();
+    let problems: Vec<String> = problems.iter().map(|p| crate::text::escape(p)).collect();
     Check {
         check: "metadata",
         ok: problems.is_empty(),
         detail: if problems.is_empty() {
             format!(
                 "object and plain sha256 match {} (revision {}, cluster {}, etcd {})",
-                crate::output::escape(&meta.name),
+                crate::text::escape(&meta.name),
                 meta.revision,
-                crate::output::escape(&meta.cluster_id),
-                crate::output::escape(&meta.etcd_version)
+                crate::text::escape(&meta.cluster_id),
+                crate::text::escape(&meta.etcd_version)
             )
         } else {
             format!(

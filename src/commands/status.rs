@@ -12,7 +12,8 @@ use crate::client::cluster::{resolve_targets, statuses, EndpointStatus};
 use crate::client::maintenance::Header;
 use crate::client::{Connector, EndpointError, Target};
 use crate::exit::Outcome;
-use crate::output::{omit_empty, Report};
+use crate::output::Report;
+use crate::text::omit_empty;
 use crate::units::{hex_id, humanize_bytes};
 
 /// One endpoint's status, or why it could not be asked.

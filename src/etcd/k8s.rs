@@ -27,7 +27,7 @@
 //! in the input costs time linear in its size and no stack. Nothing here panics on any input.
 
 use super::schema::varint;
-use crate::output::escape;
+use crate::text::escape;
 
 /// The first four bytes of a protobuf value; the fourth is the encoding style (0: Unknown).
 const PROTOBUF_MAGIC: &[u8] = b"k8s\0";

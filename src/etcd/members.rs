@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{go_json_string, hex_id};
+use crate::text::go_json_string;
+use crate::units::hex_id;
 
 use super::SnapshotError;
 use crate::bolt::reader::bucket_root;

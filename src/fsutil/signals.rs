@@ -93,7 +93,7 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                     let left: Vec<String> = unfinished
                         .iter()
                         .filter(|p| !remove_now(p))
-                        .map(|p| crate::output::escape(&p.display().to_string()))
+                        .map(|p| crate::text::escape(&p.display().to_string()))
                         .collect();
                     let removed = unfinished.len() - left.len();
                     let line = if left.is_empty() {

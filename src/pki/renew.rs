@@ -71,7 +71,7 @@ impl Ca {
         if not_after <= now {
             return Err(RenewError::CaExpired {
                 ca: name.to_string(),
-                expired: crate::units::rfc3339(not_after),
+                expired: crate::timestamp::rfc3339(not_after),
             });
         }
         let key = key_pair(key_pem, key_name)?;

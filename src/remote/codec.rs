@@ -81,7 +81,7 @@ fn parse_recipient(text: &str) -> Result<Recipient> {
 
 fn short(s: &str) -> String {
     let s: String = s.chars().take(40).collect();
-    crate::output::escape(&s)
+    crate::text::escape(&s)
 }
 
 fn read_key_file(path: &Path) -> Result<String> {

@@ -147,7 +147,7 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
                 ),
                 hint: format!(
                     "export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {} --format env)\"`, or use a profile with aws_access_key_id",
-                    crate::output::shell_quote(&profile)
+                    crate::text::shell_quote(&profile)
                 ),
             }
             .into());
@@ -296,7 +296,7 @@ async fn web_identity(
     if endpoint.starts_with("http://") {
         eprintln!(
             "etcdops: warning: AWS_ENDPOINT_URL_STS {} is plain http: the web identity token and the temporary credentials STS answers with travel in clear",
-            crate::output::escape(&endpoint)
+            crate::text::escape(&endpoint)
         );
     }
     let session = env
@@ -329,14 +329,14 @@ async fn web_identity(
             .map(|e| {
                 format!(
                     " {}: {}",
-                    crate::output::escape(&e.error.code),
-                    crate::output::escape(&e.error.message)
+                    crate::text::escape(&e.error.code),
+                    crate::text::escape(&e.error.message)
                 )
             })
             .unwrap_or_default();
         bail!(
             "STS refused the web identity token for role {} (HTTP {}{why}); check the role's trust policy and that the token file is current",
-            crate::output::escape(role),
+            crate::text::escape(role),
             status.as_u16()
         );
     }

@@ -8,7 +8,7 @@
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::units::{compact_utc, parse_compact_utc};
+use crate::timestamp::{compact_utc, parse_compact_utc};
 
 pub const SIDECAR_SUFFIX: &str = ".json";
 /// Written into every sidecar; a different value is not ours to read.

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::meta;
 use super::s3::{Part, S3};
-use crate::units::parse_rfc3339;
+use crate::timestamp::parse_rfc3339;
 
 /// Every part but the last (S3's minimum is 5 MiB).
 pub const PART_SIZE: usize = 5 << 20;

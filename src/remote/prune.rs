@@ -59,7 +59,7 @@ pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Resu
     if let Some(b) = backups.iter().find(|b| !names.insert(b.name.as_str())) {
         anyhow::bail!(
             "{} is listed twice; nothing was deleted",
-            crate::output::escape(&store.url(&b.name))
+            crate::text::escape(&store.url(&b.name))
         );
     }
     let group = |b: &Backup| -> Option<(String, String)> {
@@ -125,6 +125,6 @@ pub fn refusals(refused: &[(String, anyhow::Error)]) -> Option<String> {
     Some(format!(
         "deleting {} snapshot(s) failed, the first {}: {e:#}",
         refused.len(),
-        crate::output::escape(name)
+        crate::text::escape(name)
     ))
 }

@@ -115,7 +115,7 @@ pub fn decide(policy: &Policy, times: &[i64]) -> Vec<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::parse_compact_utc;
+    use crate::timestamp::parse_compact_utc;
 
     fn kept(policy: Policy, stamps: &[&str]) -> Vec<(String, Vec<&'static str>)> {
         let times: Vec<i64> = stamps

@@ -19,7 +19,7 @@ use super::credentials::{self, AwsEnv, Loaded};
 use super::http::{read_body, Http, Response};
 use super::sigv4::{self, encode_path, Credentials, UNSIGNED_PAYLOAD};
 use crate::exit::Hinted;
-use crate::units::amz_date;
+use crate::timestamp::amz_date;
 
 /// Small requests (lists, metadata, completes) must answer within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -199,7 +199,7 @@ impl S3 {
             };
             eprintln!(
                 "etcdops: warning: the object store endpoint {} is plain http: the requests are signed but not encrypted;{token} anyone on the path can read unencrypted backups (use https, or --encrypt-to)",
-                crate::output::escape(&format!("http://{}", uri.authority().map(|a| a.host()).unwrap_or("")))
+                crate::text::escape(&format!("http://{}", uri.authority().map(|a| a.host()).unwrap_or("")))
             );
         }
         Ok(S3 {
@@ -426,8 +426,8 @@ impl S3 {
         } else {
             format!("s3://{bucket}/{key}")
         };
-        let message = crate::output::escape(&message);
-        let code = crate::output::escape(&code);
+        let message = crate::text::escape(&message);
+        let code = crate::text::escape(&code);
         let (error, hint) = match (status.as_u16(), code.as_str()) {
             (_, "NoSuchBucket") => (
                 format!("bucket {bucket:?} does not exist at {}", self.endpoint()),
@@ -677,8 +677,8 @@ impl S3 {
                 if !e.code.is_empty() {
                     bail!(
                         "completing the upload of s3://{bucket}/{key} failed: {}: {}",
-                        crate::output::escape(&e.code),
-                        crate::output::escape(&e.message)
+                        crate::text::escape(&e.code),
+                        crate::text::escape(&e.message)
                     );
                 }
             }
@@ -759,8 +759,8 @@ fn faulty_listing(what: &str, why: &str) -> anyhow::Error {
     Hinted {
         error: anyhow!(
             "the object store's listing of {} is faulty: {}; nothing was changed",
-            crate::output::escape(what),
-            crate::output::escape(why)
+            crate::text::escape(what),
+            crate::text::escape(why)
         ),
         hint: "check the object store (its logs, a proxy in between); `aws s3api list-objects-v2` shows what it answers".to_string(),
     }

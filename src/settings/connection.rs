@@ -51,7 +51,7 @@ impl Resolver {
             Some((v, _)) if v.eq_ignore_ascii_case("when_required") => false,
             Some((v, from)) => bail!(
                 "{from} is {:?}: it must be when_supported (a CRC32C checksum with every upload, the default) or when_required (none)",
-                crate::output::escape(&v)
+                crate::text::escape(&v)
             ),
         };
         // As the AWS SDKs: attempts per request, the first included.
@@ -68,7 +68,7 @@ impl Resolver {
                 Ok(n @ 1..=20) => n,
                 _ => bail!(
                     "{from} is {:?}: it must be a number of attempts from 1 to 20",
-                    crate::output::escape(&v)
+                    crate::text::escape(&v)
                 ),
             },
         };

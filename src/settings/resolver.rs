@@ -15,7 +15,8 @@ use crate::output::OutputFormat;
 use crate::remote::retention::Policy;
 use crate::remote::source::SourceSettings;
 use crate::remote::Location;
-use crate::units::{parse_bool, parse_go_duration, parse_rfc3339};
+use crate::timestamp::parse_rfc3339;
+use crate::units::{parse_bool, parse_go_duration};
 
 use super::*;
 
@@ -528,7 +529,7 @@ impl Resolver {
             backup_dir: args.backup_dir.unwrap_or_else(|| {
                 PathBuf::from(format!(
                     "/var/backups/etcdops-certs-{}",
-                    crate::units::compact_utc(now)
+                    crate::timestamp::compact_utc(now)
                 ))
             }),
             conn,

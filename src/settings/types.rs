@@ -102,17 +102,14 @@ impl ConnSettings {
         ] {
             if let Some(v) = v {
                 let path = v.value.display().to_string();
-                out.push_str(&format!(" --{flag}={}", crate::output::shell_quote(&path)));
+                out.push_str(&format!(" --{flag}={}", crate::text::shell_quote(&path)));
             }
         }
         if self.insecure_skip_tls_verify.value {
             out.push_str(" --insecure-skip-tls-verify");
         }
         if let Some(u) = &self.user {
-            out.push_str(&format!(
-                " --user={}",
-                crate::output::shell_quote(&u.value.0)
-            ));
+            out.push_str(&format!(" --user={}", crate::text::shell_quote(&u.value.0)));
         }
         out
     }

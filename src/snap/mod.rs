@@ -10,7 +10,7 @@
 
 use crate::etcd::members::{raft_attributes_json, Membership};
 use crate::proto::{conf_state, Message};
-use crate::units::go_json_string;
+use crate::text::go_json_string;
 
 /// Events the v2 store's watcher hub keeps; Go serializes the unused slots as `null`.
 const EVENT_HISTORY: usize = 1000;

@@ -290,7 +290,7 @@ fn last_log_line(log_path: &Path) -> String {
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    crate::output::escape(last)
+    crate::text::escape(last)
 }
 
 /// Wait until etcd answers, then read its revision and key count.
