@@ -51,9 +51,9 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             shown(format, (commands::snapshot_restore::run(&s)?, Outcome::Ok))
         }
         Job::SnapshotVerify(s) => shown(format, commands::snapshot_verify::run(&s)?),
-        Job::SnapshotKeys(s) => shown(format, (commands::snapshot_keys::run(&s)?, Outcome::Ok)),
+        Job::SnapshotKeys(s) => shown(format, (commands::inspect::keys::run(&s)?, Outcome::Ok)),
         Job::SnapshotGet(s) => {
-            let report = commands::snapshot_get::run(&s)?;
+            let report = commands::inspect::get::run(&s)?;
             if report.keyspace.kvs.is_empty() {
                 return Ok(Outcome::Bad(format!(
                     "key {} is not in the snapshot at revision {}",
@@ -71,7 +71,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
                 shown(format, (report, Outcome::Ok))
             }
         }
-        Job::SnapshotDiff(s) => shown(format, (commands::snapshot_diff::run(&s)?, Outcome::Ok)),
+        Job::SnapshotDiff(s) => shown(format, (commands::inspect::diff::run(&s)?, Outcome::Ok)),
         Job::SnapshotList(s) => shown(
             format,
             (

@@ -41,6 +41,11 @@ pub trait Report {
     }
 }
 
+/// The `-w json` document of a report whose serde shape is its JSON.
+pub fn serialized(report: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(report).unwrap_or_default()
+}
+
 /// Write `report` to stdout in `format`, and its notes to stderr.
 pub fn emit(format: OutputFormat, report: &dyn Report) -> io::Result<()> {
     let mut err = io::stderr().lock();

@@ -2,6 +2,7 @@
 //! the format facts in docs/format.md; see each module for the layout it owns.
 
 pub mod check;
+pub mod entries;
 pub mod freelist;
 pub mod meta;
 pub mod page;
@@ -9,6 +10,7 @@ pub mod reader;
 pub mod writer;
 
 pub use check::{Problem, Problems};
+pub use entries::{bucket_entries, Entry};
 pub use meta::{Meta, MetaError};
 pub use page::{PageError, PageId, TxId};
 pub use reader::{BucketRoot, Db, FileSource, ReadAt, Visitor};

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use super::entries::{bucket_entries, corrupt, leaf_entries_of, Entry};
 use super::meta::{Meta, NO_FREELIST};
 use super::page::{
     NodePage, PageError, PageHeader, PageId, TxId, ELEMENT_SIZE, FLAG_BRANCH, FLAG_LEAF,
@@ -20,14 +21,6 @@ use super::page::{
 };
 use super::reader::{BucketRoot, Db, ReadAt, MAX_DEPTH};
 use super::BoltError;
-
-/// One key/value of a bucket (a nested bucket when `bucket` is set: `value` is its header).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-    pub bucket: bool,
-}
 
 /// Pages of one commit, allocated from the old high-water mark up.
 pub struct Writer {
@@ -198,10 +191,6 @@ impl Writer {
     }
 }
 
-fn corrupt(page: PageId, reason: PageError) -> BoltError {
-    BoltError::Corrupted { page, reason }
-}
-
 /// Group items into pages: as many as fit in one page, at least one (a larger one gets
 /// overflow pages).
 fn split<T>(items: &[T], page_size: usize, data: impl Fn(&T) -> usize) -> Vec<&[T]> {
@@ -266,69 +255,6 @@ fn branch_image(children: &[(Vec<u8>, PageId)]) -> Vec<u8> {
         b.extend_from_slice(key);
     }
     b
-}
-
-fn leaf_entries_of(page: &NodePage<'_>, id: PageId) -> Result<Vec<Entry>, BoltError> {
-    (0..page.count())
-        .map(|i| {
-            let e = page.leaf(i).map_err(|r| corrupt(id, r))?;
-            Ok(Entry {
-                key: e.key.to_vec(),
-                value: e.value.to_vec(),
-                bucket: e.is_bucket(),
-            })
-        })
-        .collect()
-}
-
-/// Every entry of one bucket, in key order, without descending into nested buckets. For the
-/// small buckets restore edits (and the root bucket).
-pub fn bucket_entries<S: ReadAt>(
-    db: &mut Db<S>,
-    root: &BucketRoot,
-) -> Result<Vec<Entry>, BoltError> {
-    match root {
-        BucketRoot::Inline(image) => {
-            let page = NodePage::new(image)
-                .map_err(|r| corrupt(PageId(0), PageError::InlineBucket(Box::new(r))))?;
-            leaf_entries_of(&page, PageId(0))
-        }
-        BucketRoot::Page(id) => {
-            let mut out = Vec::new();
-            let mut visited = std::collections::BTreeSet::new();
-            collect(db, *id, 0, &mut visited, &mut out)?;
-            Ok(out)
-        }
-    }
-}
-
-fn collect<S: ReadAt>(
-    db: &mut Db<S>,
-    id: PageId,
-    depth: usize,
-    visited: &mut std::collections::BTreeSet<PageId>,
-    out: &mut Vec<Entry>,
-) -> Result<(), BoltError> {
-    if depth > MAX_DEPTH {
-        return Err(corrupt(id, PageError::TooDeep(MAX_DEPTH)));
-    }
-    if !visited.insert(id) {
-        return Err(corrupt(id, PageError::ReachedTwice));
-    }
-    let bytes = db.page(id)?;
-    let page = NodePage::new(bytes.bytes()).map_err(|r| corrupt(id, r))?;
-    if page.header.is_leaf() {
-        out.extend(leaf_entries_of(&page, id)?);
-        return Ok(());
-    }
-    let children: Vec<PageId> = (0..page.count())
-        .map(|i| page.branch(i).map(|e| e.child).map_err(|r| corrupt(id, r)))
-        .collect::<Result<_, _>>()?;
-    drop(bytes);
-    for child in children {
-        collect(db, child, depth + 1, visited, out)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

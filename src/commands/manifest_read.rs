@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::etcd::members::DEFAULT_TOKEN;
+use crate::etcd::stored_members::DEFAULT_TOKEN;
 use crate::manifest::{Kind, Manifest};
 use crate::output::Report;
 use crate::release::Release;
@@ -222,7 +222,7 @@ impl Report for ManifestReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn simple(&self) -> Vec<String> {

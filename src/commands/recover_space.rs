@@ -241,7 +241,7 @@ impl Report for RecoverReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn simple(&self) -> Vec<String> {

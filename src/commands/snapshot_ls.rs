@@ -97,7 +97,7 @@ impl Report for ListReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn simple(&self) -> Vec<String> {

@@ -92,7 +92,7 @@ impl Report for PruneReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn simple(&self) -> Vec<String> {

@@ -23,11 +23,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::bolt::{Db, FileSource, ReadAt};
-use crate::etcd::members::{read_removed, read_stored, MemberSummary};
-use crate::etcd::membership::{decide, Decision, Inputs, Source};
 use crate::etcd::restore;
+use crate::etcd::restore_membership::{decide, Decision, Inputs, Source};
 use crate::etcd::schema;
 use crate::etcd::status::{has_trailer, SnapshotStatus, TRAILER_LEN};
+use crate::etcd::stored_members::{read_removed, read_stored, MemberSummary};
 use crate::exit::Hinted;
 use crate::fsutil::parent_dir;
 use crate::manifest::edit::{plan_manifest_update, ManifestEdit};
@@ -138,9 +138,9 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     // A compressed, encrypted or remote snapshot is decoded beside the data dir first (same
     // file system, so the space check and the copy stay local).
     // What can be refused without the snapshot is refused before it is fetched or decoded.
-    let targets = targets(opts)?;
+    let destinations = check_destinations(opts)?;
     let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
-    let plan = plan(opts, &plain.path, targets)?;
+    let plan = plan(opts, &plain.path, destinations)?;
     let (mut report, committing) = if opts.dry_run {
         (plan.report(None), None)
     } else {
@@ -162,11 +162,9 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     Ok(report)
 }
 
-/// Refuse everything that can be refused before anything is written, and decide the
-/// membership (etcd/membership.rs).
-/// The checks that need no snapshot: the flags, the targets empty or missing, the manifest edit
-/// possible. Returns the separate WAL dir and the edit.
-fn targets(opts: &RestoreSettings) -> Result<(Option<PathBuf>, Option<ManifestEdit>)> {
+/// The checks that need no snapshot: the flags, the data and WAL dirs empty or missing, the
+/// manifest edit possible. Returns the separate WAL dir and the edit.
+fn check_destinations(opts: &RestoreSettings) -> Result<(Option<PathBuf>, Option<ManifestEdit>)> {
     if opts.bump_revision.is_some() != opts.mark_compacted {
         bail!("--bump-revision and --mark-compacted must be used together");
     }
@@ -191,6 +189,8 @@ fn targets(opts: &RestoreSettings) -> Result<(Option<PathBuf>, Option<ManifestEd
     Ok((wal_dir, edit))
 }
 
+/// Refuse everything that can be refused before anything is written, and decide the
+/// membership (etcd/restore_membership.rs).
 fn plan<'s>(
     opts: &'s RestoreSettings,
     snapshot: &Path,
@@ -850,7 +850,7 @@ impl Report for RestoreReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn simple(&self) -> Vec<String> {

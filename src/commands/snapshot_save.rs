@@ -731,7 +731,7 @@ impl Report for SaveReport {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        crate::output::serialized(self)
     }
 
     fn headline(&self) -> Vec<String> {

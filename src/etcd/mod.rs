@@ -4,11 +4,11 @@
 
 pub mod k8s;
 pub mod keyspace;
-pub mod members;
-pub mod membership;
 pub mod restore;
+pub mod restore_membership;
 pub mod schema;
 pub mod status;
+pub mod stored_members;
 
 use crate::bolt::{BoltError, PageError, Problems};
 

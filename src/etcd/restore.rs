@@ -19,12 +19,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::members::{member_json, Membership};
 use super::schema::{self, Revision};
 use super::status::{self, Checks, SnapshotStatus, TRAILER_LEN};
+use super::stored_members::{member_json, Membership};
 use super::SnapshotError;
 use crate::bolt::reader::bucket_root;
-use crate::bolt::writer::{bucket_entries, Entry, Writer};
+use crate::bolt::writer::Writer;
+use crate::bolt::{bucket_entries, Entry};
 use crate::bolt::{BoltError, Db, FileSource, ReadAt};
 use crate::units::hex_id;
 

@@ -14,8 +14,8 @@ use std::io::Read;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::members::{MemberSummary, StoredMember};
 use super::schema::{self, Revision};
+use super::stored_members::{MemberSummary, StoredMember};
 use super::SnapshotError;
 use crate::bolt::check::short_hex;
 use crate::bolt::{Db, ReadAt, Visitor};
@@ -455,7 +455,8 @@ mod tests {
     #[test]
     fn storage_version_switches_to_etcd_3_6_rules() {
         use crate::bolt::reader::bucket_root;
-        use crate::bolt::writer::{bucket_entries, Entry, Writer};
+        use crate::bolt::writer::Writer;
+        use crate::bolt::{bucket_entries, Entry};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         std::fs::write(&path, &EXAMPLE[..EXAMPLE.len() - TRAILER_LEN as usize]).unwrap();

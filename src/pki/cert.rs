@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use rustls::pki_types::PrivateKeyDer;
 use x509_parser::prelude::*;
 
-use super::wiring::Wiring;
 use super::Source;
 
 /// Why bytes are not a certificate we can describe.
@@ -161,4 +160,37 @@ fn cn(name: &X509Name<'_>) -> String {
         .and_then(|a| a.as_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| name.to_string())
+}
+
+/// What is wrong with how a certificate is wired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Wiring {
+    #[error(
+        "the endpoint serves a different certificate than {0} on disk (renewed but not restarted?)"
+    )]
+    ServedDiffers(String),
+    #[error("{0} is not a readable private key")]
+    KeyUnreadable(String),
+    #[error("private key {0} does not match this certificate")]
+    KeyMismatch(String),
+    #[error("issuer not found: no CA \"{0}\" in the scanned tree")]
+    IssuerNotFound(String),
+    #[error("signature does not verify against CA \"{issuer}\" ({at})")]
+    WrongIssuer { issuer: String, at: String },
+    #[error("outlives its CA {0}")]
+    OutlivesCa(String),
+}
+
+impl Wiring {
+    /// The word a status column shows for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Wiring::ServedDiffers(_) => "served differs",
+            Wiring::KeyUnreadable(_) => "key unreadable",
+            Wiring::KeyMismatch(_) => "key mismatch",
+            Wiring::IssuerNotFound(_) => "issuer missing",
+            Wiring::WrongIssuer { .. } => "wrong issuer",
+            Wiring::OutlivesCa(_) => "outlives CA",
+        }
+    }
 }

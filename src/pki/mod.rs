@@ -14,8 +14,7 @@ pub mod wiring;
 
 use std::path::PathBuf;
 
-pub use cert::{subject_alt_names, Cert, CertError};
-pub use wiring::Wiring;
+pub use cert::{subject_alt_names, Cert, CertError, Wiring};
 
 /// Where kubeadm keeps a control-plane node's certificates and kubeconfigs.
 pub const DEFAULT_PKI: &str = "/etc/kubernetes/pki";

@@ -4,40 +4,8 @@
 
 use x509_parser::prelude::*;
 
-use super::{Cert, Scan, Source};
-
-/// What is wrong with how a certificate is wired.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Wiring {
-    #[error(
-        "the endpoint serves a different certificate than {0} on disk (renewed but not restarted?)"
-    )]
-    ServedDiffers(String),
-    #[error("{0} is not a readable private key")]
-    KeyUnreadable(String),
-    #[error("private key {0} does not match this certificate")]
-    KeyMismatch(String),
-    #[error("issuer not found: no CA \"{0}\" in the scanned tree")]
-    IssuerNotFound(String),
-    #[error("signature does not verify against CA \"{issuer}\" ({at})")]
-    WrongIssuer { issuer: String, at: String },
-    #[error("outlives its CA {0}")]
-    OutlivesCa(String),
-}
-
-impl Wiring {
-    /// The word a status column shows for it.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Wiring::ServedDiffers(_) => "served differs",
-            Wiring::KeyUnreadable(_) => "key unreadable",
-            Wiring::KeyMismatch(_) => "key mismatch",
-            Wiring::IssuerNotFound(_) => "issuer missing",
-            Wiring::WrongIssuer { .. } => "wrong issuer",
-            Wiring::OutlivesCa(_) => "outlives CA",
-        }
-    }
-}
+use super::cert::{Cert, Wiring};
+use super::{Scan, Source};
 
 impl Scan {
     /// Wiring checks across the whole set: key matches, issuer found and signature verifies,

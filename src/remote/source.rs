@@ -61,20 +61,6 @@ pub fn open(src: &SourceSettings, scratch: &Path) -> Result<PlainSnapshot> {
     }
 }
 
-/// The keyspace of a SOURCE (decoded into a temporary first when needed).
-pub fn keyspace(
-    src: &SourceSettings,
-    query: &crate::etcd::keyspace::Query,
-) -> Result<crate::etcd::keyspace::Keyspace> {
-    let plain = open(src, &std::env::temp_dir())?;
-    let file = crate::bolt::FileSource::open(&plain.path)
-        .with_context(|| format!("reading {}", src.location))?;
-    let mut db =
-        crate::bolt::Db::open(file).with_context(|| format!("snapshot {}", src.location))?;
-    crate::etcd::keyspace::read(&mut db, query)
-        .with_context(|| format!("snapshot {}", src.location))
-}
-
 fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<PlainSnapshot> {
     let mut file =
         crate::fsutil::open_regular(path).with_context(|| format!("reading {}", path.display()))?;

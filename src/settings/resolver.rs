@@ -9,7 +9,7 @@ use crate::cli::{
     EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, ReadTimeout,
     RestoreArgs, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
 };
-use crate::etcd::members::DEFAULT_TOKEN;
+use crate::etcd::stored_members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
 use crate::output::OutputFormat;
 use crate::remote::retention::Policy;

@@ -8,7 +8,7 @@
 //! name          = 0000000000000001-<N as %016x>.snap
 //! ```
 
-use crate::etcd::members::{raft_attributes_json, Membership};
+use crate::etcd::stored_members::{raft_attributes_json, Membership};
 use crate::proto::{conf_state, Message};
 use crate::text::go_json_string;
 
@@ -120,7 +120,7 @@ pub fn v2_store_json(m: &Membership) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::members::membership_from_flags as plan;
+    use crate::etcd::stored_members::membership_from_flags as plan;
     use crate::units::hex;
     use sha2::{Digest, Sha256};
 

@@ -13,7 +13,7 @@
 //! entry per member (ascending ID), HardState{term 1, vote = smallest ID, commit N},
 //! snapshot{N, 1, ConfState}.
 
-use crate::etcd::members::{member_json, Membership};
+use crate::etcd::stored_members::{member_json, Membership};
 use crate::proto::{conf_state, Message};
 
 /// Size every WAL segment is preallocated to (decimal, not MiB).
@@ -178,7 +178,7 @@ pub fn read_records(seg: &[u8]) -> Result<WalFacts, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::members::membership_from_flags as plan;
+    use crate::etcd::stored_members::membership_from_flags as plan;
     use crate::units::hex;
     use sha2::{Digest, Sha256};
 

@@ -3,16 +3,13 @@
 //! the extensions are the old ones, the dates are what was asked; refusals change nothing; and
 //! a live etcd serves the renewed certificate at the next handshake without a restart.
 
+use crate::common::s;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::cluster::{Cluster, ClusterOptions, Version};
 use crate::common::run::etcdops;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl")

@@ -2,9 +2,9 @@
 //! real etcdctl 3.5.1 and 3.4.23, the scripts the guides copy, the lines the guides look for,
 //! escaping in every format, and each hint triggered for real.
 
+use crate::common::s;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -12,10 +12,6 @@ use serde_json::Value;
 use crate::common::cluster::{shared, write_kubeadm_manifest, Version};
 use crate::common::oracle::{assert_superset, etcdctl, etcdctl_json};
 use crate::common::run::{args, etcdops, Run};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn etcdctl_for(version: Version) -> std::path::PathBuf {
     match version {

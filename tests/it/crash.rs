@@ -5,6 +5,7 @@
 //! `ulimit -f` where it writes locally, and beside a concurrent second writer. cert-renew's rows
 //! are in cert_renew.rs, the save's stall and server-kill cases in snapshot_save.rs.
 
+use crate::common::s;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -20,10 +21,6 @@ use crate::common::s3::{S3Server, READER_KEY, READER_SECRET};
 use crate::common::{age_identity, older_copies, older_name, temporaries};
 
 const ROUNDS: u64 = 20;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// SIGKILL a fresh run `ROUNDS` times at pseudo-random points (see
 /// [`signal_at_random_points`]) and check the invariant after each kill; at least a quarter of

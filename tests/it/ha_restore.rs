@@ -4,15 +4,12 @@
 //! etcdops printed, then started from the updated manifests as kubelet would. One cluster must
 //! come back, never three. Also: manifests that contradict the snapshot are refused.
 
-use std::path::{Path, PathBuf};
+use crate::common::s;
+use std::path::PathBuf;
 
 use crate::common::cluster::{free_port, write_kubeadm_manifest_with, Cluster, Kv, Version};
 use crate::common::run::{args, etcdops, run_printed, Run};
 use serde_json::Value;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// A kubeadm-joined 3-member cluster with 300 keys and one static-pod manifest per node (each
 /// in its own `etc/kubernetes/manifests`), saved with zero flags on node 1.

@@ -2,17 +2,14 @@
 //! each bound of docs/reliability.md ("Bounded resources") against a faulty S3 server
 //! ([`FaultyS3`]) or a planted file. The real-server tests are in `remote`.
 
-use std::path::{Path, PathBuf};
+use crate::common::s;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common::cluster::{shared, Cluster, Version};
 use crate::common::faulty_s3::{Fault, FaultyS3};
 use crate::common::older_copies;
 use crate::common::run::{args, etcdops};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 fn conn(c: &Cluster) -> Vec<String> {
     let mut v = vec!["--endpoints".to_string(), c.members[0].client_url.clone()];

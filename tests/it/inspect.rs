@@ -2,7 +2,7 @@
 //! against snapshots real etcd wrote in this run and the live server as the oracle: what
 //! etcdops reads from the file must be what etcdctl read from the server at save time.
 
-use std::path::Path;
+use crate::common::s;
 use std::process::Command;
 
 use serde_json::Value;
@@ -10,10 +10,6 @@ use serde_json::Value;
 use crate::common::cluster::{Cluster, ClusterOptions, Version};
 use crate::common::oracle::{etcdctl, etcdctl_json};
 use crate::common::run::etcdops;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// etcdctl's kvs, each reduced to the fields both tools print.
 fn kvs(doc: &Value) -> Vec<Value> {

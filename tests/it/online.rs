@@ -1,6 +1,7 @@
 //! health, status and members against real etcd 3.5.1 and 3.4.23 with client TLS on loopback.
 
-use std::path::{Path, PathBuf};
+use crate::common::s;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::cluster::{
@@ -313,10 +314,6 @@ fn one_follower_down_keeps_its_row_exits_1_and_does_not_hang(version: Version) {
 /// writes its own files into its own temp dir).
 mod tls_and_credential_failures {
     use super::*;
-
-    fn s(p: &Path) -> String {
-        p.display().to_string()
-    }
 
     fn single() -> Lease {
         shared(Version::V3_5_1, 1)

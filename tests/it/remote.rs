@@ -3,6 +3,7 @@
 //! `zstd` and `age` tools open what we write; every bad case exits 2 with one line and leaves
 //! nothing visible; retention on the server; the scheduled units checked by their consumers.
 
+use crate::common::s;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,10 +12,6 @@ use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, Version
 use crate::common::oracle::run_etcdutl;
 use crate::common::run::{etcdops, etcdops_spawn, wait_run, Run};
 use crate::common::s3::{S3Server, SECRET_KEY};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// etcdops with the cluster's TLS flags, the server's S3 flags and credentials.
 fn with_s3(server: &S3Server, head: &[&str], extra_env: &[(&str, &str)]) -> Run {

@@ -2,6 +2,7 @@
 //! boot with the same keyspace, a 3-member restore that forms one cluster, WAL and `.snap`
 //! bytes equal to etcdutl 3.5.1's, the revision bump, and refusals that leave nothing behind.
 
+use crate::common::s;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,10 +12,6 @@ use crate::common::repo;
 use crate::common::run::{etcdops, etcdops_spawn, run_printed, send_signal, wait_run, Run};
 use etcd_client::{GetOptions, Permission, PutOptions};
 use serde_json::Value;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// Restore `snap` for one member `name` of `initial` (NAME=URL list) into `dir`.
 fn restore(snap: &Path, dir: &Path, name: &str, peer: &str, initial: &str, extra: &[&str]) -> Run {

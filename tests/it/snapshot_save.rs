@@ -2,6 +2,7 @@
 //! restores, endpoint choice, and that every failure leaves nothing behind (and an existing FILE
 //! untouched).
 
+use crate::common::s;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -209,10 +210,6 @@ fn multi_endpoint_save_picks_the_leader() {
 /// shared one-member cluster: a save only reads from it.
 mod connection_failures {
     use super::*;
-
-    fn s(p: &Path) -> String {
-        p.display().to_string()
-    }
 
     /// `snapshot save FILE --dial-timeout 1s` with `argv` over a precious existing FILE.
     fn exit_2_quickly_and_leave_no_file(what: &str, dir: &Path, argv: &[String]) {

@@ -2,15 +2,11 @@
 //! writer: their binaries cannot be installed here) against the 3.5 binaries we have, and the
 //! choices that depend on the release (docs/compatibility.md).
 
-use std::path::Path;
+use crate::common::s;
 
 use crate::common::cluster::Version;
 use crate::common::run::etcdops;
 use crate::common::{edited_example, repo, versioned_example};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// kubeadm 1.31's manifest with another image.
 fn kubeadm_manifest_with_image(image: &str) -> String {

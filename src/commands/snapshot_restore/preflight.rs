@@ -17,8 +17,8 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::bolt::Db;
-use crate::etcd::members::read_stored;
 use crate::etcd::schema;
+use crate::etcd::stored_members::read_stored;
 
 /// What the restore meant to write.
 pub struct Expect<'a> {
@@ -172,7 +172,7 @@ fn hex_list(ids: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::members::membership_from_flags as plan;
+    use crate::etcd::stored_members::membership_from_flags as plan;
 
     /// A dir whose WAL and .snap name other members than its database, and a version that is
     /// not the snapshot's: every mismatch is named; the consistent dir passes.
@@ -208,7 +208,7 @@ mod tests {
         assert!(text.contains("meta/storageVersion is None"), "{text}");
         assert_eq!(problems.len(), 2, "{text}");
         // The same WAL and .snap for the members the database holds: consistent.
-        let one = crate::etcd::members::Membership {
+        let one = crate::etcd::stored_members::Membership {
             members: m
                 .members
                 .iter()

@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 
 pub const INSTALL_HINT: &str = "run `bash scripts/test-deps.sh` to install etcd 3.5.1 and 3.4.23";
 
+/// A path as an argument.
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -106,8 +111,9 @@ pub fn versioned_example(dest: &Path, storage: Option<&str>, cluster: &str) {
 /// missing), written with etcdops' own bbolt writer, sha256 trailer appended.
 pub fn edited_example(dest: &Path, edits: &[(&[u8], &[u8], &[u8])]) {
     use etcdops::bolt::reader::bucket_root;
-    use etcdops::bolt::writer::{bucket_entries, Entry, Writer};
+    use etcdops::bolt::writer::Writer;
     use etcdops::bolt::Db;
+    use etcdops::bolt::{bucket_entries, Entry};
     use sha2::Digest;
     let example = std::fs::read(repo().join("examples/k8s-small.db")).unwrap();
     std::fs::write(dest, &example[..example.len() - 32]).unwrap();

@@ -30,7 +30,7 @@
 //! tests/it/ha_restore.rs shows the three real names after boot). A node that finds its peer URL
 //! under a placeholder takes the placeholder as its own member.
 
-use super::members::{
+use super::stored_members::{
     derive_membership, parse_advertise, parse_initial_cluster, ClusterList, MemberError,
     Membership, StoredMember, MAX_MEMBERS,
 };

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use crate::etcd::keyspace::{kubernetes_place, Kv, Query};
 use crate::output::Report;
-use crate::remote::source;
 use crate::settings::DiffSettings;
 use crate::text::escape;
 
@@ -46,8 +45,8 @@ pub fn run(s: &DiffSettings) -> Result<DiffReport> {
         exact: false,
         values: false,
     };
-    let old = source::keyspace(&s.old, &query)?;
-    let new = source::keyspace(&s.new, &query)?;
+    let old = super::keyspace(&s.old, &query)?;
+    let new = super::keyspace(&s.new, &query)?;
     let lines = merge(&old.kvs, &new.kvs);
     Ok(DiffReport {
         old_revision: old.revision,

@@ -8,11 +8,10 @@ use serde_json::{json, Value};
 use crate::etcd::k8s::{self, Decoded};
 use crate::etcd::keyspace::{Keyspace, Query};
 use crate::output::Report;
-use crate::remote::source;
 use crate::settings::GetSettings;
 use crate::text::escape;
 
-use super::snapshot_keys::kv_json;
+use super::kv_json;
 
 pub struct GetReport {
     pub keyspace: Keyspace,
@@ -20,7 +19,7 @@ pub struct GetReport {
 }
 
 pub fn run(s: &GetSettings) -> Result<GetReport> {
-    let keyspace = source::keyspace(
+    let keyspace = super::keyspace(
         &s.source,
         &Query {
             at: s.rev,

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use base64::Engine;
 use serde_json::{json, Map, Value};
+
+use super::kv_json;
 
 use crate::etcd::keyspace::{kubernetes_place, Keyspace, Query};
 use crate::output::Report;
-use crate::remote::source;
 use crate::settings::KeysSettings;
 use crate::text::escape;
 use crate::units::humanize_bytes;
@@ -30,7 +30,7 @@ pub struct Summary {
 }
 
 pub fn run(s: &KeysSettings) -> Result<KeysReport> {
-    let keyspace = source::keyspace(
+    let keyspace = super::keyspace(
         &s.source,
         &Query {
             at: s.rev,
@@ -72,29 +72,6 @@ fn summarize(ks: &Keyspace) -> Summary {
         resources: sorted(resources),
         namespaces: sorted(namespaces),
     }
-}
-
-/// One key as etcdctl's JSON has it (proto3 zero values left out).
-pub fn kv_json(kv: &crate::etcd::keyspace::Kv, with_value: bool) -> Value {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut m = Map::new();
-    m.insert("key".into(), b64.encode(&kv.key).into());
-    for (name, v) in [
-        ("create_revision", kv.create_revision),
-        ("mod_revision", kv.mod_revision),
-        ("version", kv.version),
-    ] {
-        if v != 0 {
-            m.insert(name.into(), v.into());
-        }
-    }
-    if with_value && !kv.value.is_empty() {
-        m.insert("value".into(), b64.encode(&kv.value).into());
-    }
-    if kv.lease != 0 {
-        m.insert("lease".into(), kv.lease.into());
-    }
-    Value::Object(m)
 }
 
 impl Report for KeysReport {

@@ -10,8 +10,8 @@ use crate::text::go_json_string;
 use crate::units::hex_id;
 
 use super::SnapshotError;
+use crate::bolt::bucket_entries;
 use crate::bolt::reader::bucket_root;
-use crate::bolt::writer::bucket_entries;
 use crate::bolt::{Db, ReadAt};
 
 /// etcd's default `--initial-cluster-token`.
