@@ -11,6 +11,7 @@ mod conventions;
 mod crash;
 mod ha_restore;
 mod hostile;
+mod house;
 mod inspect;
 mod maintenance;
 mod manifest;
