@@ -348,6 +348,19 @@ impl Finding {
             words.join(", ")
         }
     }
+
+    /// The JSON `status`: the time verdict (`ok`, `warning`, `expired`, `not-yet-valid`,
+    /// `missing`), except that a certificate whose only trouble is its wiring is never `ok`:
+    /// it says what the table says, in kebab case (`key-mismatch`, `wrong-issuer`, ...).
+    fn json_status(&self) -> String {
+        match (self.status, self.words.first()) {
+            (Status::Ok, Some(word)) => word.replace(' ', "-").to_lowercase(),
+            (status, _) => serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl CertReport {
@@ -434,7 +447,11 @@ impl Report for CertReport {
             .cas
             .iter()
             .chain(&self.leaves)
-            .filter_map(|f| serde_json::to_value(f).ok())
+            .filter_map(|f| {
+                let mut v = serde_json::to_value(f).ok()?;
+                v["status"] = f.json_status().into();
+                Some(v)
+            })
             .collect();
         items.extend(
             self.errors

@@ -55,6 +55,9 @@ impl Scan {
             return;
         }
         match super::read_pki_file(path) {
+            // In a directory, a file that neither is nor is named like a certificate (`ca.srl`,
+            // a README) is not a broken certificate: it is left out.
+            Ok(bytes) if depth > 0 && !named_like_pki(path) && !recognised(&bytes) => {}
             Ok(bytes) => self.file(path, &bytes),
             Err(e) => self.error(path, e.to_string()),
         }
@@ -149,6 +152,25 @@ fn sibling_key(path: &Path) -> Option<PathBuf> {
     let stem = path.file_stem()?.to_str()?;
     let cfssl = path.with_file_name(format!("{stem}-key.pem"));
     (path.extension().is_some_and(|e| e == "pem") && cfssl.is_file()).then_some(cfssl)
+}
+
+/// Certificate, key and kubeconfig file names: what a scan must report when it cannot read.
+fn named_like_pki(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(
+        ext.as_deref(),
+        Some("crt" | "pem" | "cer" | "der" | "cert" | "key" | "conf" | "kubeconfig")
+    )
+}
+
+/// PEM, a kubeconfig, or one DER certificate.
+fn recognised(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+        || looks_like_kubeconfig(bytes)
+        || matches!(parse_x509_certificate(bytes), Ok(([], _)))
 }
 
 fn looks_like_kubeconfig(bytes: &[u8]) -> bool {

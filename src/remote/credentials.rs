@@ -102,61 +102,8 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
             from: "environment AWS_ACCESS_KEY_ID".to_string(),
         });
     }
-    let (profile, explicit) = env.profile();
-    let files = [
-        (
-            env.home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
-            false,
-        ),
-        (env.home_file("AWS_CONFIG_FILE", ".aws/config"), true),
-    ];
-    let mut found_profile = false;
-    for (path, is_config) in files.iter().filter_map(|(p, c)| Some((p.as_ref()?, *c))) {
-        let Some(section) = read_section(path, &profile, is_config)? else {
-            continue;
-        };
-        found_profile = true;
-        if let (Some(id), Some(secret)) = (
-            section.get("aws_access_key_id"),
-            section.get("aws_secret_access_key"),
-        ) {
-            return Ok(Loaded {
-                creds: Credentials {
-                    access_key_id: id.clone(),
-                    secret_access_key: secret.clone(),
-                    session_token: section.get("aws_session_token").cloned(),
-                },
-                from: format!("profile {profile:?} in {}", path.display()),
-            });
-        }
-        if let (Some(role), Some(token_file)) = (
-            section.get("role_arn"),
-            section.get("web_identity_token_file"),
-        ) {
-            let creds = web_identity(env, http, role, token_file).await?;
-            return Ok(Loaded {
-                creds,
-                from: format!("web identity of profile {profile:?}"),
-            });
-        }
-        if let Some(key) = UNSUPPORTED.iter().find(|k| section.contains_key(**k)) {
-            return Err(crate::exit::Hinted {
-                error: anyhow!(
-                    "profile {profile:?} in {} gets its credentials through {key}, which etcdops does not follow (it reads static keys, web identity and instance metadata)",
-                    path.display()
-                ),
-                hint: format!(
-                    "export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {} --format env)\"`, or use a profile with aws_access_key_id",
-                    crate::text::shell_quote(&profile)
-                ),
-            }
-            .into());
-        }
-    }
-    if explicit && !found_profile {
-        bail!(
-            "AWS_PROFILE={profile:?} names a profile that is in neither ~/.aws/credentials nor ~/.aws/config"
-        );
+    if let Some(loaded) = from_profile(env, http).await? {
+        return Ok(loaded);
     }
     if let (Some(token_file), Some(role)) = (
         env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
@@ -184,6 +131,68 @@ pub async fn load(env: &AwsEnv, http: &Http) -> Result<Loaded> {
         hint: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for a timer: in its EnvironmentFile, mode 0600), or AWS_PROFILE".to_string(),
     }
     .into())
+}
+
+/// The active profile's credentials in `~/.aws/credentials` or `~/.aws/config`: static keys,
+/// or a web identity; `None` when the profile has neither (or there is no profile file).
+async fn from_profile(env: &AwsEnv, http: &Http) -> Result<Option<Loaded>> {
+    let (profile, explicit) = env.profile();
+    let files = [
+        (
+            env.home_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+            false,
+        ),
+        (env.home_file("AWS_CONFIG_FILE", ".aws/config"), true),
+    ];
+    let mut found_profile = false;
+    for (path, is_config) in files.iter().filter_map(|(p, c)| Some((p.as_ref()?, *c))) {
+        let Some(section) = read_section(path, &profile, is_config)? else {
+            continue;
+        };
+        found_profile = true;
+        if let (Some(id), Some(secret)) = (
+            section.get("aws_access_key_id"),
+            section.get("aws_secret_access_key"),
+        ) {
+            return Ok(Some(Loaded {
+                creds: Credentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: section.get("aws_session_token").cloned(),
+                },
+                from: format!("profile {profile:?} in {}", path.display()),
+            }));
+        }
+        if let (Some(role), Some(token_file)) = (
+            section.get("role_arn"),
+            section.get("web_identity_token_file"),
+        ) {
+            let creds = web_identity(env, http, role, token_file).await?;
+            return Ok(Some(Loaded {
+                creds,
+                from: format!("web identity of profile {profile:?}"),
+            }));
+        }
+        if let Some(key) = UNSUPPORTED.iter().find(|k| section.contains_key(**k)) {
+            return Err(crate::exit::Hinted {
+                error: anyhow!(
+                    "profile {profile:?} in {} gets its credentials through {key}, which etcdops does not follow (it reads static keys, web identity and instance metadata)",
+                    path.display()
+                ),
+                hint: format!(
+                    "export the profile's keys into the environment first, e.g. `eval \"$(aws configure export-credentials --profile {} --format env)\"`, or use a profile with aws_access_key_id",
+                    crate::text::shell_quote(&profile)
+                ),
+            }
+            .into());
+        }
+    }
+    if explicit && !found_profile {
+        bail!(
+            "AWS_PROFILE={profile:?} names a profile that is in neither ~/.aws/credentials nor ~/.aws/config"
+        );
+    }
+    Ok(None)
 }
 
 /// The settings (`region`, `request_checksum_calculation`, …) of the active profile in

@@ -300,6 +300,38 @@ impl S3 {
         limit: Duration,
         attempt: u32,
     ) -> std::result::Result<Response, Attempt> {
+        let (bucket, key) = (req.bucket, req.key);
+        let req = self.signed(req, body).map_err(|e| {
+            Attempt::Final(anyhow!("building the request for s3://{bucket}/{key}: {e}"))
+        })?;
+        let resp = match self.http.send(req, limit).await {
+            Ok(resp) => resp,
+            // A connection that broke or was refused may work the next time; a request that
+            // used up its time limit is not sent again.
+            Err(e) if format!("{e:#}").contains("no answer within") => {
+                return Err(Attempt::Final(self.transport_error(e, attempt)))
+            }
+            Err(e) => return Err(Attempt::Retry(self.transport_error(e, attempt))),
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = self.read_small(resp, SMALL_BODY).await.unwrap_or_default();
+        let (error, retry) = self.refusal(status, &body, bucket, key, attempt);
+        Err(if retry {
+            Attempt::Retry(error)
+        } else {
+            Attempt::Final(error)
+        })
+    }
+
+    /// The request of one attempt, signed (SigV4) at this moment.
+    fn signed(
+        &self,
+        req: Req<'_>,
+        body: Bytes,
+    ) -> std::result::Result<http::Request<Full<Bytes>>, http::Error> {
         let Req {
             method,
             bucket,
@@ -358,29 +390,7 @@ impl S3 {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
-        let req = req.body(Full::new(body)).map_err(|e| {
-            Attempt::Final(anyhow!("building the request for s3://{bucket}/{key}: {e}"))
-        })?;
-        let resp = match self.http.send(req, limit).await {
-            Ok(resp) => resp,
-            // A connection that broke or was refused may work the next time; a request that
-            // used up its time limit is not sent again.
-            Err(e) if format!("{e:#}").contains("no answer within") => {
-                return Err(Attempt::Final(self.transport_error(e, attempt)))
-            }
-            Err(e) => return Err(Attempt::Retry(self.transport_error(e, attempt))),
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let body = self.read_small(resp, SMALL_BODY).await.unwrap_or_default();
-        let (error, retry) = self.refusal(status, &body, bucket, key, attempt);
-        Err(if retry {
-            Attempt::Retry(error)
-        } else {
-            Attempt::Final(error)
-        })
+        req.body(Full::new(body))
     }
 
     fn transport_error(&self, e: anyhow::Error, attempts: u32) -> anyhow::Error {

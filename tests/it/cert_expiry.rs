@@ -215,10 +215,13 @@ fn every_kind_of_certificate_and_wiring_problem() {
         .pem(),
     );
 
-    // Junk and key-only files: keys skipped silently, junk one error row.
+    // Key-only files, a serial file and junk not named like a certificate: left out silently;
+    // junk named like one: one error row.
     write(&d, "sa.key", KeyPair::generate().unwrap().serialize_pem());
     write(&d, "sa.pub", KeyPair::generate().unwrap().public_key_pem());
     write(&d, "README", "not a certificate\n");
+    write(&d, "ca.srl", "4A3F0C2B9E8D7F61\n");
+    write(&d, "broken.crt", "not a certificate\n");
     write(
         &d,
         "random.bin",
@@ -287,6 +290,24 @@ fn every_kind_of_certificate_and_wiring_problem() {
         "{}",
         problems("mismatch.crt")
     );
+    // In date but miswired: the JSON status says what the table's column says, never "ok".
+    assert_eq!(status("mismatch.crt"), "key-mismatch");
+    let mismatch = d.join("mismatch.crt");
+    let table = etcdops(
+        &["cert-expiry", mismatch.to_str().unwrap()],
+        &[("ETCDOPS_NOW", NOW)],
+    );
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("mismatch"))
+        .unwrap();
+    assert!(line.contains("key mismatch"), "{}", table.stdout);
+    // Every stderr line is a whole line.
+    assert!(
+        r.stderr.ends_with('\n') && table.stderr.ends_with('\n'),
+        "{r:?}"
+    );
     assert_eq!(problems("rsa.crt"), "[]");
     assert_eq!(problems("soon.crt"), "[]");
     assert!(problems("orphan.crt").contains("issuer not found"));
@@ -300,14 +321,12 @@ fn every_kind_of_certificate_and_wiring_problem() {
     assert_eq!(problems("admin.conf#client"), "[]");
     assert_eq!(status("scheduler.conf#client"), "warning");
     assert_eq!(problems("scheduler.conf#client"), "[]");
-    // Junk: one error row each; keys, public keys: nothing.
+    // Junk named like a certificate: one error row; keys, public keys, ca.srl, README and
+    // random bytes not named like a certificate: nothing.
     let errors: Vec<&Value> = rows.iter().filter(|r| r.get("error").is_some()).collect();
     let error_paths: Vec<&str> = errors.iter().map(|e| e["path"].as_str().unwrap()).collect();
-    assert_eq!(errors.len(), 2, "{error_paths:?}");
-    assert!(
-        error_paths.iter().any(|p| p.ends_with("README"))
-            && error_paths.iter().any(|p| p.ends_with("random.bin"))
-    );
+    assert_eq!(errors.len(), 1, "{error_paths:?}");
+    assert!(error_paths[0].ends_with("broken.crt"), "{error_paths:?}");
     let sa: Vec<&Value> = rows
         .iter()
         .filter(|r| r["path"].as_str().unwrap().contains("/sa."))
