@@ -4,6 +4,7 @@
 //! See docs/architecture.md for the module map and how a request flows through it.
 
 pub mod bolt;
+pub mod buf;
 pub mod cli;
 pub mod client;
 pub mod commands;

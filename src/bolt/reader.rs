@@ -17,6 +17,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::buf::AlignedBuf;
+
 use super::check::{short_hex, Integrity, KeyOrder, Problem, Problems};
 use super::freelist;
 use super::meta::{Meta, MetaError, META_SIZE, NO_FREELIST};
@@ -95,7 +97,7 @@ impl ReadAt for Vec<u8> {
 /// Bytes of one page span (the page and its overflow pages), shared with the cache.
 #[derive(Clone)]
 pub struct PageBytes {
-    window: Rc<Vec<u8>>,
+    window: Rc<AlignedBuf>,
     start: usize,
     len: usize,
 }
@@ -113,7 +115,7 @@ pub const MAX_DEPTH: usize = 64;
 
 struct Window {
     offset: u64,
-    data: Rc<Vec<u8>>,
+    data: Rc<AlignedBuf>,
 }
 
 /// Which meta pages were valid at open.
@@ -354,18 +356,21 @@ impl<S: ReadAt> Db<S> {
             });
         }
         // Reuse the oldest window's buffer when nobody holds it any more: fresh 1 MiB
-        // allocations would page-fault on every read.
-        let mut data = Vec::new();
+        // allocations would page-fault on every read. Page-aligned, so that the kernel's copy
+        // runs at full speed (see crate::buf).
+        let mut reused = None;
         if self.windows.len() >= WINDOWS_KEPT {
             if let Some(old) = self.windows.pop_front() {
-                data = Rc::try_unwrap(old.data).unwrap_or_default();
+                reused = Rc::try_unwrap(old.data).ok();
             }
         }
-        if data.len() < want {
-            data.resize(want, 0);
-        } else {
-            data.truncate(want);
-        }
+        let mut data = match reused {
+            Some(mut b) => {
+                b.resize(want);
+                b
+            }
+            None => AlignedBuf::new(want),
+        };
         self.src
             .read_exact_at(&mut data, offset)
             .map_err(BoltError::Io)?;

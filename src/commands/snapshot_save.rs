@@ -16,7 +16,7 @@
 //! Mirrors etcd-io/etcd client/v3/snapshot/v3_snapshot.go `Save` (which checks only the trailer's
 //! presence, not its value).
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::bolt::FileSource;
+use crate::buf::AlignedWriter;
 use crate::client::cluster::{
     endpoint_status, member_list, resolve_targets, statuses, EndpointStatus,
 };
@@ -390,7 +391,7 @@ fn taken(what: impl std::fmt::Display) -> anyhow::Error {
 enum Output {
     Stdout(Encoder<std::io::Stdout>),
     File {
-        encoder: Encoder<BufWriter<TempFile>>,
+        encoder: Encoder<AlignedWriter<TempFile>>,
         dest: PathBuf,
         /// The generated name, for DIR/.
         name: Option<String>,
@@ -421,7 +422,7 @@ impl Output {
             return Err(taken(dest.display()));
         }
         let temp = TempFile::beside(&dest, 0o600)?;
-        let encoder = Encoder::new(BufWriter::with_capacity(WRITE_BUFFER, temp), encoding)?;
+        let encoder = Encoder::new(AlignedWriter::with_capacity(WRITE_BUFFER, temp), encoding)?;
         Ok(Output::File {
             encoder,
             dest,
@@ -479,7 +480,7 @@ async fn save_local(
         .map_err(|e| write_failed(e, Some(&dest)))?;
     let temp = buffered
         .into_inner()
-        .map_err(|e| write_failed(std::io::Error::other(e.error().to_string()), Some(&dest)))?;
+        .map_err(|e| write_failed(e, Some(&dest)))?;
     if encoding.is_plain() {
         read_back(&temp, &mut report)?;
     }

@@ -14,6 +14,8 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+
+use crate::buf::AlignedBuf;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -116,10 +118,10 @@ fn copy_hashing(
         .mode(0o600)
         .open(dest)
         .map_err(io_at("creating", dest))?;
-    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(COPY_BUFFERS);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(COPY_BUFFERS);
+    let (full_tx, full_rx) = sync_channel::<(AlignedBuf, usize)>(COPY_BUFFERS);
+    let (empty_tx, empty_rx) = sync_channel::<AlignedBuf>(COPY_BUFFERS);
     for _ in 0..COPY_BUFFERS {
-        let _ = empty_tx.send(vec![0u8; COPY_CHUNK]);
+        let _ = empty_tx.send(AlignedBuf::new(COPY_CHUNK));
     }
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(), RestoreError> {

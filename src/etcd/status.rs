@@ -140,7 +140,7 @@ fn verify_trailer<S: ReadAt>(src: &S) -> std::io::Result<bool> {
         pos: 0,
         end: db_len,
     };
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = crate::buf::AlignedBuf::new(1 << 20);
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {

@@ -7,7 +7,9 @@
 //! plain (db + sha256 trailer) ─sha256─▶ zstd frame ─▶ age v1 (X25519 / ssh-ed25519 / ssh-rsa) ─sha256─▶ object
 //! ```
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
+
+use crate::buf::AlignedReader;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -327,7 +329,7 @@ pub fn decoder<R: Read + Send + 'static>(
         AGE_MAGIC.len(),
     )
     .with_context(|| format!("reading {what}"))?;
-    let mut outer = BufReader::with_capacity(1 << 20, outer);
+    let mut outer = AlignedReader::with_capacity(1 << 20, outer);
     let mut layers = Layers::default();
     let inner: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
         layers.encrypted = true;
@@ -361,7 +363,7 @@ pub fn decoder<R: Read + Send + 'static>(
         Box::new(outer)
     };
     let (head, inner) = peek(inner, ZSTD_MAGIC.len()).map_err(|e| decode_error(e, what))?;
-    let inner = BufReader::with_capacity(1 << 20, inner);
+    let inner = AlignedReader::with_capacity(1 << 20, inner);
     let plain: Box<dyn Read + Send> = if head.starts_with(&ZSTD_MAGIC) {
         layers.compressed = true;
         let mut z = zstd::stream::read::Decoder::with_buffer(inner)

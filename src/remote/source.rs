@@ -11,7 +11,7 @@
 //!
 //! The etcd sha256 trailer is checked afterwards by the command, as for any snapshot file.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -23,6 +23,7 @@ use super::codec::{self, Digests, Identities, Layers};
 use super::meta::{Metadata, MAX_SIDECAR, SIDECAR_SUFFIX};
 use super::s3::{S3Settings, S3, STALL_TIMEOUT};
 use super::Location;
+use crate::buf::{AlignedBuf, AlignedWriter};
 use crate::etcd::status::TrailerCheck;
 use crate::fsutil::TempFile;
 use crate::units::hex;
@@ -72,7 +73,7 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
         let mut trailer_verified = false;
         if let Some(meta) = &meta {
             let mut check = TrailerCheck::new();
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = AlignedBuf::new(1 << 20);
             loop {
                 let n = whole
                     .read(&mut buf)
@@ -278,11 +279,11 @@ fn decode_to_temp<R: Read + Send + 'static>(
     let file = temp
         .file()
         .ok_or_else(|| anyhow!("temporary {} is closed", temp_path.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = AlignedWriter::with_capacity(1 << 20, file);
     // Hash as etcd's trailer rule says (all but the last 32 bytes), which also gives the whole
     // file's hash.
     let mut check = TrailerCheck::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = AlignedBuf::new(1 << 20);
     loop {
         let n = plain.read(&mut buf).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => {

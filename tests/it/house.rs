@@ -12,6 +12,7 @@ const FLOORS: &[(u8, &[&str])] = &[
     (
         1,
         &[
+            "buf",
             "cli",
             "exit",
             "proto",
@@ -281,6 +282,44 @@ fn fn_name(line: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Bulk buffers (what a snapshot's bytes are read into or written from) come from
+/// `buf::AlignedBuf` and its reader and writer: an allocator's `Vec` or `BufReader` starts a few
+/// bytes past a cache line, where the kernel copies several times slower (docs/performance.md).
+fn unaligned_bulk_buffers(src: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    for file in sources(src) {
+        let rel = file.strip_prefix(src).unwrap();
+        if rel == Path::new("buf.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in code_lines(&text).iter().enumerate() {
+            let bulk_vec = line.find("vec![0u8; ").is_some_and(|i| {
+                let size = &line[i..];
+                let size = &size[..size.find(']').unwrap_or(size.len())];
+                size.contains("<<") || size.contains("CHUNK") || size.contains("BUFFER")
+            });
+            if bulk_vec
+                || line.contains("BufReader::with_capacity(")
+                || line.contains("BufWriter::with_capacity(")
+            {
+                bad.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn bulk_buffers_are_aligned() {
+    let bad = unaligned_bulk_buffers(&repo().join("src"));
+    assert!(
+        bad.is_empty(),
+        "use crate::buf::AlignedBuf:\n{}",
+        bad.join("\n")
+    );
+}
+
 #[test]
 fn rooms_import_only_rooms_below_them() {
     let bad = import_violations(&repo().join("src"));
@@ -342,4 +381,6 @@ fn the_rules_catch_what_they_forbid() {
     );
     let over = long_functions(&src, MAX_FUNCTION_LINES);
     assert_eq!(over, [(103, "src/units.rs:1 long".to_string())]);
+    write("etcd/restore.rs", "let b = vec![0u8; 1 << 20];\nlet r = BufReader::with_capacity(8, f);\nlet small = vec![0u8; 8];\n");
+    assert_eq!(unaligned_bulk_buffers(&src).len(), 2);
 }
