@@ -102,7 +102,7 @@ pub struct Checks {
     /// Verify the sha256 trailer when there is one.
     pub hash: bool,
     /// Count the live user keys (etcdutl 3.6's total) for every file, not only 3.6 ones; it
-    /// holds every live key in memory.
+    /// holds a 16-byte hash of every live key in memory.
     pub user_keys: bool,
 }
 
@@ -179,7 +179,7 @@ fn compute<S: ReadAt>(
         crc: 0,
         total_key: 0,
         revision: 0,
-        live: (user_keys || storage_version.is_some()).then(HashSet::new),
+        live: (user_keys || storage_version.is_some()).then(LiveKeys::new),
         meta: Vec::new(),
         members: Vec::new(),
         removed: Vec::new(),
@@ -275,7 +275,7 @@ struct StatusVisitor {
     total_key: u64,
     revision: i64,
     /// 3.6 files: the user keys whose newest revision is not a tombstone.
-    live: Option<HashSet<Vec<u8>>>,
+    live: Option<LiveKeys>,
     meta: Vec<(Vec<u8>, Vec<u8>)>,
     members: Vec<(Vec<u8>, Vec<u8>)>,
     removed: Vec<Vec<u8>>,
@@ -339,7 +339,7 @@ impl Visitor for StatusVisitor {
 }
 
 /// etcd 3.6's live-key count: a put adds its user key, a tombstone removes it.
-fn track_live(live: &mut HashSet<Vec<u8>>, key: &[u8], value: &[u8]) -> Result<(), SnapshotError> {
+fn track_live(live: &mut LiveKeys, key: &[u8], value: &[u8]) -> Result<(), SnapshotError> {
     let rev = Revision::parse(key).ok_or_else(|| SnapshotError::NotARevision(short_hex(key)))?;
     // A bump marker has an empty value; 3.6 counts it as one (empty) live key.
     let user_key = if value.is_empty() {
@@ -350,9 +350,105 @@ fn track_live(live: &mut HashSet<Vec<u8>>, key: &[u8], value: &[u8]) -> Result<(
     if rev.tombstone {
         live.remove(user_key);
     } else {
-        live.insert(user_key.to_vec());
+        live.insert(user_key);
     }
     Ok(())
+}
+
+/// The user keys whose newest revision is a put, each as a 128-bit keyed hash: exact unless two
+/// keys collide in two independently seeded 64-bit hashes at once, and flat in memory (16 bytes
+/// a key; no copy of the key), where a set of the keys themselves costs SipHash, an allocation
+/// per key and memory that grows with the keys (half of a 1 GB `--skip-hash-check` status went
+/// there). The seeds are drawn per process, so keys crafted in a snapshot cannot be made to
+/// collide.
+pub struct LiveKeys {
+    seeds: [u64; 2],
+    set: HashSet<u128, std::hash::BuildHasherDefault<Folded>>,
+}
+
+impl LiveKeys {
+    pub fn new() -> LiveKeys {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = || std::hash::RandomState::new().build_hasher().finish() | 1;
+        LiveKeys {
+            seeds: [seed(), seed()],
+            set: HashSet::default(),
+        }
+    }
+
+    fn id(&self, key: &[u8]) -> u128 {
+        let [a, b] = self.seeds.map(|seed| mix(seed, key));
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
+    pub fn insert(&mut self, key: &[u8]) {
+        let id = self.id(key);
+        self.set.insert(id);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        let id = self.id(key);
+        self.set.remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+impl Default for LiveKeys {
+    fn default() -> LiveKeys {
+        LiveKeys::new()
+    }
+}
+
+/// rustc's FxHasher step over the key eight bytes at a time, the length first, then a final
+/// avalanche so that every output bit depends on every input byte.
+fn mix(seed: u64, key: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let mut h = step(seed, key.len() as u64);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = step(h, u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = step(h, u64::from_le_bytes(w));
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The hash table's own hash of an id that is a hash already: its two halves folded.
+#[derive(Default)]
+pub struct Folded(u64);
+
+impl std::hash::Hasher for Folded {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.0 ^= u64::from_le_bytes(w);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= (v as u64) ^ ((v >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Streams everything into the sink, hashing all but the last 32 bytes seen, so that at the
