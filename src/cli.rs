@@ -484,8 +484,9 @@ pub struct SchedulePrintArgs {
     /// Write the files into DIR (e.g. /etc/systemd/system) instead of printing them
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The container image that holds etcdops (cronjob only)
-    #[arg(long, value_name = "IMAGE", default_value = "etcdops:latest")]
+    /// The container image that holds etcdops (cronjob only): the project's release image,
+    /// built from the Containerfile
+    #[arg(long, value_name = "IMAGE", default_value = concat!("ghcr.io/etcdops/etcdops:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// The `snapshot save` arguments, after --
     #[arg(last = true, required = true, value_name = "SAVE-ARGS")]

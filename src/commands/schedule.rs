@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use crate::cli::ScheduleKind;
-use crate::settings::ScheduleSettings;
+use crate::settings::{SaveDest, ScheduleSettings};
 
 pub const SERVICE: &str = "etcdops-snapshot.service";
 pub const TIMER: &str = "etcdops-snapshot.timer";
@@ -149,10 +149,20 @@ fn interval(every: Duration, or_else: &str) -> Result<Interval> {
         86400 => Interval::Daily,
         604800 => Interval::Weekly,
         _ => bail!(
-            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 24h) or 168h{or_else}",
-            crate::units::go_duration(every)
+            "--every {}: use an interval that divides an hour or a day (5m, 15m, 1h, 6h, 1d) or 7d{or_else}",
+            short(every)
         ),
     })
+}
+
+/// A duration as it is typed: `45m`, `7h`, `2d`, `90s`.
+fn short(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => crate::units::go_duration(d),
+    }
 }
 
 /// An interval as a systemd calendar spec.
@@ -177,16 +187,38 @@ fn cron(every: Duration) -> Result<String> {
     })
 }
 
+/// Where a CronJob's pod finds the object store's CA (`--s3-endpoint-ca`): a ConfigMap.
+pub const S3_CA_CONFIGMAP: &str = "etcdops-s3-ca";
+const S3_CA_DIR: &str = "/etc/etcdops/s3-ca";
+
 fn cronjob(s: &ScheduleSettings) -> Result<String> {
-    match s.save_args.first() {
-        Some(dest) if dest.starts_with("s3://") => {}
-        _ => bail!("a CronJob's pod keeps no local files: give an s3://BUCKET/PREFIX/ destination as the first save argument"),
+    if !matches!(s.dest, SaveDest::S3 { .. }) {
+        bail!("a CronJob's pod keeps no local files: give an s3://BUCKET/PREFIX/ destination");
     }
     let schedule = cron(s.every.unwrap_or(Duration::from_secs(3600)))?;
     let mut args = vec!["snapshot".to_string(), "save".to_string()];
-    args.extend(s.save_args.iter().cloned());
+    args.extend(pod_save_args(&s.save_args));
     let pki = "/etc/kubernetes/pki/etcd";
     let manifests = "/etc/kubernetes/manifests";
+    let mut mounts = vec![
+        json!({"name": "etcd-pki", "mountPath": pki, "readOnly": true}),
+        json!({"name": "manifests", "mountPath": manifests, "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "etcd-pki", "hostPath": {"path": pki, "type": "Directory"}}),
+        json!({"name": "manifests", "hostPath": {"path": manifests, "type": "Directory"}}),
+        json!({"name": "tmp", "emptyDir": {}}),
+    ];
+    let mut header = String::new();
+    if let Some(ca) = &s.s3_endpoint_ca {
+        mounts.push(json!({"name": "s3-ca", "mountPath": S3_CA_DIR, "readOnly": true}));
+        volumes.push(json!({"name": "s3-ca", "configMap": {"name": S3_CA_CONFIGMAP}}));
+        header = format!(
+            "# The object store's CA reaches the pod from a ConfigMap; create it first:\n#   kubectl -n kube-system create configmap {S3_CA_CONFIGMAP} --from-file=ca.crt={}\n",
+            crate::text::shell_quote(&ca.display().to_string())
+        );
+    }
     let doc = json!({
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -202,7 +234,12 @@ fn cronjob(s: &ScheduleSettings) -> Result<String> {
                 "activeDeadlineSeconds": 3600,
                 "template": {"spec": {
                     "hostNetwork": true,
+                    // With hostNetwork, only this policy resolves cluster names as well as the
+                    // node's (the object store may be a Service).
+                    "dnsPolicy": "ClusterFirstWithHostNet",
                     "restartPolicy": "Never",
+                    // As kubeadm's static pods: the backup of etcd is not what gets evicted.
+                    "priorityClassName": "system-node-critical",
                     "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
                     "tolerations": [{
                         "key": "node-role.kubernetes.io/control-plane",
@@ -212,25 +249,50 @@ fn cronjob(s: &ScheduleSettings) -> Result<String> {
                     "containers": [{
                         "name": "etcdops",
                         "image": s.image,
+                        "command": ["/usr/local/bin/etcdops"],
                         "args": args,
                         "envFrom": [{"secretRef": {"name": SECRET}}],
-                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true},
-                        "volumeMounts": [
-                            {"name": "etcd-pki", "mountPath": pki, "readOnly": true},
-                            {"name": "manifests", "mountPath": manifests, "readOnly": true},
-                            {"name": "tmp", "mountPath": "/tmp"}
-                        ]
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "64Mi"},
+                            "limits": {"memory": "256Mi"}
+                        },
+                        // kubeadm's etcd client key is readable by root only.
+                        "securityContext": {
+                            "runAsUser": 0,
+                            "runAsGroup": 0,
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true
+                        },
+                        "volumeMounts": mounts
                     }],
-                    "volumes": [
-                        {"name": "etcd-pki", "hostPath": {"path": pki, "type": "Directory"}},
-                        {"name": "manifests", "hostPath": {"path": manifests, "type": "Directory"}},
-                        {"name": "tmp", "emptyDir": {}}
-                    ]
+                    "volumes": volumes
                 }}
             }}
         }
     });
-    serde_yaml_ng::to_string(&doc).context("rendering the CronJob")
+    Ok(header + &serde_yaml_ng::to_string(&doc).context("rendering the CronJob")?)
+}
+
+/// The save's arguments as the pod runs them: `--s3-endpoint-ca` names the file the ConfigMap
+/// mounts, not a path of the node that ran `schedule print`.
+fn pod_save_args(args: &[String]) -> Vec<String> {
+    let in_pod = format!("{S3_CA_DIR}/ca.crt");
+    let mut out = Vec::new();
+    let mut next_is_ca = false;
+    for a in args {
+        if next_is_ca {
+            out.push(in_pod.clone());
+            next_is_ca = false;
+        } else if a == "--s3-endpoint-ca" {
+            out.push(a.clone());
+            next_is_ca = true;
+        } else if a.starts_with("--s3-endpoint-ca=") {
+            out.push(format!("--s3-endpoint-ca={in_pod}"));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -249,6 +311,28 @@ mod tests {
         assert_eq!(cron(m(15)).unwrap(), "*/15 * * * *");
         assert_eq!(cron(m(360)).unwrap(), "0 */6 * * *");
         assert!(cron(m(90)).is_err());
+    }
+
+    #[test]
+    fn intervals_read_as_typed() {
+        let e = on_calendar(Duration::from_secs(45 * 60))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--every 45m:"), "{e}");
+        assert_eq!(short(Duration::from_secs(2 * 86_400)), "2d");
+        assert_eq!(short(Duration::from_secs(7 * 3600)), "7h");
+        assert_eq!(
+            pod_save_args(&[
+                "--s3-endpoint-ca".into(),
+                "/root/ca.pem".into(),
+                "s3://b/p/".into()
+            ]),
+            ["--s3-endpoint-ca", "/etc/etcdops/s3-ca/ca.crt", "s3://b/p/"]
+        );
+        assert_eq!(
+            pod_save_args(&["--s3-endpoint-ca=/root/ca.pem".into()]),
+            ["--s3-endpoint-ca=/etc/etcdops/s3-ca/ca.crt"]
+        );
     }
 
     #[test]

@@ -414,7 +414,10 @@ fn mix(seed: u64, key: &[u8]) -> u64 {
     let mut h = step(seed, key.len() as u64);
     let mut chunks = key.chunks_exact(8);
     for c in &mut chunks {
-        h = step(h, u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        h = step(
+            h,
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        );
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {

@@ -221,13 +221,33 @@ impl Resolver {
         &mut self,
         a: crate::cli::SchedulePrintArgs,
     ) -> Result<ScheduleSettings> {
+        let given = given_globals(&self.global);
+        // A password is refused by the command itself, with where to put it instead.
+        if !given.is_empty() && !self.password_given(&[]) {
+            return Err(crate::exit::Hinted {
+                error: anyhow::anyhow!(
+                    "schedule print: {} before -- would not reach the scheduled save",
+                    given.join(", ")
+                ),
+                hint: "put the save's flags after --, with its destination: etcdops schedule print systemd -- --endpoints URL s3://BUCKET/PREFIX/".to_string(),
+            }
+            .into());
+        }
+        let (save_args, save) = parse_save_args(a.save_args)?;
+        // Read as `snapshot save` reads them, without this shell's environment or manifest:
+        // what save would refuse is refused now, not at 3 a.m.
+        let inner = Resolver::new(save.0, Vec::new(), PathBuf::from("/nonexistent"));
+        let password_given = inner.password_given(&[]) || self.password_given(&[]);
+        let s3_endpoint_ca = inner.global.s3.s3_endpoint_ca.clone();
+        let dest = if password_given {
+            SaveDest::Stdout
+        } else {
+            inner.save(save.1)?.dest
+        };
         Ok(ScheduleSettings {
-            password_given: self.password_given(&a.save_args),
+            password_given,
             kind: a.kind,
-            every: a
-                .every
-                .map(|e| parse_go_duration(&e).context("--every"))
-                .transpose()?,
+            every: a.every.map(|e| parse_every(&e)).transpose()?,
             on_calendar: match (a.kind, a.on_calendar) {
                 (ScheduleKind::Cronjob, Some(_)) => {
                     bail!("--on-calendar is for systemd timers; a CronJob takes --every")
@@ -236,7 +256,9 @@ impl Resolver {
             },
             image: a.image,
             dir: a.dir,
-            save_args: a.save_args,
+            dest,
+            s3_endpoint_ca,
+            save_args,
         })
     }
 
@@ -615,4 +637,74 @@ pub(super) fn parse_compress(spec: &str) -> Result<i32> {
         Ok(l) if (1..=19).contains(&l) => Ok(l),
         _ => bail!("--compress {spec:?}: LEVEL must be 1 to 19"),
     }
+}
+
+/// The global flags set on this command line (not `-v`), as they are spelled.
+fn given_globals(g: &GlobalArgs) -> Vec<&'static str> {
+    let s3 = &g.s3;
+    [
+        ("--endpoints", g.endpoints.is_some()),
+        ("--cacert", g.cacert.is_some()),
+        ("--cert", g.cert.is_some()),
+        ("--key", g.key.is_some()),
+        ("--insecure-skip-tls-verify", g.insecure_skip_tls_verify),
+        ("--user", g.user.is_some()),
+        ("--password", g.password.is_some()),
+        ("--dial-timeout", g.dial_timeout.is_some()),
+        ("--command-timeout", g.command_timeout.is_some()),
+        ("--hex", g.hex),
+        ("-w/--write-out", g.write_out.is_some()),
+        ("--manifest", g.manifest.is_some()),
+        ("--s3-endpoint", s3.s3_endpoint.is_some()),
+        ("--s3-region", s3.s3_region.is_some()),
+        ("--s3-endpoint-ca", s3.s3_endpoint_ca.is_some()),
+        ("--s3-skip-ssl-verify", s3.s3_skip_ssl_verify),
+        ("--s3-bucket-lookup", s3.s3_bucket_lookup.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
+}
+
+/// The arguments after `--` of `schedule print`, parsed exactly as `snapshot save` parses
+/// them. A leading `snapshot save` (or `etcdops snapshot save`) is taken as the command
+/// itself and dropped. Returns the arguments to write into the unit, and the parse.
+fn parse_save_args(mut args: Vec<String>) -> Result<(Vec<String>, (GlobalArgs, SnapshotCommand))> {
+    use clap::Parser;
+    if args.first().is_some_and(|a| a == "etcdops") {
+        args.remove(0);
+    }
+    if args.len() >= 2 && args[0] == "snapshot" && args[1] == "save" {
+        args.drain(..2);
+    }
+    let argv = ["etcdops", "snapshot", "save"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(args.iter().cloned());
+    let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        anyhow::anyhow!(
+            "schedule print: the save arguments are not what `snapshot save` takes: {first}"
+        )
+    })?;
+    match cli.command {
+        Command::Snapshot(save @ SnapshotCommand::Save { .. }) => Ok((args, (cli.global, save))),
+        _ => bail!("schedule print: the save arguments must be those of `snapshot save`"),
+    }
+}
+
+/// `--every`: Go's durations (`30m`, `6h`), and whole days (`1d`, `7d`) as the help says.
+fn parse_every(text: &str) -> Result<Duration> {
+    if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
+        if days == 0 {
+            bail!("--every {text}: must be more than zero");
+        }
+        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    parse_go_duration(text).with_context(|| format!("--every {text}"))
 }

@@ -204,6 +204,11 @@ pub struct ScheduleSettings {
     pub on_calendar: Option<String>,
     pub image: String,
     pub dir: Option<PathBuf>,
+    /// Where the scheduled save writes (the save's arguments, parsed).
+    pub dest: SaveDest,
+    /// `--s3-endpoint-ca` among the save's arguments: a CronJob mounts it from a ConfigMap.
+    pub s3_endpoint_ca: Option<PathBuf>,
+    /// `snapshot save`'s arguments, as given (without a leading `snapshot save`).
     pub save_args: Vec<String>,
 }
 

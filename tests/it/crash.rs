@@ -1038,7 +1038,7 @@ fn schedule_units_killed_read_only_and_two_at_once() {
         "--dir",
         d.as_str(),
         "--",
-        "s3://b/p/",
+        "s3://bkt/p/",
     ];
     let start = Instant::now();
     assert_eq!(etcdops(&args, &[]).code, 0);
@@ -1084,7 +1084,7 @@ fn schedule_units_killed_read_only_and_two_at_once() {
 
     let r = in_private_mounts(
         &format!(
-            "{} || exit 99; etcdops schedule print systemd --every 15m --dir {d} -- s3://b/p/",
+            "{} || exit 99; etcdops schedule print systemd --every 15m --dir {d} -- s3://bkt/p/",
             read_only_mount(&d)
         ),
         &[],

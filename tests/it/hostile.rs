@@ -558,7 +558,7 @@ fn schedules_never_hold_a_password() {
             "print",
             "cronjob",
             "--",
-            "s3://b/p/",
+            "s3://bkt/p/",
             "--user",
             "root:pw",
         ],

@@ -813,6 +813,221 @@ fn retention_on_the_server_and_in_a_directory() {
     }
 }
 
+/// The CronJob of `schedule print cronjob` output, its comment lines skipped.
+fn cronjob_doc(stdout: &str) -> serde_json::Value {
+    let yaml: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    serde_yaml_ng::from_str(&yaml).unwrap()
+}
+
+/// #28 items 5-9: the save's arguments parsed as `snapshot save` parses them (in any order, a
+/// leading `snapshot save` taken as the command), flags before `--` refused rather than
+/// dropped, a private object-store CA mounted from the ConfigMap the printed command creates,
+/// `--every 1d` accepted and `--every 45m` echoed as typed, the image the release publishes.
+#[test]
+fn schedules_read_the_save_arguments_as_save_does() {
+    let run = |args: &[&str]| etcdops(args, &[]);
+    let r = run(&[
+        "schedule",
+        "print",
+        "cronjob",
+        "--",
+        "--compress",
+        "zstd",
+        "s3://bkt/p/",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc = cronjob_doc(&r.stdout);
+    let container = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["args"],
+        serde_json::json!(["snapshot", "save", "--compress", "zstd", "s3://bkt/p/"])
+    );
+    let image = container["image"].as_str().unwrap();
+    assert_eq!(
+        image,
+        concat!("ghcr.io/etcdops/etcdops:", env!("CARGO_PKG_VERSION"))
+    );
+    let containerfile =
+        std::fs::read_to_string(crate::common::repo().join("Containerfile")).unwrap();
+    assert!(
+        containerfile.contains("ENTRYPOINT [\"/usr/local/bin/etcdops\"]"),
+        "{containerfile}"
+    );
+    assert!(
+        containerfile.contains("ca-certificates.crt"),
+        "{containerfile}"
+    );
+    let release =
+        std::fs::read_to_string(crate::common::repo().join(".github/workflows/release.yml"))
+            .unwrap();
+    assert!(
+        release.contains("x86_64")
+            && release.contains("aarch64")
+            && release.contains("SHA256SUMS")
+            && release.contains("ghcr.io/${{ github.repository_owner }}/etcdops:"),
+        "{release}"
+    );
+
+    let r = run(&[
+        "schedule",
+        "print",
+        "systemd",
+        "--",
+        "snapshot",
+        "save",
+        "s3://bkt/p/",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let exec = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap();
+    assert!(exec.ends_with(" snapshot save s3://bkt/p/"), "{exec}");
+
+    for (args, needle) in [
+        (
+            vec![
+                "--manifest",
+                "/m.yaml",
+                "schedule",
+                "print",
+                "systemd",
+                "--",
+                "s3://bkt/p/",
+            ],
+            "--manifest before --",
+        ),
+        (
+            vec![
+                "--endpoints",
+                "https://10.0.0.1:2379",
+                "schedule",
+                "print",
+                "cronjob",
+                "--",
+                "s3://bkt/p/",
+            ],
+            "--endpoints before --",
+        ),
+        (
+            vec![
+                "-w",
+                "json",
+                "schedule",
+                "print",
+                "systemd",
+                "--",
+                "s3://bkt/p/",
+            ],
+            "-w/--write-out",
+        ),
+        (
+            vec![
+                "schedule",
+                "print",
+                "systemd",
+                "--",
+                "s3://bkt/p/",
+                "--bogus",
+            ],
+            "'--bogus'",
+        ),
+        (
+            vec![
+                "schedule",
+                "print",
+                "systemd",
+                "--",
+                "s3://bkt/p/",
+                "--keep",
+                "fortnightly=2",
+            ],
+            "fortnightly",
+        ),
+        (
+            vec![
+                "schedule",
+                "print",
+                "systemd",
+                "--every",
+                "45m",
+                "--",
+                "s3://bkt/p/",
+            ],
+            "--every 45m:",
+        ),
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
+    }
+    // Flags after -- reach the unit, in order.
+    let r = run(&[
+        "schedule",
+        "print",
+        "systemd",
+        "--every",
+        "1d",
+        "--",
+        "--manifest",
+        "/m.yaml",
+        "s3://bkt/p/",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("OnCalendar=daily"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("snapshot save --manifest /m.yaml s3://bkt/p/"),
+        "{}",
+        r.stdout
+    );
+
+    // A private CA: the ConfigMap the header says to create is what the pod mounts, and the
+    // save's flag names the mounted file.
+    let r = run(&[
+        "schedule",
+        "print",
+        "cronjob",
+        "--",
+        "--s3-endpoint-ca",
+        "/root/s3 ca.pem",
+        "s3://bkt/p/",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("kubectl -n kube-system create configmap etcdops-s3-ca --from-file=ca.crt='/root/s3 ca.pem'"),
+        "{}",
+        r.stdout
+    );
+    let doc = cronjob_doc(&r.stdout);
+    let pod = &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let args = &pod["containers"][0]["args"];
+    assert_eq!(args[2], "--s3-endpoint-ca");
+    assert_eq!(args[3], "/etc/etcdops/s3-ca/ca.crt");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "s3-ca")
+        .unwrap()
+        .clone();
+    assert_eq!(mount["mountPath"], "/etc/etcdops/s3-ca");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "s3-ca")
+        .unwrap()
+        .clone();
+    assert_eq!(volume["configMap"]["name"], "etcdops-s3-ca");
+}
+
 #[test]
 fn scheduled_units_pass_their_consumers_checks() {
     let tmp = tempfile::tempdir().unwrap();
@@ -861,6 +1076,7 @@ fn scheduled_units_pass_their_consumers_checks() {
         svc.contains("snapshot save s3://backups/etcd/ --compress zstd --keep daily=7,weekly=4")
     );
 
+    let (_, recipient) = crate::common::age_identity(tmp.path());
     let r = etcdops(
         &[
             "schedule",
@@ -873,13 +1089,12 @@ fn scheduled_units_pass_their_consumers_checks() {
             "--",
             "s3://backups/etcd/",
             "--encrypt-to",
-            "age1xyz",
+            &recipient,
         ],
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
-    let yaml = r.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
-    let doc: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let doc = cronjob_doc(&r.stdout);
     assert_eq!(doc["apiVersion"], "batch/v1");
     assert_eq!(doc["kind"], "CronJob");
     let spec = &doc["spec"];
@@ -895,8 +1110,13 @@ fn scheduled_units_pass_their_consumers_checks() {
         pod["tolerations"][0]["key"],
         "node-role.kubernetes.io/control-plane"
     );
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
     let container = &pod["containers"][0];
     assert_eq!(container["image"], "registry.local/etcdops:1");
+    assert_eq!(container["command"][0], "/usr/local/bin/etcdops");
+    assert_eq!(container["securityContext"]["runAsUser"], 0);
+    assert_eq!(container["resources"]["requests"]["memory"], "64Mi");
     assert_eq!(container["args"][0], "snapshot");
     assert_eq!(container["args"][2], "s3://backups/etcd/");
     assert_eq!(
@@ -927,7 +1147,7 @@ fn scheduled_units_pass_their_consumers_checks() {
                 "--every",
                 "7m",
                 "--",
-                "s3://b/p/",
+                "s3://bkt/p/",
             ],
             "divides an hour",
         ),
