@@ -529,6 +529,16 @@ fn read_back(temp: &TempFile, report: &mut SaveReport) -> Result<()> {
 }
 
 impl SaveReport {
+    /// One line per snapshot `--keep` deleted and per stale upload aborted.
+    fn housekeeping(&self) -> Vec<String> {
+        let pruned = self.pruned.iter().map(|p| format!("pruned {p}"));
+        let aborted = self
+            .aborted_uploads
+            .iter()
+            .map(|u| format!("aborted the incomplete upload {u}"));
+        pruned.chain(aborted).collect()
+    }
+
     /// What the encoding made of the snapshot: compression, encryption, the stored size.
     fn encoded(&mut self, encoding: &Encoding, digests: &Digests) {
         self.compression = encoding.zstd_level.map(|l| format!("zstd:{l}"));
@@ -739,6 +749,12 @@ impl Report for SaveReport {
         vec![format!("Snapshot saved at {}", self.file)]
     }
 
+    /// What `--keep` deleted and which stale uploads were aborted: a timer's journal sees
+    /// only this output.
+    fn details(&self) -> Vec<String> {
+        self.housekeeping()
+    }
+
     fn simple(&self) -> Vec<String> {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         vec![
@@ -753,5 +769,8 @@ impl Report for SaveReport {
                 self.sha256
             ),
         ]
+        .into_iter()
+        .chain(self.housekeeping())
+        .collect()
     }
 }

@@ -800,6 +800,26 @@ fn retention_on_the_server_and_in_a_directory() {
         let left = listed();
         assert!(left.contains(&saved), "{left:?}");
         assert!(left.contains(future), "{left:?}");
+        // In table and simple output too (a timer's journal sees only those): each deletion is
+        // a line.
+        for format in ["table", "simple"] {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let before = listed();
+            let mut args = vec!["snapshot", "save", &dest, "--keep", "last=1", "-w", format];
+            args.extend(conn.iter().map(String::as_str));
+            let r = with_s3(server, &args, &[]);
+            assert_eq!(r.code, 0, "{r:?}");
+            let after = listed();
+            let gone: Vec<&String> = before.iter().filter(|n| !after.contains(n)).collect();
+            assert!(!gone.is_empty(), "{format}: {r:?}");
+            for name in gone {
+                let line = r
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with("pruned ") && l.ends_with(name.as_str()));
+                assert!(line.is_some(), "{format}: {name} not listed: {}", r.stdout);
+            }
+        }
         if dest.starts_with("s3://") {
             assert!(server
                 .keys(&bucket, "r/")
