@@ -24,6 +24,8 @@ use super::*;
 pub(super) struct ManifestSource {
     /// `--manifest`, `ETCDOPS_MANIFEST`, or the kubeadm default when it exists.
     path: Option<PathBuf>,
+    /// Which of them named it.
+    named_by: &'static str,
     loaded: Option<Manifest>,
 }
 
@@ -31,7 +33,22 @@ impl ManifestSource {
     pub(super) fn get(&mut self) -> Result<Option<&Manifest>> {
         if self.loaded.is_none() {
             if let Some(path) = &self.path {
-                self.loaded = Some(Manifest::load(path)?);
+                let loaded = Manifest::load(path).map_err(|e| {
+                    let missing = !path.exists();
+                    let error = anyhow::Error::from(e);
+                    if !missing {
+                        return error;
+                    }
+                    crate::exit::Hinted {
+                        error,
+                        hint: format!(
+                            "{} names a manifest that is not there: point it at the etcd static-pod manifest, or give the connection with --endpoints, --cacert, --cert and --key (or ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY) instead",
+                            self.named_by
+                        ),
+                    }
+                    .into()
+                })?;
+                self.loaded = Some(loaded);
             }
         }
         Ok(self.loaded.as_ref())
@@ -64,15 +81,20 @@ impl Resolver {
             env,
             manifest: ManifestSource {
                 path: None,
+                named_by: "",
                 loaded: None,
             },
         };
-        r.manifest.path = r
-            .global
-            .manifest
-            .clone()
-            .or_else(|| r.env_var("ETCDOPS_MANIFEST").map(PathBuf::from))
-            .or_else(|| default_manifest.exists().then_some(default_manifest));
+        let (path, named_by) = match (r.global.manifest.clone(), r.env_var("ETCDOPS_MANIFEST")) {
+            (Some(p), _) => (Some(p), "--manifest"),
+            (None, Some(p)) => (Some(PathBuf::from(p)), "ETCDOPS_MANIFEST"),
+            (None, None) => (
+                default_manifest.exists().then_some(default_manifest),
+                "the kubeadm default",
+            ),
+        };
+        r.manifest.path = path;
+        r.manifest.named_by = named_by;
         r
     }
 

@@ -742,6 +742,34 @@ mod zero_flags {
         );
     }
 
+    /// #28 item 11: ETCDOPS_MANIFEST naming a missing file: one error line and a hint naming
+    /// where the path came from and what replaces it; doing what the hint says works.
+    #[test]
+    fn manifest_variable_naming_a_missing_file() {
+        let c = shared(Version::V3_5_1, 1);
+        let missing = [("ETCDOPS_MANIFEST", "/nonexistent/etcd.yaml".to_string())];
+        let r = etcdops(&["health"], &refs(&missing));
+        assert_eq!(r.code, 2, "{r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        let hint = r.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap();
+        assert!(
+            hint.contains("ETCDOPS_MANIFEST")
+                && hint.contains("--endpoints")
+                && hint.contains("ETCDCTL_CACERT"),
+            "{hint}"
+        );
+        let mut env = etcdctl_env(&c);
+        env.extend(missing);
+        let r = etcdops(&["health"], &refs(&env));
+        assert_eq!(r.code, 0, "{r:?}");
+        let r = etcdops(&["health", "--manifest", "/nonexistent/etcd.yaml"], &[]);
+        assert!(
+            r.stderr
+                .contains("hint: --manifest names a manifest that is not there"),
+            "{r:?}"
+        );
+    }
+
     /// A manifest that names a missing certificate: exit 2, the line names file and manifest.
     #[test]
     fn manifest_naming_a_missing_certificate() {
