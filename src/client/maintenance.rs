@@ -234,9 +234,13 @@ pub fn defrag_order(statuses: &[Result<EndpointStatus, EndpointError>]) -> Vec<u
     order
 }
 
-/// Why defragmenting now would risk quorum: with a member already down, taking one more out of
-/// service (a defragmentation blocks its member) can leave fewer than a majority.
-pub fn quorum_risk(statuses: &[Result<EndpointStatus, EndpointError>]) -> Option<String> {
+/// The refusal to defragment while a voting member is down and one more out of service could
+/// lose quorum: which members are down (endpoint and why), and what to do. `None` when it is
+/// safe. `statuses` are those of `targets`, in order.
+pub fn quorum_refusal(
+    targets: &[Target],
+    statuses: &[Result<EndpointStatus, EndpointError>],
+) -> Option<String> {
     let voters = statuses
         .iter()
         .filter(|s| !s.as_ref().is_ok_and(|s| s.is_learner))
@@ -246,13 +250,20 @@ pub fn quorum_risk(statuses: &[Result<EndpointStatus, EndpointError>]) -> Option
         .filter(|s| s.as_ref().is_ok_and(|s| !s.is_learner))
         .count();
     let quorum = voters / 2 + 1;
-    (up < voters && up.saturating_sub(1) < quorum).then(|| {
-        format!(
-            "{} of {voters} voting members are down; defragmenting one more would leave {} of the {quorum} needed for quorum while it runs",
-            voters - up,
-            up.saturating_sub(1)
-        )
-    })
+    if up >= voters || up.saturating_sub(1) >= quorum {
+        return None;
+    }
+    let down: Vec<String> = targets
+        .iter()
+        .zip(statuses)
+        .filter_map(|(t, s)| s.as_ref().err().map(|e| format!("{} ({e})", t.endpoint)))
+        .collect();
+    Some(format!(
+        "refusing to defragment: {} of {voters} voting members are down ({}); defragmenting one more would leave {} of the {quorum} needed for quorum while it runs; bring the member back first, or pass --force",
+        voters - up,
+        down.join(", "),
+        up.saturating_sub(1)
+    ))
 }
 
 /// Defragment `targets` one at a time, the leader last, each after the previous one answers

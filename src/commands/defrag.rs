@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use crate::client::cluster::{resolve_targets, statuses};
-use crate::client::maintenance::{defrag_one_by_one, quorum_risk, Defragmented};
+use crate::client::maintenance::{defrag_one_by_one, quorum_refusal, Defragmented};
 use crate::client::{Connector, Target};
 use crate::exit::Outcome;
 use crate::output::Report;
@@ -28,8 +28,8 @@ pub async fn run(
     let targets = resolve_targets(connector, given, cluster).await;
     let now = statuses(connector, &targets).await;
     if cluster && !force {
-        if let Some(why) = quorum_risk(&now) {
-            bail!("refusing to defragment: {why}; bring the member back first, or pass --force");
+        if let Some(refusal) = quorum_refusal(&targets, &now) {
+            bail!("{refusal}");
         }
     }
     let rows = defrag_one_by_one(connector, &targets, &now).await;

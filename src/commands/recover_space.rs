@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::client::cluster::{resolve_targets, statuses, EndpointStatus};
 use crate::client::maintenance::{
-    alarms, compact, defrag_one_by_one, defrag_order, disarm, quorum_risk, write_check,
+    alarms, compact, defrag_one_by_one, defrag_order, disarm, quorum_refusal, write_check,
 };
 use crate::client::{Connector, Target};
 use crate::exit::Outcome;
@@ -59,8 +59,8 @@ pub async fn run(
     let revision = lead.revision;
     // The dry run refuses what the real run would refuse.
     if !force {
-        if let Some(why) = quorum_risk(&now) {
-            bail!("refusing to defragment: {why}; bring the member back first, or pass --force");
+        if let Some(refusal) = quorum_refusal(&targets, &now) {
+            bail!("{refusal}");
         }
     }
     let mut steps = plan(&targets, &now, lead_target, revision, etcdctl_flags);

@@ -239,7 +239,8 @@ pub fn read<S: ReadAt>(db: &mut Db<S>, query: &Query) -> Result<Keyspace, Keyspa
         return Err(KeyspaceError::Integrity { problems });
     }
     let last = c.last.map(|r| r.main).unwrap_or(0);
-    let current = last.max(compacted);
+    // An empty store is at revision 1, as etcd's mvcc store starts (newStore: currentRev 1).
+    let current = last.max(compacted).max(1);
     let revision = match query.at {
         None => current,
         Some(n) if n > current => return Err(KeyspaceError::Future(n, current)),

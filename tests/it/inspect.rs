@@ -620,3 +620,48 @@ fn hostile_keys_and_values_never_reach_the_terminal_raw() {
         }
     }
 }
+
+/// #28 item 14: a snapshot of an empty keyspace is at revision 1, as etcd serves it (its store
+/// starts there), in `ls`'s header, and `verify --boot` agrees with the etcd it boots.
+#[test]
+fn an_empty_keyspace_is_at_revision_1() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let live = etcdctl_json(
+        &c,
+        &etcdctl(),
+        &c.members[0].client_url,
+        &["get", "", "--prefix", "-w", "json"],
+    );
+    let served = live["header"]["revision"].as_i64().unwrap();
+    assert_eq!(served, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("empty.db");
+    c.etcdctl_save(0, &snap, None);
+    let r = etcdops(&["snapshot", "ls", &s(&snap), "-w", "json"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.json()["header"]["revision"].as_i64(),
+        Some(served),
+        "{}",
+        r.stdout
+    );
+    assert!(kvs(&r.json()).is_empty(), "{}", r.stdout);
+    let etcd = Version::V3_5_1.binary("etcd");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &s(&snap),
+            "--boot",
+            "--etcd",
+            &s(&etcd),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("served revision 1 with 0 keys"),
+        "{}",
+        r.stdout
+    );
+}

@@ -199,6 +199,20 @@ fn defrag_goes_one_member_at_a_time_with_the_leader_last(version: Version) {
     let r = run(&c, &["defrag", "--cluster", "--dial-timeout", "1s"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("quorum"), "{}", r.stderr);
+    // The refusal names the member that is down (#28 item 13), and only it.
+    let down = &c.members[follower].client_url;
+    assert!(
+        r.stderr.contains(&format!("down ({down} (")),
+        "{}",
+        r.stderr
+    );
+    for (i, m) in c.members.iter().enumerate() {
+        assert!(
+            i == follower || !r.stderr.contains(&m.client_url),
+            "{}",
+            r.stderr
+        );
+    }
     // recover-space refuses the same, its dry run too (it planned the defragmentation before).
     for dry in [true, false] {
         let mut argv = vec!["recover-space", "--dial-timeout", "1s"];
