@@ -1,6 +1,7 @@
 //! `etcdops snapshot ls DIR/|s3://BUCKET/PREFIX/`: the snapshots etcdops saved there, oldest
-//! first — name, time, size, revision, verified (a sidecar that names the object and agrees
-//! with its size), compressed, encrypted. Other files and objects are not listed.
+//! first — name, time, size, revision, cluster ID and node (two clusters with a node `cp1` in
+//! one prefix are told apart), verified (a sidecar that names the object and agrees with its
+//! size), compressed, encrypted. Other files and objects are not listed.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -20,6 +21,9 @@ pub struct Listed {
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// The cluster ID of the member that saved it (from the sidecar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub verified: bool,
@@ -47,6 +51,7 @@ pub async fn run(settings: &StoreSettings) -> Result<ListReport> {
             time: rfc3339(b.parsed.time),
             size: b.size,
             revision: b.meta.as_ref().ok().map(|m| m.revision),
+            cluster_id: b.meta.as_ref().ok().map(|m| m.cluster_id.clone()),
             node: Some(b.parsed.node.clone()),
             verified: b.verified(),
             problem: b.meta.as_ref().err().cloned(),
@@ -73,6 +78,8 @@ impl Report for ListReport {
                 "TIME",
                 "SIZE",
                 "REVISION",
+                "CLUSTER",
+                "NODE",
                 "VERIFIED",
                 "COMPRESSED",
                 "ENCRYPTED",
@@ -87,6 +94,8 @@ impl Report for ListReport {
                         s.revision
                             .map(|r| r.to_string())
                             .unwrap_or_else(|| "-".into()),
+                        escape(s.cluster_id.as_deref().unwrap_or("-")),
+                        escape(s.node.as_deref().unwrap_or("-")),
                         yes(s.verified),
                         yes(s.compressed),
                         yes(s.encrypted),
@@ -105,13 +114,15 @@ impl Report for ListReport {
             .iter()
             .map(|s| {
                 format!(
-                    "{}, {}, {}, {}, {}",
+                    "{}, {}, {}, {}, {}, {}, {}",
                     escape(&s.url),
                     s.time,
                     s.size,
                     s.revision
                         .map(|r| r.to_string())
                         .unwrap_or_else(|| "-".into()),
+                    escape(s.cluster_id.as_deref().unwrap_or("-")),
+                    escape(s.node.as_deref().unwrap_or("-")),
                     if s.verified { "verified" } else { "unverified" }
                 )
             })

@@ -1601,3 +1601,59 @@ fn uploads_carry_checksums_and_object_lock_buckets_take_them() {
         r.stderr
     );
 }
+
+/// #28 item 19: two clusters whose members share a name save into one prefix; `ls` tells them
+/// apart by cluster ID in every format.
+#[test]
+fn ls_tells_two_clusters_with_the_same_node_name_apart() {
+    let one = shared(Version::V3_5_1, 1);
+    let two = Cluster::start(ClusterOptions::new(Version::V3_5_30, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("{}/", s(dir.path()));
+    let mut ids = Vec::new();
+    for c in [&*one, &two] {
+        let mut argv = vec!["snapshot".to_string(), "save".to_string(), dest.clone()];
+        argv.extend(save_args(c));
+        argv.extend(["-w".to_string(), "json".to_string()]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let r = etcdops(&argv, &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        // Generated names have a one-second resolution.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let status = etcdops(
+            &crate::common::run::args(&["status", "-w", "json"], &save_args(c)),
+            &[],
+        );
+        let id = status.json()[0]["Status"]["header"]["cluster_id"]
+            .as_u64()
+            .unwrap();
+        ids.push(format!("{id:x}"));
+    }
+    assert_ne!(ids[0], ids[1]);
+    let r = etcdops(&["snapshot", "ls", &dest, "-w", "json"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let listed: Vec<(String, String)> = r.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap().to_string(),
+                e["cluster_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 2, "{}", r.stdout);
+    assert_eq!(listed[0].0, listed[1].0, "the same node name: {listed:?}");
+    assert_eq!(
+        [listed[0].1.clone(), listed[1].1.clone()],
+        [ids[0].clone(), ids[1].clone()]
+    );
+    for format in ["table", "simple"] {
+        let r = etcdops(&["snapshot", "ls", &dest, "-w", format], &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        for id in &ids {
+            assert!(r.stdout.contains(id.as_str()), "{format}: {}", r.stdout);
+        }
+    }
+}

@@ -332,6 +332,7 @@ const SINGLE_3_5_1_USERS: &[&str] = &[
     "online::zero_flags::",
     "remote::bad_cases_exit_2_with_one_line_and_nothing_visible",
     "remote::retention_on_the_server_and_in_a_directory",
+    "remote::ls_tells_two_clusters_with_the_same_node_name_apart",
     "remote::the_scheduled_service_runs_its_save_as_written",
     "remote::a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluster",
     "snapshot_save::connection_failures::",
