@@ -154,6 +154,7 @@ pub fn renew(
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     // The new certificate gets a key identifier computed from its key, as before.
     params.key_identifier_method = rcgen::KeyIdMethod::Sha256;
+    keep_extensions_verbatim(&der, &mut params);
     let cert = params
         .signed_by(key, &ca.issuer, &ca.key)
         .map_err(|e| RenewError::Sign(name.to_string(), e.to_string()))?;
@@ -168,6 +169,38 @@ pub fn renew(
         capped: not_after < wanted,
         serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
     })
+}
+
+/// The extensions rcgen would write from its typed fields, each with the criticality rcgen
+/// chooses (keyUsage and basicConstraints always critical): carried over from the old
+/// certificate byte for byte instead, its criticality included, so that a non-critical
+/// keyUsage (as openssl writes by default) stays non-critical.
+const VERBATIM: [&str; 4] = [
+    "2.5.29.15", // keyUsage
+    "2.5.29.37", // extendedKeyUsage
+    "2.5.29.19", // basicConstraints
+    "2.5.29.17", // subjectAltName
+];
+
+fn keep_extensions_verbatim(der: &[u8], params: &mut CertificateParams) {
+    let Ok((_, old)) = parse_x509_certificate(der) else {
+        return;
+    };
+    for ext in old.extensions() {
+        let oid = ext.oid.to_id_string();
+        let Some(arcs) = ext.oid.iter() else { continue };
+        if !VERBATIM.contains(&oid.as_str()) {
+            continue;
+        }
+        let arcs: Vec<u64> = arcs.collect();
+        let mut copy = rcgen::CustomExtension::from_oid_content(&arcs, ext.value.to_vec());
+        copy.set_criticality(ext.critical);
+        params.custom_extensions.push(copy);
+    }
+    params.key_usages.clear();
+    params.extended_key_usages.clear();
+    params.subject_alt_names.clear();
+    params.is_ca = rcgen::IsCa::NoCa;
 }
 
 fn getrandom_fill(buf: &mut [u8]) {

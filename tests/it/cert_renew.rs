@@ -101,9 +101,15 @@ fn leaf(
         &format!("/O=system:masters/CN={cn}"),
     ]);
     let ext = dir.join(format!("{cert}.ext"));
+    // kubeadm marks keyUsage critical; openssl's own default (the EC trees here) leaves it and
+    // basicConstraints non-critical: a renewal keeps each as it was (#28 item 4).
+    let usage = match alg {
+        Alg::Rsa => "keyUsage=critical,digitalSignature,keyEncipherment",
+        _ => "keyUsage=digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE",
+    };
     std::fs::write(
         &ext,
-        format!("subjectAltName=DNS:localhost,DNS:cp1,IP:127.0.0.1,IP:10.0.0.11\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage={eku}\n"),
+        format!("subjectAltName=DNS:localhost,DNS:cp1,IP:127.0.0.1,IP:10.0.0.11\n{usage}\nextendedKeyUsage={eku}\n"),
     )
     .unwrap();
     openssl(&[
