@@ -496,8 +496,8 @@ pub struct SchedulePrintArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Snapshot file to restore, a .zst/.age file, or an s3:// object
-    #[arg(value_name = "SOURCE")]
-    pub file: String,
+    #[arg(value_name = "SOURCE", required_unless_present = "from_manifest")]
+    pub file: Option<String>,
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,

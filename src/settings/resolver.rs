@@ -442,7 +442,8 @@ impl Resolver {
         })
     }
 
-    pub(super) fn restore(&mut self, args: RestoreArgs) -> Result<RestoreSettings> {
+    pub(super) fn restore(&mut self, mut args: RestoreArgs) -> Result<RestoreSettings> {
+        let file = restore_source(&mut args)?;
         let manifest = match (&args.from_manifest, args.update_manifest) {
             (Some(Some(path)), _) => Some(Manifest::load(path)?),
             (Some(None), _) | (None, true) => {
@@ -466,8 +467,8 @@ impl Resolver {
             (None, None) => PathBuf::from(format!("{name}.etcd")),
         };
         Ok(RestoreSettings {
-            source: self.source(&args.file, args.identity.clone(), &args.read)?,
-            file: PathBuf::from(args.file),
+            source: self.source(&file, args.identity.clone(), &args.read)?,
+            file: PathBuf::from(file),
             data_dir,
             wal_dir: args.wal_dir,
             initial_cluster: args.initial_cluster,
@@ -729,4 +730,33 @@ fn parse_every(text: &str) -> Result<Duration> {
         return Ok(Duration::from_secs(days.saturating_mul(86_400)));
     }
     parse_go_duration(text).with_context(|| format!("--every {text}"))
+}
+
+/// The snapshot a restore reads. `--from-manifest` takes an optional PATH, so in
+/// `restore --from-manifest /backup/snap.db` the snapshot was taken as the manifest: without a
+/// SOURCE, a PATH that is not a manifest (`.yaml`, `.yml`, `.json`, `.conf`, `.service`) is the
+/// snapshot, and the manifest is this node's.
+fn restore_source(args: &mut RestoreArgs) -> Result<String> {
+    if let Some(file) = args.file.take() {
+        return Ok(file);
+    }
+    let manifest_like = |p: &std::path::Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json" | "conf" | "service"))
+    };
+    match args.from_manifest.take() {
+        Some(Some(path)) if !manifest_like(&path) => {
+            args.from_manifest = Some(None);
+            Ok(path.display().to_string())
+        }
+        other => {
+            args.from_manifest = other;
+            Err(crate::exit::Hinted {
+                error: anyhow::anyhow!("snapshot restore: no SOURCE (the snapshot to restore) was given"),
+                hint: "give the snapshot after the flags: etcdops snapshot restore --from-manifest [MANIFEST] SOURCE".to_string(),
+            }
+            .into())
+        }
+    }
 }

@@ -261,6 +261,29 @@ fn save_restore_and_update_the_static_pod(version: Version) {
     );
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
     assert!(!new_dir.exists());
+    // The snapshot right after --from-manifest (which takes an optional PATH) is the snapshot,
+    // the manifest this node's (--manifest): the same plan (#28 item 17).
+    let swapped = etcdops(
+        &[
+            "--manifest",
+            m,
+            "snapshot",
+            "restore",
+            "--from-manifest",
+            snap.to_str().unwrap(),
+            "--update-manifest",
+            "--dry-run",
+            "--data-dir",
+            new_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(swapped.code, 0, "{swapped:?}");
+    assert_eq!(swapped.stdout, r.stdout);
+    assert!(!new_dir.exists());
+    let none = etcdops(&["snapshot", "restore", "--from-manifest", m], &[]);
+    assert_eq!(none.code, 2, "{none:?}");
+    assert!(none.stderr.contains("no SOURCE"), "{}", none.stderr);
 
     // The real thing.
     let r = etcdops(
