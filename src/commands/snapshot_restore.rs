@@ -139,14 +139,43 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     // file system, so the space check and the copy stay local).
     // What can be refused without the snapshot is refused before it is fetched or decoded.
     let destinations = check_destinations(opts)?;
+    fsutil::interruption_leaves(Some(format!(
+        "the snapshot {} is untouched and nothing was put in place at {}{}",
+        crate::text::escape(&opts.file.display().to_string()),
+        crate::text::escape(&opts.data_dir.display().to_string()),
+        if opts.update_manifest {
+            "; the manifest is as it was"
+        } else {
+            ""
+        }
+    )));
     let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
     let plan = plan(opts, &plain.path, destinations)?;
     let (mut report, committing) = if opts.dry_run {
-        (plan.report(None), None)
+        // The snapshot is read as the restore would read it: a dry run refuses what the run
+        // would refuse, and knows whether the data is Kubernetes' (for the --bump-revision note).
+        let checks = crate::etcd::status::Checks {
+            integrity: true,
+            hash: plan.trailer && !opts.skip_hash_check,
+            user_keys: false,
+        };
+        let status = crate::etcd::status::status(&plan.src, checks)
+            .with_context(|| format!("snapshot {}", opts.file.display()))?;
+        if status.trailer == crate::etcd::status::Trailer::Mismatch {
+            bail!(
+                "snapshot {}: the sha256 trailer does not match the database",
+                opts.file.display()
+            );
+        }
+        (plan.report(None, status.kubernetes), None)
     } else {
         let trailer_verified = plain.trailer_verified;
         let restored = restore(&plan, plain.into_temp().map(|t| (t, trailer_verified)))?;
-        (plan.report(Some(&restored)), Some(restored.committing))
+        let kubernetes = restored.status.kubernetes;
+        (
+            plan.report(Some(&restored), kubernetes),
+            Some(restored.committing),
+        )
     };
     if let Some(e) = &plan.edit {
         report.manifest = Some(e.path.display().to_string());
@@ -158,6 +187,8 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
             report.manifest_backup = Some(backup.display().to_string());
         }
     }
+    // From here the restore is whole: an interruption no longer undoes anything.
+    fsutil::interruption_leaves(None);
     drop(committing);
     Ok(report)
 }
@@ -572,8 +603,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32, preallocate: Option<u64>) ->
 }
 
 impl Plan<'_> {
-    /// The report of this plan; `restored` is `None` for a dry run.
-    fn report(&self, restored: Option<&Restored>) -> RestoreReport {
+    /// The report of this plan; `restored` is `None` for a dry run. `kubernetes`: the snapshot
+    /// holds Kubernetes data.
+    fn report(&self, restored: Option<&Restored>, kubernetes: bool) -> RestoreReport {
         let opts = &self.opts;
         let m = &self.decision.membership;
         let members: Vec<MemberSummary> = m.members.iter().map(MemberSummary::from).collect();
@@ -596,12 +628,10 @@ impl Plan<'_> {
                 notes.push("note: on the other members, --from-manifest reads --manifest, ETCDOPS_MANIFEST or /etc/kubernetes/manifests/etcd.yaml; add --manifest PATH where etcd.yaml lives elsewhere".to_string());
             }
         }
-        if let Some(r) = restored {
-            if r.status.kubernetes && r.bumped.is_none() {
-                notes.push(format!(
-                    "note: this snapshot holds Kubernetes data; consider --bump-revision {KUBERNETES_BUMP} --mark-compacted so that watch caches and informers see revisions move forward instead of back"
-                ));
-            }
+        if kubernetes && self.opts.bump_revision.is_none() {
+            notes.push(format!(
+                "note: this snapshot holds Kubernetes data; consider --bump-revision {KUBERNETES_BUMP} --mark-compacted so that watch caches and informers see revisions move forward instead of back"
+            ));
         }
         let wal_dir = self
             .wal_dir

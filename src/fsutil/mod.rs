@@ -33,8 +33,8 @@ pub use lock::{clean_stale, lock_dir};
 pub use read::{ensure_free_space, kind_name, open_regular, read_capped, read_capped_text};
 pub use replace::Replacement;
 pub use signals::{
-    catch_file_size_signal, remove_temporaries_on_signals, wait_if_signalled, Critical,
-    SignalsHandledHere, SIGXFSZ,
+    catch_file_size_signal, interruption_leaves, remove_temporaries_on_signals, wait_if_signalled,
+    Critical, SignalsHandledHere, SIGXFSZ,
 };
 pub use temp::{prepare, prepare_secret, undo_commit, write_atomic, TempDir, TempFile};
 

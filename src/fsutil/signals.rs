@@ -17,6 +17,16 @@ pub(super) static INTERRUPTED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 /// Set as soon as the signal handler has a signal to act on: it will exit the process.
 static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What an interrupted command leaves as it was, in its own words (the default: what was
+/// complete stays).
+static STAYS: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Say what an interruption from here on leaves as it was (e.g. restore: the snapshot and the
+/// data dir); `None` returns to the default.
+pub fn interruption_leaves(what: Option<String>) {
+    *STAYS.lock().unwrap_or_else(|p| p.into_inner()) = what;
+}
+
 /// Held across a sequence of renames that must finish together (see [`Critical`]); the signal
 /// handler waits for it.
 static CRITICAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -96,8 +106,13 @@ pub fn remove_temporaries_on_signals() -> Result<()> {
                         .map(|p| crate::text::escape(&p.display().to_string()))
                         .collect();
                     let removed = unfinished.len() - left.len();
+                    let stays = STAYS
+                        .lock()
+                        .ok()
+                        .and_then(|s| s.clone())
+                        .unwrap_or_else(|| "what was already complete stays".to_string());
                     let line = if left.is_empty() {
-                        format!("error: interrupted by {name}: {removed} unfinished file(s) removed; what was already complete stays")
+                        format!("error: interrupted by {name}: {removed} unfinished file(s) removed; {stays}")
                     } else {
                         format!("error: interrupted by {name}: {removed} unfinished file(s) removed, {} could not be: remove them by hand", left.join(", "))
                     };

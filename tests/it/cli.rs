@@ -95,8 +95,16 @@ fn usage_errors_exit_2_with_one_line_or_clap_usage() {
         let r = etcdops(args, env);
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
         assert_eq!(r.error_lines(), 1, "{args:?}: {}", r.stderr);
-        let others = r.stderr.lines().filter(|l| !l.starts_with("hint: ")).count();
-        assert_eq!(others, 1, "{args:?}: one error line, a hint may follow: {}", r.stderr);
+        let others = r
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("hint: "))
+            .count();
+        assert_eq!(
+            others, 1,
+            "{args:?}: one error line, a hint may follow: {}",
+            r.stderr
+        );
         assert!(
             r.stderr.starts_with("error: ") && r.stderr.contains(needle),
             "{args:?}: {}",

@@ -1020,6 +1020,49 @@ fn an_interrupted_decode_leaves_no_plaintext() {
             .collect();
         assert!(left.is_empty(), "{cmd:?} left {left:?} in TMPDIR");
     }
+    // A restore decodes beside the data dir; interrupted, it says what stays (#28 item 17).
+    let place = dir.path().join("place");
+    std::fs::create_dir(&place).unwrap();
+    let data = place.join("restored");
+    let start = Instant::now();
+    let (o, k, d) = (s(&obj), s(&key), s(&data));
+    let mut child = etcdops_spawn_env(
+        &[
+            "snapshot",
+            "restore",
+            o.as_str(),
+            "--identity",
+            k.as_str(),
+            "--data-dir",
+            d.as_str(),
+        ],
+        &[],
+    );
+    while std::fs::read_dir(&place).unwrap().count() == 0
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "restore ended before it was interrupted"
+    );
+    send_signal(child.id(), "INT");
+    let r = wait_run(child, start, Duration::from_secs(20));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "the snapshot {o} is untouched and nothing was put in place at {d}"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&place).unwrap().count(),
+        0,
+        "nothing left beside the data dir"
+    );
 }
 
 #[test]
