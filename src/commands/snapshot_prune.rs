@@ -26,7 +26,6 @@ pub struct PruneLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneReport {
     pub location: String,
-    #[serde(rename = "dryRun")]
     pub dry_run: bool,
     pub snapshots: Vec<PruneLine>,
 }

@@ -73,6 +73,7 @@ pub struct RestoreReport {
     /// `--initial-cluster` that every other member restores with.
     pub initial_cluster: String,
     pub initial_cluster_token: String,
+    #[serde(serialize_with = "members_snake_case")]
     pub members: Vec<MemberSummary>,
     /// The snapshot's revision, and the one etcd starts at after a bump (absent in a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +106,27 @@ pub struct RestoreReport {
     pub preflight: Option<String>,
     #[serde(skip)]
     pub notes: Vec<String>,
+}
+
+/// The members in this report's own field names (snake_case; `snapshot status` keeps etcd's).
+fn members_snake_case<S: serde::Serializer>(
+    members: &[MemberSummary],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let v: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "name": m.name,
+                "peer_urls": m.peer_urls,
+                "client_urls": m.client_urls,
+                "is_learner": m.is_learner,
+            })
+        })
+        .collect();
+    v.serialize(s)
 }
 
 /// Everything decided before anything is written: the membership, the destination, the

@@ -66,16 +66,16 @@ pub struct SaveReport {
     /// Encrypted with age.
     pub encrypted: bool,
     /// Size of the stored object, when compressed or encrypted.
-    #[serde(rename = "objectSize", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub object_size: Option<u64>,
     /// Incomplete uploads of earlier, interrupted saves that this save aborted.
-    #[serde(rename = "abortedUploads", skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aborted_uploads: Vec<String>,
     /// Snapshots deleted by `--keep` after the save.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
     /// Why `--keep` could not finish (the save itself is complete).
-    #[serde(rename = "pruneFailed", skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prune_failed: Option<String>,
     /// From reading the saved file back, as `snapshot status` reports them (plain files only).
     #[serde(skip_serializing_if = "Option::is_none")]

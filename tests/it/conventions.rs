@@ -449,3 +449,70 @@ fn cfssl_style_keys_pair_with_their_certificates() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("key mismatch"), "{}", r.stdout);
 }
+
+/// Every key of a JSON document, nested ones included.
+fn json_keys(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                out.push(k.clone());
+                json_keys(child, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| json_keys(c, out)),
+        _ => {}
+    }
+}
+
+/// #28 item 16: etcdops's own JSON documents are snake_case throughout, but for the four
+/// numbers they share with `etcdutl snapshot status`, which keep etcdutl's names
+/// (docs/cli.md, "JSON field names").
+#[test]
+fn own_json_documents_are_snake_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = crate::common::repo().join("examples/k8s-small.db");
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let data = dir.path().join("restored");
+    let pki = dir.path().join("pki");
+    crate::common::pki::Pki::generate(&pki);
+    let (ex, bk, dd, pk) = (s(&example), format!("{}/", s(&backups)), s(&data), s(&pki));
+    let documents = [
+        vec![
+            "snapshot",
+            "restore",
+            ex.as_str(),
+            "--data-dir",
+            dd.as_str(),
+            "--dry-run",
+        ],
+        vec!["snapshot", "verify", ex.as_str()],
+        vec!["snapshot", "diff", ex.as_str(), ex.as_str()],
+        vec!["snapshot", "ls", bk.as_str()],
+        vec![
+            "snapshot",
+            "prune",
+            bk.as_str(),
+            "--keep-last",
+            "1",
+            "--dry-run",
+        ],
+        vec!["cert-expiry", pk.as_str()],
+    ];
+    let etcdutl = ["hash", "revision", "totalKey", "totalSize"];
+    for argv in documents {
+        let mut a = argv.clone();
+        a.extend(["-w", "json"]);
+        let r = etcdops(&a, &[("ETCDOPS_NOW", "2026-12-07T00:00:00Z")]);
+        assert!(r.code == 0 || r.code == 1, "{argv:?}: {r:?}");
+        let mut keys = Vec::new();
+        json_keys(&r.json(), &mut keys);
+        assert!(!keys.is_empty(), "{argv:?}: {}", r.stdout);
+        let bad: Vec<&String> = keys
+            .iter()
+            .filter(|k| !etcdutl.contains(&k.as_str()))
+            .filter(|k| k.chars().any(|c| c.is_ascii_uppercase() || c == '-'))
+            .collect();
+        assert!(bad.is_empty(), "{argv:?}: not snake_case: {bad:?}");
+    }
+}

@@ -1137,7 +1137,7 @@ fn schedule_units_killed_read_only_and_two_at_once() {
 }
 
 /// `save DIR/ --keep` whose delete is refused (the old snapshot is a mount point: unlink gives
-/// EBUSY): the complete save is still reported, with `pruneFailed`, exit 2; the refused
+/// EBUSY): the complete save is still reported, with `prune_failed`, exit 2; the refused
 /// snapshot keeps its sidecar, so the next prune deletes it.
 #[test]
 fn a_refused_delete_after_a_save_is_reported_beside_it_and_retried_later() {
@@ -1195,7 +1195,7 @@ fn a_refused_delete_after_a_save_is_reported_beside_it_and_retried_later() {
     );
     let report = r.json();
     assert!(
-        report["pruneFailed"].as_str().unwrap().contains(&pinned),
+        report["prune_failed"].as_str().unwrap().contains(&pinned),
         "{report}"
     );
     let saved = PathBuf::from(report["file"].as_str().unwrap());

@@ -573,6 +573,47 @@ fn decode_shows_kubernetes_objects() {
         secret.stdout.contains("aescbc") && secret.stdout.contains("key1"),
         "{secret:?}"
     );
+    // --decode means the same in every format (#28 item 16): the table's VALUE column and JSON's
+    // "decoded" are the summary; JSON values also come back as the object itself.
+    for (key, word) in [
+        ("/registry/pods/web/nginx", "Pod"),
+        ("/registry/example.com/widgets/web/w1", "Widget"),
+        ("/registry/secrets/web/s", "aescbc"),
+    ] {
+        let run = |format: &str| {
+            etcdops(
+                &["snapshot", "get", &s(&snap), key, "--decode", "-w", format],
+                &[],
+            )
+        };
+        let (table, json) = (run("table"), run("json"));
+        let doc = json.json();
+        let decoded = doc["kvs"][0]["decoded"].as_str().unwrap().to_string();
+        assert!(decoded.contains(word), "{key}: {decoded}");
+        assert!(
+            table.stdout.contains(&decoded),
+            "{key}: {} vs {decoded}",
+            table.stdout
+        );
+        assert!(
+            doc["kvs"][0]["value"].is_string(),
+            "etcdctl's value stays: {}",
+            json.stdout
+        );
+    }
+    let widget = etcdops(
+        &[
+            "snapshot",
+            "get",
+            &s(&snap),
+            "/registry/example.com/widgets/web/w1",
+            "--decode",
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(widget.json()["kvs"][0]["object"]["spec"]["size"], 3);
 }
 
 /// Keys and values with escape sequences and newlines: `ls`, `get` and `diff` never print them

@@ -77,7 +77,20 @@ impl Report for GetReport {
             .keyspace
             .kvs
             .iter()
-            .map(|kv| kv_json(kv, true))
+            .map(|kv| {
+                let mut v = kv_json(kv, true);
+                // --decode in JSON too: etcdctl's fields, plus what the value decodes to.
+                if self.decode {
+                    let d = k8s::decode(&kv.value);
+                    v["decoded"] = d.summary().into();
+                    if let Decoded::Json { pretty, .. } = &d {
+                        if let Ok(object) = serde_json::from_str::<Value>(pretty) {
+                            v["object"] = object;
+                        }
+                    }
+                }
+                v
+            })
             .collect();
         let mut doc = json!({"header": {"revision": self.keyspace.revision}});
         if !kvs.is_empty() {
