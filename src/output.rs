@@ -93,6 +93,57 @@ pub fn write_report(
     }
 }
 
+/// Bytes done of a total, the rate and the percentage, on one stderr line rewritten at most five
+/// times a second; only when stderr is a terminal (a pipe or a journal gets nothing).
+pub struct Progress {
+    enabled: bool,
+    start: std::time::Instant,
+    last: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn on_terminal() -> Progress {
+        use std::io::IsTerminal;
+        Progress::new(io::stderr().is_terminal())
+    }
+
+    pub fn new(enabled: bool) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            enabled,
+            start: now,
+            last: now,
+            shown: false,
+        }
+    }
+
+    pub fn update(&mut self, done: u64, total: u64) {
+        let due = !self.shown || self.last.elapsed() >= std::time::Duration::from_millis(200);
+        if !self.enabled || !due {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        self.shown = true;
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
+        let _ = write!(
+            io::stderr().lock(),
+            "\r{} / {} ({pct}%), {}/s   ",
+            crate::units::humanize_bytes(done),
+            crate::units::humanize_bytes(total),
+            crate::units::humanize_bytes((done as f64 / secs) as u64)
+        );
+    }
+
+    /// End the line, if one was drawn.
+    pub fn finish(&self) {
+        if self.shown {
+            let _ = writeln!(io::stderr().lock());
+        }
+    }
+}
+
 /// Write plain lines (for commands whose output is a script or a message).
 pub fn emit_text(text: &str) -> io::Result<()> {
     let stdout = io::stdout();

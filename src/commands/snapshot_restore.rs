@@ -457,7 +457,21 @@ fn place_db(
             }
             adopt(temp, db_path, db_len(plan))
         }
-        _ => restore::copy_verified(&plan.src, db_path, db_len(plan), verify).map_err(Into::into),
+        _ => {
+            // Progress on a terminal, as a save shows it.
+            let progress = std::sync::Mutex::new(crate::output::Progress::on_terminal());
+            let total = db_len(plan);
+            let copied = |done: u64| {
+                if let Ok(mut p) = progress.lock() {
+                    p.update(done, total);
+                }
+            };
+            let copied = restore::copy_verified(&plan.src, db_path, total, verify, &copied);
+            if let Ok(p) = progress.lock() {
+                p.finish();
+            }
+            copied.map_err(Into::into)
+        }
     };
     placed.with_context(|| format!("snapshot {}", opts.file.display()))
 }

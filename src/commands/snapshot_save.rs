@@ -16,7 +16,7 @@
 //! Mirrors etcd-io/etcd client/v3/snapshot/v3_snapshot.go `Save` (which checks only the trailer's
 //! presence, not its value).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use crate::client::cluster::{
 use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TrailerCheck};
 use crate::fsutil::TempFile;
-use crate::output::Report;
+use crate::output::{Progress, Report};
 use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
 use crate::remote::meta::{self, Metadata};
 use crate::remote::multipart::{self, Multipart, Pending};
@@ -261,12 +261,15 @@ impl SnapshotStream<'_> {
         mut write: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<TrailerCheck> {
         let mut check = TrailerCheck::new();
-        let mut progress = Progress::new(std::io::stderr().is_terminal());
+        let mut progress = Progress::on_terminal();
         while let Some(message) = self.next().await? {
             let blob = message.blob();
             write(blob)?;
             check.feed(blob);
-            progress.update(check.total, message.remaining_bytes(), blob.len());
+            progress.update(
+                check.total,
+                check.total.saturating_add(message.remaining_bytes()),
+            );
         }
         progress.finish();
         check
@@ -600,12 +603,15 @@ async fn save_s3(
     let mut upload = Multipart::start(s3.clone(), bucket, &key, pending).await?;
     let mut encoder = Encoder::new(upload.sink(), &encoding)?;
     let mut check = TrailerCheck::new();
-    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let mut progress = Progress::on_terminal();
     while let Some(message) = stream.next().await? {
         let blob = message.blob();
         encoder.write_all(blob).context("encoding the snapshot")?;
         check.feed(blob);
-        progress.update(check.total, message.remaining_bytes(), blob.len());
+        progress.update(
+            check.total,
+            check.total.saturating_add(message.remaining_bytes()),
+        );
         upload.send_ready().await?;
     }
     progress.finish();
@@ -663,55 +669,6 @@ async fn publish_s3(
         return Err(e.context(format!("writing the metadata of s3://{bucket}/{key}")));
     }
     Ok(())
-}
-
-/// Bytes, rate and percent on stderr, only when it is a terminal.
-struct Progress {
-    enabled: bool,
-    start: Instant,
-    last: Instant,
-    total: Option<u64>,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Progress {
-        let now = Instant::now();
-        Progress {
-            enabled,
-            start: now,
-            last: now,
-            total: None,
-        }
-    }
-
-    fn update(&mut self, received: u64, remaining: u64, blob: usize) {
-        if !self.enabled {
-            return;
-        }
-        // remaining_bytes counts what is left after this message, so the first message gives
-        // the database size.
-        let total = *self
-            .total
-            .get_or_insert(remaining.saturating_add(blob as u64));
-        if self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        let pct = (received * 100).checked_div(total).unwrap_or(100).min(100);
-        eprint!(
-            "\r{} / {} ({pct}%), {}/s   ",
-            humanize_bytes(received),
-            humanize_bytes(total),
-            humanize_bytes((received as f64 / secs) as u64)
-        );
-    }
-
-    fn finish(&self) {
-        if self.enabled && self.total.is_some() {
-            eprintln!();
-        }
-    }
 }
 
 impl Report for SaveReport {

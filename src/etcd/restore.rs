@@ -73,11 +73,13 @@ fn io_at<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Re
 /// Copy the first `db_len` bytes of `src` (the database without its trailer) to a new file
 /// `dest`, verifying the sha256 trailer when `verify`, while the status walk checks the input.
 /// Nothing is cleaned up here: `dest` lives in the caller's temporary directory.
+/// `copied` is told the bytes copied so far, every MiB (a progress line on a terminal).
 pub fn copy_verified(
     src: &FileSource,
     dest: &Path,
     db_len: u64,
     verify: bool,
+    copied: &(dyn Fn(u64) + Sync),
 ) -> Result<SnapshotStatus, RestoreError> {
     let checks = Checks {
         integrity: true,
@@ -85,7 +87,7 @@ pub fn copy_verified(
         user_keys: false,
     };
     let (copied, status) = std::thread::scope(|scope| {
-        let copy = scope.spawn(|| copy_hashing(src, dest, db_len, verify));
+        let copy = scope.spawn(|| copy_hashing(src, dest, db_len, verify, copied));
         let status = status::status(src, checks);
         let copied = copy.join().unwrap_or(Err(RestoreError::Thread("copy")));
         (copied, status)
@@ -110,6 +112,7 @@ fn copy_hashing(
     dest: &Path,
     db_len: u64,
     verify: bool,
+    copied: &(dyn Fn(u64) + Sync),
 ) -> Result<Option<[u8; 32]>, RestoreError> {
     use std::sync::mpsc::sync_channel;
     let mut out = OpenOptions::new()
@@ -150,6 +153,7 @@ fn copy_hashing(
                     return Ok(());
                 }
                 pos += n as u64;
+                copied(pos);
             }
             Ok(())
         })();

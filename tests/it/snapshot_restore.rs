@@ -1270,3 +1270,45 @@ mod transcripts {
         assert_transcript!("corrupt_snapshot", t);
     }
 }
+
+/// #28 item 18: on a terminal a restore shows its progress as a save does (bytes, percentage,
+/// rate, ended with a newline); in a pipe or a journal, nothing.
+#[test]
+fn progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo().join("examples/k8s-small.db");
+    let (on_tty, piped) = (dir.path().join("tty"), dir.path().join("piped"));
+    // util-linux `script` gives the command a pseudo-terminal, as an operator's shell has.
+    let command = format!(
+        "{} snapshot restore {} --data-dir {}",
+        env!("CARGO_BIN_EXE_etcdops"),
+        s(&example),
+        s(&on_tty)
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("TERM", "dumb")
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(100%)") && text.contains("/s"), "{text}");
+    assert!(on_tty.join("member/snap/db").exists());
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&example),
+            "--data-dir",
+            &s(&piped),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        !r.stderr.contains('%') && !r.stderr.contains('\r'),
+        "{}",
+        r.stderr
+    );
+}
