@@ -29,57 +29,111 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Comma-separated etcd client URLs [env: ETCDCTL_ENDPOINTS]
-    #[arg(long, global = true, value_name = "URLS")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "URLS"
+    )]
     pub endpoints: Option<String>,
 
     /// CA bundle that signed the server certificates [env: ETCDCTL_CACERT]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "FILE"
+    )]
     pub cacert: Option<PathBuf>,
 
     /// Client certificate (PEM) [env: ETCDCTL_CERT]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "FILE"
+    )]
     pub cert: Option<PathBuf>,
 
     /// Client private key (PEM) [env: ETCDCTL_KEY]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "FILE"
+    )]
     pub key: Option<PathBuf>,
 
     /// Accept any server certificate (encryption without authentication of the server)
     /// [env: ETCDCTL_INSECURE_SKIP_TLS_VERIFY]
-    #[arg(long, global = true)]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true
+    )]
     pub insecure_skip_tls_verify: bool,
 
     /// User name, or name:password [env: ETCDCTL_USER]
-    #[arg(long, global = true, value_name = "NAME[:PASSWORD]")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "NAME[:PASSWORD]"
+    )]
     pub user: Option<String>,
 
     /// Password of --user [env: ETCDCTL_PASSWORD]
-    #[arg(long, global = true)]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true
+    )]
     pub password: Option<String>,
 
     /// Time allowed to establish a connection, e.g. 2s, 500ms [default: 2s] [env: ETCDCTL_DIAL_TIMEOUT]
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "DURATION"
+    )]
     pub dial_timeout: Option<String>,
 
     /// Time allowed for one request, e.g. 5s [default: 5s] [env: ETCDCTL_COMMAND_TIMEOUT]
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(
+        help_heading = "Connection to etcd (online commands)",
+        long,
+        global = true,
+        value_name = "DURATION"
+    )]
     pub command_timeout: Option<String>,
 
     /// Print IDs as hex strings in JSON (member list), as etcdctl --hex does [env: ETCDCTL_HEX]
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Global options", long, global = true)]
     pub hex: bool,
 
     /// Output format [default: table] [env: ETCDCTL_WRITE_OUT]
-    #[arg(short = 'w', long, global = true, value_name = "FORMAT")]
+    #[arg(
+        help_heading = "Global options",
+        short = 'w',
+        long,
+        global = true,
+        value_name = "FORMAT"
+    )]
     pub write_out: Option<WriteOut>,
 
     /// The etcd static-pod manifest to read settings from [env: ETCDOPS_MANIFEST]
     /// [default: /etc/kubernetes/manifests/etcd.yaml when it exists]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(
+        help_heading = "Global options",
+        long,
+        global = true,
+        value_name = "PATH"
+    )]
     pub manifest: Option<PathBuf>,
 
     /// Say on stderr where each setting came from
-    #[arg(short, long, global = true)]
+    #[arg(help_heading = "Global options", short, long, global = true)]
     pub verbose: bool,
 
     #[command(flatten)]
@@ -90,19 +144,40 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Args)]
 pub struct S3Args {
     /// S3 endpoint for s3:// locations [default: AWS] [env: AWS_ENDPOINT_URL]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        help_heading = "Object storage (s3:// locations)",
+        long,
+        global = true,
+        value_name = "URL"
+    )]
     pub s3_endpoint: Option<String>,
     /// Region to sign s3:// requests for [default: us-east-1] [env: AWS_REGION, AWS_DEFAULT_REGION]
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(
+        help_heading = "Object storage (s3:// locations)",
+        long,
+        global = true,
+        value_name = "REGION"
+    )]
     pub s3_region: Option<String>,
     /// CA bundle that signed the object store's certificate [env: AWS_CA_BUNDLE, SSL_CERT_FILE]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        help_heading = "Object storage (s3:// locations)",
+        long,
+        global = true,
+        value_name = "FILE"
+    )]
     pub s3_endpoint_ca: Option<PathBuf>,
     /// Do not check the object store's certificate (a warning is printed every time)
-    #[arg(long, global = true)]
+    #[arg(help_heading = "Object storage (s3:// locations)", long, global = true)]
     pub s3_skip_ssl_verify: bool,
     /// Bucket addressing: path (ENDPOINT/BUCKET), dns (BUCKET.ENDPOINT), or auto
-    #[arg(long, global = true, value_enum, value_name = "STYLE")]
+    #[arg(
+        help_heading = "Object storage (s3:// locations)",
+        long,
+        global = true,
+        value_enum,
+        value_name = "STYLE"
+    )]
     pub s3_bucket_lookup: Option<S3BucketLookup>,
 }
 
@@ -413,8 +488,12 @@ pub struct GetArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// The earlier snapshot (e.g. the backup you are about to restore): a file, .zst/.age, or
+    /// an s3:// object
     #[arg(value_name = "OLD")]
     pub old: String,
+    /// The later snapshot (e.g. one saved just now): what restoring OLD would lose is the
+    /// difference
     #[arg(value_name = "NEW")]
     pub new: String,
     /// Only keys starting with P
@@ -601,4 +680,85 @@ pub struct CertExpiryArgs {
     /// Leave out the etcd manifest's certificate files (and its endpoint)
     #[arg(long)]
     pub no_manifest: bool,
+}
+
+/// The etcd connection flags: what an offline command's help leaves out.
+const CONNECTION: [&str; 9] = [
+    "endpoints",
+    "cacert",
+    "cert",
+    "key",
+    "insecure_skip_tls_verify",
+    "user",
+    "password",
+    "dial_timeout",
+    "command_timeout",
+];
+const OBJECT_STORAGE: [&str; 5] = [
+    "s3_endpoint",
+    "s3_region",
+    "s3_endpoint_ca",
+    "s3_skip_ssl_verify",
+    "s3_bucket_lookup",
+];
+/// Commands that never talk to etcd (paths of subcommand names).
+const OFFLINE: [&[&str]; 10] = [
+    &["snapshot", "status"],
+    &["snapshot", "verify"],
+    &["snapshot", "restore"],
+    &["snapshot", "ls"],
+    &["snapshot", "get"],
+    &["snapshot", "diff"],
+    &["snapshot", "prune"],
+    &["schedule", "print"],
+    &["manifest-read"],
+    &["completion"],
+];
+/// Commands that never read or write object storage.
+const NO_OBJECT_STORAGE: [&[&str]; 19] = [
+    &["health"],
+    &["status"],
+    &["members"],
+    &["endpoint", "health"],
+    &["endpoint", "status"],
+    &["endpoint", "hashkv"],
+    &["member", "list"],
+    &["alarm", "list"],
+    &["alarm", "disarm"],
+    &["compact"],
+    &["defrag"],
+    &["recover-space"],
+    &["check", "consistency"],
+    &["cert-expiry"],
+    &["cert-renew"],
+    &["manifest-read"],
+    &["completion"],
+    &["schedule", "print"],
+    &["snapshot", "restore"],
+];
+
+/// The command line as parsed and as `--help` shows it, for `argv`: each command lists its own
+/// flags first, then the global ones under their headings, and leaves out the groups it never
+/// uses (an offline command shows no etcd connection flags; they are still accepted). Hiding
+/// changes only the help, so the same parse results whichever groups are hidden.
+pub fn command(argv: &[std::ffi::OsString]) -> clap::Command {
+    use clap::CommandFactory;
+    let words: Vec<&str> = argv
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let names = |path: &[&str]| words.windows(path.len()).any(|w| w == path);
+    let mut hidden: Vec<&str> = Vec::new();
+    if OFFLINE.iter().any(|p| names(p)) {
+        hidden.extend(CONNECTION);
+    }
+    if NO_OBJECT_STORAGE.iter().any(|p| names(p)) {
+        hidden.extend(OBJECT_STORAGE);
+    }
+    let mut cmd = Cli::command();
+    for id in hidden {
+        cmd = cmd.mut_arg(id, |a| a.hide(true));
+    }
+    cmd
 }

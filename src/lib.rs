@@ -26,7 +26,6 @@ pub mod units;
 pub mod wal;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
 use crate::cli::Cli;
 use crate::client::{targets, Connector};
@@ -101,7 +100,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
         }
         Job::Completion(shell) => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "etcdops", &mut script);
+            clap_complete::generate(shell, &mut cli::command(&[]), "etcdops", &mut script);
             output::emit_text(&String::from_utf8_lossy(&script))?;
             Ok(Outcome::Ok)
         }

@@ -2,6 +2,7 @@
 //! every command (snapshotted), and the usage-error side of the exit-status table.
 
 use crate::common::run::etcdops;
+use crate::common::s;
 
 const COMMANDS: &[&[&str]] = &[
     &[],
@@ -172,5 +173,93 @@ mod transcripts {
             "unknown_output_format",
             Transcript::run(&["health", "-w", "yaml"], &[])
         );
+    }
+}
+
+/// #28 item 15: each command's help lists its own flags first, then the global groups under
+/// their headings; an offline command lists no etcd connection flags (they stay accepted), a
+/// command without s3:// no object-storage flags; `snapshot diff` says what OLD and NEW are;
+/// bash completion offers `systemd|cronjob` after `schedule print` and the shells after
+/// `completion`.
+#[test]
+fn help_shows_what_each_command_uses() {
+    let help = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.push("--help");
+        let r = etcdops(&a, &[]);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        r.stdout
+    };
+    let offline: [&[&str]; 7] = [
+        &["snapshot", "status"],
+        &["snapshot", "verify"],
+        &["snapshot", "restore"],
+        &["snapshot", "ls"],
+        &["snapshot", "diff"],
+        &["schedule", "print"],
+        &["manifest-read"],
+    ];
+    for args in offline {
+        let text = help(args);
+        assert!(
+            !text.contains("--endpoints") && !text.contains("--cacert"),
+            "{args:?}: {text}"
+        );
+    }
+    for args in [&["health"][..], &["snapshot", "save"], &["cert-expiry"]] {
+        let text = help(args);
+        let own = text.find("Options:").unwrap();
+        let connection = text.find("Connection to etcd (online commands):").unwrap();
+        let global = text.find("Global options:").unwrap();
+        assert!(own < connection && own < global, "{args:?}: {text}");
+        assert!(text.contains("--endpoints"), "{args:?}: {text}");
+    }
+    assert!(!help(&["health"]).contains("--s3-endpoint"));
+    assert!(help(&["snapshot", "save"]).contains("--s3-endpoint"));
+    // Hidden is not refused: an offline command still accepts (and ignores) a connection flag.
+    let example = crate::common::repo().join("examples/k8s-small.db");
+    let r = etcdops(
+        &[
+            "snapshot",
+            "status",
+            &s(&example),
+            "--endpoints",
+            "https://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let diff = help(&["snapshot", "diff"]);
+    assert!(
+        diff.contains("The earlier snapshot") && diff.contains("The later snapshot"),
+        "{diff}"
+    );
+
+    let script = etcdops(&["completion", "bash"], &[]).stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("etcdops.bash");
+    std::fs::write(&file, script).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _etcdops etcdops \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                s(&file)
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let kinds = complete("etcdops schedule print ''", 3);
+    assert!(
+        kinds.contains(&"systemd".to_string()) && kinds.contains(&"cronjob".to_string()),
+        "{kinds:?}"
+    );
+    let shells = complete("etcdops completion ''", 2);
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(shells.contains(&shell.to_string()), "{shells:?}");
     }
 }
