@@ -84,6 +84,9 @@ pub struct SaveReport {
     pub hash: Option<u32>,
     #[serde(rename = "totalKey", skip_serializing_if = "Option::is_none")]
     pub total_key: Option<u64>,
+    /// Why an s3:// save could not read its snapshot back (no room in `$TMPDIR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<String>,
     pub took: String,
 }
 
@@ -378,6 +381,7 @@ fn empty_report(file: String, origin: &Origin) -> SaveReport {
         aborted_uploads: Vec::new(),
         pruned: Vec::new(),
         prune_failed: None,
+        read_back: None,
         took: String::new(),
     }
 }
@@ -513,6 +517,57 @@ async fn save_local(
     Ok(report)
 }
 
+/// The plain snapshot of an S3 save, written to a 0600 temporary in `$TMPDIR` beside the
+/// upload, so that it is read back (revision, hash, total keys, the integrity walk) as a file
+/// save's is, before the object is completed. Without room for it (a full or read-only
+/// `$TMPDIR`), the upload goes on without the read-back, and the report says so.
+struct Spool {
+    file: Option<AlignedWriter<TempFile>>,
+    /// Why there is no read-back.
+    lost: Option<String>,
+}
+
+impl Spool {
+    fn new() -> Spool {
+        let at = std::env::temp_dir().join("etcdops-save.db");
+        match TempFile::beside(&at, 0o600) {
+            Ok(t) => Spool {
+                file: Some(AlignedWriter::with_capacity(WRITE_BUFFER, t)),
+                lost: None,
+            },
+            Err(e) => Spool {
+                file: None,
+                lost: Some(format!("{e:#}")),
+            },
+        }
+    }
+
+    fn write(&mut self, blob: &[u8]) {
+        if let Some(f) = &mut self.file {
+            if let Err(e) = f.write_all(blob) {
+                self.lost = Some(format!("writing the read-back copy in $TMPDIR: {e}"));
+                self.file = None;
+            }
+        }
+    }
+
+    /// Walk the copy (and remove it); a database we cannot read is an error.
+    fn read_back(self, report: &mut SaveReport) -> Result<()> {
+        let temp = match self.file.map(AlignedWriter::into_inner) {
+            Some(Ok(temp)) => temp,
+            Some(Err(e)) => {
+                report.read_back = Some(format!("not read back: writing the copy in $TMPDIR: {e}"));
+                return Ok(());
+            }
+            None => {
+                report.read_back = self.lost.map(|why| format!("not read back: {why}"));
+                return Ok(());
+            }
+        };
+        read_back(&temp, report)
+    }
+}
+
 /// Read the written file back before it replaces anything: it must be a database we can
 /// read. Its revision, hash and key count go into the report.
 fn read_back(temp: &TempFile, report: &mut SaveReport) -> Result<()> {
@@ -602,11 +657,13 @@ async fn save_s3(
     let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
     let mut upload = Multipart::start(s3.clone(), bucket, &key, pending).await?;
     let mut encoder = Encoder::new(upload.sink(), &encoding)?;
+    let mut spool = Spool::new();
     let mut check = TrailerCheck::new();
     let mut progress = Progress::on_terminal();
     while let Some(message) = stream.next().await? {
         let blob = message.blob();
         encoder.write_all(blob).context("encoding the snapshot")?;
+        spool.write(blob);
         check.feed(blob);
         progress.update(
             check.total,
@@ -622,6 +679,8 @@ async fn save_s3(
     let (_, digests) = encoder
         .finish(check.file_sha256(), check.total)
         .context("encoding the snapshot")?;
+    // Before the object is completed: it must be a database we can read, as a file save's is.
+    spool.read_back(&mut report)?;
     let etag = upload.finish().await?;
     // The same connection: a second one would load the credentials again, and failing here
     // would leave the completed object without its sidecar.
@@ -633,7 +692,7 @@ async fn save_s3(
     publish_s3(&store, origin, &name, &etag, &digests, &encoding).await?;
     report.encoded(&encoding, &digests);
     report.object_size = Some(digests.object_len);
-    report.revision = Some(origin.status.revision);
+    report.revision = report.revision.or(Some(origin.status.revision));
     if let Some(policy) = &opts.keep {
         prune_after_save(&store, policy, &name, &mut report).await;
     }
@@ -710,6 +769,15 @@ impl Report for SaveReport {
     /// only this output.
     fn details(&self) -> Vec<String> {
         self.housekeeping()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.read_back
+            .iter()
+            .map(|why| {
+                format!("note: {why}; the upload itself is verified against its sha256 trailer")
+            })
+            .collect()
     }
 
     fn simple(&self) -> Vec<String> {
