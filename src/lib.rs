@@ -17,6 +17,7 @@ pub mod pki;
 pub mod proto;
 pub mod release;
 pub mod remote;
+pub mod revlog;
 pub mod settings;
 pub mod snap;
 pub mod text;

@@ -27,7 +27,7 @@ const FLOORS: &[(u8, &[&str])] = &[
     (3, &["bolt", "manifest", "pki"]),
     (4, &["etcd"]),
     (5, &["remote", "snap", "wal"]),
-    (6, &["settings"]),
+    (6, &["revlog", "settings"]),
     (7, &["client"]),
     (8, &["commands"]),
     (9, &["lib"]),
