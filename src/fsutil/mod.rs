@@ -13,9 +13,9 @@
 //!   otherwise block `open` forever).
 
 //!
-//! Rooms: [`temp`] (temporaries and their commit), [`lock`] (locks and the sweep of what killed
-//! runs left), [`signals`] (the process-wide SIGINT/SIGTERM/SIGXFSZ handling), [`read`] (inputs
-//! that must be regular files, capped reads, free space), [`replace`] (several files replaced
+//! Rooms: `temp` (temporaries and their commit), `lock` (locks and the sweep of what killed
+//! runs left), `signals` (the process-wide SIGINT/SIGTERM/SIGXFSZ handling), `read` (inputs
+//! that must be regular files, capped reads, free space), `replace` (several files replaced
 //! as one step, rolled back on failure).
 
 use std::fs::File;

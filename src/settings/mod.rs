@@ -8,7 +8,7 @@
 //! only when some setting still needs it. The environment is passed in, so that tests never
 //! depend on the process environment.
 //!
-//! Rooms: [`types`] (what commands receive), `resolver` (flags over environment over
+//! Rooms: `types` (what commands receive), `resolver` (flags over environment over
 //! manifest, one command at a time), `connection` (how to reach etcd and the object store,
 //! with what the manifest adds).
 
