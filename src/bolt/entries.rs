@@ -80,3 +80,24 @@ fn collect<S: ReadAt>(
     }
     Ok(())
 }
+
+/// Replace (or add) the top-level bucket `name` with the bucket value `value`.
+pub fn set_bucket(top: &mut Vec<Entry>, name: &[u8], value: Vec<u8>) {
+    match top.iter_mut().find(|e| e.key == name) {
+        Some(e) => e.value = value,
+        None => top.push(Entry {
+            key: name.to_vec(),
+            value,
+            bucket: true,
+        }),
+    }
+}
+
+/// A bucket's sequence number (bytes 8..16 of its header).
+pub fn bucket_sequence(bucket_value: &[u8]) -> u64 {
+    bucket_value
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}

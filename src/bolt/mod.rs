@@ -10,7 +10,7 @@ pub mod reader;
 pub mod writer;
 
 pub use check::{Problem, Problems};
-pub use entries::{bucket_entries, Entry};
+pub use entries::{bucket_entries, bucket_sequence, set_bucket, Entry};
 pub use meta::{Meta, MetaError};
 pub use page::{PageError, PageId, TxId};
 pub use reader::{BucketRoot, Db, FileSource, ReadAt, Visitor};

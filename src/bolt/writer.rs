@@ -112,10 +112,36 @@ impl Writer {
         entry: Entry,
         sequence: u64,
     ) -> Result<Vec<u8>, BoltError> {
+        self.append_all(db, root, vec![entry], sequence)
+    }
+
+    /// Add `added` (in strictly ascending key order, every key after the bucket's last) at the
+    /// end of the bucket rooted at `root`: the rightmost leaf and the new entries are laid out
+    /// on new leaves, and the rightmost path of branches is rebuilt above them. Returns the new
+    /// bucket value.
+    pub fn append_all<S: ReadAt>(
+        &mut self,
+        db: &mut Db<S>,
+        root: &BucketRoot,
+        added: Vec<Entry>,
+        sequence: u64,
+    ) -> Result<Vec<u8>, BoltError> {
+        if let Some(w) = added.windows(2).find(|w| w[0].key >= w[1].key) {
+            return Err(BoltError::AppendOutOfOrder {
+                key: super::check::short_hex(&w[1].key),
+            });
+        }
         let id = match root {
             BucketRoot::Inline(_) => {
                 let mut entries = bucket_entries(db, root)?;
-                entries.push(entry);
+                if let (Some(last), Some(first)) = (entries.last(), added.first()) {
+                    if last.key >= first.key {
+                        return Err(BoltError::AppendOutOfOrder {
+                            key: super::check::short_hex(&first.key),
+                        });
+                    }
+                }
+                entries.extend(added);
                 return Ok(self.bucket_value(&entries, sequence));
             }
             BucketRoot::Page(id) => *id,
@@ -143,15 +169,15 @@ impl Writer {
             path.push(children);
             current = last;
         };
-        if let Some(last) = leaf_entries.last() {
-            if last.key >= entry.key {
+        if let (Some(last), Some(first)) = (leaf_entries.last(), added.first()) {
+            if last.key >= first.key {
                 return Err(BoltError::AppendOutOfOrder {
-                    key: super::check::short_hex(&entry.key),
+                    key: super::check::short_hex(&first.key),
                 });
             }
         }
         let mut entries = leaf_entries;
-        entries.push(entry);
+        entries.extend(added);
         let mut level = self.leaves(&entries);
         while let Some(mut children) = path.pop() {
             children.pop();

@@ -27,7 +27,7 @@ use super::stored_members::{member_json, Membership};
 use super::SnapshotError;
 use crate::bolt::reader::bucket_root;
 use crate::bolt::writer::Writer;
-use crate::bolt::{bucket_entries, Entry};
+use crate::bolt::{bucket_entries, bucket_sequence as sequence, set_bucket, Entry};
 use crate::bolt::{BoltError, Db, FileSource, ReadAt};
 use crate::units::hex_id;
 
@@ -276,18 +276,6 @@ fn append_marker<S: ReadAt>(
     })
 }
 
-/// Replace (or add) the top-level bucket `name` with the bucket value `value`.
-fn set_bucket(top: &mut Vec<Entry>, name: &[u8], value: Vec<u8>) {
-    match top.iter_mut().find(|e| e.key == name) {
-        Some(e) => e.value = value,
-        None => top.push(Entry {
-            key: name.to_vec(),
-            value,
-            bucket: true,
-        }),
-    }
-}
-
 /// The entries of top-level bucket `name` (empty when it does not exist).
 fn existing<S: ReadAt>(
     db: &mut Db<S>,
@@ -320,13 +308,4 @@ fn put(entries: &mut Vec<Entry>, key: &[u8], value: &[u8]) {
             },
         ),
     }
-}
-
-/// A bucket's sequence number (bytes 8..16 of its header).
-fn sequence(bucket_value: &[u8]) -> u64 {
-    bucket_value
-        .get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
 }

@@ -17,6 +17,7 @@ mod maintenance;
 mod manifest;
 mod online;
 mod remote;
+mod revlog;
 mod snapshot_restore;
 mod snapshot_save;
 mod snapshot_status;
