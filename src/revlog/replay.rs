@@ -8,16 +8,19 @@
 //! Nothing else changes (etcd takes the current revision from the last key at boot); the data
 //! dir is then written by `snapshot restore`, which sets the consistent index and term.
 //!
-//! Not done here yet: the `lease` bucket (grants and revocations from lease records) and the
+//! The `lease` bucket follows the lease records in order: a lease record puts the lease (its
+//! ID as 8 big-endian bytes, `leasepb.Lease{ID, TTL}`), a lease end removes it; etcd attaches
+//! each key to its lease from the key's own `lease` field at boot. Not done here yet: the
 //! compaction marks of the live cluster.
 
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use super::segment::Event;
+use super::segment::{Event, Record};
 use crate::bolt::writer::Writer;
 use crate::bolt::{bucket_entries, bucket_sequence, set_bucket, BoltError, Db, Entry};
 use crate::etcd::schema;
+use crate::proto::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -43,13 +46,24 @@ pub enum ReplayError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replayed {
     pub events: usize,
+    /// Leases in the `lease` bucket afterwards.
+    pub leases: usize,
     /// The revision the database is at now (the last event's), if there was one.
     pub revision: Option<i64>,
 }
 
-/// Append `events` (in revision order, all after the base's last) to the `key` bucket of the
-/// bbolt file at `path`, in one commit.
-pub fn replay(path: &Path, events: &[Event]) -> Result<Replayed, ReplayError> {
+/// Apply `records` to the bbolt file at `path` in one commit: the events (in revision order,
+/// all after the base's last) appended to the `key` bucket, the lease records to the `lease`
+/// bucket; progress records say nothing to the database.
+pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> {
+    let events: Vec<Event> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let events = events.as_slice();
     check_order(events)?;
     let mut db = Db::open_file(path)?;
     let meta = *db.meta();
@@ -80,6 +94,10 @@ pub fn replay(path: &Path, events: &[Event]) -> Result<Replayed, ReplayError> {
     let mut w = Writer::new(&meta);
     let value = w.append_all(&mut db, &bucket, added, bucket_sequence(&key_bucket))?;
     set_bucket(&mut top, schema::BUCKET_KEY, value);
+    let leases = leases_after(&mut db, &top, records)?;
+    let lease_count = leases.len();
+    set_bucket(&mut top, schema::BUCKET_LEASE, w.bucket_value(&leases, 0));
+    top.sort_by(|a, b| a.key.cmp(&b.key));
     let new_root = w.tree(&top);
     drop(db);
     let io = |source| ReplayError::Io {
@@ -90,6 +108,7 @@ pub fn replay(path: &Path, events: &[Event]) -> Result<Replayed, ReplayError> {
     w.commit(&file, &meta, new_root).map_err(io)?;
     Ok(Replayed {
         events: events.len(),
+        leases: lease_count,
         revision: events.last().map(|e| e.main),
     })
 }
@@ -108,4 +127,53 @@ fn check_order(events: &[Event]) -> Result<(), ReplayError> {
         }),
         None => Ok(()),
     }
+}
+
+/// The `lease` bucket after the lease records: the base's leases, each record applied in order.
+fn leases_after<S: crate::bolt::ReadAt>(
+    db: &mut Db<S>,
+    top: &[Entry],
+    records: &[Record],
+) -> Result<Vec<Entry>, ReplayError> {
+    let mut leases: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = match top
+        .iter()
+        .find(|e| e.key == schema::BUCKET_LEASE && e.bucket)
+    {
+        Some(e) => {
+            let root = crate::bolt::reader::bucket_root(&e.value).map_err(|reason| {
+                BoltError::Corrupted {
+                    page: db.meta().root,
+                    reason,
+                }
+            })?;
+            bucket_entries(db, &root)?
+                .into_iter()
+                .map(|e| (e.key, e.value))
+                .collect()
+        }
+        None => Default::default(),
+    };
+    for r in records {
+        match r {
+            Record::Lease { id, ttl, .. } => {
+                let value = Message::new()
+                    .uint(1, *id as u64)
+                    .uint(2, *ttl as u64)
+                    .finish();
+                leases.insert(id.to_be_bytes().to_vec(), value);
+            }
+            Record::LeaseEnd { id, .. } => {
+                leases.remove(id.to_be_bytes().as_slice());
+            }
+            _ => {}
+        }
+    }
+    Ok(leases
+        .into_iter()
+        .map(|(key, value)| Entry {
+            key,
+            value,
+            bucket: false,
+        })
+        .collect())
 }

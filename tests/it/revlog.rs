@@ -13,14 +13,48 @@ use crate::common::cluster::{free_port, Cluster, ClusterOptions, Version};
 use crate::common::run::etcdops;
 use crate::common::s;
 
-/// The entries of the `key` bucket of a bbolt file, in key order.
-fn key_bucket(path: &Path) -> Vec<Entry> {
+/// The entries of a top-level bucket of a bbolt file, in key order.
+fn bucket(path: &Path, name: &[u8]) -> Vec<Entry> {
     let mut db = Db::open_file(path).unwrap();
     let root = db.root();
     let top = bucket_entries(&mut db, &root).unwrap();
-    let key = top.iter().find(|e| e.key == b"key").unwrap();
-    let root: BucketRoot = etcdops::bolt::reader::bucket_root(&key.value).unwrap();
+    let Some(b) = top.iter().find(|e| e.key == name) else {
+        return Vec::new();
+    };
+    let root: BucketRoot = etcdops::bolt::reader::bucket_root(&b.value).unwrap();
     bucket_entries(&mut db, &root).unwrap()
+}
+
+fn key_bucket(path: &Path) -> Vec<Entry> {
+    bucket(path, b"key")
+}
+
+/// The lease records a follower would have written between two snapshots: a lease for each
+/// one granted, a lease end for each one gone.
+fn lease_records(base: &Path, later: &Path) -> Vec<Record> {
+    let (before, after) = (bucket(base, b"lease"), bucket(later, b"lease"));
+    let id = |e: &Entry| i64::from_be_bytes(e.key[..8].try_into().unwrap());
+    let mut out = Vec::new();
+    for e in &after {
+        if !before.iter().any(|b| b.key == e.key) {
+            let f = etcdops::proto::fields(&e.value).unwrap();
+            let ttl = etcdops::proto::uint_field(&f, 2) as i64;
+            out.push(Record::Lease {
+                id: id(e),
+                ttl,
+                time_ns: 0,
+            });
+        }
+    }
+    for e in &before {
+        if !after.iter().any(|a| a.key == e.key) {
+            out.push(Record::LeaseEnd {
+                id: id(e),
+                time_ns: 0,
+            });
+        }
+    }
+    out
 }
 
 /// A key-bucket entry read back as the event that wrote it.
@@ -69,8 +103,9 @@ fn revision(c: &Cluster) -> i64 {
 }
 
 /// Puts, overwrites, a delete, a prefix delete, a re-put after a delete, multi-op
-/// transactions, and a key on a lease: every way the key bucket grows.
-fn workload(c: &Cluster) {
+/// transactions, a key on a new lease, and the base's lease revoked with its key: every way the
+/// key and lease buckets change.
+fn workload(c: &Cluster, early_lease: i64) {
     let mut tc = c.client(None);
     let rt = &tc.rt;
     let client = &mut tc.client;
@@ -108,6 +143,7 @@ fn workload(c: &Cluster) {
             .put("/registry/leases/l", "held", Some(opts))
             .await
             .unwrap();
+        client.lease_revoke(early_lease).await.unwrap();
         client
             .put("/registry/pods/a/one", "v3", None)
             .await
@@ -118,7 +154,7 @@ fn workload(c: &Cluster) {
 #[test]
 fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served() {
     let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
-    {
+    let early_lease = {
         let mut tc = c.client(None);
         let rt = &tc.rt;
         let client = &mut tc.client;
@@ -127,37 +163,48 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
                 client.put(k, "v1", None).await.unwrap();
             }
             for i in 0..5 {
-                client
-                    .put(format!("/registry/cm/c{i}"), "x", None)
-                    .await
-                    .unwrap();
+                let key = format!("/registry/cm/c{i}");
+                client.put(key, "x", None).await.unwrap();
             }
-        });
-    }
+            let lease = client.lease_grant(900, None).await.unwrap().id();
+            let opts = PutOptions::new().with_lease(lease);
+            let key = "/registry/leases/early";
+            client.put(key, "e", Some(opts)).await.unwrap();
+            lease
+        })
+    };
     let dir = tempfile::tempdir().unwrap();
     let (base, later) = (dir.path().join("base.db"), dir.path().join("later.db"));
     save_raw(&c, &base);
     let base_rev = revision(&c);
-    workload(&c);
+    workload(&c, early_lease);
     let target = revision(&c);
     save_raw(&c, &later);
 
-    // The events after the base, as a follower records them, through the segment format.
+    // The events and lease records after the base, as a follower records them, through the
+    // segment format.
     let events: Vec<Event> = key_bucket(&later)
         .iter()
         .map(event_of)
         .filter(|e| e.main > base_rev)
         .collect();
     assert!(events.len() >= 12, "{}", events.len());
+    let leases = lease_records(&base, &later);
+    // (Here etcd 3.5.1's later snapshot still held the revoked lease's record, so only the
+    // grant shows; the lease bucket is compared with what etcd wrote either way.)
+    assert!(
+        !leases.is_empty(),
+        "the lease granted after the base: {leases:?}"
+    );
     let mut w = segment::Writer::new();
-    for e in &events {
-        w.push(&Record::Event(e.clone()));
+    for r in events.iter().cloned().map(Record::Event).chain(leases) {
+        w.push(&r);
     }
-    let decoded: Vec<Event> = segment::decode(&w.finish())
-        .unwrap()
-        .into_iter()
+    let records = segment::decode(&w.finish()).unwrap();
+    let decoded: Vec<Event> = records
+        .iter()
         .filter_map(|r| match r {
-            Record::Event(e) => Some(e),
+            Record::Event(e) => Some(e.clone()),
             _ => None,
         })
         .collect();
@@ -165,11 +212,16 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
 
     let replayed = dir.path().join("replayed.db");
     std::fs::copy(&base, &replayed).unwrap();
-    let done = etcdops::revlog::replay::replay(&replayed, &decoded).unwrap();
+    let done = etcdops::revlog::replay::replay(&replayed, &records).unwrap();
     assert_eq!(done.revision, Some(target));
     assert!(
         key_bucket(&replayed) == key_bucket(&later),
         "the key bucket differs"
+    );
+    let lease_bucket = |p: &Path| bucket(p, b"lease");
+    assert!(
+        lease_bucket(&replayed) == lease_bucket(&later),
+        "the lease bucket differs"
     );
     let check = etcdops(
         &["snapshot", "status", &s(&replayed), "--skip-hash-check"],
@@ -182,27 +234,57 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
 
     // Out of order, or overlapping the base: refused, the file untouched.
     let before = std::fs::read(&base).unwrap();
-    let e = etcdops::revlog::replay::replay(
-        &base,
-        &decoded[1..2]
-            .iter()
-            .chain(&decoded[..1])
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
-    assert!(e.is_err());
-    let overlap = etcdops::revlog::replay::replay(&base, &[event_of(&key_bucket(&base)[0])]);
-    assert!(overlap.is_err());
+    let swapped: Vec<Record> = [&decoded[1], &decoded[0]]
+        .into_iter()
+        .map(|e| Record::Event(e.clone()))
+        .collect();
+    assert!(etcdops::revlog::replay::replay(&base, &swapped).is_err());
+    let first = Record::Event(event_of(&key_bucket(&base)[0]));
+    assert!(etcdops::revlog::replay::replay(&base, &[first]).is_err());
     assert_eq!(std::fs::read(&base).unwrap(), before);
 
+    let booted = boot(&replayed, dir.path());
+    let at = format!("--rev={target}");
+    let ask = |cl: &Cluster, args: &[&str]| -> serde_json::Value {
+        let out = cl.etcdctl(&cl.members[0].client_url, args);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
     // An etcd booted on the replayed data serves what the live cluster served at `target`.
-    let data = dir.path().join("replayed.etcd");
+    let get = ["get", "", "--prefix", at.as_str(), "-w", "json"];
+    assert_eq!(ask(&booted, &get)["kvs"], ask(&c, &get)["kvs"]);
+    let hashkv = ["endpoint", "hashkv", at.as_str(), "-w", "json"];
+    let hash = |cl: &Cluster| ask(cl, &hashkv)[0]["HashKV"]["hash"].as_u64().unwrap();
+    assert_eq!(hash(&booted), hash(&c), "hashkv at {target}");
+    // The lease granted after the base is back, and holds its key.
+    let granted = ask(&c, &["get", "/registry/leases/l", "-w", "json"])["kvs"][0]["lease"].clone();
+    let ttl = ask(
+        &booted,
+        &[
+            "lease",
+            "timetolive",
+            &format!("{:x}", granted.as_i64().unwrap()),
+            "--keys",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(ttl["granted-ttl"], 600, "{ttl}");
+    assert_eq!(
+        ttl["keys"][0], "L3JlZ2lzdHJ5L2xlYXNlcy9s",
+        "the key /registry/leases/l: {ttl}"
+    );
+}
+
+/// `snapshot restore` of a bbolt file without its trailer, and an etcd booted on it.
+fn boot(db: &Path, dir: &Path) -> Cluster {
+    let data = dir.join("replayed.etcd");
     let peer = format!("https://127.0.0.1:{}", free_port());
+    let initial = format!("r1={peer}");
     let r = etcdops(
         &[
             "snapshot",
             "restore",
-            &s(&replayed),
+            &s(db),
             "--skip-hash-check",
             "--data-dir",
             &s(&data),
@@ -211,29 +293,10 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
             "--initial-advertise-peer-urls",
             &peer,
             "--initial-cluster",
-            &format!("r1={peer}"),
+            &initial,
         ],
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
-    let booted = Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)]);
-    let at = format!("--rev={target}");
-    let get = |cl: &Cluster| {
-        let out = cl.etcdctl(
-            &cl.members[0].client_url,
-            &["get", "", "--prefix", &at, "-w", "json"],
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["kvs"].clone()
-    };
-    assert_eq!(get(&booted), get(&c));
-    let hash = |cl: &Cluster| {
-        let out = cl.etcdctl(
-            &cl.members[0].client_url,
-            &["endpoint", "hashkv", &at, "-w", "json"],
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v[0]["HashKV"]["hash"].as_u64().unwrap()
-    };
-    assert_eq!(hash(&booted), hash(&c), "hashkv at {target}");
+    Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)])
 }
