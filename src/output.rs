@@ -108,7 +108,7 @@ impl Progress {
         Progress::new(io::stderr().is_terminal())
     }
 
-    pub fn new(enabled: bool) -> Progress {
+    fn new(enabled: bool) -> Progress {
         let now = std::time::Instant::now();
         Progress {
             enabled,

@@ -361,13 +361,13 @@ fn track_live(live: &mut LiveKeys, key: &[u8], value: &[u8]) -> Result<(), Snaps
 /// per key and memory that grows with the keys (half of a 1 GB `--skip-hash-check` status went
 /// there). The seeds are drawn per process, so keys crafted in a snapshot cannot be made to
 /// collide.
-pub struct LiveKeys {
+struct LiveKeys {
     seeds: [u64; 2],
     set: HashSet<u128, std::hash::BuildHasherDefault<Folded>>,
 }
 
 impl LiveKeys {
-    pub fn new() -> LiveKeys {
+    fn new() -> LiveKeys {
         use std::hash::{BuildHasher, Hasher};
         let seed = || std::hash::RandomState::new().build_hasher().finish() | 1;
         LiveKeys {
@@ -381,28 +381,18 @@ impl LiveKeys {
         (u128::from(a) << 64) | u128::from(b)
     }
 
-    pub fn insert(&mut self, key: &[u8]) {
+    fn insert(&mut self, key: &[u8]) {
         let id = self.id(key);
         self.set.insert(id);
     }
 
-    pub fn remove(&mut self, key: &[u8]) {
+    fn remove(&mut self, key: &[u8]) {
         let id = self.id(key);
         self.set.remove(&id);
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-}
-
-impl Default for LiveKeys {
-    fn default() -> LiveKeys {
-        LiveKeys::new()
     }
 }
 
@@ -434,7 +424,7 @@ fn mix(seed: u64, key: &[u8]) -> u64 {
 
 /// The hash table's own hash of an id that is a hash already: its two halves folded.
 #[derive(Default)]
-pub struct Folded(u64);
+struct Folded(u64);
 
 impl std::hash::Hasher for Folded {
     fn write(&mut self, bytes: &[u8]) {

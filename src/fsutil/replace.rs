@@ -131,7 +131,7 @@ impl Replacement {
 }
 
 /// Where `file` is copied in the backup directory `dir`: `dir/<its absolute path>`.
-pub fn backup_path(dir: &Path, file: &Path) -> PathBuf {
+fn backup_path(dir: &Path, file: &Path) -> PathBuf {
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     dir.join(abs.strip_prefix("/").unwrap_or(&abs))
 }

@@ -284,6 +284,29 @@ fn save_restore_and_update_the_static_pod(version: Version) {
     let none = etcdops(&["snapshot", "restore", "--from-manifest", m], &[]);
     assert_eq!(none.code, 2, "{none:?}");
     assert!(none.stderr.contains("no SOURCE"), "{}", none.stderr);
+    // What its hint says: `snapshot restore --from-manifest MANIFEST SOURCE`.
+    assert!(
+        none.stderr
+            .contains("hint: give the snapshot after the flags: etcdops snapshot restore --from-manifest [MANIFEST] SOURCE"),
+        "{}",
+        none.stderr
+    );
+    let hinted = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            "--from-manifest",
+            m,
+            snap.to_str().unwrap(),
+            "--update-manifest",
+            "--dry-run",
+            "--data-dir",
+            new_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(hinted.code, 0, "{hinted:?}");
+    assert_eq!(hinted.stdout, r.stdout);
 
     // The real thing.
     let r = etcdops(

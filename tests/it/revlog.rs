@@ -10,7 +10,7 @@ use etcdops::bolt::{bucket_entries, BucketRoot, Db, Entry};
 use etcdops::revlog::segment::{self, Change, Event, Record};
 
 use crate::common::cluster::{free_port, Cluster, ClusterOptions, Version};
-use crate::common::run::etcdops;
+use crate::common::run::{etcdops, restore_member};
 use crate::common::s;
 
 /// The entries of a top-level bucket of a bbolt file, in key order.
@@ -280,23 +280,7 @@ fn boot(db: &Path, dir: &Path) -> Cluster {
     let data = dir.join("replayed.etcd");
     let peer = format!("https://127.0.0.1:{}", free_port());
     let initial = format!("r1={peer}");
-    let r = etcdops(
-        &[
-            "snapshot",
-            "restore",
-            &s(db),
-            "--skip-hash-check",
-            "--data-dir",
-            &s(&data),
-            "--name",
-            "r1",
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            &initial,
-        ],
-        &[],
-    );
+    let r = restore_member(db, &data, "r1", &peer, &initial, &["--skip-hash-check"]);
     assert_eq!(r.code, 0, "{r:?}");
     Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)])
 }

@@ -9,32 +9,10 @@ use std::time::{Duration, Instant};
 use crate::common::cluster::{free_port, Cluster, ClusterOptions, Kv, TestClient, Version};
 use crate::common::oracle::{run_etcdutl, run_etcdutl_of};
 use crate::common::repo;
-use crate::common::run::{etcdops, etcdops_spawn, run_printed, send_signal, wait_run, Run};
+use crate::common::run::restore_member as restore;
+use crate::common::run::{etcdops, etcdops_spawn, run_printed, send_signal, wait_run};
 use etcd_client::{GetOptions, Permission, PutOptions};
 use serde_json::Value;
-
-/// Restore `snap` for one member `name` of `initial` (NAME=URL list) into `dir`.
-fn restore(snap: &Path, dir: &Path, name: &str, peer: &str, initial: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "snapshot",
-        "restore",
-        snap.to_str().unwrap(),
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--name",
-        name,
-        "--initial-advertise-peer-urls",
-        peer,
-        "--initial-cluster",
-        initial,
-        "--initial-cluster-token",
-        "restored",
-        "-w",
-        "json",
-    ];
-    args.extend(extra);
-    etcdops(&args, &[])
-}
 
 fn etcdutl_json(args: &[&str]) -> Value {
     serde_json::from_str(&run_etcdutl(args)).unwrap()

@@ -316,3 +316,33 @@ pub fn in_private_mounts(script: &str, env: &[(&str, &str)]) -> Run {
 pub fn read_only_mount(dir: &str) -> String {
     format!("mount --bind '{dir}' '{dir}' && mount -o remount,bind,ro '{dir}'")
 }
+
+/// Restore `snap` for one member `name` of `initial` (NAME=URL list) into `dir`.
+pub fn restore_member(
+    snap: &Path,
+    dir: &Path,
+    name: &str,
+    peer: &str,
+    initial: &str,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![
+        "snapshot",
+        "restore",
+        snap.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        name,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-token",
+        "restored",
+        "-w",
+        "json",
+    ];
+    args.extend(extra);
+    etcdops(&args, &[])
+}
