@@ -382,6 +382,12 @@ pub enum SnapshotCommand {
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
     },
+    /// Keep a revision log beside the snapshots in DIR/ or s3://BUCKET/PREFIX/: a base
+    /// snapshot, then every change as it happens, in segments (restore to any revision or time)
+    Follow(FollowArgs),
+    /// Offline: the history of a key or prefix in the revision log of DIR/ or s3:// (revision,
+    /// time, PUT or DELETE, value size)
+    Log(LogArgs),
     /// Offline: hash, revision, total keys and size of a snapshot file
     Status {
         /// Snapshot file (or a member/snap/db), a .zst/.age file, or an s3:// object
@@ -433,6 +439,56 @@ pub enum SnapshotCommand {
     Diff(DiffArgs),
     /// Delete saved snapshots that no retention rule keeps (each rule applies on its own)
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// DIR/ or s3://BUCKET[/PREFIX/] (as for `snapshot save`)
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+    /// Write a segment this often (and when 16 MiB of changes wait)
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub flush: String,
+    /// Start a new chain with a new base snapshot this often, so that restores stay short
+    /// [default: never]
+    #[arg(long, value_name = "DURATION")]
+    pub base_every: Option<String>,
+    /// Compress bases and segments with zstd; LEVEL 1-19, default 3
+    #[arg(long, value_name = "zstd[:LEVEL]")]
+    pub compress: Option<String>,
+    /// Encrypt bases and segments with age to this recipient; repeat for several
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Choose among every member's client URLs (leader first) instead of --endpoints alone
+    #[arg(long)]
+    pub cluster: bool,
+    /// Abort a base save when no data arrives for this long
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub stall_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// DIR/ or s3://BUCKET[/PREFIX/] holding a revision log
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// One key
+    #[arg(long, conflicts_with = "prefix")]
+    pub key: Option<String>,
+    /// Every key under this prefix [default: every key]
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Changes received at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Changes received at or before this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// age identity or unencrypted ssh private key, for encrypted segments
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -574,9 +630,17 @@ pub struct SchedulePrintArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot file to restore, a .zst/.age file, or an s3:// object
+    /// Snapshot file to restore, a .zst/.age file, an s3:// object, or DIR/ or
+    /// s3://BUCKET/PREFIX/ with a revision log (the newest point, or --to-revision/--to-time)
     #[arg(value_name = "SOURCE", required_unless_present = "from_manifest")]
     pub file: Option<String>,
+    /// From a revision log (SOURCE DIR/ or s3://…/): the keyspace as it was at this revision
+    #[arg(long, value_name = "REVISION", conflicts_with = "to_time")]
+    pub to_revision: Option<i64>,
+    /// From a revision log: the last revision received at or before this time (RFC 3339,
+    /// fractions of a second allowed)
+    #[arg(long, value_name = "TIME")]
+    pub to_time: Option<String>,
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -702,8 +766,9 @@ const OBJECT_STORAGE: [&str; 5] = [
     "s3_bucket_lookup",
 ];
 /// Commands that never talk to etcd (paths of subcommand names).
-const OFFLINE: [&[&str]; 10] = [
+const OFFLINE: [&[&str]; 11] = [
     &["snapshot", "status"],
+    &["snapshot", "log"],
     &["snapshot", "verify"],
     &["snapshot", "restore"],
     &["snapshot", "ls"],
@@ -715,7 +780,7 @@ const OFFLINE: [&[&str]; 10] = [
     &["completion"],
 ];
 /// Commands that never read or write object storage.
-const NO_OBJECT_STORAGE: [&[&str]; 19] = [
+const NO_OBJECT_STORAGE: [&[&str]; 18] = [
     &["health"],
     &["status"],
     &["members"],
@@ -734,7 +799,6 @@ const NO_OBJECT_STORAGE: [&[&str]; 19] = [
     &["manifest-read"],
     &["completion"],
     &["schedule", "print"],
-    &["snapshot", "restore"],
 ];
 
 /// The command line as parsed and as `--help` shows it, for `argv`: each command lists its own

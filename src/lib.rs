@@ -80,6 +80,13 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
                 Outcome::Ok,
             ),
         ),
+        Job::SnapshotLog(s) => shown(
+            format,
+            (
+                runtime()?.block_on(commands::inspect::log::run(&s))?,
+                Outcome::Ok,
+            ),
+        ),
         Job::SnapshotPrune(s) => shown(
             format,
             runtime()?.block_on(commands::snapshot_prune::run(&s))?,
@@ -152,6 +159,13 @@ fn run_online(
                     shown(format, (report, outcome))
                 }
             }
+            OnlineJob::SnapshotFollow(follow) => shown(
+                format,
+                (
+                    snapshot_save::follow::run(&c, targets, &follow).await?,
+                    Outcome::Ok,
+                ),
+            ),
             OnlineJob::AlarmList => shown(
                 format,
                 (alarm::run(&c, &targets, false).await?, Outcome::Ok),

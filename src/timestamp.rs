@@ -61,9 +61,43 @@ pub fn parse_rfc3339(s: &str) -> Result<i64> {
     Ok(OffsetDateTime::parse(s, &Rfc3339)?.unix_timestamp())
 }
 
+/// Parse an RFC 3339 time, fractions of a second included, into Unix nanoseconds.
+pub fn parse_rfc3339_ns(s: &str) -> Result<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339)?;
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| anyhow::anyhow!("{s} is out of range"))
+}
+
+/// RFC 3339 in UTC with as many fraction digits as the time has (`2026-12-07T03:14:00.25Z`).
+pub fn rfc3339_ns(unix_ns: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ns))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix_ns.to_string())
+}
+
+/// Now, in Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fractions_of_a_second_round_trip() {
+        let ns = parse_rfc3339_ns("2026-12-07T03:14:00.25Z").unwrap();
+        assert_eq!(ns % 1_000_000_000, 250_000_000);
+        assert_eq!(rfc3339_ns(ns), "2026-12-07T03:14:00.25Z");
+        assert_eq!(
+            parse_rfc3339_ns("2026-12-07T04:14:00+01:00").unwrap(),
+            parse_rfc3339_ns("2026-12-07T03:14:00Z").unwrap()
+        );
+        assert!(parse_rfc3339_ns("03:14").is_err());
+    }
 
     #[test]
     fn rfc3339_round_trip() {

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod maintenance;
 pub mod tls;
+pub mod watch;
 
 use std::error::Error as StdError;
 use std::fmt;

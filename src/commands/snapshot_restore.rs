@@ -36,6 +36,7 @@ use crate::release::{data_needs, Release};
 use crate::remote::s3::BucketLookup;
 use crate::remote::source;
 use crate::remote::Location;
+use crate::revlog::chain::Point;
 use crate::settings::RestoreSettings;
 use crate::text::shell_quote;
 use crate::units::hex_id;
@@ -143,6 +144,8 @@ struct Plan<'s> {
     needs: Option<(Release, String)>,
     /// `meta/storageVersion` and `cluster/clusterVersion` as the snapshot has them.
     versions: (Option<String>, Option<String>),
+    /// The revision a revision log was replayed to (the other members restore the same).
+    log_revision: Option<i64>,
 }
 
 /// What the restore found in the snapshot while building the data dir.
@@ -171,8 +174,10 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
             ""
         }
     )));
-    let plain = source::open(&opts.source, &scratch_dir(&opts.data_dir))?;
-    let plan = plan(opts, &plain.path, destinations)?;
+    let (plain, from_log) = open_source(opts)?;
+    let mut plan = plan(opts, &plain.path, destinations)?;
+    plan.log_revision = from_log.as_ref().map(|(r, _)| *r);
+    let from_log = from_log.map(|(_, notes)| notes).unwrap_or_default();
     let (mut report, committing) = if opts.dry_run {
         // The snapshot is read as the restore would read it: a dry run refuses what the run
         // would refuse, and knows whether the data is Kubernetes' (for the --bump-revision note).
@@ -209,10 +214,43 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
             report.manifest_backup = Some(backup.display().to_string());
         }
     }
+    report.notes.extend(from_log);
     // From here the restore is whole: an interruption no longer undoes anything.
     fsutil::interruption_leaves(None);
     drop(committing);
     Ok(report)
+}
+
+/// SOURCE as a plain snapshot file: a file or object as it is, or a DIR/ or s3:// prefix's
+/// revision log made into one at the point asked for (with the lines that say how).
+#[allow(clippy::type_complexity)]
+fn open_source(
+    opts: &RestoreSettings,
+) -> Result<(source::PlainSnapshot, Option<(i64, Vec<String>)>)> {
+    let scratch = scratch_dir(&opts.data_dir);
+    if !opts.source.location.is_prefix() {
+        return Ok((source::open(&opts.source, &scratch)?, None));
+    }
+    let point = match (opts.to_revision, opts.to_time_ns) {
+        (Some(r), _) => Point::Revision(r),
+        (None, Some(t)) => Point::Time(t),
+        (None, None) => Point::Latest,
+    };
+    let r = crate::revlog::point::restorable(&opts.source, point, &scratch)?;
+    let mut notes = vec![format!(
+        "note: revision {} from the chain of {} (window {}): {} segments, {} changes replayed",
+        r.revision, r.base, r.window, r.segments, r.replayed.events
+    )];
+    if let Some(why) = &r.broken {
+        notes.push(format!(
+            "note: the chain ends at a segment it cannot use: {why}"
+        ));
+    }
+    if r.replayed.detached > 0 {
+        notes.push(format!("note: {} keys were written on leases the log never saw granted (granted and gone between two segments); they are kept, attached to no lease", r.replayed.detached));
+    }
+    notes.push("note: the log holds key changes, leases and compactions; users, roles and membership changes made after the base are not in it".to_string());
+    Ok((r.snapshot, Some((r.revision, notes))))
 }
 
 /// The checks that need no snapshot: the flags, the data and WAL dirs empty or missing, the
@@ -313,6 +351,7 @@ fn plan<'s>(
         edit,
         needs,
         versions: (storage, cluster),
+        log_revision: None,
     })
 }
 
@@ -749,10 +788,17 @@ impl Plan<'_> {
         let opts = self.opts;
         let snapshot = match &opts.source.location {
             Location::S3 { .. } => opts.source.location.to_string(),
-            Location::Local(_) => std::path::absolute(&opts.file)
-                .unwrap_or_else(|_| opts.file.clone())
-                .display()
-                .to_string(),
+            Location::Local(_) => {
+                let mut s = std::path::absolute(&opts.file)
+                    .unwrap_or_else(|_| opts.file.clone())
+                    .display()
+                    .to_string();
+                // A directory of a revision log stays a directory.
+                if opts.source.location.is_prefix() && !s.ends_with('/') {
+                    s.push('/');
+                }
+                s
+            }
         };
         let mut cmd = vec![
             "etcdops".to_string(),
@@ -805,6 +851,9 @@ impl Plan<'_> {
             "--initial-cluster-token={}",
             shell_quote(&opts.initial_cluster_token)
         ));
+        if let Some(r) = self.log_revision {
+            cmd.push(format!("--to-revision={r}"));
+        }
         if let Some(b) = opts.bump_revision {
             cmd.push(format!("--bump-revision={b}"));
             cmd.push("--mark-compacted".into());

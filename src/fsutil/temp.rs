@@ -111,7 +111,7 @@ impl TempFile {
     }
 
     /// Write all of `bytes` and fsync (errors name `dest`).
-    fn fill(&mut self, dest: &Path, bytes: &[u8]) -> Result<()> {
+    pub fn fill(&mut self, dest: &Path, bytes: &[u8]) -> Result<()> {
         if let Some(f) = self.file() {
             f.write_all(bytes)
                 .and_then(|()| f.sync_all())

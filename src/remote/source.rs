@@ -48,6 +48,18 @@ pub struct PlainSnapshot {
 }
 
 impl PlainSnapshot {
+    /// A snapshot file made here (a base with the revision log replayed into it, its sha256
+    /// trailer written after the replay).
+    pub fn replayed(temp: TempFile) -> PlainSnapshot {
+        PlainSnapshot {
+            path: temp.path().to_path_buf(),
+            temp: Some(temp),
+            layers: Layers::default(),
+            meta: None,
+            trailer_verified: true,
+        }
+    }
+
     /// The decoded temporary, for a caller that moves it into place instead of copying it
     /// (`None` for a file used where it is).
     pub fn into_temp(self) -> Option<TempFile> {

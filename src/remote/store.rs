@@ -68,8 +68,19 @@ impl Store {
         }
     }
 
+    /// Where the object `name` of this store is, as a SOURCE.
+    pub fn location_of(&self, name: &str) -> Location {
+        match self {
+            Store::Dir(d) => Location::Local(d.join(name)),
+            Store::S3 { bucket, prefix, .. } => Location::S3 {
+                bucket: bucket.clone(),
+                key: format!("{prefix}{name}"),
+            },
+        }
+    }
+
     /// Every object or file directly in the store: (name, size).
-    async fn entries(&self) -> Result<Vec<(String, u64)>> {
+    pub async fn objects(&self) -> Result<Vec<(String, u64)>> {
         match self {
             Store::Dir(dir) => {
                 let mut out = Vec::new();
@@ -109,6 +120,63 @@ impl Store {
             Store::S3 { s3, bucket, prefix } => {
                 s3.get_small(bucket, &format!("{prefix}{name}"), MAX_SIDECAR + 1)
                     .await
+            }
+        }
+    }
+
+    /// A whole object of at most `limit` bytes (a revision-log segment: its sidecar declares
+    /// the size, and a body that goes on past it is refused, never stored).
+    pub async fn read_object(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
+        let bytes = match self {
+            Store::Dir(dir) => {
+                let path = dir.join(name);
+                crate::fsutil::read_capped(&path, limit)
+                    .with_context(|| format!("reading {}", path.display()))?
+            }
+            Store::S3 { s3, bucket, prefix } => {
+                s3.get_small(bucket, &format!("{prefix}{name}"), limit as usize + 1)
+                    .await?
+            }
+        };
+        if bytes.len() as u64 > limit {
+            bail!(
+                "{} is larger than the {limit} bytes its metadata declares",
+                self.url(name)
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Write a whole object under a name no other object has (local: an exclusive 0600
+    /// temporary, fsynced, renamed without replacing anything).
+    pub async fn put_new(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Store::Dir(dir) => {
+                let dest = dir.join(name);
+                let mut tmp = crate::fsutil::TempFile::beside(&dest, 0o600)?;
+                tmp.fill(&dest, &bytes)?;
+                tmp.commit_new(&dest)
+            }
+            Store::S3 { s3, bucket, prefix } => {
+                s3.put_object(bucket, &format!("{prefix}{name}"), Bytes::from(bytes))
+                    .await
+            }
+        }
+    }
+
+    /// Delete one object (a missing one is not an error: a prune may have been interrupted).
+    pub async fn delete_object(&self, name: &str) -> Result<()> {
+        match self {
+            Store::Dir(dir) => {
+                let path = dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => crate::fsutil::sync_dir(dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
+                }
+            }
+            Store::S3 { s3, bucket, prefix } => {
+                s3.delete_object(bucket, &format!("{prefix}{name}")).await
             }
         }
     }
@@ -155,7 +223,7 @@ impl Store {
     /// The generated snapshots in the store, oldest first, each with its sidecar's verdict.
     /// Anything else (other names, files without our pattern) is left out: never ours.
     pub async fn backups(&self) -> Result<Vec<Backup>> {
-        let entries = self.entries().await?;
+        let entries = self.objects().await?;
         let sizes: std::collections::HashMap<&str, u64> =
             entries.iter().map(|(n, s)| (n.as_str(), *s)).collect();
         let ours: Vec<(&String, u64, Name)> = entries
@@ -204,7 +272,7 @@ impl Store {
 
     /// Small objects by name: from S3 [`SIDECAR_FETCHES`] at a time, from a directory one by
     /// one.
-    async fn read_many(
+    pub async fn read_many(
         &self,
         names: Vec<String>,
     ) -> std::collections::HashMap<String, Result<Vec<u8>>> {

@@ -3,5 +3,7 @@
 //! for the rooms it grows into: the segment format and the offline replay into a base's bbolt
 //! file are here; the chain of segments in a store and the follower come next.
 
+pub mod chain;
+pub mod point;
 pub mod replay;
 pub mod segment;

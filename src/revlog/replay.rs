@@ -10,8 +10,12 @@
 //!
 //! The `lease` bucket follows the lease records in order: a lease record puts the lease (its
 //! ID as 8 big-endian bytes, `leasepb.Lease{ID, TTL}`), a lease end removes it; etcd attaches
-//! each key to its lease from the key's own `lease` field at boot. Not done here yet: the
-//! compaction marks of the live cluster.
+//! each key to its lease from the key's own `lease` field at boot.
+//!
+//! A compaction record marks the same compaction in the `meta` bucket (`scheduledCompactRev`
+//! and `finishedCompactRev`, raised, never lowered): etcd's `hashkv --rev R` hashes only what
+//! is newer than the compaction (and what it keeps), so a restored store answers as the live one
+//! did. The older revisions stay in the file; etcd treats them as compacted.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -48,6 +52,9 @@ pub struct Replayed {
     pub events: usize,
     /// Leases in the `lease` bucket afterwards.
     pub leases: usize,
+    /// Keys last written by these events on a lease the log never saw granted (granted and
+    /// gone between two flushes): etcd keeps such a key, attached to nothing.
+    pub detached: usize,
     /// The revision the database is at now (the last event's), if there was one.
     pub revision: Option<i64>,
 }
@@ -96,7 +103,15 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> 
     set_bucket(&mut top, schema::BUCKET_KEY, value);
     let leases = leases_after(&mut db, &top, records)?;
     let lease_count = leases.len();
+    let detached = detached(events, &leases);
     set_bucket(&mut top, schema::BUCKET_LEASE, w.bucket_value(&leases, 0));
+    if let Some(meta_bucket) = compacted_meta(&mut db, &top, records)? {
+        set_bucket(
+            &mut top,
+            schema::BUCKET_META,
+            w.bucket_value(&meta_bucket, 0),
+        );
+    }
     top.sort_by(|a, b| a.key.cmp(&b.key));
     let new_root = w.tree(&top);
     drop(db);
@@ -109,8 +124,24 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> 
     Ok(Replayed {
         events: events.len(),
         leases: lease_count,
+        detached,
         revision: events.last().map(|e| e.main),
     })
+}
+
+/// Keys whose last event puts them on a lease that is not in `leases`.
+fn detached(events: &[Event], leases: &[Entry]) -> usize {
+    let mut last: std::collections::HashMap<&[u8], i64> = std::collections::HashMap::new();
+    for e in events {
+        let lease = match &e.change {
+            super::segment::Change::Put { lease, .. } => *lease,
+            super::segment::Change::Delete => 0,
+        };
+        last.insert(&e.key, lease);
+    }
+    last.values()
+        .filter(|&&l| l != 0 && !leases.iter().any(|e| e.key == l.to_be_bytes()))
+        .count()
 }
 
 /// Revisions strictly ascending by (main, sub).
@@ -129,30 +160,89 @@ fn check_order(events: &[Event]) -> Result<(), ReplayError> {
     }
 }
 
+type Map = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The entries of the top-level bucket `name` (none when it is missing).
+fn bucket_map<S: crate::bolt::ReadAt>(
+    db: &mut Db<S>,
+    top: &[Entry],
+    name: &[u8],
+) -> Result<Map, ReplayError> {
+    let Some(e) = top.iter().find(|e| e.key == name && e.bucket) else {
+        return Ok(Map::new());
+    };
+    let root =
+        crate::bolt::reader::bucket_root(&e.value).map_err(|reason| BoltError::Corrupted {
+            page: db.meta().root,
+            reason,
+        })?;
+    Ok(bucket_entries(db, &root)?
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect())
+}
+
+fn entries(map: Map) -> Vec<Entry> {
+    map.into_iter()
+        .map(|(key, value)| Entry {
+            key,
+            value,
+            bucket: false,
+        })
+        .collect()
+}
+
+/// The `meta` bucket with both compaction marks raised to the last compaction record, when
+/// that is above the base's marks; `None` when nothing changes.
+fn compacted_meta<S: crate::bolt::ReadAt>(
+    db: &mut Db<S>,
+    top: &[Entry],
+    records: &[Record],
+) -> Result<Option<Vec<Entry>>, ReplayError> {
+    let Some(compacted) = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Compacted { revision, .. } => Some(*revision),
+            _ => None,
+        })
+        .max()
+    else {
+        return Ok(None);
+    };
+    let mut meta = bucket_map(db, top, schema::BUCKET_META)?;
+    let marked = [
+        schema::META_SCHEDULED_COMPACT,
+        schema::META_FINISHED_COMPACT,
+    ]
+    .iter()
+    .filter_map(|k| meta.get(*k).and_then(|v| schema::Revision::main_of(v)))
+    .max()
+    .unwrap_or(0);
+    if compacted <= marked {
+        return Ok(None);
+    }
+    let mark = schema::Revision {
+        main: compacted,
+        sub: 0,
+        tombstone: false,
+    }
+    .encode();
+    for k in [
+        schema::META_SCHEDULED_COMPACT,
+        schema::META_FINISHED_COMPACT,
+    ] {
+        meta.insert(k.to_vec(), mark.clone());
+    }
+    Ok(Some(entries(meta)))
+}
+
 /// The `lease` bucket after the lease records: the base's leases, each record applied in order.
 fn leases_after<S: crate::bolt::ReadAt>(
     db: &mut Db<S>,
     top: &[Entry],
     records: &[Record],
 ) -> Result<Vec<Entry>, ReplayError> {
-    let mut leases: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = match top
-        .iter()
-        .find(|e| e.key == schema::BUCKET_LEASE && e.bucket)
-    {
-        Some(e) => {
-            let root = crate::bolt::reader::bucket_root(&e.value).map_err(|reason| {
-                BoltError::Corrupted {
-                    page: db.meta().root,
-                    reason,
-                }
-            })?;
-            bucket_entries(db, &root)?
-                .into_iter()
-                .map(|e| (e.key, e.value))
-                .collect()
-        }
-        None => Default::default(),
-    };
+    let mut leases = bucket_map(db, top, schema::BUCKET_LEASE)?;
     for r in records {
         match r {
             Record::Lease { id, ttl, .. } => {
@@ -168,12 +258,5 @@ fn leases_after<S: crate::bolt::ReadAt>(
             _ => {}
         }
     }
-    Ok(leases
-        .into_iter()
-        .map(|(key, value)| Entry {
-            key,
-            value,
-            bucket: false,
-        })
-        .collect())
+    Ok(entries(leases))
 }

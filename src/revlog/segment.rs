@@ -14,6 +14,8 @@
 //! tag 2    progress  revision:i64le time_ns:i64le              (complete through `revision`)
 //! tag 3    lease     id:i64le ttl:i64le time_ns:i64le          (granted, or seen alive, with TTL)
 //! tag 4    lease end id:i64le time_ns:i64le                    (revoked or expired)
+//! tag 5    compacted revision:i64le time_ns:i64le              (the cluster was compacted up to
+//!                                                               `revision`, seen at `time_ns`)
 //! ```
 //!
 //! An event holds what etcd stores in its `key` bucket for one change (etcd-io/etcd
@@ -34,6 +36,7 @@ const TAG_EVENT: u8 = 1;
 const TAG_PROGRESS: u8 = 2;
 const TAG_LEASE: u8 = 3;
 const TAG_LEASE_END: u8 = 4;
+const TAG_COMPACTED: u8 = 5;
 
 /// One change in the key bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,12 @@ pub enum Record {
     /// A lease revoked or expired.
     LeaseEnd {
         id: i64,
+        time_ns: i64,
+    },
+    /// The cluster's compaction revision, when the follower saw it move (watch events do not
+    /// carry compactions; a restore marks the same compaction so that `hashkv` agrees).
+    Compacted {
+        revision: i64,
         time_ns: i64,
     },
 }
@@ -190,6 +199,11 @@ impl Writer {
                 body.extend_from_slice(&id.to_le_bytes());
                 body.extend_from_slice(&time_ns.to_le_bytes());
                 TAG_LEASE_END
+            }
+            Record::Compacted { revision, time_ns } => {
+                body.extend_from_slice(&revision.to_le_bytes());
+                body.extend_from_slice(&time_ns.to_le_bytes());
+                TAG_COMPACTED
             }
         };
         let crc = crc32c::crc32c_append(crc32c::crc32c(&[tag]), &body);
@@ -337,6 +351,10 @@ fn record(tag: u8, body: &[u8]) -> Result<Record, &'static str> {
             id: b.i64()?,
             time_ns: b.i64()?,
         },
+        TAG_COMPACTED => Record::Compacted {
+            revision: b.i64()?,
+            time_ns: b.i64()?,
+        },
         _ => return Err("an unknown record type"),
     };
     b.end()?;
@@ -384,6 +402,10 @@ mod tests {
             Record::LeaseEnd {
                 id: 0x390d_a201_078a_ff0a,
                 time_ns: 11,
+            },
+            Record::Compacted {
+                revision: 4,
+                time_ns: 12,
             },
         ]
     }

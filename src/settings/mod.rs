@@ -56,6 +56,7 @@ pub enum Job {
     /// `snapshot ls DIR/|s3://…/`.
     SnapshotList(StoreSettings),
     SnapshotPrune(PruneSettings),
+    SnapshotLog(LogSettings),
     SchedulePrint(ScheduleSettings),
     CertExpiry(Box<CertExpirySettings>),
     CertRenew(Box<CertRenewSettings>),
@@ -79,6 +80,7 @@ pub enum OnlineJob {
         hex: bool,
     },
     SnapshotSave(Box<SaveSettings>),
+    SnapshotFollow(Box<FollowSettings>),
     AlarmList,
     AlarmDisarm,
     Compact {

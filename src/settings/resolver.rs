@@ -130,7 +130,12 @@ impl Resolver {
 
     pub(super) fn job(&mut self, command: Command) -> Result<Job> {
         Ok(match command {
-            Command::Snapshot(cmd) if !matches!(cmd, SnapshotCommand::Save { .. }) => {
+            Command::Snapshot(cmd)
+                if !matches!(
+                    cmd,
+                    SnapshotCommand::Save { .. } | SnapshotCommand::Follow(_)
+                ) =>
+            {
                 self.offline_snapshot(cmd)?
             }
             Command::Schedule(ScheduleCommand::Print(a)) => Job::SchedulePrint(self.schedule(a)?),
@@ -224,7 +229,10 @@ impl Resolver {
             }),
             SnapshotCommand::Prune(args) => Job::SnapshotPrune(self.prune(args)?),
             SnapshotCommand::Restore(args) => Job::SnapshotRestore(Box::new(self.restore(args)?)),
-            SnapshotCommand::Save { .. } => bail!("snapshot save talks to etcd"),
+            SnapshotCommand::Log(a) => Job::SnapshotLog(self.log(a)?),
+            SnapshotCommand::Save { .. } | SnapshotCommand::Follow(_) => {
+                bail!("snapshot save and follow talk to etcd")
+            }
         })
     }
 
@@ -335,6 +343,60 @@ impl Resolver {
         })
     }
 
+    /// `snapshot log`.
+    pub(super) fn log(&self, a: crate::cli::LogArgs) -> Result<LogSettings> {
+        let source = self.source(&a.source, a.identity, &a.read)?;
+        if !source.location.is_prefix() {
+            bail!(
+                "{}: not a directory or an s3:// prefix (end it with '/')",
+                a.source
+            );
+        }
+        let time = |t: Option<String>, flag: &str| {
+            t.map(|t| {
+                crate::timestamp::parse_rfc3339_ns(&t).with_context(|| {
+                    format!("{flag} {t:?}: give an RFC 3339 time such as 2026-12-07T03:14:00Z")
+                })
+            })
+            .transpose()
+        };
+        Ok(LogSettings {
+            source,
+            prefix: a.key.is_none(),
+            key: a.key.or(a.prefix).unwrap_or_default().into_bytes(),
+            since_ns: time(a.since, "--since")?,
+            until_ns: time(a.until, "--until")?,
+        })
+    }
+
+    /// `snapshot follow`: bases saved as `snapshot save DEST` saves them.
+    pub(super) fn follow(&self, a: crate::cli::FollowArgs) -> Result<FollowSettings> {
+        let save = self.save(SnapshotCommand::Save {
+            file: a.dest.clone(),
+            compress: a.compress,
+            encrypt_to: a.encrypt_to,
+            keep: None,
+            cluster: a.cluster,
+            stall_timeout: a.stall_timeout,
+            timeout: None,
+        })?;
+        if !matches!(save.dest, SaveDest::Dir(_) | SaveDest::S3 { .. }) {
+            bail!("snapshot follow {}: DEST is a directory (DIR/) or an s3:// prefix, where the base snapshots and the log's segments go", a.dest);
+        }
+        let flush = parse_go_duration(&a.flush).context("--flush")?;
+        if flush < Duration::from_millis(100) {
+            bail!("--flush {}: at least 100ms", a.flush);
+        }
+        Ok(FollowSettings {
+            save,
+            flush,
+            base_every: a
+                .base_every
+                .map(|d| parse_go_duration(&d).context("--base-every"))
+                .transpose()?,
+        })
+    }
+
     /// The settings of a command that talks to etcd (the connection is resolved apart).
     pub(super) fn online_job(&self, command: Command) -> Result<OnlineJob> {
         Ok(match command {
@@ -361,6 +423,9 @@ impl Resolver {
             },
             Command::Snapshot(save @ SnapshotCommand::Save { .. }) => {
                 OnlineJob::SnapshotSave(Box::new(self.save(save)?))
+            }
+            Command::Snapshot(SnapshotCommand::Follow(a)) => {
+                OnlineJob::SnapshotFollow(Box::new(self.follow(a)?))
             }
             Command::Alarm(AlarmCommand::List) => OnlineJob::AlarmList,
             Command::Alarm(AlarmCommand::Disarm) => OnlineJob::AlarmDisarm,
@@ -466,8 +531,23 @@ impl Resolver {
             (None, Some(m)) => crate::manifest::edit::sibling_data_dir(m)?,
             (None, None) => PathBuf::from(format!("{name}.etcd")),
         };
+        let source = self.source(&file, args.identity.clone(), &args.read)?;
+        let to_time_ns = args
+            .to_time
+            .as_deref()
+            .map(|t| {
+                crate::timestamp::parse_rfc3339_ns(t).with_context(|| {
+                    format!("--to-time {t:?}: give an RFC 3339 time such as 2026-12-07T03:14:00Z")
+                })
+            })
+            .transpose()?;
+        if (args.to_revision.is_some() || to_time_ns.is_some()) && !source.location.is_prefix() {
+            bail!("{file}: --to-revision and --to-time restore from a revision log: give SOURCE as the DIR/ or s3://BUCKET/PREFIX/ that `snapshot follow` writes to");
+        }
         Ok(RestoreSettings {
-            source: self.source(&file, args.identity.clone(), &args.read)?,
+            source,
+            to_revision: args.to_revision,
+            to_time_ns,
             file: PathBuf::from(file),
             data_dir,
             wal_dir: args.wal_dir,

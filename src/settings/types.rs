@@ -231,6 +231,26 @@ pub struct SaveSettings {
     pub timeout: Option<Duration>,
 }
 
+/// `snapshot follow`.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    /// How bases are saved (DEST is a DIR/ or an s3:// prefix; no `--keep`).
+    pub save: SaveSettings,
+    pub flush: Duration,
+    pub base_every: Option<Duration>,
+}
+
+/// `snapshot log`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub source: SourceSettings,
+    /// The keys: one key, or a prefix (empty: every key).
+    pub key: Vec<u8>,
+    pub prefix: bool,
+    pub since_ns: Option<i64>,
+    pub until_ns: Option<i64>,
+}
+
 /// `snapshot status`.
 #[derive(Debug, Clone)]
 pub struct SnapshotStatusSettings {
@@ -274,6 +294,11 @@ pub struct RestoreSettings {
     pub dry_run: bool,
     /// Without `--from-manifest`: the manifest this node has, for a hint.
     pub unused_manifest: Option<PathBuf>,
+    /// SOURCE is a DIR/ or s3:// prefix with a revision log: the point to restore to
+    /// (`None`: the newest).
+    pub to_revision: Option<i64>,
+    /// `--to-time`, Unix nanoseconds.
+    pub to_time_ns: Option<i64>,
 }
 
 impl RestoreSettings {

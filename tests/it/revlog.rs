@@ -10,7 +10,7 @@ use etcdops::bolt::{bucket_entries, BucketRoot, Db, Entry};
 use etcdops::revlog::segment::{self, Change, Event, Record};
 
 use crate::common::cluster::{free_port, Cluster, ClusterOptions, Version};
-use crate::common::run::{etcdops, restore_member};
+use crate::common::run::{etcdops, restore_member, send_signal};
 use crate::common::s;
 
 /// The entries of a top-level bucket of a bbolt file, in key order.
@@ -283,4 +283,226 @@ fn boot(db: &Path, dir: &Path) -> Cluster {
     let r = restore_member(db, &data, "r1", &peer, &initial, &["--skip-hash-check"]);
     assert_eq!(r.code, 0, "{r:?}");
     Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)])
+}
+
+/// What the live cluster served at one revision, recorded when it was the newest.
+struct Served {
+    revision: i64,
+    kvs: serde_json::Value,
+    hash: u64,
+}
+
+fn ask(c: &Cluster, args: &[&str]) -> serde_json::Value {
+    let out = c.etcdctl(&c.members[0].client_url, args);
+    assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The keyspace and `hashkv` of the live cluster at its current revision.
+fn served_now(c: &Cluster) -> Served {
+    let revision = revision(c);
+    let at = format!("--rev={revision}");
+    let kvs = ask(c, &["get", "", "--prefix", &at, "-w", "json"])["kvs"].clone();
+    let hash = ask(c, &["endpoint", "hashkv", &at, "-w", "json"])[0]["HashKV"]["hash"]
+        .as_u64()
+        .unwrap();
+    Served {
+        revision,
+        kvs,
+        hash,
+    }
+}
+
+/// `snapshot follow DIR/` in the background, its stderr in a file (a long run must never block
+/// on a full pipe).
+fn follow(c: &Cluster, dest: &Path, log: &Path) -> std::process::Child {
+    let mut args = vec![
+        "snapshot".to_string(),
+        "follow".into(),
+        format!("{}/", dest.display()),
+        "--flush=200ms".into(),
+        format!("--endpoints={}", c.members[0].client_url),
+    ];
+    args.extend(c.tls_args());
+    std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"))
+        .env_clear()
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The highest revision a segment in `dest` completes.
+fn logged_through(dest: &Path) -> i64 {
+    std::fs::read_dir(dest)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let seg = name.strip_suffix(".json")?;
+            etcdops::revlog::chain::parse_segment_name(seg).map(|n| n.through)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn wait_logged(dest: &Path, revision: i64, log: &Path) {
+    let start = std::time::Instant::now();
+    while logged_through(dest) < revision {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the log never reached revision {revision}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Restore `dest` at `point_args` into a new data dir, boot it and return the booted cluster
+/// and the restore's result.
+fn restore_and_boot(
+    dest: &Path,
+    dir: &Path,
+    label: &str,
+    point_args: &[&str],
+) -> (Cluster, crate::common::run::Run) {
+    let data = dir.join(format!("{label}.etcd"));
+    let peer = format!("https://127.0.0.1:{}", free_port());
+    let initial = format!("r1={peer}");
+    let source = format!("{}/", dest.display());
+    let r = restore_member(Path::new(&source), &data, "r1", &peer, &initial, point_args);
+    assert_eq!(r.code, 0, "{r:?}");
+    (
+        Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)]),
+        r,
+    )
+}
+
+#[test]
+fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backups");
+    std::fs::create_dir(&dest).unwrap();
+    let log = dir.path().join("follow.log");
+    {
+        let mut tc = c.client(None);
+        let (rt, client) = (&tc.rt, &mut tc.client);
+        rt.block_on(async {
+            for i in 0..5 {
+                client
+                    .put(format!("/registry/cm/c{i}"), "x", None)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    let mut follower = follow(&c, &dest, &log);
+    wait_logged(&dest, revision(&c), &log);
+
+    let mut served = Vec::new();
+    let mut tc = c.client(None);
+    let (rt, client) = (&tc.rt, &mut tc.client);
+    // A transaction's revision, right after a prefix delete, a lease granted and attached, a
+    // compaction, a revoked lease, and the last.
+    rt.block_on(async {
+        client
+            .put("/registry/pods/a/one", "v1", None)
+            .await
+            .unwrap();
+        let txn = Txn::new().and_then([
+            TxnOp::put("/registry/pods/b/x", "1", None),
+            TxnOp::delete("/registry/cm/c0", None),
+            TxnOp::put("/registry/pods/b/y", "2", None),
+        ]);
+        client.txn(txn).await.unwrap();
+    });
+    served.push(served_now(&c));
+    rt.block_on(async {
+        let prefix = DeleteOptions::new().with_prefix();
+        client.delete("/registry/cm/", Some(prefix)).await.unwrap();
+    });
+    served.push(served_now(&c));
+    let lease = rt.block_on(async {
+        let lease = client.lease_grant(600, None).await.unwrap().id();
+        let opts = PutOptions::new().with_lease(lease);
+        client
+            .put("/registry/leases/l", "held", Some(opts))
+            .await
+            .unwrap();
+        client
+            .put("/registry/pods/a/one", "v2", None)
+            .await
+            .unwrap();
+        lease
+    });
+    served.push(served_now(&c));
+    // The segments up to here are written before the compaction happens: a restore to these
+    // revisions carries no compaction, as the cluster then had none.
+    wait_logged(&dest, served[2].revision, &log);
+    let compact_at = revision(&c) - 1;
+    rt.block_on(async {
+        client.compact(compact_at, None).await.unwrap();
+        client.put("/registry/pods/a/two", "t", None).await.unwrap();
+        let short = client.lease_grant(900, None).await.unwrap().id();
+        let opts = PutOptions::new().with_lease(short);
+        client
+            .put("/registry/leases/s", "s", Some(opts))
+            .await
+            .unwrap();
+        client.lease_revoke(short).await.unwrap();
+        client
+            .put("/registry/pods/a/gone", "back", None)
+            .await
+            .unwrap();
+    });
+    served.push(served_now(&c));
+    let last = served.last().unwrap().revision;
+    wait_logged(&dest, last, &log);
+    send_signal(follower.id(), "TERM");
+    let status = follower.wait().unwrap();
+    assert!(status.success(), "follow after SIGTERM: {status:?}");
+
+    for (i, s) in served.iter().enumerate() {
+        let rev = s.revision.to_string();
+        let (booted, r) = restore_and_boot(
+            &dest,
+            dir.path(),
+            &format!("at{i}"),
+            &["--to-revision", &rev],
+        );
+        let at = format!("--rev={}", s.revision);
+        let kvs = ask(&booted, &["get", "", "--prefix", &at, "-w", "json"])["kvs"].clone();
+        assert_eq!(kvs, s.kvs, "the keyspace at revision {}", s.revision);
+        let hash = ask(&booted, &["endpoint", "hashkv", &at, "-w", "json"])[0]["HashKV"]["hash"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            hash, s.hash,
+            "hashkv at revision {}: {}",
+            s.revision, r.stderr
+        );
+        let now = ask(&booted, &["endpoint", "status", "-w", "json"]);
+        assert_eq!(
+            now[0]["Status"]["header"]["revision"], s.revision,
+            "the restored cluster's revision"
+        );
+    }
+    // The lease granted after the base is back with its TTL and its key.
+    let (booted, _) = restore_and_boot(&dest, dir.path(), "latest", &[]);
+    let ttl = ask(
+        &booted,
+        &[
+            "lease",
+            "timetolive",
+            &format!("{lease:x}"),
+            "--keys",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(ttl["granted-ttl"], 600, "{ttl}");
+    assert_eq!(ttl["keys"][0], "L3JlZ2lzdHJ5L2xlYXNlcy9s", "{ttl}");
+    drop(tc);
 }

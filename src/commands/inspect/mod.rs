@@ -13,6 +13,7 @@ use crate::remote::source::{self, SourceSettings};
 pub mod diff;
 pub mod get;
 pub mod keys;
+pub mod log;
 
 /// The keyspace of a SOURCE (decoded into a temporary first when needed).
 fn keyspace(src: &SourceSettings, query: &Query) -> Result<Keyspace> {

@@ -16,6 +16,8 @@
 //! Mirrors etcd-io/etcd client/v3/snapshot/v3_snapshot.go `Save` (which checks only the trailer's
 //! presence, not its value).
 
+pub mod follow;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,9 +86,14 @@ pub struct SaveReport {
     pub hash: Option<u32>,
     #[serde(rename = "totalKey", skip_serializing_if = "Option::is_none")]
     pub total_key: Option<u64>,
-    /// Why an s3:// save could not read its snapshot back (no room in `$TMPDIR`).
+    /// Why an s3:// (or compressed or encrypted) save could not read its snapshot back (no
+    /// room in `$TMPDIR`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_back: Option<String>,
+    /// The revision etcd would start at on this snapshot: the last key's, raised to the
+    /// compaction marks (where `snapshot follow` starts its log).
+    #[serde(skip)]
+    pub boot_revision: Option<i64>,
     pub took: String,
 }
 
@@ -382,6 +389,7 @@ fn empty_report(file: String, origin: &Origin) -> SaveReport {
         pruned: Vec::new(),
         prune_failed: None,
         read_back: None,
+        boot_revision: None,
         took: String::new(),
     }
 }
@@ -465,7 +473,19 @@ async fn save_local(
     let mut output = Output::open(opts, origin, &encoding)?;
     let mut report = empty_report(output.shown(), origin);
     let mut stream = SnapshotStream::open(connector, &origin.target, opts.stall_timeout).await?;
-    let check = stream.receive(|blob| output.write(blob)).await?;
+    // A compressed or encrypted file cannot be walked: its plain bytes are, from a copy.
+    let mut spool = match (&output, encoding.is_plain()) {
+        (Output::File { .. }, false) => Some(Spool::new()),
+        _ => None,
+    };
+    let check = stream
+        .receive(|blob| {
+            if let Some(s) = &mut spool {
+                s.write(blob);
+            }
+            output.write(blob)
+        })
+        .await?;
     report.size = check.total;
     let (encoder, dest, name) = match output {
         Output::Stdout(out) => {
@@ -488,8 +508,9 @@ async fn save_local(
     let temp = buffered
         .into_inner()
         .map_err(|e| write_failed(e, Some(&dest)))?;
-    if encoding.is_plain() {
-        read_back(&temp, &mut report)?;
+    match spool {
+        None => read_back(&temp, &mut report)?,
+        Some(spool) => spool.read_back(&mut report)?,
     }
     report.encoded(&encoding, &digests);
     let (Some(name), SaveDest::Dir(dir)) = (name, &opts.dest) else {
@@ -581,6 +602,11 @@ fn read_back(temp: &TempFile, report: &mut SaveReport) -> Result<()> {
     let status = snapshot_status::status(&src, checks)
         .with_context(|| format!("reading back {}", part.display()))?;
     report.revision = Some(status.revision);
+    report.boot_revision = [status.compact_revision, status.scheduled_compact_revision]
+        .into_iter()
+        .flatten()
+        .chain([status.revision])
+        .max();
     report.hash = Some(status.hash);
     report.total_key = Some(status.total_key);
     Ok(())

@@ -1,0 +1,655 @@
+//! Chains in a store: a base snapshot (a generated snapshot with its sidecar) and the
+//! revision-log segments `snapshot follow` wrote after it, each with a sidecar.
+//!
+//! ```text
+//! etcd-cp1-20261207T031400Z.db.zst.age                  the base (as `snapshot save DEST` names it)
+//! etcd-cp1-20261207T031400Z.log-<THROUGH>-<MILLIS>.seg.zst.age        a segment: revisions
+//! etcd-cp1-20261207T031400Z.log-<THROUGH>-<MILLIS>.seg.zst.age.json   (AFTER, THROUGH], its sidecar
+//! ```
+//!
+//! THROUGH is the last revision the segment completes (20 digits), MILLIS the Unix time in
+//! milliseconds it was written (13 digits): names sort in log order. A segment is trusted only
+//! with its sidecar, written after the object was read back. A chain is the base's segments in
+//! order while each continues the one before: its AFTER is the last one's THROUGH (the base's
+//! revision for the first), and its `previous_sha256` is the last one's object sha256 (the
+//! base's for the first) — a hash chain. The first segment that does not continue ends the
+//! chain's window, and why is said (`broken`), never hidden.
+
+use std::io::Read;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::segment::{self, Record};
+use crate::remote::codec::{self, Encoder, Encoding, Identities};
+use crate::remote::meta::{self, MAX_SIDECAR, SIDECAR_SUFFIX};
+use crate::remote::store::{Backup, Store};
+use crate::units::hex;
+
+/// Written into every segment sidecar.
+pub const SEGMENT_FORMAT: &str = "etcdops-segment/1";
+
+/// A segment's sidecar.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMeta {
+    pub format: String,
+    /// The segment's own name.
+    pub name: String,
+    /// The base snapshot's name, and the revision its bytes hold.
+    pub base: String,
+    pub base_revision: i64,
+    /// The segment holds the revisions (after, through].
+    pub after: i64,
+    pub through: i64,
+    pub events: u64,
+    /// When the first event was received, Unix nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_event_ns: Option<i64>,
+    /// When the log was known complete through `through` (the progress notification).
+    pub through_ns: i64,
+    pub plain_sha256: String,
+    pub plain_size: u64,
+    pub object_sha256: String,
+    pub object_size: u64,
+    /// The object sha256 of the segment before (of the base, for the first).
+    pub previous_sha256: String,
+    pub cluster_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+    pub etcdops_version: String,
+}
+
+impl SegmentMeta {
+    pub fn parse(bytes: &[u8], expected_name: &str) -> Result<SegmentMeta> {
+        if bytes.len() > MAX_SIDECAR {
+            bail!("the metadata is larger than 1 MiB");
+        }
+        let m: SegmentMeta =
+            serde_json::from_slice(bytes).map_err(|e| anyhow!("the metadata is not valid: {e}"))?;
+        if m.format != SEGMENT_FORMAT {
+            bail!(
+                "the metadata is format {:?}, not {SEGMENT_FORMAT}",
+                m.format
+            );
+        }
+        if m.name != expected_name {
+            bail!("the metadata describes {:?}, not {expected_name:?}", m.name);
+        }
+        if m.after > m.through || m.base_revision > m.after {
+            bail!(
+                "the metadata's revisions are out of order (base {}, after {}, through {})",
+                m.base_revision,
+                m.after,
+                m.through
+            );
+        }
+        Ok(m)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// The parts of a segment's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentName {
+    /// The base's name without `.db` and its suffixes.
+    pub stem: String,
+    pub through: i64,
+    pub millis: i64,
+}
+
+/// The stem of a generated base name (`etcd-NODE-STAMP`), `None` for other names.
+pub fn stem_of(base: &str) -> Option<String> {
+    let n = meta::parse_name(base)?;
+    let name = meta::generate(&n.node, n.time, "");
+    Some(name.strip_suffix(".db")?.to_string())
+}
+
+pub fn segment_name(stem: &str, through: i64, millis: i64, suffix: &str) -> String {
+    format!("{stem}.log-{through:020}-{millis:013}.seg{suffix}")
+}
+
+/// `Some` for names [`segment_name`] makes.
+pub fn parse_segment_name(name: &str) -> Option<SegmentName> {
+    let rest = [".seg.zst.age", ".seg.zst", ".seg.age", ".seg"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))?;
+    let (stem, numbers) = rest.rsplit_once(".log-")?;
+    let (through, millis) = numbers.split_once('-')?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(through, 20) || !digits(millis, 13) {
+        return None;
+    }
+    stem_of(&format!("{stem}.db")).filter(|s| s == stem)?;
+    Some(SegmentName {
+        stem: stem.to_string(),
+        through: through.parse().ok()?,
+        millis: millis.parse().ok()?,
+    })
+}
+
+/// One segment of a chain, as listed.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub name: String,
+    pub size: u64,
+    pub meta: SegmentMeta,
+}
+
+/// A base and the segments that continue it.
+#[derive(Debug)]
+pub struct Chain {
+    pub base: Backup,
+    /// The revision the base's bytes hold (from its segments' sidecars; the base sidecar's
+    /// request revision when it has none).
+    pub base_revision: i64,
+    /// The base's save time, Unix nanoseconds.
+    pub base_ns: i64,
+    pub segments: Vec<Segment>,
+    /// Why segments after the last one here are not part of the chain.
+    pub broken: Option<String>,
+}
+
+impl Chain {
+    /// The last revision a restore from this chain can reach.
+    pub fn through(&self) -> i64 {
+        self.segments
+            .last()
+            .map_or(self.base_revision, |s| s.meta.through)
+    }
+
+    /// When the chain was last known complete.
+    pub fn through_ns(&self) -> i64 {
+        self.segments
+            .last()
+            .map_or(self.base_ns, |s| s.meta.through_ns)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        self.base
+            .meta
+            .as_ref()
+            .map_or("", |m| m.cluster_id.as_str())
+    }
+
+    /// "REV (TIME) → REV (TIME)", for messages.
+    pub fn window(&self) -> String {
+        format!(
+            "{} → {} ({} → {})",
+            self.base_revision,
+            self.through(),
+            crate::timestamp::rfc3339_ns(self.base_ns),
+            crate::timestamp::rfc3339_ns(self.through_ns())
+        )
+    }
+}
+
+/// Every chain in `store` whose base is verified, oldest base first.
+pub async fn chains(store: &Store) -> Result<Vec<Chain>> {
+    let backups = store.backups().await?;
+    let objects = store.objects().await?;
+    let names: std::collections::HashSet<&str> = objects.iter().map(|(n, _)| n.as_str()).collect();
+    let mut segments: Vec<(String, u64, SegmentName)> = objects
+        .iter()
+        .filter_map(|(n, size)| Some((n.clone(), *size, parse_segment_name(n)?)))
+        .collect();
+    segments.sort_by_key(|s| (s.2.through, s.2.millis));
+    let sidecars: Vec<String> = segments
+        .iter()
+        .map(|(n, _, _)| format!("{n}{SIDECAR_SUFFIX}"))
+        .filter(|s| names.contains(s.as_str()))
+        .collect();
+    let mut read = store.read_many(sidecars).await;
+    let mut out = Vec::new();
+    for base in backups.into_iter().filter(Backup::verified) {
+        let Some(stem) = stem_of(&base.name) else {
+            continue;
+        };
+        let mine = segments.iter().filter(|(_, _, n)| n.stem == stem);
+        // A segment without its sidecar was never made visible (a flush interrupted between
+        // the object and its sidecar): not part of any chain.
+        let listed: Vec<(String, u64, Result<SegmentMeta>)> = mine
+            .filter_map(|(name, size, _)| {
+                let meta = match read.remove(&format!("{name}{SIDECAR_SUFFIX}"))? {
+                    Ok(bytes) => SegmentMeta::parse(&bytes, name),
+                    Err(e) => Err(e),
+                };
+                Some((name.clone(), *size, meta))
+            })
+            .collect();
+        out.push(link(base, listed));
+    }
+    Ok(out)
+}
+
+/// The chain of `base`: its listed segments while each continues the one before.
+fn link(base: Backup, listed: Vec<(String, u64, Result<SegmentMeta>)>) -> Chain {
+    let base_meta = base.meta.as_ref().ok();
+    let base_ns = base_meta
+        .and_then(|m| crate::timestamp::parse_rfc3339_ns(&m.created).ok())
+        .unwrap_or(base.parsed.time.saturating_mul(1_000_000_000));
+    let base_sha = base_meta
+        .map(|m| m.object_sha256.clone())
+        .unwrap_or_default();
+    let base_revision = match listed.iter().find_map(|(_, _, m)| m.as_ref().ok()) {
+        Some(m) => m.base_revision,
+        None => base_meta.map_or(0, |m| m.revision),
+    };
+    let mut chain = Chain {
+        base,
+        base_revision,
+        base_ns,
+        segments: Vec::new(),
+        broken: None,
+    };
+    let (mut after, mut previous) = (base_revision, base_sha);
+    for (name, size, meta) in listed {
+        let problem = match &meta {
+            Err(e) => Some(format!("{e:#}")),
+            Ok(m) if m.base != chain.base.name => Some(format!("its metadata names the base {}", m.base)),
+            Ok(m) if m.base_revision != base_revision => {
+                Some(format!("its metadata says the base is at revision {}, not {base_revision}", m.base_revision))
+            }
+            Ok(m) if m.object_size != size => Some(format!("the object is {size} bytes, its metadata says {}", m.object_size)),
+            Ok(m) if m.after < after => Some(format!("it repeats revisions {}..{} (a duplicate)", m.after + 1, after)),
+            Ok(m) if m.after > after => Some(format!("revisions {}..{} are missing (a gap)", after + 1, m.after)),
+            Ok(m) if m.previous_sha256 != previous => {
+                Some("its previous_sha256 is not the sha256 of the segment before (the hash chain is broken)".to_string())
+            }
+            Ok(_) => None,
+        };
+        if let Some(p) = problem {
+            chain.broken = Some(format!("{name}: {p}"));
+            break;
+        }
+        let Ok(meta) = meta else { break };
+        after = meta.through;
+        previous = meta.object_sha256.clone();
+        chain.segments.push(Segment { name, size, meta });
+    }
+    chain
+}
+
+/// A point to restore to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// The newest point of the newest chain.
+    Latest,
+    Revision(i64),
+    /// The last revision received at or before this Unix time (nanoseconds).
+    Time(i64),
+}
+
+impl std::fmt::Display for Point {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Point::Latest => write!(f, "the newest point"),
+            Point::Revision(r) => write!(f, "revision {r}"),
+            Point::Time(t) => write!(f, "{}", crate::timestamp::rfc3339_ns(*t)),
+        }
+    }
+}
+
+/// The chain that reaches `point` from the newest base (the shortest replay), and how many of
+/// its segments the replay needs; refused with the restorable windows named.
+pub fn pick(chains: &[Chain], point: Point) -> Result<(&Chain, usize)> {
+    let reaches = |c: &Chain| match point {
+        Point::Latest => true,
+        Point::Revision(r) => c.base_revision <= r && r <= c.through(),
+        Point::Time(t) => c.base_ns <= t && t <= c.through_ns(),
+    };
+    let best = match point {
+        Point::Latest => chains.iter().max_by_key(|c| (c.through_ns(), c.base_ns)),
+        _ => chains
+            .iter()
+            .filter(|c| reaches(c))
+            .max_by_key(|c| c.base_ns),
+    };
+    let Some(chain) = best else {
+        let windows: Vec<String> = chains.iter().map(Chain::window).collect();
+        bail!(
+            "{point} is not restorable here: {}",
+            if windows.is_empty() {
+                "no chain (run `etcdops snapshot follow` to write one)".to_string()
+            } else {
+                format!("the restorable windows are {}", windows.join("; "))
+            }
+        );
+    };
+    let needed = match point {
+        Point::Latest => chain.segments.len(),
+        Point::Revision(r) => needed_by(chain, |m| m.through >= r),
+        Point::Time(t) => needed_by(chain, |m| m.through_ns >= t),
+    };
+    Ok((chain, needed))
+}
+
+/// The segments up to and including the first one `reaches` (all when none does).
+fn needed_by(chain: &Chain, reaches: impl Fn(&SegmentMeta) -> bool) -> usize {
+    chain
+        .segments
+        .iter()
+        .position(|s| reaches(&s.meta))
+        .map_or(chain.segments.len(), |i| i + 1)
+}
+
+/// A segment's records, read from the store and checked against its sidecar (object and plain
+/// sha256 and sizes) and against itself (events inside (after, through], a last progress
+/// record at `through`).
+pub async fn load(store: &Store, seg: &Segment, ids: &Identities) -> Result<Vec<Record>> {
+    let what = store.url(&seg.name);
+    let m = &seg.meta;
+    let object = store.read_object(&seg.name, m.object_size).await?;
+    if hex(&Sha256::digest(&object)) != m.object_sha256 || object.len() as u64 != m.object_size {
+        bail!("{what} does not match its metadata (changed or corrupted after it was written)");
+    }
+    let (mut plain, _, _) = codec::decoder(std::io::Cursor::new(object), ids, &what)?;
+    let mut bytes = Vec::new();
+    (&mut plain)
+        .take(m.plain_size + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("decoding {what}"))?;
+    if bytes.len() as u64 != m.plain_size || hex(&Sha256::digest(&bytes)) != m.plain_sha256 {
+        bail!("{what} decodes to something its metadata does not describe");
+    }
+    let records = segment::decode(&bytes).with_context(|| what.clone())?;
+    let mut last_progress = None;
+    for r in &records {
+        match r {
+            Record::Event(e) if e.main <= m.after || e.main > m.through => bail!(
+                "{what}: an event at revision {} outside its revisions ({}, {}]",
+                e.main,
+                m.after,
+                m.through
+            ),
+            Record::Progress { revision, .. } => last_progress = Some(*revision),
+            _ => {}
+        }
+    }
+    if last_progress != Some(m.through) {
+        bail!(
+            "{what}: it does not end complete through revision {}",
+            m.through
+        );
+    }
+    Ok(records)
+}
+
+/// The records of a replay up to `point` from the records of the segments a [`pick`] needs:
+/// the whole of every segment but the last, and of the last the records before the first event
+/// past the point (compactions at or below the last revision kept are kept too).
+pub fn cut(segments: Vec<Vec<Record>>, point: Point) -> Vec<Record> {
+    let n = segments.len();
+    let mut out = Vec::new();
+    for (i, records) in segments.into_iter().enumerate() {
+        if i + 1 < n || point == Point::Latest {
+            out.extend(records);
+            continue;
+        }
+        let mut stopped = false;
+        let mut reached = out.iter().rev().find_map(revision_of).unwrap_or(0);
+        for r in records {
+            if !stopped {
+                let past = match (&r, point) {
+                    (Record::Event(e), Point::Revision(rev)) => e.main > rev,
+                    (Record::Event(e), Point::Time(t)) => e.time_ns > t,
+                    (Record::Progress { revision, .. }, Point::Revision(rev)) => *revision > rev,
+                    (Record::Progress { time_ns, .. }, Point::Time(t)) => *time_ns > t,
+                    _ => false,
+                };
+                stopped = past;
+            }
+            if !stopped {
+                reached = revision_of(&r).unwrap_or(reached);
+                out.push(r);
+            } else if matches!(r, Record::Compacted { revision, .. } if revision <= reached) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+fn revision_of(r: &Record) -> Option<i64> {
+    match r {
+        Record::Event(e) => Some(e.main),
+        Record::Progress { revision, .. } => Some(*revision),
+        _ => None,
+    }
+}
+
+/// The revision the records reach: the last event's or progress record's.
+pub fn reached(records: &[Record]) -> Option<i64> {
+    records.iter().filter_map(revision_of).max()
+}
+
+/// Writes the segments of one chain: encodes, uploads, reads back, then writes the sidecar.
+pub struct ChainWriter {
+    pub base: String,
+    pub base_revision: i64,
+    stem: String,
+    cluster_id: String,
+    encoding: Encoding,
+    compression: Option<String>,
+    recipients: Vec<String>,
+    /// The chain's last revision and object sha256.
+    pub through: i64,
+    previous: String,
+}
+
+impl ChainWriter {
+    /// A new chain on a base just saved (its sidecar's object sha256 starts the hash chain).
+    pub fn start(
+        base: &str,
+        base_revision: i64,
+        base_sha256: &str,
+        cluster_id: &str,
+        encoding: Encoding,
+        recipients: Vec<String>,
+    ) -> Result<ChainWriter> {
+        let stem =
+            stem_of(base).ok_or_else(|| anyhow!("{base} is not a generated snapshot name"))?;
+        Ok(ChainWriter {
+            base: base.to_string(),
+            base_revision,
+            stem,
+            cluster_id: cluster_id.to_string(),
+            compression: encoding.zstd_level.map(|l| format!("zstd:{l}")),
+            encoding,
+            recipients,
+            through: base_revision,
+            previous: base_sha256.to_string(),
+        })
+    }
+
+    /// Continue `chain` where it ends.
+    pub fn resume(
+        chain: &Chain,
+        encoding: Encoding,
+        recipients: Vec<String>,
+    ) -> Result<ChainWriter> {
+        let base_sha = chain
+            .base
+            .meta
+            .as_ref()
+            .map(|m| m.object_sha256.clone())
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut w = ChainWriter::start(
+            &chain.base.name,
+            chain.base_revision,
+            &base_sha,
+            chain.cluster_id(),
+            encoding,
+            recipients,
+        )?;
+        if let Some(last) = chain.segments.last() {
+            w.through = last.meta.through;
+            w.previous = last.meta.object_sha256.clone();
+        }
+        Ok(w)
+    }
+
+    /// Write `records` (which end with a progress record at `through`) as the next segment.
+    pub async fn write(
+        &mut self,
+        store: &Store,
+        records: &[Record],
+        through: i64,
+        through_ns: i64,
+    ) -> Result<SegmentMeta> {
+        let mut w = segment::Writer::new();
+        for r in records {
+            w.push(r);
+        }
+        let plain = w.finish();
+        let plain_sha = Sha256::digest(&plain);
+        let mut enc = Encoder::new(Vec::new(), &self.encoding)?;
+        std::io::Write::write_all(&mut enc, &plain).context("encoding a segment")?;
+        let (object, digests) = enc
+            .finish(plain_sha.into(), plain.len() as u64)
+            .context("encoding a segment")?;
+        let object_sha = if self.encoding.is_plain() {
+            plain_sha.into()
+        } else {
+            digests.object_sha256
+        };
+        let events = records
+            .iter()
+            .filter(|r| matches!(r, Record::Event(_)))
+            .count() as u64;
+        let millis = crate::timestamp::now_ns() / 1_000_000;
+        let name = segment_name(&self.stem, through, millis, self.encoding.suffix());
+        let meta = SegmentMeta {
+            format: SEGMENT_FORMAT.to_string(),
+            name: name.clone(),
+            base: self.base.clone(),
+            base_revision: self.base_revision,
+            after: self.through,
+            through,
+            events,
+            first_event_ns: records.iter().find_map(|r| match r {
+                Record::Event(e) => Some(e.time_ns),
+                _ => None,
+            }),
+            through_ns,
+            plain_sha256: hex(&plain_sha),
+            plain_size: plain.len() as u64,
+            object_sha256: hex(&object_sha),
+            object_size: object.len() as u64,
+            previous_sha256: self.previous.clone(),
+            cluster_id: self.cluster_id.clone(),
+            compression: self.compression.clone(),
+            encryption: (!self.recipients.is_empty()).then(|| "age".to_string()),
+            recipients: self.recipients.clone(),
+            etcdops_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        store.put_new(&name, object).await?;
+        // Visible only whole: the object is read back before its sidecar names it.
+        let back = store.read_object(&name, meta.object_size).await?;
+        if hex(&Sha256::digest(&back)) != meta.object_sha256 {
+            bail!(
+                "{} reads back different from what was written",
+                store.url(&name)
+            );
+        }
+        store
+            .put_new(&format!("{name}{SIDECAR_SUFFIX}"), meta.to_bytes())
+            .await?;
+        self.through = through;
+        self.previous = meta.object_sha256.clone();
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_sort_in_log_order() {
+        let stem = stem_of("etcd-cp-1-20261207T031400Z.db.zst.age").unwrap();
+        assert_eq!(stem, "etcd-cp-1-20261207T031400Z");
+        let a = segment_name(&stem, 1005, 1_796_000_000_000, ".zst");
+        let b = segment_name(&stem, 12_000, 1_796_000_000_500, ".zst");
+        assert!(a < b, "{a} {b}");
+        assert_eq!(
+            parse_segment_name(&a),
+            Some(SegmentName {
+                stem: stem.clone(),
+                through: 1005,
+                millis: 1_796_000_000_000
+            })
+        );
+        assert_eq!(meta::parse_name(&a), None, "never taken for a snapshot");
+        for not_ours in [
+            "etcd-cp-1-20261207T031400Z.log-1005-1796000000000.seg",
+            "x.log-00000000000000001005-1796000000000.seg",
+            "etcd-cp-1-20261207T031400Z.log-00000000000000001005-1796000000000.seg.gz",
+        ] {
+            assert_eq!(parse_segment_name(not_ours), None, "{not_ours}");
+        }
+    }
+
+    fn progress(revision: i64, time_ns: i64) -> Record {
+        Record::Progress { revision, time_ns }
+    }
+
+    fn event(main: i64, time_ns: i64) -> Record {
+        Record::Event(segment::Event {
+            main,
+            sub: 0,
+            time_ns,
+            key: b"k".to_vec(),
+            change: segment::Change::Delete,
+        })
+    }
+
+    #[test]
+    fn a_cut_stops_at_the_point_and_keeps_the_compactions_below_it() {
+        let first = vec![event(11, 1), event(12, 2), progress(12, 3)];
+        let last = vec![
+            Record::Lease {
+                id: 7,
+                ttl: 60,
+                time_ns: 9,
+            },
+            event(13, 4),
+            event(14, 5),
+            event(15, 6),
+            Record::Compacted {
+                revision: 13,
+                time_ns: 9,
+            },
+            Record::Compacted {
+                revision: 15,
+                time_ns: 9,
+            },
+            progress(15, 9),
+        ];
+        let at14 = cut(vec![first.clone(), last.clone()], Point::Revision(14));
+        assert_eq!(reached(&at14), Some(14));
+        assert!(at14.contains(&Record::Compacted {
+            revision: 13,
+            time_ns: 9
+        }));
+        assert!(!at14
+            .iter()
+            .any(|r| matches!(r, Record::Compacted { revision: 15, .. })));
+        assert!(at14
+            .iter()
+            .any(|r| matches!(r, Record::Lease { id: 7, .. })));
+        let at_time = cut(vec![first.clone(), last.clone()], Point::Time(4));
+        assert_eq!(reached(&at_time), Some(13));
+        let all = cut(vec![first, last], Point::Latest);
+        assert_eq!(reached(&all), Some(15));
+    }
+}

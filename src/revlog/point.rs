@@ -1,0 +1,166 @@
+//! A point of a revision log made into a snapshot file: the chain that reaches it picked, every
+//! segment it needs read and checked (sidecar, sha256, hash chain, records) before anything is
+//! written, the base decoded into a 0600 temporary, the segments replayed into it, and a new
+//! sha256 trailer appended — a snapshot `snapshot restore` restores as any other.
+
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::chain::{self, Point};
+use super::replay::{self, Replayed};
+use super::segment::Record;
+use crate::etcd::status::{has_trailer, TrailerCheck};
+use crate::fsutil::TempFile;
+use crate::remote::codec::Identities;
+use crate::remote::source::{self, PlainSnapshot, SourceSettings};
+use crate::remote::store::Store;
+
+/// A point made into a snapshot file, and how.
+pub struct Restorable {
+    pub snapshot: PlainSnapshot,
+    /// The base's name and the window of its chain.
+    pub base: String,
+    pub window: String,
+    /// Why the chain ends where it does, when a segment after it is not usable.
+    pub broken: Option<String>,
+    pub segments: usize,
+    pub replayed: Replayed,
+    /// The revision the snapshot is at.
+    pub revision: i64,
+}
+
+/// What the store says for `point`, read before anything is written.
+struct Needed {
+    base: SourceSettings,
+    base_name: String,
+    window: String,
+    broken: Option<String>,
+    segments: usize,
+    records: Vec<Record>,
+    revision: i64,
+}
+
+/// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix), built in
+/// `scratch`.
+pub fn restorable(src: &SourceSettings, point: Point, scratch: &Path) -> Result<Restorable> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let needed = rt.block_on(needed(src, point))?;
+    drop(rt);
+    let base = source::open(&needed.base, scratch)?;
+    let mut temp = working_copy(base, scratch)?;
+    let replayed = replay::replay(temp.path(), &needed.records)
+        .with_context(|| format!("replaying the log into {}", needed.base_name))?;
+    append_trailer(&mut temp)?;
+    Ok(Restorable {
+        snapshot: PlainSnapshot::replayed(temp),
+        base: needed.base_name,
+        window: needed.window,
+        broken: needed.broken,
+        segments: needed.segments,
+        replayed,
+        revision: needed.revision,
+    })
+}
+
+async fn needed(src: &SourceSettings, point: Point) -> Result<Needed> {
+    let store = Store::open(&src.location, &src.s3).await?;
+    let chains = chain::chains(&store).await?;
+    let (chain, n) = chain::pick(&chains, point)?;
+    let ids = Identities::load(&src.identities)?;
+    let mut loaded = Vec::with_capacity(n);
+    for seg in &chain.segments[..n] {
+        loaded.push(chain::load(&store, seg, &ids).await?);
+    }
+    let records = chain::cut(loaded, point);
+    let revision = chain::reached(&records).unwrap_or(chain.base_revision);
+    if let Point::Revision(r) = point {
+        if revision != r {
+            bail!("revision {r} is not in the log of {} (it reaches {revision}): a revision that changed nothing is never written; pick one that `etcdops snapshot log` lists", chain.base.name);
+        }
+    }
+    Ok(Needed {
+        base: SourceSettings {
+            location: store.location_of(&chain.base.name),
+            identities: src.identities.clone(),
+            s3: src.s3.clone(),
+        },
+        base_name: chain.base.name.clone(),
+        window: chain.window(),
+        broken: chain.broken.clone(),
+        segments: n,
+        records,
+        revision,
+    })
+}
+
+/// The base as a temporary of our own, its trailer checked and cut off (the replay changes
+/// the database it describes).
+fn working_copy(base: PlainSnapshot, scratch: &Path) -> Result<TempFile> {
+    let verified = base.trailer_verified;
+    let path = base.path.clone();
+    let mut temp = match base.into_temp() {
+        Some(t) => t,
+        None => {
+            let mut t = TempFile::beside(&scratch.join("etcdops-replay.db"), 0o600)?;
+            let mut from = crate::fsutil::open_regular(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let to = t.file().ok_or_else(|| anyhow!("the temporary is closed"))?;
+            std::io::copy(&mut from, to).with_context(|| format!("copying {}", path.display()))?;
+            t
+        }
+    };
+    let file = temp
+        .file()
+        .ok_or_else(|| anyhow!("the temporary is closed"))?;
+    file.sync_all()?;
+    let len = file.metadata()?.len();
+    if !has_trailer(len) {
+        bail!("the base {} has no sha256 trailer", path.display());
+    }
+    if !verified {
+        let mut check = TrailerCheck::new();
+        read_all(temp.path(), |b| check.feed(b))?;
+        check
+            .verify()
+            .map_err(|e| anyhow!("the base {}: {e}", path.display()))?;
+    }
+    let file = temp
+        .file()
+        .ok_or_else(|| anyhow!("the temporary is closed"))?;
+    file.set_len(len - 32)?;
+    file.sync_all()?;
+    Ok(temp)
+}
+
+/// Every byte of the file at `path`, in order (a temporary is opened for writing only).
+fn read_all(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut buf = crate::buf::AlignedBuf::new(1 << 20);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        each(&buf[..n]);
+    }
+}
+
+/// etcd's trailer: the sha256 of the database, appended.
+fn append_trailer(temp: &mut TempFile) -> Result<()> {
+    let mut hasher = Sha256::new();
+    read_all(temp.path(), |b| hasher.update(b))?;
+    let file = temp
+        .file()
+        .ok_or_else(|| anyhow!("the temporary is closed"))?;
+    file.seek(std::io::SeekFrom::End(0))?;
+    file.write_all(&hasher.finalize())?;
+    file.sync_all()?;
+    Ok(())
+}
