@@ -511,6 +511,10 @@ pub struct LsArgs {
     /// Count and bytes per Kubernetes resource and per namespace, the biggest first
     #[arg(long)]
     pub summary: bool,
+    /// DIR/ or s3://: exit 1 when the newest verified point (a snapshot, or the revision log's
+    /// last segment) is older than this, for a monitoring check
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,

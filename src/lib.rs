@@ -73,13 +73,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> Result<Outcome> {
             }
         }
         Job::SnapshotDiff(s) => shown(format, (commands::inspect::diff::run(&s)?, Outcome::Ok)),
-        Job::SnapshotList(s) => shown(
-            format,
-            (
-                runtime()?.block_on(commands::snapshot_ls::run(&s))?,
-                Outcome::Ok,
-            ),
-        ),
+        Job::SnapshotList(s) => shown(format, runtime()?.block_on(commands::snapshot_ls::run(&s))?),
         Job::SnapshotLog(s) => shown(
             format,
             (

@@ -241,10 +241,8 @@ fn open_source(
         "note: revision {} from the chain of {} (window {}): {} segments, {} changes replayed",
         r.revision, r.base, r.window, r.segments, r.replayed.events
     )];
-    if let Some(why) = &r.broken {
-        notes.push(format!(
-            "note: the chain ends at a segment it cannot use: {why}"
-        ));
+    for why in &r.problems {
+        notes.push(format!("note: left out of the chain: {why}"));
     }
     if r.replayed.detached > 0 {
         notes.push(format!("note: {} keys were written on leases the log never saw granted (granted and gone between two segments); they are kept, attached to no lease", r.replayed.detached));

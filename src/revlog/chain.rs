@@ -12,8 +12,8 @@
 //! with its sidecar, written after the object was read back. A chain is the base's segments in
 //! order while each continues the one before: its AFTER is the last one's THROUGH (the base's
 //! revision for the first), and its `previous_sha256` is the last one's object sha256 (the
-//! base's for the first) — a hash chain. The first segment that does not continue ends the
-//! chain's window, and why is said (`broken`), never hidden.
+//! base's for the first) — a hash chain. A segment that does not continue is left out and
+//! said (`problems`), never hidden: the window ends at the last one that does.
 
 use std::io::Read;
 
@@ -155,8 +155,10 @@ pub struct Chain {
     /// The base's save time, Unix nanoseconds.
     pub base_ns: i64,
     pub segments: Vec<Segment>,
-    /// Why segments after the last one here are not part of the chain.
-    pub broken: Option<String>,
+    /// The segments of this base that are not part of the chain, each with why (a bad
+    /// sidecar, a gap or a duplicate, a broken hash chain); the chain goes on past them only
+    /// through a segment that continues the one before.
+    pub problems: Vec<String>,
 }
 
 impl Chain {
@@ -249,7 +251,7 @@ fn link(base: Backup, listed: Vec<(String, u64, Result<SegmentMeta>)>) -> Chain 
         base_revision,
         base_ns,
         segments: Vec::new(),
-        broken: None,
+        problems: Vec::new(),
     };
     let (mut after, mut previous) = (base_revision, base_sha);
     for (name, size, meta) in listed {
@@ -268,10 +270,10 @@ fn link(base: Backup, listed: Vec<(String, u64, Result<SegmentMeta>)>) -> Chain 
             Ok(_) => None,
         };
         if let Some(p) = problem {
-            chain.broken = Some(format!("{name}: {p}"));
-            break;
+            chain.problems.push(format!("{name}: {p}"));
+            continue;
         }
-        let Ok(meta) = meta else { break };
+        let Ok(meta) = meta else { continue };
         after = meta.through;
         previous = meta.object_sha256.clone();
         chain.segments.push(Segment { name, size, meta });

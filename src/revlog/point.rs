@@ -24,8 +24,8 @@ pub struct Restorable {
     /// The base's name and the window of its chain.
     pub base: String,
     pub window: String,
-    /// Why the chain ends where it does, when a segment after it is not usable.
-    pub broken: Option<String>,
+    /// The base's segments left out of its chain, and why.
+    pub problems: Vec<String>,
     pub segments: usize,
     pub replayed: Replayed,
     /// The revision the snapshot is at.
@@ -37,7 +37,7 @@ struct Needed {
     base: SourceSettings,
     base_name: String,
     window: String,
-    broken: Option<String>,
+    problems: Vec<String>,
     segments: usize,
     records: Vec<Record>,
     revision: i64,
@@ -62,7 +62,7 @@ pub fn restorable(src: &SourceSettings, point: Point, scratch: &Path) -> Result<
         snapshot: PlainSnapshot::replayed(temp),
         base: needed.base_name,
         window: needed.window,
-        broken: needed.broken,
+        problems: needed.problems,
         segments: needed.segments,
         replayed,
         revision: needed.revision,
@@ -93,7 +93,7 @@ async fn needed(src: &SourceSettings, point: Point) -> Result<Needed> {
         },
         base_name: chain.base.name.clone(),
         window: chain.window(),
-        broken: chain.broken.clone(),
+        problems: chain.problems.clone(),
         segments: n,
         records,
         revision,

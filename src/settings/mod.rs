@@ -54,7 +54,7 @@ pub enum Job {
     SnapshotGet(GetSettings),
     SnapshotDiff(DiffSettings),
     /// `snapshot ls DIR/|s3://…/`.
-    SnapshotList(StoreSettings),
+    SnapshotList(ListSettings),
     SnapshotPrune(PruneSettings),
     SnapshotLog(LogSettings),
     SchedulePrint(ScheduleSettings),

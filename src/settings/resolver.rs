@@ -202,8 +202,17 @@ impl Resolver {
                     {
                         bail!("{}: --prefix, --rev, --keys-only, --values and --summary list the keys of one snapshot; this is a directory or prefix of snapshots", a.location);
                     }
-                    Job::SnapshotList(self.store(&a.location, &a.read)?)
+                    Job::SnapshotList(ListSettings {
+                        store: self.store(&a.location, &a.read)?,
+                        max_age: a
+                            .max_age
+                            .map(|d| parse_go_duration(&d).context("--max-age"))
+                            .transpose()?,
+                    })
                 } else {
+                    if a.max_age.is_some() {
+                        bail!("{}: --max-age checks a directory or prefix of snapshots", a.location);
+                    }
                     Job::SnapshotKeys(KeysSettings {
                         source: self.source(&a.location, a.identity, &a.read)?,
                         prefix: a.prefix.unwrap_or_default().into_bytes(),

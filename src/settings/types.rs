@@ -231,6 +231,14 @@ pub struct SaveSettings {
     pub timeout: Option<Duration>,
 }
 
+/// `snapshot ls DIR/|s3://…/`.
+#[derive(Debug, Clone)]
+pub struct ListSettings {
+    pub store: StoreSettings,
+    /// `--max-age`: exit 1 when the newest verified point is older.
+    pub max_age: Option<Duration>,
+}
+
 /// `snapshot follow`.
 #[derive(Debug, Clone)]
 pub struct FollowSettings {

@@ -122,8 +122,13 @@ struct Follower<'a> {
 enum Next {
     /// Start again from the chain's last revision (after a failure, with a back-off).
     Resume(String),
-    /// Start a new chain with a new base.
+    /// Start a new chain with a new base: the old one cannot go on.
     NewChain(String),
+    /// `--base-every`: a new base, and the old chain carried up to it first (no revision
+    /// falls between the two chains).
+    Rollover,
+    /// The chain reached the revision it was carried to.
+    Reached,
 }
 
 impl Follower<'_> {
@@ -131,13 +136,27 @@ impl Follower<'_> {
     async fn follow(&mut self) -> Result<String> {
         let mut writer = self.open_chain(false).await?;
         let mut backoff = Duration::from_secs(1);
+        let mut next: Option<ChainWriter> = None;
         loop {
             let started = Instant::now();
-            match self.watch(&mut writer).await {
+            let until = next.as_ref().map(|n| n.base_revision);
+            match self.watch(&mut writer, until).await {
                 Next::NewChain(why) => {
                     eprintln!("etcdops: follow: {why}; starting a new chain with a new base");
-                    writer = self.open_chain(true).await?;
+                    writer = match next.take() {
+                        Some(n) => n,
+                        None => self.open_chain(true).await?,
+                    };
                     backoff = Duration::from_secs(1);
+                }
+                Next::Rollover => {
+                    eprintln!("etcdops: follow: the base is older than --base-every; saving a new one");
+                    next = Some(self.open_chain(true).await?);
+                }
+                Next::Reached => {
+                    if let Some(n) = next.take() {
+                        writer = n;
+                    }
                 }
                 Next::Resume(why) => {
                     if started.elapsed() > MAX_BACKOFF {
@@ -167,8 +186,8 @@ impl Follower<'_> {
                 .filter(|c| c.cluster_id() == cluster && !c.segments.is_empty())
                 .max_by_key(|c| (c.through_ns(), c.base_ns));
             if let Some(c) = newest.filter(|c| !self.base_too_old(c.base_ns)) {
-                if let Some(why) = &c.broken {
-                    eprintln!("etcdops: follow: note: {why}; the chain continues from its last good segment");
+                for why in &c.problems {
+                    eprintln!("etcdops: follow: note: left out of the chain: {why}");
                 }
                 eprintln!(
                     "etcdops: follow: continuing the chain of {} from revision {}",
@@ -237,8 +256,12 @@ impl Follower<'_> {
         Ok((name, meta, revision))
     }
 
-    /// Watch from the chain's end and write segments until the watch ends.
-    async fn watch(&mut self, writer: &mut ChainWriter) -> Next {
+    /// Watch from the chain's end and write segments until the watch ends (or, with `until`,
+    /// until the chain reaches that revision).
+    async fn watch(&mut self, writer: &mut ChainWriter, until: Option<i64>) -> Next {
+        if until.is_some_and(|u| writer.through >= u) {
+            return Next::Reached;
+        }
         let target =
             match super::choose(self.connector, self.given.clone(), self.opts.save.cluster).await {
                 Ok((t, _, _)) => t,
@@ -294,10 +317,13 @@ impl Follower<'_> {
                         return Next::Resume(format!("writing a segment: {e:#}"));
                     }
                     last_write = Instant::now();
-                    if let Some(base_ns) = self.base_ns(writer) {
-                        if self.base_too_old(base_ns) {
-                            return Next::NewChain("the base is older than --base-every".into());
+                    match until {
+                        Some(u) if writer.through >= u => return Next::Reached,
+                        Some(_) => {}
+                        None if self.base_ns(writer).is_some_and(|t| self.base_too_old(t)) => {
+                            return Next::Rollover
                         }
+                        None => {}
                     }
                 }
             }
