@@ -126,6 +126,45 @@ fn save_keep_on_a_faulty_listing_deletes_nothing() {
     assert_eq!(sorted(s3.names("bkt", "p/")), before);
 }
 
+/// `save --keep` whose own name check lists cleanly but whose retention listing repeats every
+/// key: the save completes, `--keep` fails (exit 2, the save's report and one error line), and
+/// nothing is deleted.
+#[test]
+fn save_keep_whose_retention_listing_is_faulty_deletes_nothing() {
+    let (_d, dir, newest) = saved(5);
+    // The copies only: a save in the same second as `saved`'s would find its name taken.
+    std::fs::remove_file(dir.join(&newest)).unwrap();
+    std::fs::remove_file(dir.join(format!("{newest}.json"))).unwrap();
+    let c = shared(Version::V3_5_1, 1);
+    let s3 = FaultyS3::start(Fault::SameTokenOnPrefix);
+    s3.load_dir("bkt", "p/", &dir);
+    let before = sorted(s3.names("bkt", "p/"));
+    let tls = conn(&c);
+    let argv = args(
+        &[
+            "snapshot", "save", "s3://bkt/p/", "--keep", "last=1", "-w", "json",
+        ],
+        &tls,
+    );
+    let r = run(&argv, &s3);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("the snapshot is saved and complete, but --keep failed")
+            && r.stderr.contains("is faulty"),
+        "{}",
+        r.stderr
+    );
+    let report = r.json();
+    assert!(report["prune_failed"].as_str().unwrap().contains("is faulty"));
+    assert!(report.get("pruned").is_none(), "{report}");
+    assert!(s3.requests("DELETE").is_empty());
+    let saved = report["file"].as_str().unwrap().trim_start_matches("s3://bkt/p/");
+    let mut after = before.clone();
+    after.extend([saved.to_string(), format!("{saved}.json")]);
+    assert_eq!(sorted(s3.names("bkt", "p/")), sorted(after));
+}
+
 /// Item 2: listings that never end stop at the page cap, with one line, in bounded time and
 /// memory; the multipart-upload listing of a save too (a warning: the save goes on).
 #[test]
@@ -159,6 +198,23 @@ fn endless_listings_stop_at_the_page_cap() {
         2,
         "the snapshot and its sidecar"
     );
+}
+
+/// Item 2, time: a listing of pages that take 100 ms each and never end is over at the
+/// command's `--timeout` (2 s), with one line naming it, far before the page cap.
+#[test]
+fn an_endless_slow_listing_ends_at_the_timeout() {
+    let s3 = FaultyS3::start(Fault::EndlessTokens);
+    *s3.delay.lock().unwrap() = Duration::from_millis(100);
+    let start = Instant::now();
+    let r = run(&["snapshot", "ls", "s3://bkt/p/", "--timeout", "2s"], &s3);
+    let took = start.elapsed();
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(r.stderr.contains("within --timeout 2s"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let pages = s3.requests("GET").len();
+    assert!((10..=25).contains(&pages), "{pages} pages in {took:?}");
 }
 
 /// Item 3: a body that does not end is cut at the size the sidecar declares; nothing is left in

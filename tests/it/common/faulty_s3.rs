@@ -22,6 +22,9 @@ pub enum Fault {
     SameToken,
     /// Page 1 holds the first half and a token; page 2 holds everything (overlapping page 1).
     OverlappingPages,
+    /// [`Fault::SameToken`] only for a listing of a whole prefix (ending in `/`): a save's
+    /// check of its own name lists cleanly, its `--keep` listing repeats every key.
+    SameTokenOnPrefix,
     /// Tokens A, B, A, B … and every page truncated, holding every object.
     AlternatingTokens,
     /// A new token on every page, each page empty and truncated.
@@ -441,6 +444,7 @@ fn listing(req: &Request, bucket: &str, state: &Mutex<State>, fault: Fault) -> V
     let half = all.len() / 2;
     let (items, next): (Vec<(String, usize)>, Option<String>) = match fault {
         Fault::SameToken => (all, Some("T".to_string())),
+        Fault::SameTokenOnPrefix if prefix.ends_with('/') => (all, Some("T".to_string())),
         Fault::OverlappingPages => match token {
             None => (all[..half].to_vec(), Some("page2".to_string())),
             Some(_) => (all, None),
