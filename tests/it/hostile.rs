@@ -336,6 +336,45 @@ fn slow_down_and_internal_errors_are_retried() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s3.requests("GET")[..3].len(), 3);
 
+    // A listing page and an object's GET answered 503 once each: asked again, both succeed.
+    let s3 = FaultyS3::start(Fault::SlowDownOnceEach);
+    s3.load_dir("bkt", "p/", &dir);
+    let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
+    assert_eq!(r.code, 0, "{r:?}");
+    let pages = |s3: &FaultyS3| {
+        s3.requests("GET")
+            .iter()
+            .filter(|q| q.ends_with("prefix=p/"))
+            .count()
+    };
+    assert_eq!(pages(&s3), 2, "{:?}", s3.requests("GET"));
+    let newest = r.stdout.lines().find_map(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("etcd-") && w.ends_with(".db"))
+    });
+    let url = format!("s3://bkt/p/{}", newest.unwrap_or_else(|| panic!("{}", r.stdout)));
+    let r = run(&["snapshot", "status", &url], &s3);
+    assert_eq!(r.code, 0, "{r:?}");
+    let object_gets = s3
+        .requests("GET")
+        .iter()
+        .filter(|q| q.contains("/p/etcd-") && !q.contains(".json"))
+        .count();
+    assert_eq!(object_gets, 2, "{:?}", s3.requests("GET"));
+
+    // Three 503s in a row use up AWS_MAX_ATTEMPTS' default of 3: one line naming the answer.
+    let s3 = FaultyS3::start(Fault::SlowDown(3));
+    s3.load_dir("bkt", "p/", &dir);
+    let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("SlowDown") && r.stderr.contains("after 3 attempts"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s3.requests("GET").len(), 3);
+
     let s3 = FaultyS3::start(Fault::SlowDown(1));
     s3.load_dir("bkt", "p/", &dir);
     let mut env = env(&s3);
@@ -758,6 +797,12 @@ fn verify_checks_what_the_sidecar_says() {
         serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
     let r = etcdops(&["snapshot", "verify", &s(&file)], &[]);
     assert_eq!(r.code, 0, "{r:?}");
+    // The member saved from is there, with a second one the snapshot does not hold.
+    let mut more = good["members"].clone();
+    let mut other = more[0].clone();
+    other["id"] = serde_json::json!("abc123");
+    other["name"] = serde_json::json!("stranger");
+    more.as_array_mut().unwrap().push(other);
     for (field, value, says) in [
         (
             "revision",
@@ -775,6 +820,8 @@ fn verify_checks_what_the_sidecar_says() {
             serde_json::json!("abc123"),
             "is not a member in the snapshot",
         ),
+        ("members", more, "its member list is not the snapshot's"),
+        ("members", serde_json::json!([]), "its member list is not the snapshot's"),
     ] {
         let mut meta = good.clone();
         meta[field] = value;

@@ -37,6 +37,9 @@ pub enum Fault {
     TricklingBody,
     /// The first N requests are answered `503 SlowDown`.
     SlowDown(usize),
+    /// The first listing page (of a prefix) and the first object GET (not a sidecar) are
+    /// answered `503 SlowDown`, once each.
+    SlowDownOnceEach,
     /// Every DELETE is answered `500 InternalError`, then carried out on a later attempt.
     FlakyDeletes,
     /// Every multipart part is answered `503 SlowDown` once, then accepted.
@@ -247,6 +250,21 @@ fn serve(
         let q: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         s.requests
             .push(format!("{} /{}?{}", req.method, req.path, q.join("&")));
+        let once = match (req.method.as_str(), req.path.split_once('/')) {
+            ("GET", None) if req.query.contains_key("prefix") => Some("listing"),
+            ("GET", Some((_, k))) if !k.is_empty() && !k.ends_with(".json") => Some("object"),
+            _ => None,
+        };
+        if let (Fault::SlowDownOnceEach, Some(what)) = (fault, once) {
+            if s.failed_once.insert(what.to_string()) {
+                drop(s);
+                return respond(
+                    &mut conn,
+                    "503 Slow Down",
+                    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                );
+            }
+        }
         if let Fault::SlowDown(n) = fault {
             if s.requests.len() <= n {
                 drop(s);
