@@ -200,6 +200,64 @@ fn endless_listings_stop_at_the_page_cap() {
     );
 }
 
+/// A page that says "truncated" but names no continuation token: refused (it would list the
+/// first page again without end, or stop short); nothing deleted.
+#[test]
+fn a_truncated_page_without_a_token_is_refused() {
+    let (_d, dir, _) = saved(2);
+    let s3 = FaultyS3::start(Fault::TruncatedNoToken);
+    s3.load_dir("bkt", "p/", &dir);
+    let before = sorted(s3.names("bkt", "p/"));
+    for argv in [
+        &["snapshot", "ls", "s3://bkt/p/"][..],
+        &["snapshot", "prune", "s3://bkt/p/", "--keep-last", "1"],
+    ] {
+        let r = run(argv, &s3);
+        assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("a page is truncated but names no continuation token"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(s3.requests("DELETE").is_empty());
+    assert_eq!(sorted(s3.names("bkt", "p/")), before);
+}
+
+/// A save encrypts to at most 256 recipients (a restore refuses larger age headers): 257 are
+/// refused with one line before anything is written.
+#[test]
+fn a_save_to_257_recipients_is_refused() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..257)
+        .map(|_| age::x25519::Identity::generate().to_public().to_string())
+        .collect();
+    let file = dir.path().join("recipients.txt");
+    std::fs::write(&file, keys.join("\n")).unwrap();
+    let dest = dir.path().join("b");
+    std::fs::create_dir(&dest).unwrap();
+    let tls = conn(&c);
+    let target = format!("{}/", s(&dest));
+    let r = etcdops(
+        &args(
+            &["snapshot", "save", &target, "--encrypt-to", &s(&file)],
+            &tls,
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("names 257 recipients; at most 256"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+}
+
 /// Item 2, time: a listing of pages that take 100 ms each and never end is over at the
 /// command's `--timeout` (2 s), with one line naming it, far before the page cap.
 #[test]

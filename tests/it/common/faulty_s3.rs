@@ -25,6 +25,8 @@ pub enum Fault {
     /// [`Fault::SameToken`] only for a listing of a whole prefix (ending in `/`): a save's
     /// check of its own name lists cleanly, its `--keep` listing repeats every key.
     SameTokenOnPrefix,
+    /// The first page says "truncated" and names no continuation token.
+    TruncatedNoToken,
     /// Tokens A, B, A, B … and every page truncated, holding every object.
     AlternatingTokens,
     /// A new token on every page, each page empty and truncated.
@@ -462,6 +464,7 @@ fn listing(req: &Request, bucket: &str, state: &Mutex<State>, fault: Fault) -> V
     let half = all.len() / 2;
     let (items, next): (Vec<(String, usize)>, Option<String>) = match fault {
         Fault::SameToken => (all, Some("T".to_string())),
+        Fault::TruncatedNoToken => (all, Some(String::new())),
         Fault::SameTokenOnPrefix if prefix.ends_with('/') => (all, Some("T".to_string())),
         Fault::OverlappingPages => match token {
             None => (all[..half].to_vec(), Some("page2".to_string())),
@@ -483,6 +486,9 @@ fn listing(req: &Request, bucket: &str, state: &Mutex<State>, fault: Fault) -> V
     };
     let next = next
         .map(|t| {
+            if t.is_empty() {
+                return "<IsTruncated>true</IsTruncated>".to_string();
+            }
             format!(
                 "<IsTruncated>true</IsTruncated><NextContinuationToken>{t}</NextContinuationToken>"
             )
