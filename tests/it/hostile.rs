@@ -142,7 +142,13 @@ fn save_keep_whose_retention_listing_is_faulty_deletes_nothing() {
     let tls = conn(&c);
     let argv = args(
         &[
-            "snapshot", "save", "s3://bkt/p/", "--keep", "last=1", "-w", "json",
+            "snapshot",
+            "save",
+            "s3://bkt/p/",
+            "--keep",
+            "last=1",
+            "-w",
+            "json",
         ],
         &tls,
     );
@@ -150,16 +156,23 @@ fn save_keep_whose_retention_listing_is_faulty_deletes_nothing() {
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.error_lines(), 1, "{r:?}");
     assert!(
-        r.stderr.contains("the snapshot is saved and complete, but --keep failed")
+        r.stderr
+            .contains("the snapshot is saved and complete, but --keep failed")
             && r.stderr.contains("is faulty"),
         "{}",
         r.stderr
     );
     let report = r.json();
-    assert!(report["prune_failed"].as_str().unwrap().contains("is faulty"));
+    assert!(report["prune_failed"]
+        .as_str()
+        .unwrap()
+        .contains("is faulty"));
     assert!(report.get("pruned").is_none(), "{report}");
     assert!(s3.requests("DELETE").is_empty());
-    let saved = report["file"].as_str().unwrap().trim_start_matches("s3://bkt/p/");
+    let saved = report["file"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://bkt/p/");
     let mut after = before.clone();
     after.extend([saved.to_string(), format!("{saved}.json")]);
     assert_eq!(sorted(s3.names("bkt", "p/")), sorted(after));
@@ -410,7 +423,10 @@ fn slow_down_and_internal_errors_are_retried() {
         l.split_whitespace()
             .find(|w| w.starts_with("etcd-") && w.ends_with(".db"))
     });
-    let url = format!("s3://bkt/p/{}", newest.unwrap_or_else(|| panic!("{}", r.stdout)));
+    let url = format!(
+        "s3://bkt/p/{}",
+        newest.unwrap_or_else(|| panic!("{}", r.stdout))
+    );
     let r = run(&["snapshot", "status", &url], &s3);
     assert_eq!(r.code, 0, "{r:?}");
     let object_gets = s3
@@ -555,6 +571,58 @@ fn stray_files_in_a_pki_dir_are_bounded() {
         "{}",
         r.stderr
     );
+}
+
+/// TLS files (`--cacert`, `--cert`, `--key`, `--s3-endpoint-ca`, `AWS_CA_BUNDLE`) are read as
+/// regular files of at most 1 MiB: a FIFO is named at once (it blocked `open` before), a
+/// larger file is refused, each with one line.
+#[test]
+fn a_fifo_or_a_huge_file_as_a_tls_file_is_one_line_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pipe");
+    sh(&format!("mkfifo '{}'", s(&fifo)));
+    let big = dir.path().join("big.crt");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    for (file, says) in [(&fifo, "FIFO"), (&big, "larger than 1048576 bytes")] {
+        let f = s(file);
+        let ep = "https://127.0.0.1:1";
+        let s3 = FaultyS3::start(Fault::None);
+        let endpoint = s3.endpoint().replace("http://", "https://");
+        for (argv, env) in [
+            (vec!["health", "--endpoints", ep, "--cacert", &f], vec![]),
+            (
+                vec!["health", "--endpoints", ep, "--cert", &f, "--key", &f],
+                vec![],
+            ),
+            (
+                vec!["snapshot", "ls", "s3://bkt/p/", "--s3-endpoint-ca", &f],
+                vec![("AWS_ENDPOINT_URL", endpoint.as_str())],
+            ),
+            (
+                vec!["snapshot", "ls", "s3://bkt/p/"],
+                vec![
+                    ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                    ("AWS_CA_BUNDLE", f.as_str()),
+                ],
+            ),
+        ] {
+            let mut env = env;
+            env.extend([
+                ("AWS_ACCESS_KEY_ID", "AKIAFAULTY"),
+                ("AWS_SECRET_ACCESS_KEY", "faulty-secret"),
+                ("AWS_REGION", "us-east-1"),
+            ]);
+            let start = Instant::now();
+            let r = etcdops(&argv, &env);
+            assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+            assert_eq!(r.error_lines(), 1, "{argv:?}: {r:?}");
+            assert!(r.stderr.contains(says), "{argv:?}: {}", r.stderr);
+            assert!(start.elapsed() < Duration::from_secs(10), "{argv:?}");
+        }
+    }
 }
 
 fn openssl(args: &[&str]) -> String {
@@ -879,7 +947,11 @@ fn verify_checks_what_the_sidecar_says() {
             "is not a member in the snapshot",
         ),
         ("members", more, "its member list is not the snapshot's"),
-        ("members", serde_json::json!([]), "its member list is not the snapshot's"),
+        (
+            "members",
+            serde_json::json!([]),
+            "its member list is not the snapshot's",
+        ),
     ] {
         let mut meta = good.clone();
         meta[field] = value;
