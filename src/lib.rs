@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod output;
 pub mod pki;
 pub mod proto;
+pub mod regular;
 pub mod release;
 pub mod remote;
 pub mod revlog;

@@ -55,7 +55,10 @@ pub fn roots(ca: Option<(&Path, &str)>) -> Result<RootCertStore> {
             }
         }
         None => {
-            if let Some(pem) = SYSTEM_BUNDLES.iter().find_map(|p| std::fs::read(p).ok()) {
+            if let Some(pem) = SYSTEM_BUNDLES
+                .iter()
+                .find_map(|p| crate::regular::read_capped(Path::new(p), MAX_SYSTEM_BUNDLE).ok())
+            {
                 for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
                     let _ = roots.add(cert);
                 }
@@ -71,8 +74,15 @@ pub fn roots(ca: Option<(&Path, &str)>) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// A CA, certificate or key file is a few KB: at most this is read.
+pub const MAX_TLS_FILE: u64 = 1 << 20;
+
+/// A system CA bundle holds a few hundred certificates.
+const MAX_SYSTEM_BUNDLE: u64 = 16 << 20;
+
+/// A regular file of at most [`MAX_TLS_FILE`] bytes: a FIFO never blocks, a device is never read.
 fn read_file(path: &Path, what: &str, from: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
+    crate::regular::read_capped(path, MAX_TLS_FILE)
         .with_context(|| format!("reading {what} file {} (from {from})", path.display()))
 }
 

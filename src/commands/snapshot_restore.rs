@@ -362,7 +362,7 @@ fn downgrade_target<S: ReadAt>(db: &mut Db<S>) -> Option<String> {
 }
 
 /// The release the snapshot's data needs (the newer of `meta/storageVersion` and
-/// `cluster/clusterVersion`, etcd/version.rs), refused when the release that will run it is
+/// `cluster/clusterVersion`, src/release.rs), refused when the release that will run it is
 /// known (`--etcd-version`, else the manifest's image tag) and older.
 fn needs_release(
     opts: &RestoreSettings,

@@ -29,8 +29,9 @@ mod replace;
 mod signals;
 mod temp;
 
+pub use crate::regular::{kind_name, open_regular, read_capped, read_capped_text};
 pub use lock::{clean_stale, lock_dir};
-pub use read::{ensure_free_space, kind_name, open_regular, read_capped, read_capped_text};
+pub use read::ensure_free_space;
 pub use replace::Replacement;
 pub use signals::{
     catch_file_size_signal, interruption_leaves, remove_temporaries_on_signals, wait_if_signalled,

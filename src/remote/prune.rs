@@ -53,13 +53,23 @@ impl Plan {
 /// (the snapshot `save --keep` just wrote) is always kept.
 pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Result<Plan> {
     let backups = store.backups().await?;
+    plan_of(backups, policy, protect, |name| store.url(name))
+}
+
+/// [`plan`] over a listing already read; `url` names a snapshot in the error.
+fn plan_of(
+    backups: Vec<Backup>,
+    policy: &Policy,
+    protect: Option<&str>,
+    url: impl Fn(&str) -> String,
+) -> Result<Plan> {
     // Rules run over names; a name listed twice would be kept as one entry and deleted as the
     // other. The store's listing refuses repeats; this holds whatever store answered.
     let mut names = std::collections::HashSet::new();
     if let Some(b) = backups.iter().find(|b| !names.insert(b.name.as_str())) {
         anyhow::bail!(
             "{} is listed twice; nothing was deleted",
-            crate::text::escape(&store.url(&b.name))
+            crate::text::escape(&url(&b.name))
         );
     }
     let group = |b: &Backup| -> Option<(String, String)> {
@@ -127,4 +137,120 @@ pub fn refusals(refused: &[(String, anyhow::Error)]) -> Option<String> {
         refused.len(),
         crate::text::escape(name)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::meta::{generate, parse_name, Metadata, FORMAT};
+
+    /// A verified snapshot of cluster 1 saved on `node` at `time`.
+    fn backup(node: &str, time: i64) -> Backup {
+        let name = generate(node, time, "");
+        let meta = Metadata {
+            format: FORMAT.into(),
+            name: name.clone(),
+            created: "1970-01-01T00:00:00Z".into(),
+            db_sha256: "00".into(),
+            db_size: 1,
+            object_sha256: "00".into(),
+            object_size: 1,
+            revision: 5,
+            etcd_version: "3.5.1".into(),
+            cluster_id: "1".into(),
+            member_id: "2".into(),
+            members: vec![],
+            compression: None,
+            compression_level: None,
+            encryption: None,
+            recipients: vec![],
+            etcdops_version: "0".into(),
+        };
+        Backup {
+            parsed: parse_name(&name).unwrap(),
+            name,
+            size: 1,
+            meta: Ok(meta),
+        }
+    }
+
+    fn keep_last(n: usize) -> Policy {
+        Policy {
+            last: Some(n),
+            ..Policy::default()
+        }
+    }
+
+    fn url(name: &str) -> String {
+        format!("s3://bkt/p/{name}")
+    }
+
+    fn deleted(plan: &Plan) -> Vec<String> {
+        plan.deleted().map(|b| b.name.clone()).collect()
+    }
+
+    /// Five daily snapshots listed correctly: the rules delete the four older ones.
+    #[test]
+    fn a_listing_without_repeats_is_pruned_by_the_rules() {
+        let backups: Vec<Backup> = (0..5).map(|d| backup("cp1", d * 86_400)).collect();
+        let newest = backups[4].name.clone();
+        let plan = plan_of(backups, &keep_last(1), None, url).unwrap();
+        let gone = deleted(&plan);
+        assert_eq!(gone.len(), 4, "{gone:?}");
+        assert!(!gone.contains(&newest));
+    }
+
+    /// The bug of issue 23: the newest name listed twice was kept as one entry and deleted as
+    /// the other. `plan` refuses such a listing whatever the store answered.
+    #[test]
+    fn a_name_listed_twice_is_refused_before_any_rule_runs() {
+        let mut backups: Vec<Backup> = (0..5).map(|d| backup("cp1", d * 86_400)).collect();
+        let twice = backups[4].name.clone();
+        backups.push(backup("cp1", 4 * 86_400));
+        for protect in [None, Some(twice.as_str())] {
+            let again: Vec<Backup> = backups
+                .iter()
+                .map(|b| backup(&b.parsed.node, b.parsed.time))
+                .collect();
+            let e = plan_of(again, &keep_last(1), protect, url).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{} is listed twice; nothing was deleted", url(&twice))
+            );
+        }
+    }
+
+    /// Even a plan holding one name as kept and as deleted never deletes it.
+    #[test]
+    fn a_kept_name_is_never_deleted() {
+        let a = backup("cp1", 0);
+        let b = backup("cp1", 86_400);
+        let (a_name, b_name) = (a.name.clone(), b.name.clone());
+        let plan = Plan {
+            entries: vec![
+                Entry {
+                    backup: backup("cp1", 0),
+                    action: Action::Keep(vec!["newest"]),
+                },
+                Entry {
+                    backup: a,
+                    action: Action::Delete,
+                },
+                Entry {
+                    backup: b,
+                    action: Action::Delete,
+                },
+                Entry {
+                    backup: backup("cp1", 2 * 86_400),
+                    action: Action::Skip("no sidecar".into()),
+                },
+                Entry {
+                    backup: backup("cp1", 2 * 86_400),
+                    action: Action::Delete,
+                },
+            ],
+        };
+        assert_eq!(deleted(&plan), vec![b_name]);
+        assert!(!deleted(&plan).contains(&a_name));
+    }
 }

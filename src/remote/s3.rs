@@ -248,7 +248,11 @@ impl S3 {
                     tokio::time::sleep(self.remaining(pause)?).await;
                     attempt += 1;
                 }
-                Err(Attempt::Retry(e) | Attempt::Final(e)) => return Err(e),
+                // A request cut short by the command's deadline failed because of it: say so
+                // (`--timeout`), not "no answer within" the few milliseconds that were left.
+                Err(Attempt::Retry(e) | Attempt::Final(e)) => {
+                    return Err(self.remaining(Duration::ZERO).err().unwrap_or(e))
+                }
             }
         }
     }

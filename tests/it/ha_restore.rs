@@ -362,23 +362,92 @@ fn kubeadm_ha_drill_with_bump_revision_3_5_30() {
     drill(Version::V3_5_30, true);
 }
 
+/// Manifests that contradict the snapshot are refused, and stale entries noted, on a cluster
+/// of each release (one drill cluster serves both checks).
 #[test]
-fn manifests_that_contradict_the_snapshot_are_refused() {
+fn contradicting_and_stale_manifests_3_5_1() {
+    let d = Drill::new(Version::V3_5_1);
+    manifests_that_contradict_the_snapshot_are_refused(&d, Version::V3_5_1);
+    stale_manifest_entries_are_noted_not_fatal(&d, Version::V3_5_1);
+}
+
+#[test]
+fn contradicting_and_stale_manifests_3_5_30() {
     let d = Drill::new(Version::V3_5_30);
-    let text = std::fs::read_to_string(&d.manifests[0]).unwrap();
-    let cp1 = &d.cluster.members[0].peer_url;
+    manifests_that_contradict_the_snapshot_are_refused(&d, Version::V3_5_30);
+    stale_manifest_entries_are_noted_not_fatal(&d, Version::V3_5_30);
+}
+
+/// How a restore refuses a learner that the manifest does not name (etcd before 3.5.20).
+const UNNAMED_LEARNER: &str = "as a learner, and etcd before 3.5.20 never stored a promotion";
+
+/// The node whose manifest the checks edit: etcd before 3.5.20 stored the joined control
+/// planes as learners, which only the last node's `--initial-cluster` names as voters (the
+/// first node's manifest is refused for that alone: see [`learners_refused_unless_named`]).
+fn base_node(version: Version) -> usize {
+    if version.stores_promotions() {
+        0
+    } else {
+        2
+    }
+}
+
+/// etcd 3.5.1 stores every joined control plane as a learner: the first node's manifest names
+/// none of them, so its restore is refused with one line saying why and what to do.
+fn learners_refused_unless_named(d: &Drill) {
+    let before = d.listing();
+    let r = d.on_node(
+        0,
+        &[
+            "snapshot",
+            "restore",
+            &s(&d.snapshot),
+            "--from-manifest",
+            "--update-manifest",
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("as a learner, and etcd before 3.5.20 never stored a promotion")
+            && r.stderr.contains("names every member"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.listing(), before, "nothing left behind");
+}
+
+fn manifests_that_contradict_the_snapshot_are_refused(d: &Drill, version: Version) {
+    if !version.stores_promotions() {
+        learners_refused_unless_named(d);
+    }
+    let node = base_node(version);
+    let text = std::fs::read_to_string(&d.manifests[node]).unwrap();
+    let own = &d.cluster.members[node].peer_url;
     let other = format!("https://127.0.0.1:{}", free_port());
     let cases = [
         // This node is not in the snapshot's cluster.
         (
-            text.replace("--name=cp1", "--name=cp9")
-                .replace(cp1.as_str(), &other),
-            "is not a member of the snapshot's cluster",
+            text.replace(&format!("--name=cp{}", node + 1), "--name=cp9")
+                .replace(own.as_str(), &other),
+            // Before 3.5.20 the learner this node was (cp3, at its own URL) is then named by
+            // no one, and that is refused first.
+            if version.stores_promotions() {
+                "is not a member of the snapshot's cluster"
+            } else {
+                UNNAMED_LEARNER
+            },
         ),
-        // cp1's peer URL differs from the snapshot's.
+        // This node's peer URL differs from the snapshot's (the same: before 3.5.20 it is a
+        // learner no one names at its URL).
         (
-            text.replace(cp1.as_str(), &other),
-            "the snapshot has cp1 at",
+            text.replace(own.as_str(), &other),
+            if version.stores_promotions() {
+                "the snapshot has cp1 at"
+            } else {
+                UNNAMED_LEARNER
+            },
         ),
     ];
     for (i, (manifest, needle)) in cases.iter().enumerate() {
@@ -411,10 +480,8 @@ fn manifests_that_contradict_the_snapshot_are_refused() {
 
 /// kubeadm keeps replaced members in the older nodes' manifests: such an entry is ignored
 /// with a note, and the snapshot decides.
-#[test]
-fn stale_manifest_entries_are_noted_not_fatal() {
-    let d = Drill::new(Version::V3_5_30);
-    let text = std::fs::read_to_string(&d.manifests[0]).unwrap();
+fn stale_manifest_entries_are_noted_not_fatal(d: &Drill, version: Version) {
+    let text = std::fs::read_to_string(&d.manifests[base_node(version)]).unwrap();
     let cp1 = &d.cluster.members[0].peer_url;
     let gone = format!("https://127.0.0.1:{}", free_port());
     let path = d.cluster.dir.path().join("stale/manifests/etcd.yaml");
@@ -445,4 +512,12 @@ fn stale_manifest_entries_are_noted_not_fatal() {
     assert!(r.stderr.contains(&format!("cp4={gone}")), "{}", r.stderr);
     assert!(r.stderr.contains("ignored"), "{}", r.stderr);
     assert_eq!(r.json()["members"].as_array().unwrap().len(), 3);
+    // Before 3.5.20, cp2 and cp3 are stored as learners; this manifest names both.
+    let voters = if version.stores_promotions() { 0 } else { 2 };
+    assert_eq!(
+        r.stderr.matches("restored as a voter").count(),
+        voters,
+        "{}",
+        r.stderr
+    );
 }

@@ -126,6 +126,58 @@ fn save_keep_on_a_faulty_listing_deletes_nothing() {
     assert_eq!(sorted(s3.names("bkt", "p/")), before);
 }
 
+/// `save --keep` whose own name check lists cleanly but whose retention listing repeats every
+/// key: the save completes, `--keep` fails (exit 2, the save's report and one error line), and
+/// nothing is deleted.
+#[test]
+fn save_keep_whose_retention_listing_is_faulty_deletes_nothing() {
+    let (_d, dir, newest) = saved(5);
+    // The copies only: a save in the same second as `saved`'s would find its name taken.
+    std::fs::remove_file(dir.join(&newest)).unwrap();
+    std::fs::remove_file(dir.join(format!("{newest}.json"))).unwrap();
+    let c = shared(Version::V3_5_1, 1);
+    let s3 = FaultyS3::start(Fault::SameTokenOnPrefix);
+    s3.load_dir("bkt", "p/", &dir);
+    let before = sorted(s3.names("bkt", "p/"));
+    let tls = conn(&c);
+    let argv = args(
+        &[
+            "snapshot",
+            "save",
+            "s3://bkt/p/",
+            "--keep",
+            "last=1",
+            "-w",
+            "json",
+        ],
+        &tls,
+    );
+    let r = run(&argv, &s3);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the snapshot is saved and complete, but --keep failed")
+            && r.stderr.contains("is faulty"),
+        "{}",
+        r.stderr
+    );
+    let report = r.json();
+    assert!(report["prune_failed"]
+        .as_str()
+        .unwrap()
+        .contains("is faulty"));
+    assert!(report.get("pruned").is_none(), "{report}");
+    assert!(s3.requests("DELETE").is_empty());
+    let saved = report["file"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://bkt/p/");
+    let mut after = before.clone();
+    after.extend([saved.to_string(), format!("{saved}.json")]);
+    assert_eq!(sorted(s3.names("bkt", "p/")), sorted(after));
+}
+
 /// Item 2: listings that never end stop at the page cap, with one line, in bounded time and
 /// memory; the multipart-upload listing of a save too (a warning: the save goes on).
 #[test]
@@ -159,6 +211,81 @@ fn endless_listings_stop_at_the_page_cap() {
         2,
         "the snapshot and its sidecar"
     );
+}
+
+/// A page that says "truncated" but names no continuation token: refused (it would list the
+/// first page again without end, or stop short); nothing deleted.
+#[test]
+fn a_truncated_page_without_a_token_is_refused() {
+    let (_d, dir, _) = saved(2);
+    let s3 = FaultyS3::start(Fault::TruncatedNoToken);
+    s3.load_dir("bkt", "p/", &dir);
+    let before = sorted(s3.names("bkt", "p/"));
+    for argv in [
+        &["snapshot", "ls", "s3://bkt/p/"][..],
+        &["snapshot", "prune", "s3://bkt/p/", "--keep-last", "1"],
+    ] {
+        let r = run(argv, &s3);
+        assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+        assert_eq!(r.error_lines(), 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("a page is truncated but names no continuation token"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(s3.requests("DELETE").is_empty());
+    assert_eq!(sorted(s3.names("bkt", "p/")), before);
+}
+
+/// A save encrypts to at most 256 recipients (a restore refuses larger age headers): 257 are
+/// refused with one line before anything is written.
+#[test]
+fn a_save_to_257_recipients_is_refused() {
+    let c = shared(Version::V3_5_1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..257)
+        .map(|_| age::x25519::Identity::generate().to_public().to_string())
+        .collect();
+    let file = dir.path().join("recipients.txt");
+    std::fs::write(&file, keys.join("\n")).unwrap();
+    let dest = dir.path().join("b");
+    std::fs::create_dir(&dest).unwrap();
+    let tls = conn(&c);
+    let target = format!("{}/", s(&dest));
+    let r = etcdops(
+        &args(
+            &["snapshot", "save", &target, "--encrypt-to", &s(&file)],
+            &tls,
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("names 257 recipients; at most 256"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+}
+
+/// Item 2, time: a listing of pages that take 100 ms each and never end is over at the
+/// command's `--timeout` (2 s), with one line naming it, far before the page cap.
+#[test]
+fn an_endless_slow_listing_ends_at_the_timeout() {
+    let s3 = FaultyS3::start(Fault::EndlessTokens);
+    *s3.delay.lock().unwrap() = Duration::from_millis(100);
+    let start = Instant::now();
+    let r = run(&["snapshot", "ls", "s3://bkt/p/", "--timeout", "2s"], &s3);
+    let took = start.elapsed();
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(r.stderr.contains("within --timeout 2s"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let pages = s3.requests("GET").len();
+    assert!((10..=25).contains(&pages), "{pages} pages in {took:?}");
 }
 
 /// Item 3: a body that does not end is cut at the size the sidecar declares; nothing is left in
@@ -279,6 +406,48 @@ fn slow_down_and_internal_errors_are_retried() {
     let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(s3.requests("GET")[..3].len(), 3);
+
+    // A listing page and an object's GET answered 503 once each: asked again, both succeed.
+    let s3 = FaultyS3::start(Fault::SlowDownOnceEach);
+    s3.load_dir("bkt", "p/", &dir);
+    let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
+    assert_eq!(r.code, 0, "{r:?}");
+    let pages = |s3: &FaultyS3| {
+        s3.requests("GET")
+            .iter()
+            .filter(|q| q.ends_with("prefix=p/"))
+            .count()
+    };
+    assert_eq!(pages(&s3), 2, "{:?}", s3.requests("GET"));
+    let newest = r.stdout.lines().find_map(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with("etcd-") && w.ends_with(".db"))
+    });
+    let url = format!(
+        "s3://bkt/p/{}",
+        newest.unwrap_or_else(|| panic!("{}", r.stdout))
+    );
+    let r = run(&["snapshot", "status", &url], &s3);
+    assert_eq!(r.code, 0, "{r:?}");
+    let object_gets = s3
+        .requests("GET")
+        .iter()
+        .filter(|q| q.contains("/p/etcd-") && !q.contains(".json"))
+        .count();
+    assert_eq!(object_gets, 2, "{:?}", s3.requests("GET"));
+
+    // Three 503s in a row use up AWS_MAX_ATTEMPTS' default of 3: one line naming the answer.
+    let s3 = FaultyS3::start(Fault::SlowDown(3));
+    s3.load_dir("bkt", "p/", &dir);
+    let r = run(&["snapshot", "ls", "s3://bkt/p/"], &s3);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("SlowDown") && r.stderr.contains("after 3 attempts"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s3.requests("GET").len(), 3);
 
     let s3 = FaultyS3::start(Fault::SlowDown(1));
     s3.load_dir("bkt", "p/", &dir);
@@ -402,6 +571,58 @@ fn stray_files_in_a_pki_dir_are_bounded() {
         "{}",
         r.stderr
     );
+}
+
+/// TLS files (`--cacert`, `--cert`, `--key`, `--s3-endpoint-ca`, `AWS_CA_BUNDLE`) are read as
+/// regular files of at most 1 MiB: a FIFO is named at once (it blocked `open` before), a
+/// larger file is refused, each with one line.
+#[test]
+fn a_fifo_or_a_huge_file_as_a_tls_file_is_one_line_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pipe");
+    sh(&format!("mkfifo '{}'", s(&fifo)));
+    let big = dir.path().join("big.crt");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    for (file, says) in [(&fifo, "FIFO"), (&big, "larger than 1048576 bytes")] {
+        let f = s(file);
+        let ep = "https://127.0.0.1:1";
+        let s3 = FaultyS3::start(Fault::None);
+        let endpoint = s3.endpoint().replace("http://", "https://");
+        for (argv, env) in [
+            (vec!["health", "--endpoints", ep, "--cacert", &f], vec![]),
+            (
+                vec!["health", "--endpoints", ep, "--cert", &f, "--key", &f],
+                vec![],
+            ),
+            (
+                vec!["snapshot", "ls", "s3://bkt/p/", "--s3-endpoint-ca", &f],
+                vec![("AWS_ENDPOINT_URL", endpoint.as_str())],
+            ),
+            (
+                vec!["snapshot", "ls", "s3://bkt/p/"],
+                vec![
+                    ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                    ("AWS_CA_BUNDLE", f.as_str()),
+                ],
+            ),
+        ] {
+            let mut env = env;
+            env.extend([
+                ("AWS_ACCESS_KEY_ID", "AKIAFAULTY"),
+                ("AWS_SECRET_ACCESS_KEY", "faulty-secret"),
+                ("AWS_REGION", "us-east-1"),
+            ]);
+            let start = Instant::now();
+            let r = etcdops(&argv, &env);
+            assert_eq!(r.code, 2, "{argv:?}: {r:?}");
+            assert_eq!(r.error_lines(), 1, "{argv:?}: {r:?}");
+            assert!(r.stderr.contains(says), "{argv:?}: {}", r.stderr);
+            assert!(start.elapsed() < Duration::from_secs(10), "{argv:?}");
+        }
+    }
 }
 
 fn openssl(args: &[&str]) -> String {
@@ -702,6 +923,12 @@ fn verify_checks_what_the_sidecar_says() {
         serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
     let r = etcdops(&["snapshot", "verify", &s(&file)], &[]);
     assert_eq!(r.code, 0, "{r:?}");
+    // The member saved from is there, with a second one the snapshot does not hold.
+    let mut more = good["members"].clone();
+    let mut other = more[0].clone();
+    other["id"] = serde_json::json!("abc123");
+    other["name"] = serde_json::json!("stranger");
+    more.as_array_mut().unwrap().push(other);
     for (field, value, says) in [
         (
             "revision",
@@ -718,6 +945,12 @@ fn verify_checks_what_the_sidecar_says() {
             "member_id",
             serde_json::json!("abc123"),
             "is not a member in the snapshot",
+        ),
+        ("members", more, "its member list is not the snapshot's"),
+        (
+            "members",
+            serde_json::json!([]),
+            "its member list is not the snapshot's",
         ),
     ] {
         let mut meta = good.clone();

@@ -512,10 +512,27 @@ fn diff_of_two_saves(version: Version) {
     );
 }
 
+/// The offline readers on one fresh cluster of each release: its empty keyspace first, then
+/// hostile keys, then Kubernetes objects (each check adds only its own keys).
 #[test]
-fn decode_shows_kubernetes_objects() {
+fn empty_keyspace_hostile_keys_and_decode_3_5_1() {
+    empty_keyspace_hostile_keys_and_decode(Version::V3_5_1);
+}
+
+#[test]
+fn empty_keyspace_hostile_keys_and_decode_3_5_30() {
+    empty_keyspace_hostile_keys_and_decode(Version::V3_5_30);
+}
+
+fn empty_keyspace_hostile_keys_and_decode(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
+    an_empty_keyspace_is_at_revision_1(&c, version);
+    hostile_keys_and_values_never_reach_the_terminal_raw(&c);
+    decode_shows_kubernetes_objects(&c);
+}
+
+fn decode_shows_kubernetes_objects(c: &Cluster) {
     use etcdops::proto::Message;
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
     // A Pod as the apiserver stores it: `k8s\0` + runtime.Unknown{typeMeta, raw}.
     let meta = Message::new().bytes(1, b"nginx").bytes(3, b"web");
     let raw = Message::new().message(1, &meta).finish();
@@ -619,15 +636,13 @@ fn decode_shows_kubernetes_objects() {
 /// Keys and values with escape sequences and newlines: `ls`, `get` and `diff` never print them
 /// raw in table or simple output (JSON escapes them as JSON does). `get --print-value-only`
 /// prints the value's bytes as etcdctl does: that is its contract.
-#[test]
-fn hostile_keys_and_values_never_reach_the_terminal_raw() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn hostile_keys_and_values_never_reach_the_terminal_raw(c: &Cluster) {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("old.db"), dir.path().join("new.db"));
-    put(&c, &["put", "/plain", "x"]);
+    put(c, &["put", "/plain", "x"]);
     c.etcdctl_save(0, &old, None);
     let key = "/evil\u{1b}]0;pwned\u{7}\nforged line";
-    put(&c, &["put", key, "v\u{1b}[2J\nforged value"]);
+    put(c, &["put", key, "v\u{1b}[2J\nforged value"]);
     c.etcdctl_save(0, &new, None);
     let (old, new) = (s(&old), s(&new));
     for format in ["table", "simple"] {
@@ -664,11 +679,9 @@ fn hostile_keys_and_values_never_reach_the_terminal_raw() {
 
 /// #28 item 14: a snapshot of an empty keyspace is at revision 1, as etcd serves it (its store
 /// starts there), in `ls`'s header, and `verify --boot` agrees with the etcd it boots.
-#[test]
-fn an_empty_keyspace_is_at_revision_1() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn an_empty_keyspace_is_at_revision_1(c: &Cluster, version: Version) {
     let live = etcdctl_json(
-        &c,
+        c,
         &etcdctl(),
         &c.members[0].client_url,
         &["get", "", "--prefix", "-w", "json"],
@@ -687,7 +700,7 @@ fn an_empty_keyspace_is_at_revision_1() {
         r.stdout
     );
     assert!(kvs(&r.json()).is_empty(), "{}", r.stdout);
-    let etcd = Version::V3_5_1.binary("etcd");
+    let etcd = version.etcd();
     let r = etcdops(
         &[
             "snapshot",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::cluster::{Cluster, ClusterOptions, Version};
-use crate::common::oracle::{assert_superset, etcdctl, etcdctl_json};
+use crate::common::oracle::{assert_superset, etcdctl_json};
 use crate::common::run::{args, etcdops, run_printed, Run};
 
 fn run(c: &Cluster, argv: &[&str]) -> Run {
@@ -346,17 +346,31 @@ fn compact_defrag_and_alarms_on_3_4_23() {
     assert_superset(&theirs, &ours, "hashkv", &["raft_term", "revision"]);
 }
 
-/// The etcdctl commands `recover-space --dry-run` prints, run exactly as printed (with etcdctl
-/// 3.5.1 first on PATH), recover a NOSPACE cluster.
 #[test]
-fn the_printed_etcdctl_recipe_works_as_printed() {
-    let mut opts = ClusterOptions::new(Version::V3_5_1, 1);
+fn the_printed_etcdctl_recipe_works_as_printed_3_5_1() {
+    the_printed_etcdctl_recipe_works_as_printed(Version::V3_5_1);
+}
+
+#[test]
+fn the_printed_etcdctl_recipe_works_as_printed_3_5_30() {
+    the_printed_etcdctl_recipe_works_as_printed(Version::V3_5_30);
+}
+
+/// The etcdctl commands `recover-space --dry-run` prints, run exactly as printed (with the
+/// cluster's own etcdctl first on PATH), recover a NOSPACE cluster.
+fn the_printed_etcdctl_recipe_works_as_printed(version: Version) {
+    let mut opts = ClusterOptions::new(version, 1);
     opts.extra_args = vec!["--quota-backend-bytes=16777216".into()];
     let c = Cluster::start(opts);
     fill_to_nospace(&c);
     let dry = run(&c, &["recover-space", "--dry-run", "-w", "json"]);
     assert_eq!(dry.code, 0, "{dry:?}");
-    let ctl_dir = etcdctl().parent().unwrap().display().to_string();
+    let ctl_dir = version
+        .binary("etcdctl")
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     for step in dry.json()["steps"].as_array().unwrap() {
         let printed = step["etcdctl"].as_str().unwrap();
         let r = run_printed(
@@ -375,8 +389,17 @@ fn the_printed_etcdctl_recipe_works_as_printed() {
 /// row that stays unhealthy (it printed one row and exit 0 before). Once the third is back,
 /// exit 0 with three rows. A member added but not started is an `unstarted` row, exit 1.
 #[test]
-fn health_cluster_covers_every_member_of_the_list() {
-    let mut c = Cluster::start(ClusterOptions::new(Version::V3_5_30, 3));
+fn health_cluster_covers_every_member_of_the_list_3_5_1() {
+    health_cluster_covers_every_member_of_the_list(Version::V3_5_1);
+}
+
+#[test]
+fn health_cluster_covers_every_member_of_the_list_3_5_30() {
+    health_cluster_covers_every_member_of_the_list(Version::V3_5_30);
+}
+
+fn health_cluster_covers_every_member_of_the_list(version: Version) {
+    let mut c = Cluster::start(ClusterOptions::new(version, 3));
     for i in 0..3 {
         c.kill(i);
     }

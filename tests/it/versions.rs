@@ -171,6 +171,40 @@ fn restore_refuses_a_target_older_than_the_data() {
             assert_eq!(r.json()["needs_etcd"], "3.6");
         }
     }
+    // 3.7 data and a manifest whose image runs 3.6: refused, nothing written, both named.
+    std::fs::write(
+        &manifest,
+        kubeadm_manifest_with_image("registry.k8s.io/etcd:3.6.5-0"),
+    )
+    .unwrap();
+    let r = etcdops(
+        &[
+            "snapshot",
+            "restore",
+            &s(&snap_3_7),
+            "--data-dir",
+            &s(&target),
+            "--from-manifest",
+            &s(&manifest),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    for needle in [
+        "needs etcd 3.7 or later",
+        "3.6.5",
+        "the manifest's image",
+        "etcdutl migrate",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(!target.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        3,
+        "only the two snapshots and the manifests dir"
+    );
     let r = restore(&["--etcd-version", "3.6"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
@@ -295,6 +329,48 @@ fn zombie_members_are_left_out_and_a_downgrade_is_noted() {
         "{}",
         r.stderr
     );
+}
+
+/// Among etcd binaries that may all run the data (3.4 data: 3.5.30 first in PATH, then
+/// 3.4.23), the one of the minor the node's manifest image names is booted; without a
+/// manifest, the first.
+#[test]
+fn verify_boot_prefers_the_minor_of_the_manifest_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("3.4.db");
+    versioned_example(&snap, None, "3.4.0");
+    let mut path = Vec::new();
+    for version in [Version::V3_5_30, Version::V3_4_23] {
+        let bin = dir.path().join(version.expected_version());
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(version.etcd(), bin.join("etcd")).unwrap();
+        path.push(s(&bin));
+    }
+    let path = path.join(":");
+    let manifest = dir.path().join("etcd.yaml");
+    std::fs::write(
+        &manifest,
+        kubeadm_manifest_with_image("registry.k8s.io/etcd:3.4.13-0"),
+    )
+    .unwrap();
+    let none = dir.path().join("no-manifest.yaml");
+    for (m, booted) in [(&manifest, "etcd 3.4.23 ("), (&none, "etcd 3.5.30 (")] {
+        let r = etcdops(
+            &["snapshot", "verify", &s(&snap), "--boot", "-w", "json"],
+            &[
+                ("PATH", &path),
+                ("TMPDIR", &s(dir.path())),
+                ("ETCDOPS_MANIFEST", &s(m)),
+            ],
+        );
+        assert_eq!(r.code, 0, "{m:?}: {r:?}");
+        let checks = r.json()["checks"].as_array().unwrap().clone();
+        let boot = checks.iter().find(|c| c["check"] == "boot").unwrap();
+        assert!(
+            boot["detail"].as_str().unwrap().starts_with(booted),
+            "{m:?}: {boot}"
+        );
+    }
 }
 
 /// Without `--etcd`, every `etcd` in PATH is asked its version: one older than the data is

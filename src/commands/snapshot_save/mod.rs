@@ -50,6 +50,10 @@ use crate::units::{go_duration, hex, hex_id, humanize_bytes};
 
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// How long `--keep` may spend listing the destination and reading its sidecars: the listing
+/// deadline of every command.
+const KEEP_PLAN_DEADLINE: Duration = crate::remote::s3::LIST_DEADLINE;
+
 /// What was saved.
 #[derive(Debug, Clone, Serialize)]
 pub struct SaveReport {
@@ -639,9 +643,20 @@ fn write_failed(e: std::io::Error, dest: Option<&Path>) -> anyhow::Error {
 }
 
 /// `--keep` after a complete save: never deletes `saved`. A failure here does not undo the
-/// save; it is reported beside it (exit 2).
+/// save; it is reported beside it (exit 2). A save has no `--timeout` for its reads, so the
+/// plan (the listing and every sidecar read) is bounded by [`KEEP_PLAN_DEADLINE`]; each delete
+/// is bounded by its request timeout.
 async fn prune_after_save(store: &Store, policy: &Policy, saved: &str, report: &mut SaveReport) {
-    let plan = match prune::plan(store, policy, Some(saved)).await {
+    let planned = tokio::time::timeout(KEEP_PLAN_DEADLINE, prune::plan(store, policy, Some(saved)))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow!(
+                "listing {} and reading its sidecars did not finish within {}; nothing was deleted",
+                crate::text::escape(&store.url("")),
+                go_duration(KEEP_PLAN_DEADLINE)
+            ))
+        });
+    let plan = match planned {
         Ok(plan) => plan,
         Err(e) => {
             report.prune_failed = Some(format!("{e:#}"));

@@ -22,6 +22,11 @@ pub enum Fault {
     SameToken,
     /// Page 1 holds the first half and a token; page 2 holds everything (overlapping page 1).
     OverlappingPages,
+    /// [`Fault::SameToken`] only for a listing of a whole prefix (ending in `/`): a save's
+    /// check of its own name lists cleanly, its `--keep` listing repeats every key.
+    SameTokenOnPrefix,
+    /// The first page says "truncated" and names no continuation token.
+    TruncatedNoToken,
     /// Tokens A, B, A, B … and every page truncated, holding every object.
     AlternatingTokens,
     /// A new token on every page, each page empty and truncated.
@@ -34,6 +39,9 @@ pub enum Fault {
     TricklingBody,
     /// The first N requests are answered `503 SlowDown`.
     SlowDown(usize),
+    /// The first listing page (of a prefix) and the first object GET (not a sidecar) are
+    /// answered `503 SlowDown`, once each.
+    SlowDownOnceEach,
     /// Every DELETE is answered `500 InternalError`, then carried out on a later attempt.
     FlakyDeletes,
     /// Every multipart part is answered `503 SlowDown` once, then accepted.
@@ -244,6 +252,21 @@ fn serve(
         let q: Vec<String> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         s.requests
             .push(format!("{} /{}?{}", req.method, req.path, q.join("&")));
+        let once = match (req.method.as_str(), req.path.split_once('/')) {
+            ("GET", None) if req.query.contains_key("prefix") => Some("listing"),
+            ("GET", Some((_, k))) if !k.is_empty() && !k.ends_with(".json") => Some("object"),
+            _ => None,
+        };
+        if let (Fault::SlowDownOnceEach, Some(what)) = (fault, once) {
+            if s.failed_once.insert(what.to_string()) {
+                drop(s);
+                return respond(
+                    &mut conn,
+                    "503 Slow Down",
+                    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                );
+            }
+        }
         if let Fault::SlowDown(n) = fault {
             if s.requests.len() <= n {
                 drop(s);
@@ -441,6 +464,8 @@ fn listing(req: &Request, bucket: &str, state: &Mutex<State>, fault: Fault) -> V
     let half = all.len() / 2;
     let (items, next): (Vec<(String, usize)>, Option<String>) = match fault {
         Fault::SameToken => (all, Some("T".to_string())),
+        Fault::TruncatedNoToken => (all, Some(String::new())),
+        Fault::SameTokenOnPrefix if prefix.ends_with('/') => (all, Some("T".to_string())),
         Fault::OverlappingPages => match token {
             None => (all[..half].to_vec(), Some("page2".to_string())),
             Some(_) => (all, None),
@@ -461,6 +486,9 @@ fn listing(req: &Request, bucket: &str, state: &Mutex<State>, fault: Fault) -> V
     };
     let next = next
         .map(|t| {
+            if t.is_empty() {
+                return "<IsTruncated>true</IsTruncated>".to_string();
+            }
             format!(
                 "<IsTruncated>true</IsTruncated><NextContinuationToken>{t}</NextContinuationToken>"
             )
