@@ -412,8 +412,8 @@ pub enum SnapshotCommand {
     },
     /// Offline: build a data directory that etcd starts from
     Restore(RestoreArgs),
-    /// Offline: check a snapshot (sidecar, sha256 trailer, bbolt integrity, etcd's schema);
-    /// exit 1 when a check fails
+    /// Offline: check a snapshot (sidecar, sha256 trailer, bbolt integrity, etcd's schema), or
+    /// with --chain a revision log; exit 1 when a check fails
     Verify {
         /// Snapshot file, a .zst/.age file, or an s3:// object
         #[arg(value_name = "SOURCE")]
@@ -427,6 +427,10 @@ pub enum SnapshotCommand {
         /// The etcd binary for --boot [default: etcd in PATH, then /usr/local/bin/etcd]
         #[arg(long, value_name = "PATH", requires = "boot")]
         etcd: Option<PathBuf>,
+        /// SOURCE is a DIR/ or s3:// prefix: check every revision-log chain there (sidecars,
+        /// hash chain, every segment's sha256 and records, no revision missing or repeated)
+        #[arg(long, conflicts_with = "boot")]
+        chain: bool,
         #[command(flatten)]
         read: ReadTimeout,
     },
@@ -472,12 +476,13 @@ pub struct LogArgs {
     /// DIR/ or s3://BUCKET[/PREFIX/] holding a revision log
     #[arg(value_name = "SOURCE")]
     pub source: String,
-    /// One key
-    #[arg(long, conflicts_with = "prefix")]
-    pub key: Option<String>,
-    /// Every key under this prefix [default: every key]
+    /// The key (as `etcdctl get KEY`); with --prefix every key starting with it [default:
+    /// every key]
+    #[arg(value_name = "KEY")]
+    pub log_key: Option<String>,
+    /// KEY is a prefix
     #[arg(long)]
-    pub prefix: Option<String>,
+    pub prefix: bool,
     /// Changes received at or after this time (RFC 3339)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,

@@ -5,9 +5,12 @@
 //!   stored them (etcd-io/etcd server/mvcc/watchable_store.go: one batch per revision, never
 //!   split without `fragment`), so a change's sub-revision is its place among its revision's
 //!   events — the key-bucket entry etcd wrote ([`Event::key_bucket_entry`]).
-//! - "Complete through R" comes only from a progress notification (a response without events
-//!   that neither creates nor cancels a watch): etcd sends it on the watch's own stream after
-//!   every event up to R (server/etcdserver/api/v3rpc/watch.go, `RequestProgress`).
+//! - A progress notification (a response without events that neither creates nor cancels a
+//!   watch) carries the store's revision. It is not a completeness mark by itself: before
+//!   3.5.8/3.4.24 etcd answers a progress request at once from `sws.watchStream.Rev()`, even
+//!   while the watcher is still catching up (server/etcdserver/api/v3rpc/watch.go,
+//!   `WatchRequest_ProgressRequest`; etcd-io/etcd#15220). The follower trusts the changes it
+//!   has received instead (see commands/snapshot_save/follow.rs).
 //! - A start revision that was compacted away ends the watch with its compaction revision.
 //! - The compaction revision is found with count-only reads at past revisions: etcd refuses a
 //!   read below it (server/mvcc/kvstore_txn.go `rangeKeys`: `rev < compactMainRev`), so a

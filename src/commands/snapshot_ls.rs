@@ -102,10 +102,9 @@ pub async fn run(settings: &ListSettings) -> Result<(ListReport, Outcome)> {
             age,
             crate::units::go_duration(max)
         )),
-        (Some(_), None) => Outcome::Bad(format!(
-            "no verified point in {}",
-            settings.store.location
-        )),
+        (Some(_), None) => {
+            Outcome::Bad(format!("no verified point in {}", settings.store.location))
+        }
         _ => Outcome::Ok,
     };
     let report = ListReport {
@@ -175,7 +174,11 @@ fn chain_lines(c: &ListedChain) -> Vec<String> {
         c.segments,
         c.changes
     ));
-    lines.extend(c.problems.iter().map(|p| format!("left out: {}", escape(p))));
+    lines.extend(
+        c.problems
+            .iter()
+            .map(|p| format!("left out: {}", escape(p))),
+    );
     lines
 }
 

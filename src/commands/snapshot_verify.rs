@@ -18,6 +18,7 @@ use crate::remote::source::{self, BadContent, PlainSnapshot};
 use crate::settings::VerifySettings;
 
 mod boot;
+mod chain;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -34,6 +35,9 @@ pub struct VerifyReport {
 
 pub fn run(settings: &VerifySettings) -> Result<(VerifyReport, Outcome)> {
     let shown = settings.source.location.to_string();
+    if settings.chain {
+        return chain::run(settings);
+    }
     let checks = match source::open(&settings.source, &std::env::temp_dir()) {
         Ok(plain) => checks_of(settings, &plain)?,
         Err(e) => match e.downcast_ref::<BadContent>() {

@@ -185,17 +185,7 @@ impl Resolver {
                 integrity: !skip_check,
                 hash: !skip_hash_check,
             }),
-            SnapshotCommand::Verify {
-                source,
-                identity,
-                boot,
-                etcd,
-                read,
-            } => Job::SnapshotVerify(VerifySettings {
-                source: self.source(&source, identity, &read)?,
-                node_release: boot.then(|| self.node_release()).flatten(),
-                boot: boot.then_some(etcd),
-            }),
+            verify @ SnapshotCommand::Verify { .. } => Job::SnapshotVerify(self.verify(verify)?),
             SnapshotCommand::Ls(a) => {
                 if Location::parse(&a.location)?.is_prefix() {
                     if a.prefix.is_some() || a.rev.is_some() || a.summary || a.keys_only || a.values
@@ -211,7 +201,10 @@ impl Resolver {
                     })
                 } else {
                     if a.max_age.is_some() {
-                        bail!("{}: --max-age checks a directory or prefix of snapshots", a.location);
+                        bail!(
+                            "{}: --max-age checks a directory or prefix of snapshots",
+                            a.location
+                        );
                     }
                     Job::SnapshotKeys(KeysSettings {
                         source: self.source(&a.location, a.identity, &a.read)?,
@@ -352,6 +345,31 @@ impl Resolver {
         })
     }
 
+    /// `snapshot verify`: one snapshot, or with `--chain` the revision log of a prefix.
+    pub(super) fn verify(&mut self, command: SnapshotCommand) -> Result<VerifySettings> {
+        let SnapshotCommand::Verify {
+            source,
+            identity,
+            boot,
+            etcd,
+            chain,
+            read,
+        } = command
+        else {
+            bail!("not snapshot verify");
+        };
+        let src = self.source(&source, identity, &read)?;
+        if chain != src.location.is_prefix() {
+            bail!("{source}: --chain checks the revision log of a DIR/ or s3://BUCKET/PREFIX/; a single snapshot is checked without it");
+        }
+        Ok(VerifySettings {
+            source: src,
+            node_release: boot.then(|| self.node_release()).flatten(),
+            boot: boot.then_some(etcd),
+            chain,
+        })
+    }
+
     /// `snapshot log`.
     pub(super) fn log(&self, a: crate::cli::LogArgs) -> Result<LogSettings> {
         let source = self.source(&a.source, a.identity, &a.read)?;
@@ -371,8 +389,8 @@ impl Resolver {
         };
         Ok(LogSettings {
             source,
-            prefix: a.key.is_none(),
-            key: a.key.or(a.prefix).unwrap_or_default().into_bytes(),
+            prefix: a.prefix || a.log_key.is_none(),
+            key: a.log_key.unwrap_or_default().into_bytes(),
             since_ns: time(a.since, "--since")?,
             until_ns: time(a.until, "--until")?,
         })

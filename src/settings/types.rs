@@ -153,6 +153,8 @@ pub struct VerifySettings {
     pub boot: Option<Option<PathBuf>>,
     /// The release this node's manifest image names (`--boot` prefers a binary of its minor).
     pub node_release: Option<crate::release::Release>,
+    /// `--chain`: SOURCE is a DIR/ or s3:// prefix whose revision-log chains are checked.
+    pub chain: bool,
 }
 
 /// `snapshot ls SOURCE`: the keys of one snapshot.

@@ -18,6 +18,9 @@ const COMMANDS: &[&[&str]] = &[
     &["snapshot", "save"],
     &["snapshot", "status"],
     &["snapshot", "restore"],
+    &["snapshot", "follow"],
+    &["snapshot", "log"],
+    &["snapshot", "verify"],
     &["endpoint", "hashkv"],
     &["alarm"],
     &["alarm", "list"],
@@ -31,6 +34,46 @@ const COMMANDS: &[&[&str]] = &[
     &["manifest-read"],
     &["completion"],
 ];
+
+/// clap's own checks of the definition, and one it does not make: a command's argument named
+/// as a global one (`snapshot log --key`, or a positional `key`, against the client key file)
+/// panics when it is read, in front of a user.
+#[test]
+fn the_command_line_definition_is_sound() {
+    let cli = etcdops::cli::command(&[]);
+    cli.clone().debug_assert();
+    let globals: Vec<String> = cli
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .flat_map(|a| {
+            [
+                Some(a.get_id().to_string()),
+                a.get_long().map(str::to_string),
+            ]
+        })
+        .flatten()
+        .collect();
+    fn walk(cmd: &clap::Command, globals: &[String], path: &str, clashes: &mut Vec<String>) {
+        for sub in cmd.get_subcommands() {
+            let here = format!("{path} {}", sub.get_name());
+            for a in sub.get_arguments().filter(|a| !a.is_global_set()) {
+                let names = [Some(a.get_id().as_str()), a.get_long()];
+                for name in names.into_iter().flatten() {
+                    if globals.iter().any(|g| g == name) {
+                        clashes.push(format!("{here}: {name}"));
+                    }
+                }
+            }
+            walk(sub, globals, &here, clashes);
+        }
+    }
+    let mut clashes = Vec::new();
+    walk(&cli, &globals, "etcdops", &mut clashes);
+    assert!(
+        clashes.is_empty(),
+        "flags named as global ones: {clashes:?}"
+    );
+}
 
 #[test]
 fn help_of_every_command() {

@@ -506,3 +506,255 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
     assert_eq!(ttl["keys"][0], "L3JlZ2lzdHJ5L2xlYXNlcy9s", "{ttl}");
     drop(tc);
 }
+
+/// Puts, overwrites, deletes and transactions from a thread until `stop`.
+fn background_writes(
+    c: &Cluster,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let mut tc = c.client(None);
+    std::thread::spawn(move || {
+        let (rt, client) = (&tc.rt, &mut tc.client);
+        let mut n = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            rt.block_on(async {
+                let key = format!("/registry/w/k{}", n % 37);
+                match n % 5 {
+                    0 => drop(client.delete(key, None).await.unwrap()),
+                    1 => {
+                        let txn = Txn::new().and_then([
+                            TxnOp::put(key.clone(), format!("t{n}"), None),
+                            TxnOp::put(format!("{key}/sub"), "s", None),
+                        ]);
+                        drop(client.txn(txn).await.unwrap());
+                    }
+                    _ => drop(client.put(key, format!("v{n}"), None).await.unwrap()),
+                }
+            });
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        n
+    })
+}
+
+fn verify_chain(dest: &Path) -> crate::common::run::Run {
+    etcdops(
+        &[
+            "snapshot",
+            "verify",
+            &format!("{}/", dest.display()),
+            "--chain",
+            "-w",
+            "json",
+        ],
+        &[],
+    )
+}
+
+fn ls_json(dest: &Path) -> serde_json::Value {
+    let r = etcdops(
+        &[
+            "snapshot",
+            "ls",
+            &format!("{}/", dest.display()),
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    r.json()
+}
+
+#[test]
+fn follow_survives_kills_and_compaction_and_says_where_the_gaps_are() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("log");
+    std::fs::create_dir(&dest).unwrap();
+    let log = dir.path().join("follow.log");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = background_writes(&c, stop.clone());
+
+    // SIGKILLed at pseudo-random points, 20 times, while the writes go on.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..20 {
+        let mut f = follow(&c, &dest, &log);
+        if round == 0 {
+            wait_logged(&dest, 1, &log);
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(100 + seed % 600));
+        f.kill().unwrap();
+        f.wait().unwrap();
+    }
+    let mut f = follow(&c, &dest, &log);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 100, "{writes} writes");
+    let last = revision(&c);
+    wait_logged(&dest, last, &log);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+
+    // No gap, no duplicate, one chain: the restarts continued it.
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+    let listed = ls_json(&dest);
+    assert_eq!(listed["chains"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["chains"][0]["last_revision"], last, "{listed}");
+    let (booted, _) = restore_and_boot(&dest, dir.path(), "latest", &[]);
+    let at = format!("--rev={last}");
+    let get = ["get", "", "--prefix", at.as_str(), "-w", "json"];
+    assert_eq!(ask(&booted, &get)["kvs"], ask(&c, &get)["kvs"]);
+    drop(booted);
+
+    // The history of one key, and a restore to the time of one change in it.
+    let key = "/registry/w/k7";
+    let hist = etcdops(
+        &[
+            "snapshot",
+            "log",
+            &format!("{}/", dest.display()),
+            key,
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(hist.code, 0, "{hist:?}");
+    let changes = hist.json()["changes"].as_array().unwrap().clone();
+    assert!(changes.len() > 2, "{changes:?}");
+    assert!(changes.iter().all(|c| c["key"] == key));
+    let ops: std::collections::BTreeSet<&str> =
+        changes.iter().map(|c| c["op"].as_str().unwrap()).collect();
+    assert!(ops.contains("PUT") && ops.contains("DELETE"), "{ops:?}");
+    let pick = &changes[changes.len() / 2];
+    let when = pick["time"].as_str().unwrap();
+    let data = dir.path().join("by-time.etcd");
+    let r = restore_member(
+        Path::new(&format!("{}/", dest.display())),
+        &data,
+        "r1",
+        "https://127.0.0.1:2380",
+        "r1=https://127.0.0.1:2380",
+        &["--to-time", when, "--dry-run"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let at_time: i64 = r
+        .stderr
+        .split("note: revision ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        at_time >= pick["revision"].as_i64().unwrap(),
+        "{at_time} {pick}"
+    );
+
+    // Compacted past the log while the follower is stopped: a new chain, the gap said.
+    {
+        let mut tc = c.client(None);
+        let (rt, client) = (&tc.rt, &mut tc.client);
+        rt.block_on(async {
+            for i in 0..5 {
+                client
+                    .put(format!("/registry/gap/{i}"), "g", None)
+                    .await
+                    .unwrap();
+            }
+            let now = client
+                .get("x", None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
+            client.compact(now, None).await.unwrap();
+        });
+    }
+    let mut f = follow(&c, &dest, &log);
+    let after = revision(&c);
+    wait_logged(&dest, after, &log);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("compacted up to revision"), "{said}");
+    let listed = ls_json(&dest);
+    let chains = listed["chains"].as_array().unwrap();
+    assert_eq!(chains.len(), 2, "{listed}");
+    let gap = chains[1]["gap_before"].as_str().unwrap();
+    assert_eq!(gap, format!("revisions {}..{}", last + 1, after - 1));
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+    assert!(v.stdout.contains("are in no chain"), "{v:?}");
+    let inside = (last + 2).to_string();
+    let data = dir.path().join("gap.etcd");
+    let src = format!("{}/", dest.display());
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        "https://127.0.0.1:2380",
+        "r1=https://127.0.0.1:2380",
+        &["--to-revision", &inside],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+    assert!(r.stderr.contains("restorable windows are"), "{r:?}");
+    assert!(!data.exists());
+
+    // A segment changed after it was written, or gone: a restore that needs it refuses before
+    // writing anything, and verify says which.
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".seg"))
+        .collect();
+    segs.sort();
+    let middle = &segs[segs.len() / 4];
+    let mut bytes = std::fs::read(middle).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x40;
+    std::fs::write(middle, &bytes).unwrap();
+    let target = (last - 1).to_string();
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        "https://127.0.0.1:2380",
+        "r1=https://127.0.0.1:2380",
+        &["--to-revision", &target],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("does not match its metadata"), "{r:?}");
+    assert!(!data.exists());
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 1, "{v:?}");
+    std::fs::remove_file(middle).unwrap();
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        "https://127.0.0.1:2380",
+        "r1=https://127.0.0.1:2380",
+        &["--to-revision", &target],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!data.exists());
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 1, "{v:?}");
+
+    // The recovery point as a monitoring check.
+    let src_arg = src.as_str();
+    let ok = etcdops(&["snapshot", "ls", src_arg, "--max-age", "1h"], &[]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let stale = etcdops(&["snapshot", "ls", src_arg, "--max-age", "1ms"], &[]);
+    assert_eq!(stale.code, 1, "{stale:?}");
+    assert_eq!(stale.error_lines(), 1, "{stale:?}");
+}

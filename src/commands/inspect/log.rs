@@ -1,4 +1,4 @@
-//! `etcdops snapshot log DIR/|s3://…/ [--key K | --prefix P] [--since T] [--until T]`: the
+//! `etcdops snapshot log DIR/|s3://…/ [KEY [--prefix]] [--since T] [--until T]`: the
 //! history of keys from the revision log `snapshot follow` writes — revision, time received,
 //! PUT or DELETE, value size — so that "restore to just before the delete at revision R" is
 //! two commands. Segments are checked as a restore checks them (sidecar, sha256, records).

@@ -6,10 +6,11 @@
 //!   exactly as `snapshot save DEST` saves it, its revision read from its bytes (the status
 //!   walk: the last key's revision, raised to the compaction marks), and an opening segment
 //!   makes the chain exist at once.
-//! - The watch: the whole keyspace from that revision + 1, with progress notifications. Every
-//!   `--flush` (or when 16 MiB wait) a progress request; its answer R makes the events up to R
-//!   one segment (revlog::chain: encoded, read back, then its sidecar). An idle log still
-//!   writes a segment every minute: "complete through R at time T".
+//! - The watch: the whole keyspace from that revision + 1. Every `--flush` (or when 16 MiB
+//!   wait) the changes received make one segment, complete through the last one's revision
+//!   (revlog::chain: encoded, read back, then its sidecar). An idle log asks for a progress
+//!   notification and, when the store is still at the chain's revision, writes a segment every
+//!   minute: "complete through R at time T".
 //! - Leases and compactions, which watch events do not carry: each flush lists the leases
 //!   (grants with their TTL before the events, ends after them) and probes the compaction
 //!   revision.
@@ -150,7 +151,9 @@ impl Follower<'_> {
                     backoff = Duration::from_secs(1);
                 }
                 Next::Rollover => {
-                    eprintln!("etcdops: follow: the base is older than --base-every; saving a new one");
+                    eprintln!(
+                        "etcdops: follow: the base is older than --base-every; saving a new one"
+                    );
                     next = Some(self.open_chain(true).await?);
                 }
                 Next::Reached => {
@@ -281,51 +284,52 @@ impl Follower<'_> {
         let mut asked = false;
         let mut last_write = Instant::now();
         loop {
-            let update = tokio::select! {
+            // Complete through a revision: the last change received (a revision's changes come
+            // whole, in order, and every revision changes a key of the watched keyspace); or,
+            // with nothing waiting, a progress notification at the chain's own revision.
+            let through = tokio::select! {
                 _ = tick.tick() => {
-                    if !asked {
-                        if let Err(e) = stream.request_progress().await {
-                            return ended(e);
+                    if !log.events.is_empty() {
+                        Some(log.last_revision())
+                    } else {
+                        if !asked {
+                            if let Err(e) = stream.request_progress().await {
+                                return ended(e);
+                            }
+                            asked = true;
                         }
-                        asked = true;
+                        None
                     }
-                    continue;
                 }
-                u = stream.next(now_ns) => u,
+                u = stream.next(now_ns) => match u {
+                    Err(e) => return ended(e),
+                    Ok(Update::Events(events)) => {
+                        log.add(events);
+                        (log.bytes > MAX_BUFFER).then(|| log.last_revision())
+                    }
+                    // A progress notification says only that the store is at `revision`: etcd
+                    // before 3.5.8 and 3.4.24 answers a request at once, before a watcher that
+                    // is still catching up has its changes (etcd-io/etcd#15220). With nothing
+                    // waiting and the store at the chain's revision, the log is complete.
+                    Ok(Update::Progress(revision)) => {
+                        asked = false;
+                        let idle = log.events.is_empty() && revision == writer.through;
+                        (idle && last_write.elapsed() >= IDLE_MARK).then_some(revision)
+                    }
+                },
             };
-            match update {
-                Err(e) => return ended(e),
-                Ok(Update::Events(events)) => {
-                    log.add(events);
-                    if log.bytes > MAX_BUFFER && !asked {
-                        if let Err(e) = stream.request_progress().await {
-                            return ended(e);
-                        }
-                        asked = true;
-                    }
+            let Some(through) = through else { continue };
+            if let Err(e) = self.flush(&mut client, writer, &mut log, through).await {
+                return Next::Resume(format!("writing a segment: {e:#}"));
+            }
+            last_write = Instant::now();
+            match until {
+                Some(u) if writer.through >= u => return Next::Reached,
+                Some(_) => {}
+                None if self.base_ns(writer).is_some_and(|t| self.base_too_old(t)) => {
+                    return Next::Rollover
                 }
-                Ok(Update::Progress(revision)) => {
-                    if revision < writer.through || revision < log.last_revision() {
-                        continue;
-                    }
-                    asked = false;
-                    let idle = revision == writer.through && log.events.is_empty();
-                    if idle && last_write.elapsed() < IDLE_MARK {
-                        continue;
-                    }
-                    if let Err(e) = self.flush(&mut client, writer, &mut log, revision).await {
-                        return Next::Resume(format!("writing a segment: {e:#}"));
-                    }
-                    last_write = Instant::now();
-                    match until {
-                        Some(u) if writer.through >= u => return Next::Reached,
-                        Some(_) => {}
-                        None if self.base_ns(writer).is_some_and(|t| self.base_too_old(t)) => {
-                            return Next::Rollover
-                        }
-                        None => {}
-                    }
-                }
+                None => {}
             }
         }
     }
