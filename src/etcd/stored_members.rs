@@ -53,6 +53,14 @@ pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, Snaps
         .collect()
 }
 
+/// The `members` bucket as stored: (key, value) of every entry, nothing parsed (the restore's
+/// preflight reads the key and the JSON apart, as etcd does).
+pub fn read_member_entries<S: ReadAt>(
+    db: &mut Db<S>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SnapshotError> {
+    member_bucket(db, super::schema::BUCKET_MEMBERS, "members")
+}
+
 /// The member IDs in a snapshot's `members_removed` bucket (keys in hex).
 pub fn read_removed<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<u64>, SnapshotError> {
     Ok(
