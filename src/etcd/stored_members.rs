@@ -55,9 +55,7 @@ pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, Snaps
 
 /// The `members` bucket as stored: (key, value) of every entry, nothing parsed (the restore's
 /// preflight reads the key and the JSON apart, as etcd does).
-pub fn read_member_entries<S: ReadAt>(
-    db: &mut Db<S>,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SnapshotError> {
+pub fn read_member_entries<S: ReadAt>(db: &mut Db<S>) -> Result<Pairs, SnapshotError> {
     member_bucket(db, super::schema::BUCKET_MEMBERS, "members")
 }
 
@@ -72,7 +70,7 @@ pub fn read_removed<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<u64>, SnapshotError
 }
 
 /// A bucket's plain entries: (key, value).
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The plain entries of a top-level bucket (none when it is absent).
 fn member_bucket<S: ReadAt>(
