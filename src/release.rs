@@ -117,6 +117,58 @@ pub fn data_needs(
         .max_by_key(|(r, _)| *r)
 }
 
+/// The schema version etcd 3.6/3.7 detect in a data dir (etcd-io/etcd v3.6.14 and v3.7.1
+/// `server/storage/schema/schema.go` 92-108, `version.go` 34-44): `meta/storageVersion` when
+/// it parses as a semver `X.Y.Z` (go-semver; anything else counts as missing), else 3.5 when
+/// `meta/term` is not 0, else unknown. 3.6.0-3.6.4 also wanted `meta/confState` for 3.5; commit
+/// 40053e325 (in v3.6.5) dropped that.
+pub fn detect_schema(storage_version: Option<&str>, term: u64) -> Option<Release> {
+    match storage_version.and_then(strict_semver) {
+        Some(v) => Some(v),
+        None => (term != 0).then_some(Release::new(3, 5, 0)),
+    }
+}
+
+/// go-semver's `NewVersion` core: exactly three dot-separated numbers before any `-` or `+`.
+fn strict_semver(text: &str) -> Option<Release> {
+    let core = text.split(['-', '+']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    let [major, minor, patch] = parts.as_slice() else {
+        return None;
+    };
+    let num = |p: &str| {
+        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    Some(Release::new(num(major)?, num(minor)?, num(patch)?))
+}
+
+/// Whether an etcd of release `binary` (3.6 or later) has a migration plan from the data's
+/// schema `current`, as its boot (`schema.Validate`) and its version monitor (`Migrate`) ask:
+/// one step per minor, an upgrade step needing the `schemaChanges` entry of the minor it goes
+/// to, a downgrade step the entry of the minor it leaves (v3.6.14 `migration.go` 29-51,
+/// `schema.go` 110-139). etcd 3.6 knows the entry of 3.6, etcd 3.7 those of 3.6 and 3.7
+/// (v3.7.1 `schema.go` 130-135); a later release is taken to add its own, as 3.7 did. So data
+/// newer than the binary is refused, and so is a schema older than 3.5.
+pub fn schema_plan(current: Release, binary: Release) -> Result<(), String> {
+    if current.major != binary.major {
+        return Err("changing major storage version is not supported".to_string());
+    }
+    let known = |minor: u32| binary.major == 3 && (6..=binary.minor).contains(&minor);
+    let unsupported =
+        |minor: u32| format!("version \"{}.{minor}.0\" is not supported", binary.major);
+    let mut at = current.minor;
+    while at != binary.minor {
+        let entry = if at < binary.minor { at + 1 } else { at };
+        if !known(entry) {
+            return Err(unsupported(entry));
+        }
+        at = if at < binary.minor { at + 1 } else { at - 1 };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +225,44 @@ mod tests {
         assert_eq!(
             data_needs(Some("3.6.0"), Some("3.7.0")),
             Some((r(3, 7, 0), "cluster/clusterVersion 3.7.0".into()))
+        );
+    }
+
+    #[test]
+    fn schema_detected_as_etcd_3_6_does() {
+        assert_eq!(detect_schema(Some("3.6.0"), 0), Some(r(3, 6, 0)));
+        assert_eq!(detect_schema(Some("3.7.0"), 1), Some(r(3, 7, 0)));
+        // Not a semver X.Y.Z: etcd reads it as missing and falls back on the term.
+        assert_eq!(detect_schema(Some("3.6"), 1), Some(r(3, 5, 0)));
+        assert_eq!(detect_schema(Some(""), 0), None);
+        assert_eq!(detect_schema(Some("v3.6.0"), 0), None);
+        assert_eq!(detect_schema(None, 4), Some(r(3, 5, 0)));
+        assert_eq!(detect_schema(None, 0), None);
+    }
+
+    #[test]
+    fn schema_plans_of_3_6_and_3_7() {
+        let (v35, v36, v37) = (r(3, 5, 0), r(3, 6, 14), r(3, 7, 1));
+        assert_eq!(schema_plan(v35, v36), Ok(()));
+        assert_eq!(schema_plan(r(3, 6, 0), v36), Ok(()));
+        assert_eq!(
+            schema_plan(r(3, 7, 0), v36),
+            Err("version \"3.7.0\" is not supported".into())
+        );
+        assert_eq!(schema_plan(v35, v37), Ok(()));
+        assert_eq!(schema_plan(r(3, 6, 0), v37), Ok(()));
+        assert_eq!(schema_plan(r(3, 7, 0), v37), Ok(()));
+        assert_eq!(
+            schema_plan(r(3, 8, 0), v37),
+            Err("version \"3.8.0\" is not supported".into())
+        );
+        assert_eq!(
+            schema_plan(r(3, 4, 0), v36),
+            Err("version \"3.5.0\" is not supported".into())
+        );
+        assert_eq!(
+            schema_plan(r(4, 0, 0), v37),
+            Err("changing major storage version is not supported".into())
         );
     }
 }

@@ -144,6 +144,8 @@ struct Plan<'s> {
     needs: Option<(Release, String)>,
     /// `meta/storageVersion` and `cluster/clusterVersion` as the snapshot has them.
     versions: (Option<String>, Option<String>),
+    /// The release that will run the data, when known (`--etcd-version`, the manifest's image).
+    target: Option<Release>,
     /// The revision a revision log was replayed to (the other members restore the same).
     log_revision: Option<i64>,
 }
@@ -305,7 +307,8 @@ fn plan<'s>(
         db.get(schema::BUCKET_CLUSTER, schema::CLUSTER_VERSION)
             .with_context(what)?,
     );
-    let needs = needs_release(opts, storage.as_deref(), cluster.as_deref())?;
+    let target = target_release(opts);
+    let needs = needs_release(target.as_ref(), storage.as_deref(), cluster.as_deref())?;
     let learners_trusted = storage.is_some();
     let mut notes = Vec::new();
     let stored = if opts.from_manifest() && opts.initial_cluster.is_none() {
@@ -349,6 +352,7 @@ fn plan<'s>(
         edit,
         needs,
         versions: (storage, cluster),
+        target: target.map(|(r, _)| r),
         log_revision: None,
     })
 }
@@ -361,16 +365,10 @@ fn downgrade_target<S: ReadAt>(db: &mut Db<S>) -> Option<String> {
     (v["enabled"] == true).then(|| v["target-version"].as_str().unwrap_or("").to_string())
 }
 
-/// The release the snapshot's data needs (the newer of `meta/storageVersion` and
-/// `cluster/clusterVersion`, src/release.rs), refused when the release that will run it is
-/// known (`--etcd-version`, else the manifest's image tag) and older.
-fn needs_release(
-    opts: &RestoreSettings,
-    storage: Option<&str>,
-    cluster: Option<&str>,
-) -> Result<Option<(Release, String)>> {
-    let needs = data_needs(storage, cluster);
-    let target = match (&opts.etcd_version, &opts.manifest) {
+/// The release that will run the restored data, when known (`--etcd-version`, else the
+/// manifest's image tag), and where that came from.
+fn target_release(opts: &RestoreSettings) -> Option<(Release, String)> {
+    match (&opts.etcd_version, &opts.manifest) {
         (Some(v), _) => Some((*v, format!("--etcd-version {v}"))),
         (None, Some(m)) => m.image_release().map(|r| {
             let image = m.image.clone().unwrap_or_default();
@@ -380,8 +378,19 @@ fn needs_release(
             )
         }),
         (None, None) => None,
-    };
-    if let (Some((need, why)), Some((target, from))) = (&needs, &target) {
+    }
+}
+
+/// The release the snapshot's data needs (the newer of `meta/storageVersion` and
+/// `cluster/clusterVersion`, src/release.rs), refused when the release that will run it is
+/// known and older.
+fn needs_release(
+    target: Option<&(Release, String)>,
+    storage: Option<&str>,
+    cluster: Option<&str>,
+) -> Result<Option<(Release, String)>> {
+    let needs = data_needs(storage, cluster);
+    if let (Some((need, why)), Some((target, from))) = (&needs, target) {
         if target.minor_only() < *need {
             return Err(Hinted {
                 error: anyhow!(
@@ -563,6 +572,7 @@ impl Building {
             members: &ids,
             storage_version: plan.versions.0.as_deref(),
             cluster_version: plan.versions.1.as_deref(),
+            target: plan.target,
         };
         let checked =
             preflight::check(&self.db_path(), &wal_file, &snap_file, &expect).map_err(|p| {

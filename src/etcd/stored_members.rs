@@ -53,6 +53,12 @@ pub fn read_stored<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<StoredMember>, Snaps
         .collect()
 }
 
+/// The `members` bucket as stored: (key, value) of every entry, nothing parsed (the restore's
+/// preflight reads the key and the JSON apart, as etcd does).
+pub fn read_member_entries<S: ReadAt>(db: &mut Db<S>) -> Result<Pairs, SnapshotError> {
+    member_bucket(db, super::schema::BUCKET_MEMBERS, "members")
+}
+
 /// The member IDs in a snapshot's `members_removed` bucket (keys in hex).
 pub fn read_removed<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<u64>, SnapshotError> {
     Ok(
@@ -64,7 +70,7 @@ pub fn read_removed<S: ReadAt>(db: &mut Db<S>) -> Result<Vec<u64>, SnapshotError
 }
 
 /// A bucket's plain entries: (key, value).
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The plain entries of a top-level bucket (none when it is absent).
 fn member_bucket<S: ReadAt>(

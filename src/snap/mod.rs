@@ -22,12 +22,15 @@ pub fn file_name(m: &Membership) -> String {
 
 /// The file's bytes.
 pub fn restore_snap(m: &Membership) -> Vec<u8> {
-    let n = m.members.len() as u64;
     let voters: Vec<u64> = m.members.iter().map(|x| x.id).collect();
-    let metadata = Message::new()
-        .message(1, &conf_state(&voters))
-        .uint(2, n)
-        .uint(3, 1);
+    snap_with(m, &conf_state(&voters))
+}
+
+/// The `.snap` of a restore of `m` whose metadata carries `conf` (the preflight's tests write
+/// one that disagrees with the members).
+pub(crate) fn snap_with(m: &Membership, conf: &Message) -> Vec<u8> {
+    let n = m.members.len() as u64;
+    let metadata = Message::new().message(1, conf).uint(2, n).uint(3, 1);
     let raft = Message::new()
         .bytes(1, v2_store_json(m).as_bytes())
         .message(2, &metadata)

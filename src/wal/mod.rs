@@ -58,6 +58,13 @@ impl Encoder {
 /// The records of the WAL a restore writes (without the zero tail of the segment).
 /// `with_conf_state` is false only to reproduce etcd 3.4's last record.
 pub fn restore_records(m: &Membership, with_conf_state: bool) -> Vec<u8> {
+    let voters: Vec<u64> = m.members.iter().map(|x| x.id).collect();
+    records_with(m, with_conf_state.then(|| conf_state(&voters)).as_ref())
+}
+
+/// The records of a restore of `m` whose last snapshot carries `conf` (the preflight's tests
+/// write one that disagrees with the ConfChange entries).
+pub(crate) fn records_with(m: &Membership, conf: Option<&Message>) -> Vec<u8> {
     let mut e = Encoder {
         out: Vec::with_capacity(1024),
         crc: 0,
@@ -91,9 +98,8 @@ pub fn restore_records(m: &Membership, with_conf_state: bool) -> Vec<u8> {
     let hard_state = Message::new().uint(1, 1).uint(2, vote).uint(3, n).finish();
     e.record(STATE, Some(&hard_state));
     let mut snap = Message::new().uint(1, n).uint(2, 1);
-    if with_conf_state {
-        let voters: Vec<u64> = m.members.iter().map(|x| x.id).collect();
-        snap = snap.message(3, &conf_state(&voters));
+    if let Some(c) = conf {
+        snap = snap.message(3, c);
     }
     e.record(SNAPSHOT, Some(&snap.finish()));
     e.out
