@@ -388,6 +388,9 @@ pub enum SnapshotCommand {
     /// Offline: the history of a key or prefix in the revision log of DIR/ or s3:// (revision,
     /// time, PUT or DELETE, value size)
     Log(LogArgs),
+    /// Write back the keys under a prefix that SOURCE held and the cluster no longer has
+    /// (create-only: nothing that exists now is overwritten), e.g. a deleted namespace
+    PutBack(PutBackArgs),
     /// Offline: hash, revision, total keys and size of a snapshot file
     Status {
         /// Snapshot file (or a member/snap/db), a .zst/.age file, or an s3:// object
@@ -469,6 +472,36 @@ pub struct FollowArgs {
     /// Abort a base save when no data arrives for this long
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub stall_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PutBackArgs {
+    /// A snapshot (file, .zst/.age, s3:// object), or DIR/ or s3://BUCKET/PREFIX/ with a
+    /// revision log
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The keys to put back: every key starting with this [default with --namespace:
+    /// /registry/]
+    #[arg(long, value_name = "P", required_unless_present = "namespace")]
+    pub prefix: Option<String>,
+    /// Only the Kubernetes objects of this namespace (/registry/RESOURCE/NS/NAME, and the
+    /// namespace itself): what `kubectl delete namespace NS` deleted
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The keys as they were at this revision [default: the newest point]
+    #[arg(long, value_name = "REVISION", conflicts_with = "to_time")]
+    pub to_revision: Option<i64>,
+    /// From a revision log: as they were at this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub to_time: Option<String>,
+    /// Say what would be put back and what is skipped; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// age identity or unencrypted ssh private key, for encrypted snapshots and segments
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -594,6 +627,10 @@ pub struct PruneArgs {
     /// Keep the newest snapshot of each of the last M months that have one
     #[arg(long, value_name = "M")]
     pub keep_monthly: Option<usize>,
+    /// Keep every point of the last D restorable: the snapshots of the window, the newest
+    /// before it, and the revision-log segments of every kept base (e.g. 7d)
+    #[arg(long, value_name = "D")]
+    pub keep_within: Option<String>,
     /// Print what would be deleted and why the rest is kept; delete nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -615,10 +652,22 @@ pub enum ScheduleKind {
     Cronjob,
 }
 
+/// What a schedule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleJob {
+    /// `snapshot save` on a schedule (a timer, a CronJob)
+    Save,
+    /// `snapshot follow`, always running (a service with Restart=always, a Deployment)
+    Follow,
+}
+
 #[derive(Debug, Args)]
 pub struct SchedulePrintArgs {
     #[arg(value_enum)]
     pub kind: ScheduleKind,
+    /// What to run: snapshot save on a schedule, or snapshot follow all the time
+    #[arg(value_enum, default_value = "save")]
+    pub job: ScheduleJob,
     /// How often, e.g. 1h, 30m, 1d [default: 1h]
     #[arg(long, value_name = "DURATION", conflicts_with = "on_calendar")]
     pub every: Option<String>,
@@ -632,7 +681,7 @@ pub struct SchedulePrintArgs {
     /// built from the Containerfile
     #[arg(long, value_name = "IMAGE", default_value = concat!("ghcr.io/etcdops/etcdops:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
-    /// The `snapshot save` arguments, after --
+    /// The `snapshot save` (or `snapshot follow`) arguments, after --
     #[arg(last = true, required = true, value_name = "SAVE-ARGS")]
     pub save_args: Vec<String>,
 }

@@ -161,6 +161,9 @@ fn run_online(
                     Outcome::Ok,
                 ),
             ),
+            OnlineJob::SnapshotPutBack(p) => {
+                shown(format, (put_back::run(&c, targets, &p).await?, Outcome::Ok))
+            }
             OnlineJob::AlarmList => shown(
                 format,
                 (alarm::run(&c, &targets, false).await?, Outcome::Ok),

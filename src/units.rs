@@ -58,6 +58,21 @@ pub fn parse_go_duration(s: &str) -> Result<Duration> {
     seconds(total, s)
 }
 
+/// Go's durations, and whole days (`1d`, `7d`): retention windows and schedules.
+pub fn parse_duration_days(text: &str) -> Result<Duration> {
+    if let Some(days) = text
+        .trim()
+        .strip_suffix('d')
+        .and_then(|d| d.parse::<u64>().ok())
+    {
+        if days == 0 {
+            bail!("invalid duration {text:?}: must be positive");
+        }
+        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    parse_go_duration(text)
+}
+
 fn seconds(secs: f64, original: &str) -> Result<Duration> {
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
         bail!("invalid duration {original:?}: must be positive");

@@ -12,6 +12,7 @@ pub mod health;
 pub mod inspect;
 pub mod manifest_read;
 pub mod members;
+pub mod put_back;
 pub mod recover_space;
 pub mod schedule;
 pub mod snapshot_ls;

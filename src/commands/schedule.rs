@@ -9,6 +9,10 @@
 //!   the node's loopback), the control-plane node selector and toleration, the etcd PKI and the
 //!   manifests directory mounted read-only from the host, `concurrencyPolicy: Forbid`, S3
 //!   credentials from a Secret.
+//! - `follow` instead of `save` (`schedule print systemd follow -- DEST …`): the revision log
+//!   runs all the time — `etcdops-follow.service` (`Restart=always`, enabled for
+//!   multi-user.target, no timer), or a Deployment of one replica (`Recreate`, so that two
+//!   followers never write one chain) with the same pod as the CronJob's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,10 +21,11 @@ use crate::text::systemd_quote;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::ScheduleKind;
+use crate::cli::{ScheduleJob, ScheduleKind};
 use crate::settings::{SaveDest, ScheduleSettings};
 
 pub const SERVICE: &str = "etcdops-snapshot.service";
+pub const FOLLOW_SERVICE: &str = "etcdops-follow.service";
 pub const TIMER: &str = "etcdops-snapshot.timer";
 pub const ENV_FILE: &str = "/etc/etcdops/backup.env";
 pub const SECRET: &str = "etcdops-backup-credentials";
@@ -34,9 +39,17 @@ pub fn render(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
         }
         .into());
     }
-    match s.kind {
-        ScheduleKind::Systemd => systemd(s),
-        ScheduleKind::Cronjob => Ok(vec![("etcdops-snapshot-cronjob.yaml".into(), cronjob(s)?)]),
+    match (s.kind, s.job) {
+        (ScheduleKind::Systemd, ScheduleJob::Save) => systemd(s),
+        (ScheduleKind::Systemd, ScheduleJob::Follow) => {
+            Ok(vec![(FOLLOW_SERVICE.into(), follow_service(s))])
+        }
+        (ScheduleKind::Cronjob, ScheduleJob::Save) => {
+            Ok(vec![("etcdops-snapshot-cronjob.yaml".into(), cronjob(s)?)])
+        }
+        (ScheduleKind::Cronjob, ScheduleJob::Follow) => {
+            Ok(vec![("etcdops-follow-deployment.yaml".into(), cronjob(s)?)])
+        }
     }
 }
 
@@ -67,14 +80,56 @@ pub fn run(s: &ScheduleSettings, dir: Option<&Path>) -> Result<String> {
     }
 }
 
-fn systemd(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
+/// The ExecStart= line: this binary, `snapshot save|follow`, the arguments, quoted for systemd.
+fn exec_start(s: &ScheduleSettings) -> String {
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| "/usr/local/bin/etcdops".to_string());
-    let mut exec = vec![exe, "snapshot".into(), "save".into()];
+    let mut exec = vec![exe, "snapshot".into(), verb(s.job).into()];
     exec.extend(s.save_args.iter().cloned());
     let exec: Vec<String> = exec.iter().map(|a| systemd_quote(a)).collect();
+    exec.join(" ")
+}
+
+fn verb(job: ScheduleJob) -> &'static str {
+    match job {
+        ScheduleJob::Save => "save",
+        ScheduleJob::Follow => "follow",
+    }
+}
+
+/// `snapshot follow` as a service that always runs: restarted when it stops, for whatever
+/// reason (it continues its chain from the last segment).
+fn follow_service(s: &ScheduleSettings) -> String {
+    format!(
+        "[Unit]
+Description=etcd revision log (etcdops snapshot follow)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+# S3 credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...) and, when etcd has
+# authentication, ETCDCTL_PASSWORD=..., one per line. Keep this file at mode 0600, owned by
+# root: it holds secrets.
+EnvironmentFile=-{ENV_FILE}
+ExecStart={}
+Restart=always
+RestartSec=5s
+UMask=0077
+Nice=5
+PrivateTmp=true
+NoNewPrivileges=true
+
+[Install]
+WantedBy=multi-user.target
+",
+        exec_start(s)
+    )
+}
+
+fn systemd(s: &ScheduleSettings) -> Result<Vec<(String, String)>> {
     let (calendar, delay) = match (&s.on_calendar, s.every) {
         (Some(spec), _) => (spec.clone(), Duration::from_secs(300)),
         (None, every) => {
@@ -107,7 +162,7 @@ IOSchedulingClass=idle
 PrivateTmp=true
 NoNewPrivileges=true
 ",
-        exec.join(" ")
+        exec_start(s)
     );
     let timer = format!(
         "[Unit]
@@ -191,12 +246,61 @@ fn cron(every: Duration) -> Result<String> {
 pub const S3_CA_CONFIGMAP: &str = "etcdops-s3-ca";
 const S3_CA_DIR: &str = "/etc/etcdops/s3-ca";
 
+/// A Kubernetes object for the job: a CronJob that saves, or a Deployment that follows.
 fn cronjob(s: &ScheduleSettings) -> Result<String> {
     if !matches!(s.dest, SaveDest::S3 { .. }) {
         bail!("a CronJob's pod keeps no local files: give an s3://BUCKET/PREFIX/ destination");
     }
-    let schedule = cron(s.every.unwrap_or(Duration::from_secs(3600)))?;
-    let mut args = vec!["snapshot".to_string(), "save".to_string()];
+    let (header, pod) = pod(s);
+    let doc = match s.job {
+        ScheduleJob::Save => json!({
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "etcdops-snapshot", "namespace": "kube-system"},
+            "spec": {
+                "schedule": cron(s.every.unwrap_or(Duration::from_secs(3600)))?,
+                "concurrencyPolicy": "Forbid",
+                "startingDeadlineSeconds": 600,
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {"spec": {
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": 3600,
+                    "template": {"spec": pod}
+                }}
+            }
+        }),
+        // One follower per chain: Recreate never runs the old and the new pod together.
+        ScheduleJob::Follow => json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "etcdops-follow", "namespace": "kube-system"},
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": {"app": "etcdops-follow"}},
+                "template": {
+                    "metadata": {"labels": {"app": "etcdops-follow"}},
+                    "spec": pod
+                }
+            }
+        }),
+    };
+    let what = if s.job == ScheduleJob::Save {
+        "CronJob"
+    } else {
+        "Deployment"
+    };
+    Ok(
+        header
+            + &serde_yaml_ng::to_string(&doc).with_context(|| format!("rendering the {what}"))?,
+    )
+}
+
+/// The pod that runs etcdops on a control-plane node, and the comment lines that go before the
+/// object (the ConfigMap to create first).
+fn pod(s: &ScheduleSettings) -> (String, serde_json::Value) {
+    let mut args = vec!["snapshot".to_string(), verb(s.job).to_string()];
     args.extend(pod_save_args(&s.save_args));
     let pki = "/etc/kubernetes/pki/etcd";
     let manifests = "/etc/kubernetes/manifests";
@@ -219,58 +323,42 @@ fn cronjob(s: &ScheduleSettings) -> Result<String> {
             crate::text::shell_quote(&ca.display().to_string())
         );
     }
-    let doc = json!({
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": "etcdops-snapshot", "namespace": "kube-system"},
-        "spec": {
-            "schedule": schedule,
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"spec": {
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": 3600,
-                "template": {"spec": {
-                    "hostNetwork": true,
-                    // With hostNetwork, only this policy resolves cluster names as well as the
-                    // node's (the object store may be a Service).
-                    "dnsPolicy": "ClusterFirstWithHostNet",
-                    "restartPolicy": "Never",
-                    // As kubeadm's static pods: the backup of etcd is not what gets evicted.
-                    "priorityClassName": "system-node-critical",
-                    "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-                    "tolerations": [{
-                        "key": "node-role.kubernetes.io/control-plane",
-                        "operator": "Exists",
-                        "effect": "NoSchedule"
-                    }],
-                    "containers": [{
-                        "name": "etcdops",
-                        "image": s.image,
-                        "command": ["/usr/local/bin/etcdops"],
-                        "args": args,
-                        "envFrom": [{"secretRef": {"name": SECRET}}],
-                        "resources": {
-                            "requests": {"cpu": "100m", "memory": "64Mi"},
-                            "limits": {"memory": "256Mi"}
-                        },
-                        // kubeadm's etcd client key is readable by root only.
-                        "securityContext": {
-                            "runAsUser": 0,
-                            "runAsGroup": 0,
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true
-                        },
-                        "volumeMounts": mounts
-                    }],
-                    "volumes": volumes
-                }}
-            }}
-        }
+    let pod = json!({
+        "hostNetwork": true,
+        // With hostNetwork, only this policy resolves cluster names as well as the node's (the
+        // object store may be a Service).
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "restartPolicy": if s.job == ScheduleJob::Save { "Never" } else { "Always" },
+        // As kubeadm's static pods: the backup of etcd is not what gets evicted.
+        "priorityClassName": "system-node-critical",
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+        "tolerations": [{
+            "key": "node-role.kubernetes.io/control-plane",
+            "operator": "Exists",
+            "effect": "NoSchedule"
+        }],
+        "containers": [{
+            "name": "etcdops",
+            "image": s.image,
+            "command": ["/usr/local/bin/etcdops"],
+            "args": args,
+            "envFrom": [{"secretRef": {"name": SECRET}}],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"memory": "256Mi"}
+            },
+            // kubeadm's etcd client key is readable by root only.
+            "securityContext": {
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true
+            },
+            "volumeMounts": mounts
+        }],
+        "volumes": volumes
     });
-    Ok(header + &serde_yaml_ng::to_string(&doc).context("rendering the CronJob")?)
+    (header, pod)
 }
 
 /// The save's arguments as the pod runs them: `--s3-endpoint-ca` names the file the ConfigMap

@@ -74,10 +74,10 @@ pub struct ListReport {
 
 pub async fn run(settings: &ListSettings) -> Result<(ListReport, Outcome)> {
     let store = Store::open(&settings.store.location, &settings.store.s3).await?;
-    let chains = chain::chains(&store).await?;
-    let snapshots: Vec<Listed> = store
-        .backups()
-        .await?
+    let objects = store.objects().await?;
+    let backups = store.backups_in(&objects).await?;
+    let chains = chain::chains_in(&store, &objects, backups.clone()).await?;
+    let snapshots: Vec<Listed> = backups
         .into_iter()
         .map(|b| Listed {
             url: store.url(&b.name),

@@ -28,6 +28,16 @@ pub struct PruneReport {
     pub location: String,
     pub dry_run: bool,
     pub snapshots: Vec<PruneLine>,
+    /// Revision-log segments deleted (would be, in a dry run): no kept base needs them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments_deleted: Vec<String>,
+    /// Segments of the kept bases (objects and sidecars).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments_kept: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The report, and exit 2 with the refusals when a delete was refused (the rest went on).
@@ -64,6 +74,8 @@ pub async fn run(settings: &PruneSettings) -> Result<(PruneReport, Outcome)> {
         location: settings.store.location.to_string(),
         dry_run: settings.dry_run,
         snapshots,
+        segments_deleted: plan.segments_deleted.clone(),
+        segments_kept: plan.segments_kept,
     };
     let outcome = match prune::refusals(&refused) {
         Some(message) => Outcome::Incomplete(message, prune::REFUSED_HINT.to_string()),
@@ -94,10 +106,34 @@ impl Report for PruneReport {
         crate::output::serialized(self)
     }
 
+    fn details(&self) -> Vec<String> {
+        self.segment_line().into_iter().collect()
+    }
+
     fn simple(&self) -> Vec<String> {
         self.snapshots
             .iter()
             .map(|s| format!("{} {} ({})", s.action, escape(&s.name), escape(&s.why)))
+            .chain(self.segment_line())
             .collect()
+    }
+}
+
+impl PruneReport {
+    /// What happened to the revision log's segments, when there are any.
+    fn segment_line(&self) -> Option<String> {
+        if self.segments_deleted.is_empty() && self.segments_kept == 0 {
+            return None;
+        }
+        Some(format!(
+            "revision log: {} {} segment files no kept base needs; {} kept with their bases",
+            if self.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            },
+            self.segments_deleted.len(),
+            self.segments_kept
+        ))
     }
 }

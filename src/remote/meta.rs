@@ -2,7 +2,9 @@
 //!
 //! Name: `<PREFIX>etcd-<node>-<YYYYMMDDTHHMMSSZ>.db[.zst][.age]`, node being the etcd member
 //! name of the endpoint the snapshot came from (`[A-Za-z0-9._-]` kept, anything else `_`).
-//! Sidecar: `NAME.json`, written only after the snapshot itself is complete and verified. `ls`,
+//! Sidecar: `NAME.json`, written only after the snapshot itself is complete and verified.
+//! Revision-log segments (`snapshot follow`) are named after their base:
+//! `etcd-<node>-<stamp>.log-<THROUGH>-<MILLIS>.seg[.zst][.age]` (revlog/chain.rs). `ls`,
 //! `prune` and `restore` trust a snapshot only when its sidecar is there and names it.
 
 use anyhow::{anyhow, bail, Result};
@@ -138,6 +140,45 @@ pub fn parse_name(name: &str) -> Option<Name> {
         time: parse_compact_utc(stamp)?,
         compressed,
         encrypted,
+    })
+}
+
+/// The parts of a segment's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentName {
+    /// The base's name without `.db` and its suffixes.
+    pub stem: String,
+    pub through: i64,
+    pub millis: i64,
+}
+
+/// The stem of a generated base name (`etcd-NODE-STAMP`), `None` for other names.
+pub fn stem_of(base: &str) -> Option<String> {
+    let n = parse_name(base)?;
+    let name = generate(&n.node, n.time, "");
+    Some(name.strip_suffix(".db")?.to_string())
+}
+
+pub fn segment_name(stem: &str, through: i64, millis: i64, suffix: &str) -> String {
+    format!("{stem}.log-{through:020}-{millis:013}.seg{suffix}")
+}
+
+/// `Some` for names [`segment_name`] makes.
+pub fn parse_segment_name(name: &str) -> Option<SegmentName> {
+    let rest = [".seg.zst.age", ".seg.zst", ".seg.age", ".seg"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))?;
+    let (stem, numbers) = rest.rsplit_once(".log-")?;
+    let (through, millis) = numbers.split_once('-')?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(through, 20) || !digits(millis, 13) {
+        return None;
+    }
+    stem_of(&format!("{stem}.db")).filter(|s| s == stem)?;
+    Some(SegmentName {
+        stem: stem.to_string(),
+        through: through.parse().ok()?,
+        millis: millis.parse().ok()?,
     })
 }
 

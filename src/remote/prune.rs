@@ -7,6 +7,7 @@
 
 use anyhow::Result;
 
+use super::meta;
 use super::retention::{decide, Policy};
 use super::store::{Backup, Store};
 
@@ -28,6 +29,10 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Plan {
     pub entries: Vec<Entry>,
+    /// Revision-log segments that no kept base needs (their base is deleted, or gone).
+    pub segments_deleted: Vec<String>,
+    /// Segments of the bases kept.
+    pub segments_kept: usize,
 }
 
 impl Plan {
@@ -52,8 +57,40 @@ impl Plan {
 /// that three control-plane nodes saving into one prefix each keep their own history. `protect`
 /// (the snapshot `save --keep` just wrote) is always kept.
 pub async fn plan(store: &Store, policy: &Policy, protect: Option<&str>) -> Result<Plan> {
-    let backups = store.backups().await?;
-    plan_of(backups, policy, protect, |name| store.url(name))
+    let objects = store.objects().await?;
+    let backups = store.backups_in(&objects).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut plan = plan_of(backups, policy, protect, now, |name| store.url(name))?;
+    segments_of(&mut plan, objects.iter().map(|(n, _)| n.as_str()));
+    Ok(plan)
+}
+
+/// Which segments go: those whose base (by name) is not kept. A segment's sidecar without its
+/// object (an interrupted prune) counts as the segment.
+fn segments_of<'a>(plan: &mut Plan, objects: impl Iterator<Item = &'a str>) {
+    let kept: std::collections::HashSet<String> = plan
+        .entries
+        .iter()
+        .filter(|e| !matches!(e.action, Action::Delete))
+        .filter_map(|e| meta::stem_of(&e.backup.name))
+        .collect();
+    let mut segments: Vec<String> = objects
+        .map(|n| n.strip_suffix(meta::SIDECAR_SUFFIX).unwrap_or(n))
+        .filter_map(|n| Some((n, meta::parse_segment_name(n)?)))
+        .filter_map(|(n, seg)| {
+            if kept.contains(&seg.stem) {
+                plan.segments_kept += 1;
+                None
+            } else {
+                Some(n.to_string())
+            }
+        })
+        .collect();
+    segments.sort();
+    segments.dedup();
+    plan.segments_deleted = segments;
 }
 
 /// [`plan`] over a listing already read; `url` names a snapshot in the error.
@@ -61,6 +98,7 @@ fn plan_of(
     backups: Vec<Backup>,
     policy: &Policy,
     protect: Option<&str>,
+    now: i64,
     url: impl Fn(&str) -> String,
 ) -> Result<Plan> {
     // Rules run over names; a name listed twice would be kept as one entry and deleted as the
@@ -85,7 +123,7 @@ fn plan_of(
             .filter(|&i| group(&backups[i]).as_ref() == Some(g))
             .collect();
         let times: Vec<i64> = members.iter().map(|&i| backups[i].parsed.time).collect();
-        for (&i, verdict) in members.iter().zip(decide(policy, &times)) {
+        for (&i, verdict) in members.iter().zip(decide(policy, &times, now)) {
             actions[i] = Some(if protect == Some(backups[i].name.as_str()) {
                 Action::Keep(vec!["just saved"])
             } else if verdict.reasons.is_empty() {
@@ -106,13 +144,19 @@ fn plan_of(
             Entry { backup, action }
         })
         .collect();
-    Ok(Plan { entries })
+    Ok(Plan {
+        entries,
+        segments_deleted: Vec::new(),
+        segments_kept: 0,
+    })
 }
 
 /// Delete what the plan deletes, going on past a refused delete. Each snapshot is deleted
 /// sidecar first, so a refusal never leaves a sidecar naming nothing; should the object's own
 /// delete be refused, its sidecar is written back, so that the next prune still sees it.
 /// Returns the refusals.
+/// Delete the bases the plan deletes, then the segments no kept base needs (each sidecar
+/// first: an interruption leaves an object in no chain, never a sidecar naming nothing).
 pub async fn apply(store: &Store, plan: &Plan) -> Vec<(String, anyhow::Error)> {
     let mut refused = Vec::new();
     for b in plan.deleted() {
@@ -121,6 +165,11 @@ pub async fn apply(store: &Store, plan: &Plan) -> Vec<(String, anyhow::Error)> {
                 let _ = store.write_sidecar(&b.name, meta).await;
             }
             refused.push((b.name.clone(), e));
+        }
+    }
+    for name in &plan.segments_deleted {
+        if let Err(e) = store.delete(name).await {
+            refused.push((name.clone(), e));
         }
     }
     refused
@@ -194,7 +243,7 @@ mod tests {
     fn a_listing_without_repeats_is_pruned_by_the_rules() {
         let backups: Vec<Backup> = (0..5).map(|d| backup("cp1", d * 86_400)).collect();
         let newest = backups[4].name.clone();
-        let plan = plan_of(backups, &keep_last(1), None, url).unwrap();
+        let plan = plan_of(backups, &keep_last(1), None, 0, url).unwrap();
         let gone = deleted(&plan);
         assert_eq!(gone.len(), 4, "{gone:?}");
         assert!(!gone.contains(&newest));
@@ -212,7 +261,7 @@ mod tests {
                 .iter()
                 .map(|b| backup(&b.parsed.node, b.parsed.time))
                 .collect();
-            let e = plan_of(again, &keep_last(1), protect, url).unwrap_err();
+            let e = plan_of(again, &keep_last(1), protect, 0, url).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!("{} is listed twice; nothing was deleted", url(&twice))
@@ -249,8 +298,40 @@ mod tests {
                     action: Action::Delete,
                 },
             ],
+            segments_deleted: Vec::new(),
+            segments_kept: 0,
         };
         assert_eq!(deleted(&plan), vec![b_name]);
         assert!(!deleted(&plan).contains(&a_name));
+    }
+
+    #[test]
+    fn segments_go_only_with_their_base() {
+        let (old, new) = (backup("cp1", 1_000), backup("cp1", 90_000));
+        let (old_name, new_name) = (old.name.clone(), new.name.clone());
+        let mut plan = plan_of(vec![old, new], &keep_last(1), None, 0, url).unwrap();
+        let seg = |base: &str, through: i64| {
+            meta::segment_name(&meta::stem_of(base).unwrap(), through, 1_000_000, "")
+        };
+        let (gone, kept) = (seg(&old_name, 7), seg(&new_name, 9));
+        let orphan = seg(&generate("cp1", 500, ""), 3);
+        let objects = [
+            gone.clone(),
+            format!("{gone}.json"),
+            kept.clone(),
+            format!("{kept}.json"),
+            format!("{orphan}.json"),
+            "unrelated.seg".to_string(),
+        ];
+        segments_of(&mut plan, objects.iter().map(String::as_str));
+        assert_eq!(plan.segments_deleted, {
+            let mut v = vec![gone, orphan];
+            v.sort();
+            v
+        });
+        assert_eq!(
+            plan.segments_kept, 2,
+            "the kept base's segment and its sidecar"
+        );
     }
 }

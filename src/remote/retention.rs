@@ -5,6 +5,10 @@
 //! - `hourly/daily/weekly/monthly N`: the newest snapshot of each of the N most recent hours,
 //!   days, ISO weeks, months (UTC) that hold a snapshot.
 //!
+//! - `within D`: every snapshot of the last D, and the newest one before it — the base whose
+//!   revision-log chain reaches back to now − D, so that every point of the window stays
+//!   restorable (pgBackRest's time-based retention, restic's `--keep-within`).
+//!
 //! The newest snapshot is always kept, whatever the rules say.
 
 use time::OffsetDateTime;
@@ -16,6 +20,8 @@ pub struct Policy {
     pub daily: Option<usize>,
     pub weekly: Option<usize>,
     pub monthly: Option<usize>,
+    /// `within`: seconds.
+    pub within: Option<i64>,
 }
 
 impl Policy {
@@ -29,7 +35,13 @@ impl Policy {
         for part in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (rule, n) = part
                 .split_once('=')
-                .ok_or_else(|| format!("--keep {spec:?}: {part:?} is not RULE=N (rules: last, hourly, daily, weekly, monthly)"))?;
+                .ok_or_else(|| format!("--keep {spec:?}: {part:?} is not RULE=N (rules: last, hourly, daily, weekly, monthly, within)"))?;
+            if rule.trim() == "within" {
+                let d = crate::units::parse_duration_days(n.trim())
+                    .map_err(|e| format!("--keep {spec:?}: within={n}: {e}"))?;
+                p.within = Some(d.as_secs() as i64);
+                continue;
+            }
             let n: usize = n
                 .trim()
                 .parse()
@@ -40,7 +52,7 @@ impl Policy {
                 "daily" => &mut p.daily,
                 "weekly" => &mut p.weekly,
                 "monthly" => &mut p.monthly,
-                other => return Err(format!("--keep {spec:?}: unknown rule {other:?} (rules: last, hourly, daily, weekly, monthly)")),
+                other => return Err(format!("--keep {spec:?}: unknown rule {other:?} (rules: last, hourly, daily, weekly, monthly, within)")),
             };
             *slot = Some(n);
         }
@@ -61,9 +73,9 @@ pub struct Verdict {
 /// The calendar bucket (year, hour/day/week/month number) a time falls in.
 type Bucket = fn(OffsetDateTime) -> (i32, u32);
 
-/// `times` are Unix seconds of the candidates, in any order. Returns one verdict per candidate,
-/// in the order given.
-pub fn decide(policy: &Policy, times: &[i64]) -> Vec<Verdict> {
+/// `times` are Unix seconds of the candidates, in any order; `now` too. Returns one verdict per
+/// candidate, in the order given.
+pub fn decide(policy: &Policy, times: &[i64], now: i64) -> Vec<Verdict> {
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|a, b| times[*b].cmp(&times[*a]).then(a.cmp(b)));
     let mut verdicts: Vec<Verdict> = (0..times.len())
@@ -78,6 +90,14 @@ pub fn decide(policy: &Policy, times: &[i64]) -> Vec<Verdict> {
     if let Some(n) = policy.last {
         for &i in order.iter().take(n) {
             verdicts[i].reasons.push("last");
+        }
+    }
+    if let Some(within) = policy.within {
+        let start = now.saturating_sub(within);
+        let inside = order.iter().take_while(|&&i| times[i] >= start).count();
+        // ...and the newest before the window, whose chain reaches into it.
+        for &i in order.iter().take(inside + 1) {
+            verdicts[i].reasons.push("within");
         }
     }
     let rules: [(Option<usize>, &'static str, Bucket); 4] = [
@@ -122,7 +142,7 @@ mod tests {
             .iter()
             .map(|s| parse_compact_utc(s).unwrap())
             .collect();
-        decide(&policy, &times)
+        decide(&policy, &times, 0)
             .into_iter()
             .filter(|v| !v.reasons.is_empty())
             .map(|v| (stamps[v.index].to_string(), v.reasons))
@@ -198,7 +218,7 @@ mod tests {
             ),
         ];
         for (policy, want) in cases {
-            let kept = decide(policy, &times)
+            let kept = decide(policy, &times, 0)
                 .iter()
                 .filter(|v| !v.reasons.is_empty())
                 .count();
@@ -257,7 +277,8 @@ mod tests {
                 hourly: None,
                 daily: Some(7),
                 weekly: Some(4),
-                monthly: Some(6)
+                monthly: Some(6),
+                within: None
             }
         );
         assert!(Policy::parse("yearly=1")
@@ -266,5 +287,34 @@ mod tests {
         assert!(Policy::parse("daily").is_err());
         assert!(Policy::parse("daily=x").is_err());
         assert!(Policy::parse("").is_err());
+    }
+
+    #[test]
+    fn within_keeps_the_window_and_the_base_before_it() {
+        let day = 86_400;
+        let now = 100 * day;
+        // Bases 10, 5 and 1 days old.
+        let times = [now - 10 * day, now - 5 * day, now - day];
+        let policy = Policy {
+            within: Some(7 * day),
+            ..Policy::default()
+        };
+        let kept: Vec<bool> = decide(&policy, &times, now)
+            .iter()
+            .map(|v| !v.reasons.is_empty())
+            .collect();
+        assert_eq!(
+            kept,
+            [true, true, true],
+            "the 10-day-old base holds the window's start"
+        );
+        let times = [now - 20 * day, now - 10 * day, now - day];
+        let kept: Vec<bool> = decide(&policy, &times, now)
+            .iter()
+            .map(|v| !v.reasons.is_empty())
+            .collect();
+        assert_eq!(kept, [false, true, true]);
+        assert_eq!(Policy::parse("within=7d").unwrap().within, Some(7 * day));
+        assert!(Policy::parse("within=soon").is_err());
     }
 }

@@ -20,7 +20,7 @@ pub enum Store {
 }
 
 /// One generated snapshot found in a store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Backup {
     pub name: String,
     pub size: u64,
@@ -224,6 +224,11 @@ impl Store {
     /// Anything else (other names, files without our pattern) is left out: never ours.
     pub async fn backups(&self) -> Result<Vec<Backup>> {
         let entries = self.objects().await?;
+        self.backups_in(&entries).await
+    }
+
+    /// [`Store::backups`] of a listing already read (one listing for several readers).
+    pub async fn backups_in(&self, entries: &[(String, u64)]) -> Result<Vec<Backup>> {
         let sizes: std::collections::HashMap<&str, u64> =
             entries.iter().map(|(n, s)| (n.as_str(), *s)).collect();
         let ours: Vec<(&String, u64, Name)> = entries

@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::segment::{self, Record};
 use crate::remote::codec::{self, Encoder, Encoding, Identities};
-use crate::remote::meta::{self, MAX_SIDECAR, SIDECAR_SUFFIX};
+pub use crate::remote::meta::{parse_segment_name, segment_name, stem_of, SegmentName};
+use crate::remote::meta::{MAX_SIDECAR, SIDECAR_SUFFIX};
 use crate::remote::store::{Backup, Store};
 use crate::units::hex;
 
@@ -98,45 +99,6 @@ impl SegmentMeta {
     }
 }
 
-/// The parts of a segment's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentName {
-    /// The base's name without `.db` and its suffixes.
-    pub stem: String,
-    pub through: i64,
-    pub millis: i64,
-}
-
-/// The stem of a generated base name (`etcd-NODE-STAMP`), `None` for other names.
-pub fn stem_of(base: &str) -> Option<String> {
-    let n = meta::parse_name(base)?;
-    let name = meta::generate(&n.node, n.time, "");
-    Some(name.strip_suffix(".db")?.to_string())
-}
-
-pub fn segment_name(stem: &str, through: i64, millis: i64, suffix: &str) -> String {
-    format!("{stem}.log-{through:020}-{millis:013}.seg{suffix}")
-}
-
-/// `Some` for names [`segment_name`] makes.
-pub fn parse_segment_name(name: &str) -> Option<SegmentName> {
-    let rest = [".seg.zst.age", ".seg.zst", ".seg.age", ".seg"]
-        .iter()
-        .find_map(|s| name.strip_suffix(s))?;
-    let (stem, numbers) = rest.rsplit_once(".log-")?;
-    let (through, millis) = numbers.split_once('-')?;
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(through, 20) || !digits(millis, 13) {
-        return None;
-    }
-    stem_of(&format!("{stem}.db")).filter(|s| s == stem)?;
-    Some(SegmentName {
-        stem: stem.to_string(),
-        through: through.parse().ok()?,
-        millis: millis.parse().ok()?,
-    })
-}
-
 /// One segment of a chain, as listed.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -197,8 +159,17 @@ impl Chain {
 
 /// Every chain in `store` whose base is verified, oldest base first.
 pub async fn chains(store: &Store) -> Result<Vec<Chain>> {
-    let backups = store.backups().await?;
     let objects = store.objects().await?;
+    let backups = store.backups_in(&objects).await?;
+    chains_in(store, &objects, backups).await
+}
+
+/// [`chains`] of a listing (and its snapshots) already read.
+pub async fn chains_in(
+    store: &Store,
+    objects: &[(String, u64)],
+    backups: Vec<Backup>,
+) -> Result<Vec<Chain>> {
     let names: std::collections::HashSet<&str> = objects.iter().map(|(n, _)| n.as_str()).collect();
     let mut segments: Vec<(String, u64, SegmentName)> = objects
         .iter()
@@ -591,7 +562,11 @@ mod tests {
                 millis: 1_796_000_000_000
             })
         );
-        assert_eq!(meta::parse_name(&a), None, "never taken for a snapshot");
+        assert_eq!(
+            crate::remote::meta::parse_name(&a),
+            None,
+            "never taken for a snapshot"
+        );
         for not_ours in [
             "etcd-cp-1-20261207T031400Z.log-1005-1796000000000.seg",
             "x.log-00000000000000001005-1796000000000.seg",

@@ -81,6 +81,7 @@ pub enum OnlineJob {
     },
     SnapshotSave(Box<SaveSettings>),
     SnapshotFollow(Box<FollowSettings>),
+    SnapshotPutBack(Box<PutBackSettings>),
     AlarmList,
     AlarmDisarm,
     Compact {

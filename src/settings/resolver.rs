@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{
     AlarmCommand, CertExpiryArgs, CertRenewArgs, CheckCommand, ClusterArgs, Command,
     EndpointCommand, GlobalArgs, ManifestReadArgs, MemberCommand, PruneArgs, ReadTimeout,
-    RestoreArgs, ScheduleCommand, ScheduleKind, SnapshotCommand, WriteOut,
+    RestoreArgs, ScheduleCommand, ScheduleJob, ScheduleKind, SnapshotCommand, WriteOut,
 };
 use crate::etcd::stored_members::DEFAULT_TOKEN;
 use crate::manifest::Manifest;
@@ -16,7 +16,7 @@ use crate::remote::retention::Policy;
 use crate::remote::source::SourceSettings;
 use crate::remote::Location;
 use crate::timestamp::parse_rfc3339;
-use crate::units::{parse_bool, parse_go_duration};
+use crate::units::{parse_bool, parse_duration_days, parse_go_duration};
 
 use super::*;
 
@@ -133,7 +133,9 @@ impl Resolver {
             Command::Snapshot(cmd)
                 if !matches!(
                     cmd,
-                    SnapshotCommand::Save { .. } | SnapshotCommand::Follow(_)
+                    SnapshotCommand::Save { .. }
+                        | SnapshotCommand::Follow(_)
+                        | SnapshotCommand::PutBack(_)
                 ) =>
             {
                 self.offline_snapshot(cmd)?
@@ -196,7 +198,7 @@ impl Resolver {
                         store: self.store(&a.location, &a.read)?,
                         max_age: a
                             .max_age
-                            .map(|d| parse_go_duration(&d).context("--max-age"))
+                            .map(|d| parse_duration_days(&d).context("--max-age"))
                             .transpose()?,
                     })
                 } else {
@@ -232,8 +234,10 @@ impl Resolver {
             SnapshotCommand::Prune(args) => Job::SnapshotPrune(self.prune(args)?),
             SnapshotCommand::Restore(args) => Job::SnapshotRestore(Box::new(self.restore(args)?)),
             SnapshotCommand::Log(a) => Job::SnapshotLog(self.log(a)?),
-            SnapshotCommand::Save { .. } | SnapshotCommand::Follow(_) => {
-                bail!("snapshot save and follow talk to etcd")
+            SnapshotCommand::Save { .. }
+            | SnapshotCommand::Follow(_)
+            | SnapshotCommand::PutBack(_) => {
+                bail!("snapshot save, follow and put-back talk to etcd")
             }
         })
     }
@@ -265,20 +269,24 @@ impl Resolver {
             }
             .into());
         }
-        let (save_args, save) = parse_save_args(a.save_args)?;
-        // Read as `snapshot save` reads them, without this shell's environment or manifest:
-        // what save would refuse is refused now, not at 3 a.m.
+        let (save_args, save) = parse_save_args(a.save_args, a.job)?;
+        // Read as `snapshot save` (or follow) reads them, without this shell's environment or
+        // manifest: what it would refuse is refused now, not at 3 a.m.
         let inner = Resolver::new(save.0, Vec::new(), PathBuf::from("/nonexistent"));
         let password_given = inner.password_given(&[]) || self.password_given(&[]);
         let s3_endpoint_ca = inner.global.s3.s3_endpoint_ca.clone();
-        let dest = if password_given {
-            SaveDest::Stdout
-        } else {
-            inner.save(save.1)?.dest
+        let dest = match save.1 {
+            _ if password_given => SaveDest::Stdout,
+            SnapshotCommand::Follow(f) => inner.follow(f)?.save.dest,
+            save => inner.save(save)?.dest,
         };
+        if a.job == ScheduleJob::Follow && (a.every.is_some() || a.on_calendar.is_some()) {
+            bail!("schedule print {} follow: snapshot follow runs all the time; --every and --on-calendar are for save", match a.kind { ScheduleKind::Systemd => "systemd", ScheduleKind::Cronjob => "cronjob" });
+        }
         Ok(ScheduleSettings {
             password_given,
             kind: a.kind,
+            job: a.job,
             every: a.every.map(|e| parse_every(&e)).transpose()?,
             on_calendar: match (a.kind, a.on_calendar) {
                 (ScheduleKind::Cronjob, Some(_)) => {
@@ -370,6 +378,31 @@ impl Resolver {
         })
     }
 
+    /// `snapshot put-back`.
+    pub(super) fn put_back(&self, a: crate::cli::PutBackArgs) -> Result<PutBackSettings> {
+        let source = self.source(&a.source, a.identity, &a.read)?;
+        if a.to_time.is_some() && !source.location.is_prefix() {
+            bail!("{}: --to-time reads a revision log: give SOURCE as the DIR/ or s3://BUCKET/PREFIX/ that `snapshot follow` writes to", a.source);
+        }
+        Ok(PutBackSettings {
+            source,
+            prefix: a.prefix.unwrap_or_else(|| "/registry/".into()).into_bytes(),
+            namespace: a.namespace,
+            to_revision: a.to_revision,
+            to_time_ns: a
+                .to_time
+                .map(|t| {
+                    crate::timestamp::parse_rfc3339_ns(&t).with_context(|| {
+                        format!(
+                            "--to-time {t:?}: give an RFC 3339 time such as 2026-12-07T03:14:00Z"
+                        )
+                    })
+                })
+                .transpose()?,
+            dry_run: a.dry_run,
+        })
+    }
+
     /// `snapshot log`.
     pub(super) fn log(&self, a: crate::cli::LogArgs) -> Result<LogSettings> {
         let source = self.source(&a.source, a.identity, &a.read)?;
@@ -419,7 +452,7 @@ impl Resolver {
             flush,
             base_every: a
                 .base_every
-                .map(|d| parse_go_duration(&d).context("--base-every"))
+                .map(|d| parse_duration_days(&d).context("--base-every"))
                 .transpose()?,
         })
     }
@@ -453,6 +486,9 @@ impl Resolver {
             }
             Command::Snapshot(SnapshotCommand::Follow(a)) => {
                 OnlineJob::SnapshotFollow(Box::new(self.follow(a)?))
+            }
+            Command::Snapshot(SnapshotCommand::PutBack(a)) => {
+                OnlineJob::SnapshotPutBack(Box::new(self.put_back(a)?))
             }
             Command::Alarm(AlarmCommand::List) => OnlineJob::AlarmList,
             Command::Alarm(AlarmCommand::Disarm) => OnlineJob::AlarmDisarm,
@@ -523,9 +559,14 @@ impl Resolver {
             daily: a.keep_daily,
             weekly: a.keep_weekly,
             monthly: a.keep_monthly,
+            within: a
+                .keep_within
+                .map(|d| parse_duration_days(&d).context("--keep-within"))
+                .transpose()?
+                .map(|d| d.as_secs() as i64),
         };
         if policy.is_empty() {
-            bail!("snapshot prune needs at least one rule: --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly");
+            bail!("snapshot prune needs at least one rule: --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly or --keep-within");
         }
         Ok(PruneSettings {
             store: self.store(&a.location, &a.read)?,
@@ -799,15 +840,22 @@ fn given_globals(g: &GlobalArgs) -> Vec<&'static str> {
 /// The arguments after `--` of `schedule print`, parsed exactly as `snapshot save` parses
 /// them. A leading `snapshot save` (or `etcdops snapshot save`) is taken as the command
 /// itself and dropped. Returns the arguments to write into the unit, and the parse.
-fn parse_save_args(mut args: Vec<String>) -> Result<(Vec<String>, (GlobalArgs, SnapshotCommand))> {
+fn parse_save_args(
+    mut args: Vec<String>,
+    job: ScheduleJob,
+) -> Result<(Vec<String>, (GlobalArgs, SnapshotCommand))> {
     use clap::Parser;
+    let verb = match job {
+        ScheduleJob::Save => "save",
+        ScheduleJob::Follow => "follow",
+    };
     if args.first().is_some_and(|a| a == "etcdops") {
         args.remove(0);
     }
-    if args.len() >= 2 && args[0] == "snapshot" && args[1] == "save" {
+    if args.len() >= 2 && args[0] == "snapshot" && args[1] == verb {
         args.drain(..2);
     }
-    let argv = ["etcdops", "snapshot", "save"]
+    let argv = ["etcdops", "snapshot", verb]
         .into_iter()
         .map(str::to_string)
         .chain(args.iter().cloned());
@@ -819,24 +867,20 @@ fn parse_save_args(mut args: Vec<String>) -> Result<(Vec<String>, (GlobalArgs, S
             .unwrap_or("")
             .trim_start_matches("error: ");
         anyhow::anyhow!(
-            "schedule print: the save arguments are not what `snapshot save` takes: {first}"
+            "schedule print: the arguments are not what `snapshot {verb}` takes: {first}"
         )
     })?;
     match cli.command {
-        Command::Snapshot(save @ SnapshotCommand::Save { .. }) => Ok((args, (cli.global, save))),
-        _ => bail!("schedule print: the save arguments must be those of `snapshot save`"),
+        Command::Snapshot(c @ (SnapshotCommand::Save { .. } | SnapshotCommand::Follow(_))) => {
+            Ok((args, (cli.global, c)))
+        }
+        _ => bail!("schedule print: the arguments must be those of `snapshot {verb}`"),
     }
 }
 
 /// `--every`: Go's durations (`30m`, `6h`), and whole days (`1d`, `7d`) as the help says.
 fn parse_every(text: &str) -> Result<Duration> {
-    if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
-        if days == 0 {
-            bail!("--every {text}: must be more than zero");
-        }
-        return Ok(Duration::from_secs(days.saturating_mul(86_400)));
-    }
-    parse_go_duration(text).with_context(|| format!("--every {text}"))
+    parse_duration_days(text).with_context(|| format!("--every {text}"))
 }
 
 /// The snapshot a restore reads. `--from-manifest` takes an optional PATH, so in

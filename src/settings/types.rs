@@ -202,6 +202,8 @@ pub struct ScheduleSettings {
     /// written in clear).
     pub password_given: bool,
     pub kind: ScheduleKind,
+    /// `save` on a schedule, or `follow` all the time.
+    pub job: crate::cli::ScheduleJob,
     pub every: Option<Duration>,
     pub on_calendar: Option<String>,
     pub image: String,
@@ -248,6 +250,18 @@ pub struct FollowSettings {
     pub save: SaveSettings,
     pub flush: Duration,
     pub base_every: Option<Duration>,
+}
+
+/// `snapshot put-back`.
+#[derive(Debug, Clone)]
+pub struct PutBackSettings {
+    pub source: SourceSettings,
+    pub prefix: Vec<u8>,
+    /// `--namespace`: only that namespace's Kubernetes objects.
+    pub namespace: Option<String>,
+    pub to_revision: Option<i64>,
+    pub to_time_ns: Option<i64>,
+    pub dry_run: bool,
 }
 
 /// `snapshot log`.

@@ -758,3 +758,228 @@ fn follow_survives_kills_and_compaction_and_says_where_the_gaps_are() {
     assert_eq!(stale.code, 1, "{stale:?}");
     assert_eq!(stale.error_lines(), 1, "{stale:?}");
 }
+
+/// A value shaped like the apiserver's: the `k8s\0` magic, protobuf bytes, a newline inside
+/// and none at the end (what `etcdctl get --print-value-only | etcdctl put` would break).
+fn protobuf_value(name: &str) -> Vec<u8> {
+    let mut v = b"k8s\x00\x0a\x0b\x0a\x02v1\x12\x05Thing\x12".to_vec();
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(b"\n\x00\xff\x1a\x02ok");
+    v
+}
+
+#[test]
+fn follow_to_s3_encrypted_then_put_back_a_deleted_namespace_3_5_30() {
+    use crate::common::s3::S3Server;
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_30, 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let server = S3Server::shared();
+    server.bucket("pitr");
+    let dest = "s3://pitr/etcd/";
+    let (key, recipient) = crate::common::age_identity(tmp.path());
+    let env: Vec<(&str, String)> = server.env();
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let with_s3 = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        v.extend(server.args());
+        v
+    };
+    let prod = [
+        "/registry/namespaces/prod",
+        "/registry/pods/prod/a",
+        "/registry/configmaps/prod/b",
+        "/registry/secrets/prod/c",
+    ];
+    let mut tc = c.client(None);
+    let (rt, client) = (&tc.rt, &mut tc.client);
+    rt.block_on(async {
+        for k in prod.iter().chain(["/registry/pods/dev/x"].iter()) {
+            client.put(*k, protobuf_value(k), None).await.unwrap();
+        }
+    });
+
+    let mut args = with_s3(&[
+        "snapshot",
+        "follow",
+        dest,
+        "--flush=200ms",
+        "--compress=zstd",
+        "--encrypt-to",
+        &recipient,
+        "--endpoints",
+        &c.members[0].client_url,
+    ]);
+    args.extend(c.tls_args());
+    let log = tmp.path().join("follow.log");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"));
+    cmd.env_clear()
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut follower = cmd.spawn().unwrap();
+    let logged = |rev: i64| {
+        let start = std::time::Instant::now();
+        loop {
+            let r = etcdops(
+                &args_of(&with_s3(&["snapshot", "ls", dest, "-w", "json"])),
+                &env_ref,
+            );
+            let last = r.json()["chains"][0]["last_revision"].as_i64().unwrap_or(0);
+            if r.code == 0 && last >= rev {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "{r:?} {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    logged(revision(&c));
+
+    // `kubectl delete namespace prod`, then a configmap of that name created again.
+    rt.block_on(async {
+        for k in &prod {
+            client.delete(*k, None).await.unwrap();
+        }
+        client
+            .put("/registry/configmaps/prod/b", "new", None)
+            .await
+            .unwrap();
+    });
+    logged(revision(&c));
+    send_signal(follower.id(), "TERM");
+    assert!(follower.wait().unwrap().success());
+
+    // Find the delete in the log, and put back what was there just before it.
+    let hist = etcdops(
+        &args_of(&with_s3(&[
+            "snapshot",
+            "log",
+            dest,
+            "/registry/namespaces/prod",
+            "--identity",
+            &s(&key),
+            "-w",
+            "json",
+        ])),
+        &env_ref,
+    );
+    assert_eq!(hist.code, 0, "{hist:?}");
+    let changes = hist.json()["changes"].as_array().unwrap().clone();
+    let deleted = changes
+        .iter()
+        .find(|c| c["op"] == "DELETE")
+        .unwrap_or_else(|| panic!("{changes:?}"))["revision"]
+        .as_i64()
+        .unwrap();
+    let before = (deleted - 1).to_string();
+    let mut put_back = with_s3(&[
+        "snapshot",
+        "put-back",
+        dest,
+        "--namespace",
+        "prod",
+        "--to-revision",
+        &before,
+        "--identity",
+        &s(&key),
+        "--endpoints",
+        &c.members[0].client_url,
+        "-w",
+        "json",
+    ]);
+    put_back.extend(c.tls_args());
+    let mut dry = put_back.clone();
+    dry.push("--dry-run".into());
+    let r = etcdops(&args_of(&dry), &env_ref);
+    assert_eq!(r.code, 0, "{r:?}");
+    let planned = r.json();
+    assert_eq!(
+        planned["restored"].as_array().unwrap().len(),
+        3,
+        "{planned}"
+    );
+    assert_eq!(planned["skipped"][0], "/registry/configmaps/prod/b");
+    let get =
+        |k: &str| -> serde_json::Value { ask(&c, &["get", k, "-w", "json"])["kvs"][0].clone() };
+    assert!(
+        get("/registry/pods/prod/a").is_null(),
+        "a dry run writes nothing"
+    );
+
+    let r = etcdops(&args_of(&put_back), &env_ref);
+    assert_eq!(r.code, 0, "{r:?}");
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    for k in [
+        "/registry/namespaces/prod",
+        "/registry/pods/prod/a",
+        "/registry/secrets/prod/c",
+    ] {
+        assert_eq!(
+            get(k)["value"],
+            b64(&protobuf_value(k)),
+            "{k} byte for byte"
+        );
+    }
+    assert_eq!(
+        get("/registry/configmaps/prod/b")["value"],
+        b64(b"new"),
+        "left as it is"
+    );
+    assert_eq!(
+        get("/registry/pods/dev/x")["version"],
+        1,
+        "another namespace untouched"
+    );
+    let again = etcdops(&args_of(&put_back), &env_ref);
+    assert_eq!(
+        again.json()["restored"].as_array().unwrap().len(),
+        0,
+        "{again:?}"
+    );
+
+    // The stock tools open a segment: age -d, then zstd -d, give the bytes its sidecar names.
+    let keys = server.keys("pitr", "etcd/");
+    let seg = keys
+        .iter()
+        .find(|k| k.ends_with(".seg.zst.age"))
+        .unwrap_or_else(|| panic!("{keys:?}"));
+    let (object, sidecar) = (tmp.path().join("seg"), tmp.path().join("seg.json"));
+    server.aws_ok(&["s3", "cp", &format!("s3://pitr/{seg}"), &s(&object)]);
+    server.aws_ok(&["s3", "cp", &format!("s3://pitr/{seg}.json"), &s(&sidecar)]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let plain = tmp.path().join("seg.plain");
+    let sh = format!(
+        "age -d -i '{}' '{}' | zstd -d -q -o '{}'",
+        s(&key),
+        s(&object),
+        s(&plain)
+    );
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&sh)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let bytes = std::fs::read(&plain).unwrap();
+    assert!(bytes.starts_with(b"EOPSREV\x01"));
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(meta["plain_sha256"], hex);
+    drop(tc);
+}
+
+fn args_of(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
