@@ -983,3 +983,151 @@ fn follow_to_s3_encrypted_then_put_back_a_deleted_namespace_3_5_30() {
 fn args_of(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+#[test]
+fn the_follow_service_runs_as_written_and_base_every_rolls_over_without_a_gap() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("log");
+    std::fs::create_dir(&dest).unwrap();
+    let units = tmp.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    let mut args: Vec<String> = ["schedule", "print", "systemd", "follow", "--dir"]
+        .map(String::from)
+        .to_vec();
+    args.push(s(&units));
+    args.extend(
+        [
+            "--",
+            &format!("{}/", dest.display()),
+            "--flush=200ms",
+            "--base-every=2s",
+            "--endpoints",
+            &c.members[0].client_url,
+        ]
+        .map(|a| a.to_string()),
+    );
+    args.extend(c.tls_args());
+    let r = etcdops(&args_of(&args), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let service = units.join("etcdops-follow.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&service)
+        .output()
+        .expect("systemd-analyze (scripts/test-deps.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("etcdops-follow"),
+        "{stderr}"
+    );
+    let unit = std::fs::read_to_string(&service).unwrap();
+    assert!(unit.contains("Restart=always") && unit.contains("WantedBy=multi-user.target"));
+    assert!(!units.join("etcdops-snapshot.timer").exists(), "no timer");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .to_string();
+
+    // The service's command, as written, under a write load long enough for two new bases.
+    let log = tmp.path().join("follow.log");
+    let mut f = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {exec}"))
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = background_writes(&c, stop.clone());
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    wait_logged(&dest, revision(&c), &log);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    let listed = ls_json(&dest);
+    let chains = listed["chains"].as_array().unwrap().clone();
+    assert!(chains.len() >= 2, "{listed}");
+    assert!(
+        chains.iter().all(|c| c["gap_before"].is_null()),
+        "the old chain is carried to the new base: {listed}"
+    );
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+
+    // Retention keeps only the newest base, and its segments; the others' go with them.
+    let src = format!("{}/", dest.display());
+    let p = etcdops(
+        &["snapshot", "prune", &src, "--keep-last", "1", "-w", "json"],
+        &[],
+    );
+    assert_eq!(p.code, 0, "{p:?}");
+    assert!(
+        !p.json()["segments_deleted"].as_array().unwrap().is_empty(),
+        "{p:?}"
+    );
+    let after = ls_json(&dest);
+    assert_eq!(after["chains"].as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(
+        after["chains"][0]["last_revision"],
+        chains.last().unwrap()["last_revision"]
+    );
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+    let leftovers = std::fs::read_dir(&dest)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name().into_string().unwrap();
+            n.contains(".log-")
+                && !n.starts_with(
+                    after["chains"][0]["base"]
+                        .as_str()
+                        .unwrap()
+                        .trim_end_matches(".db"),
+                )
+        })
+        .count();
+    assert_eq!(leftovers, 0, "segments of pruned bases are gone");
+
+    // The Deployment: one replica, never two at once, the pod restarted when it stops.
+    let r = etcdops(
+        &[
+            "schedule",
+            "print",
+            "cronjob",
+            "follow",
+            "--",
+            "s3://bkt/p/",
+            "--compress",
+            "zstd",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["kind"], "Deployment");
+    assert_eq!(doc["spec"]["replicas"], 1);
+    assert_eq!(doc["spec"]["strategy"]["type"], "Recreate");
+    let pod = &doc["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Always");
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["containers"][0]["args"][1], "follow");
+    let r = etcdops(
+        &[
+            "schedule",
+            "print",
+            "systemd",
+            "follow",
+            "--every",
+            "1h",
+            "--",
+            "s3://bkt/p/",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.error_lines(), 1, "{r:?}");
+}
