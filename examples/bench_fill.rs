@@ -3,6 +3,12 @@
 //! updates, deletes and a final compaction. Used by scripts/bench.sh.
 //!
 //! cargo run --release --example bench_fill -- ENDPOINT CACERT CERT KEY TARGET_BYTES
+//!
+//! Or a load of single puts (one revision each, 1 KB values over 100,000 keys) for the revision
+//! log's benchmark, printing `UNIX_NS REVISION` every 200 ms on stdout:
+//!
+//! cargo run --release --example bench_fill -- ENDPOINT CACERT CERT KEY puts=N rate=R in_flight=K
+//! (rate=0: as fast as K requests in flight go)
 
 use std::time::Duration;
 
@@ -77,10 +83,12 @@ fn key(i: u64) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [endpoint, cacert, cert, key_file, target] = args.as_slice() else {
-        anyhow::bail!("usage: bench_fill ENDPOINT CACERT CERT KEY TARGET_BYTES");
+    let (endpoint, cacert, cert, key_file, rest) = match args.as_slice() {
+        [e, ca, c, k, rest @ ..] if !rest.is_empty() => (e, ca, c, k, rest),
+        _ => anyhow::bail!(
+            "usage: bench_fill ENDPOINT CACERT CERT KEY TARGET_BYTES | puts=N rate=R in_flight=K"
+        ),
     };
-    let target: i64 = target.parse()?;
     let flag = |v: &str| Sourced {
         value: v.into(),
         source: Source::Flag("bench"),
@@ -112,8 +120,74 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let client = connector.connect(&targets[0]).await?;
-        fill(client, target).await
+        match rest {
+            [target] => fill(client, target.parse()?).await,
+            load_args => load(client, load_args).await,
+        }
     })
+}
+
+/// `puts=N rate=R in_flight=K`: N single puts, R per second (0: unlimited), K in flight.
+async fn load(client: Client, args: &[String]) -> anyhow::Result<()> {
+    let get = |name: &str| -> anyhow::Result<u64> {
+        let v = args
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("{name}=")))
+            .ok_or_else(|| anyhow::anyhow!("missing {name}="))?;
+        Ok(v.parse()?)
+    };
+    let (puts, rate, in_flight) = (get("puts")?, get("rate")?, get("in_flight")?.max(1));
+    let revision = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let printer = {
+        let (revision, done) = (revision.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                progress(now, revision.load(std::sync::atomic::Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight as usize));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..puts {
+        if rate > 0 {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+        }
+        let permit = permits.clone().acquire_owned().await?;
+        let (mut c, revision) = (client.clone(), revision.clone());
+        let key = format!("/registry/bench/key-{:06}", rng.next() % 100_000);
+        let value = rng.value(1024);
+        tasks.spawn(async move {
+            let r = c.put(key, value, None).await;
+            if let Ok(resp) = &r {
+                let rev = resp.header().map_or(0, |h| h.revision());
+                revision.fetch_max(rev, std::sync::atomic::Ordering::Relaxed);
+            }
+            drop(permit);
+            r.map(|_| ())
+        });
+        while let Some(r) = tasks.try_join_next() {
+            r??;
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    printer.await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    progress(now, revision.load(std::sync::atomic::Ordering::Relaxed));
+    Ok(())
 }
 
 async fn fill(mut client: Client, target: i64) -> anyhow::Result<()> {
@@ -173,4 +247,12 @@ async fn fill(mut client: Client, target: i64) -> anyhow::Result<()> {
         status.db_size()
     );
     Ok(())
+}
+
+/// One `UNIX_NS REVISION` line on stdout (what scripts/bench.py reads), flushed at once.
+fn progress(now: u128, revision: i64) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{now} {revision}");
+    let _ = out.flush();
 }

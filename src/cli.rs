@@ -218,6 +218,8 @@ pub enum WriteOut {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Check that every endpoint commits a read and has no active alarm
     Health(HealthArgs),
@@ -381,6 +383,10 @@ pub enum SnapshotCommand {
         /// Abort when the whole save takes longer than this [default: no limit]
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
+        /// After a successful save, write its time, duration, size and revision to FILE in the
+        /// Prometheus text format (for node-exporter's textfile collector)
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Keep a revision log beside the snapshots in DIR/ or s3://BUCKET/PREFIX/: a base
     /// snapshot, then every change as it happens, in segments (restore to any revision or time)
@@ -472,6 +478,10 @@ pub struct FollowArgs {
     /// Abort a base save when no data arrives for this long
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub stall_timeout: String,
+    /// After every segment, write the log's revision, time and lag to FILE in the Prometheus
+    /// text format (node-exporter's textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -494,6 +504,9 @@ pub struct PutBackArgs {
     /// From a revision log: as they were at this time (RFC 3339)
     #[arg(long, value_name = "TIME")]
     pub to_time: Option<String>,
+    /// From a revision log in a store that holds several clusters' logs: this cluster's
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
     /// Say what would be put back and what is skipped; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -699,6 +712,10 @@ pub struct RestoreArgs {
     /// fractions of a second allowed)
     #[arg(long, value_name = "TIME")]
     pub to_time: Option<String>,
+    /// From a revision log in a store that holds several clusters' logs: this cluster's (the
+    /// ID `snapshot ls` shows)
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,

@@ -96,7 +96,8 @@ fn wanted(s: &PutBackSettings) -> Result<(i64, Vec<Kv>)> {
             (None, Some(t)) => Point::Time(t),
             (None, None) => Point::Latest,
         };
-        let r = crate::revlog::point::restorable(&s.source, point, &scratch)?;
+        let r =
+            crate::revlog::point::restorable(&s.source, point, s.cluster_id.as_deref(), &scratch)?;
         (r.snapshot, None)
     } else {
         (source::open(&s.source, &scratch)?, s.to_revision)

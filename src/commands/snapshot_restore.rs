@@ -238,7 +238,12 @@ fn open_source(
         (None, Some(t)) => Point::Time(t),
         (None, None) => Point::Latest,
     };
-    let r = crate::revlog::point::restorable(&opts.source, point, &scratch)?;
+    let r = crate::revlog::point::restorable(
+        &opts.source,
+        point,
+        opts.cluster_id.as_deref(),
+        &scratch,
+    )?;
     let mut notes = vec![format!(
         "note: revision {} from the chain of {} (window {}): {} segments, {} changes replayed",
         r.revision, r.base, r.window, r.segments, r.replayed.events
@@ -861,6 +866,9 @@ impl Plan<'_> {
         ));
         if let Some(r) = self.log_revision {
             cmd.push(format!("--to-revision={r}"));
+            if let Some(id) = &opts.cluster_id {
+                cmd.push(format!("--cluster-id={}", shell_quote(id)));
+            }
         }
         if let Some(b) = opts.bump_revision {
             cmd.push(format!("--bump-revision={b}"));

@@ -274,21 +274,30 @@ impl std::fmt::Display for Point {
 
 /// The chain that reaches `point` from the newest base (the shortest replay), and how many of
 /// its segments the replay needs; refused with the restorable windows named.
-pub fn pick(chains: &[Chain], point: Point) -> Result<(&Chain, usize)> {
+pub fn pick<'a>(
+    chains: &'a [Chain],
+    point: Point,
+    cluster: Option<&str>,
+) -> Result<(&'a Chain, usize)> {
+    let chains = of_one_cluster(chains, cluster)?;
     let reaches = |c: &Chain| match point {
         Point::Latest => true,
         Point::Revision(r) => c.base_revision <= r && r <= c.through(),
         Point::Time(t) => c.base_ns <= t && t <= c.through_ns(),
     };
     let best = match point {
-        Point::Latest => chains.iter().max_by_key(|c| (c.through_ns(), c.base_ns)),
+        Point::Latest => chains
+            .iter()
+            .copied()
+            .max_by_key(|c| (c.through_ns(), c.base_ns)),
         _ => chains
             .iter()
+            .copied()
             .filter(|c| reaches(c))
             .max_by_key(|c| c.base_ns),
     };
     let Some(chain) = best else {
-        let windows: Vec<String> = chains.iter().map(Chain::window).collect();
+        let windows: Vec<String> = chains.iter().map(|c| c.window()).collect();
         bail!(
             "{point} is not restorable here: {}",
             if windows.is_empty() {
@@ -304,6 +313,38 @@ pub fn pick(chains: &[Chain], point: Point) -> Result<(&Chain, usize)> {
         Point::Time(t) => needed_by(chain, |m| m.through_ns >= t),
     };
     Ok((chain, needed))
+}
+
+/// The chains of one cluster: the one named, or the only one there is (revisions of two
+/// clusters are not comparable: a store holding several needs the choice made).
+fn of_one_cluster<'a>(chains: &'a [Chain], cluster: Option<&str>) -> Result<Vec<&'a Chain>> {
+    let logged = chains.iter().filter(|c| !c.segments.is_empty());
+    let mut ids: Vec<&str> = logged.clone().map(Chain::cluster_id).collect();
+    ids.sort();
+    ids.dedup();
+    let wanted = match (cluster, ids.as_slice()) {
+        (Some(id), _) => id.trim_start_matches("0x").to_ascii_lowercase(),
+        (None, [] | [_]) => return Ok(logged.collect()),
+        (None, several) => bail!(
+            "this store holds the revision logs of {} clusters ({}): give --cluster-id",
+            several.len(),
+            several.join(", ")
+        ),
+    };
+    let mine: Vec<&Chain> = logged
+        .filter(|c| {
+            c.cluster_id()
+                .trim_start_matches("0x")
+                .eq_ignore_ascii_case(&wanted)
+        })
+        .collect();
+    if mine.is_empty() {
+        bail!(
+            "no revision log of cluster {wanted} here (there are: {})",
+            ids.join(", ")
+        );
+    }
+    Ok(mine)
 }
 
 /// The segments up to and including the first one `reaches` (all when none does).

@@ -43,15 +43,20 @@ struct Needed {
     revision: i64,
 }
 
-/// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix), built in
-/// `scratch`.
-pub fn restorable(src: &SourceSettings, point: Point, scratch: &Path) -> Result<Restorable> {
+/// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix) of `cluster`
+/// (needed when the store holds several), built in `scratch`.
+pub fn restorable(
+    src: &SourceSettings,
+    point: Point,
+    cluster: Option<&str>,
+    scratch: &Path,
+) -> Result<Restorable> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let needed = rt.block_on(needed(src, point))?;
+    let needed = rt.block_on(needed(src, point, cluster))?;
     drop(rt);
     let base = source::open(&needed.base, scratch)?;
     let mut temp = working_copy(base, scratch)?;
@@ -69,10 +74,10 @@ pub fn restorable(src: &SourceSettings, point: Point, scratch: &Path) -> Result<
     })
 }
 
-async fn needed(src: &SourceSettings, point: Point) -> Result<Needed> {
+async fn needed(src: &SourceSettings, point: Point, cluster: Option<&str>) -> Result<Needed> {
     let store = Store::open(&src.location, &src.s3).await?;
     let chains = chain::chains(&store).await?;
-    let (chain, n) = chain::pick(&chains, point)?;
+    let (chain, n) = chain::pick(&chains, point, cluster)?;
     let ids = Identities::load(&src.identities)?;
     let mut loaded = Vec::with_capacity(n);
     for seg in &chain.segments[..n] {

@@ -312,6 +312,7 @@ impl Resolver {
             cluster,
             stall_timeout,
             timeout,
+            metrics_file,
         } = command
         else {
             bail!("not snapshot save");
@@ -350,6 +351,7 @@ impl Resolver {
             s3: self.s3(None)?,
             dest,
             cluster,
+            metrics_file,
         })
     }
 
@@ -389,6 +391,7 @@ impl Resolver {
             prefix: a.prefix.unwrap_or_else(|| "/registry/".into()).into_bytes(),
             namespace: a.namespace,
             to_revision: a.to_revision,
+            cluster_id: a.cluster_id,
             to_time_ns: a
                 .to_time
                 .map(|t| {
@@ -439,6 +442,7 @@ impl Resolver {
             cluster: a.cluster,
             stall_timeout: a.stall_timeout,
             timeout: None,
+            metrics_file: a.metrics_file,
         })?;
         if !matches!(save.dest, SaveDest::Dir(_) | SaveDest::S3 { .. }) {
             bail!("snapshot follow {}: DEST is a directory (DIR/) or an s3:// prefix, where the base snapshots and the log's segments go", a.dest);
@@ -616,6 +620,7 @@ impl Resolver {
             source,
             to_revision: args.to_revision,
             to_time_ns,
+            cluster_id: args.cluster_id.clone(),
             file: PathBuf::from(file),
             data_dir,
             wal_dir: args.wal_dir,

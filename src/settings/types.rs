@@ -233,6 +233,8 @@ pub struct SaveSettings {
     pub stall_timeout: Duration,
     /// Abort when the whole save takes longer than this.
     pub timeout: Option<Duration>,
+    /// `--metrics-file`: the Prometheus textfile written after each success.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `snapshot ls DIR/|s3://…/`.
@@ -261,6 +263,7 @@ pub struct PutBackSettings {
     pub namespace: Option<String>,
     pub to_revision: Option<i64>,
     pub to_time_ns: Option<i64>,
+    pub cluster_id: Option<String>,
     pub dry_run: bool,
 }
 
@@ -323,6 +326,8 @@ pub struct RestoreSettings {
     pub to_revision: Option<i64>,
     /// `--to-time`, Unix nanoseconds.
     pub to_time_ns: Option<i64>,
+    /// `--cluster-id`: whose revision log, when the store holds several.
+    pub cluster_id: Option<String>,
 }
 
 impl RestoreSettings {

@@ -322,6 +322,7 @@ fn follow(c: &Cluster, dest: &Path, log: &Path) -> std::process::Child {
         format!("{}/", dest.display()),
         "--flush=200ms".into(),
         format!("--endpoints={}", c.members[0].client_url),
+        format!("--metrics-file={}", log.with_extension("prom").display()),
     ];
     args.extend(c.tls_args());
     std::process::Command::new(env!("CARGO_BIN_EXE_etcdops"))
@@ -504,7 +505,87 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
     );
     assert_eq!(ttl["granted-ttl"], 600, "{ttl}");
     assert_eq!(ttl["keys"][0], "L3JlZ2lzdHJ5L2xlYXNlcy9s", "{ttl}");
+    drop(booted);
     drop(tc);
+
+    // What node-exporter reads: the log's revision and when it was complete, 0644.
+    let prom = std::fs::read_to_string(log.with_extension("prom")).unwrap();
+    let value = |name: &str| -> f64 {
+        prom.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {prom}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("etcdops_follow_revision") as i64, last, "{prom}");
+    assert!(value("etcdops_follow_last_segment_timestamp_seconds") > 1.7e9);
+    assert!(prom.contains("# TYPE etcdops_follow_lag_seconds gauge"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(log.with_extension("prom"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let saved = dir.path().join("saved");
+    std::fs::create_dir(&saved).unwrap();
+    let prom_save = dir.path().join("save.prom");
+    let mut save = vec![
+        "snapshot".to_string(),
+        "save".into(),
+        format!("{}/", saved.display()),
+        format!("--endpoints={}", c.members[0].client_url),
+        format!("--metrics-file={}", prom_save.display()),
+    ];
+    save.extend(c.tls_args());
+    let r = etcdops(&args_of(&save), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let text = std::fs::read_to_string(&prom_save).unwrap();
+    assert!(
+        text.contains(&format!("etcdops_snapshot_last_revision {last}")),
+        "{text}"
+    );
+
+    // A second cluster's log in the same place: a restore must be told whose.
+    let other = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let log2 = dir.path().join("follow2.log");
+    let mut f2 = follow(&other, &dest, &log2);
+    let start = std::time::Instant::now();
+    while ls_json(&dest)["chains"].as_array().unwrap().len() < 2 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    send_signal(f2.id(), "TERM");
+    assert!(f2.wait().unwrap().success());
+    let src = format!("{}/", dest.display());
+    let data = dir.path().join("which.etcd");
+    let peer = "https://127.0.0.1:2380";
+    let initial = format!("r1={peer}");
+    let r = restore_member(Path::new(&src), &data, "r1", peer, &initial, &["--dry-run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("give --cluster-id"), "{r:?}");
+    let listed = ls_json(&dest);
+    let mine = listed["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["last_revision"] == last)
+        .unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        peer,
+        &initial,
+        &["--dry-run", "--cluster-id", &mine],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("note: revision {last} ")),
+        "{r:?}"
+    );
 }
 
 /// Puts, overwrites, deletes and transactions from a thread until `stop`.
@@ -592,13 +673,49 @@ fn follow_survives_kills_and_compaction_and_says_where_the_gaps_are() {
         f.wait().unwrap();
     }
     let mut f = follow(&c, &dest, &log);
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("continuing the chain")
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 100, "{writes} writes");
+    // The member restarted under the follower: its watch breaks, and it resumes.
+    let mut c = c;
+    c.kill(0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    c.restart(0);
+    let start = std::time::Instant::now();
+    while !c
+        .etcdctl(&c.members[0].client_url, &["endpoint", "health"])
+        .status
+        .success()
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    {
+        let mut tc = c.client(None);
+        let (rt, client) = (&tc.rt, &mut tc.client);
+        rt.block_on(async {
+            for i in 0..10 {
+                client
+                    .put(format!("/registry/after/{i}"), "r", None)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
     let last = revision(&c);
     wait_logged(&dest, last, &log);
     send_signal(f.id(), "TERM");
     assert!(f.wait().unwrap().success());
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("; resuming from revision"), "{said}");
 
     // No gap, no duplicate, one chain: the restarts continued it.
     let v = verify_chain(&dest);

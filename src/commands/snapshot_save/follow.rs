@@ -146,7 +146,7 @@ impl Follower<'_> {
                     eprintln!("etcdops: follow: {why}; starting a new chain with a new base");
                     writer = match next.take() {
                         Some(n) => n,
-                        None => self.open_chain(true).await?,
+                        None => self.new_chain().await,
                     };
                     backoff = Duration::from_secs(1);
                 }
@@ -154,7 +154,7 @@ impl Follower<'_> {
                     eprintln!(
                         "etcdops: follow: the base is older than --base-every; saving a new one"
                     );
-                    next = Some(self.open_chain(true).await?);
+                    next = Some(self.new_chain().await);
                 }
                 Next::Reached => {
                     if let Some(n) = next.take() {
@@ -169,6 +169,22 @@ impl Follower<'_> {
                         "etcdops: follow: {why}; resuming from revision {} in {backoff:?}",
                         writer.through + 1
                     );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// A new chain on a new base, retried with a back-off until it is saved (the follower runs
+    /// unattended; only its first chain's failure ends it, so that a mistake is seen at once).
+    async fn new_chain(&mut self) -> ChainWriter {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.open_chain(true).await {
+                Ok(w) => return w,
+                Err(e) => {
+                    eprintln!("etcdops: follow: saving a new base: {e:#}; again in {backoff:?}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -334,6 +350,45 @@ impl Follower<'_> {
         }
     }
 
+    /// `--metrics-file`, after a segment: when the log was complete, its revision, how long
+    /// the segment's first change waited, the counts.
+    fn write_metrics(&self, meta: &crate::revlog::chain::SegmentMeta, time_ns: i64) {
+        let Some(path) = &self.opts.save.metrics_file else {
+            return;
+        };
+        let waited = meta.first_event_ns.map_or(0, |f| time_ns.saturating_sub(f));
+        let metrics = [
+            (
+                "etcdops_follow_last_segment_timestamp_seconds",
+                "When the revision log was last complete (Unix time).",
+                time_ns as f64 / 1e9,
+            ),
+            (
+                "etcdops_follow_revision",
+                "The last revision in the revision log.",
+                meta.through as f64,
+            ),
+            (
+                "etcdops_follow_lag_seconds",
+                "How long the oldest change of the last segment waited before it was stored.",
+                waited as f64 / 1e9,
+            ),
+            (
+                "etcdops_follow_segments_total",
+                "Segments written since the follower started.",
+                self.report.segments as f64,
+            ),
+            (
+                "etcdops_follow_changes_total",
+                "Changes logged since the follower started.",
+                self.report.events as f64,
+            ),
+        ];
+        if let Err(e) = super::write_metrics(path, &metrics) {
+            eprintln!("etcdops: follow: warning: {e:#}");
+        }
+    }
+
     fn base_ns(&self, writer: &ChainWriter) -> Option<i64> {
         let n = crate::remote::meta::parse_name(&writer.base)?;
         Some(n.time.saturating_mul(1_000_000_000))
@@ -391,6 +446,7 @@ impl Follower<'_> {
         self.report.segments += 1;
         self.report.events += count;
         self.report.through = revision;
+        self.write_metrics(&meta, time_ns);
         Ok(())
     }
 }

@@ -114,6 +114,7 @@ pub async fn run(
     crate::fsutil::catch_file_size_signal()?;
 
     let pending = Pending::default();
+    let started = Instant::now();
     let save = async {
         let (target, status, chosen_as) = choose(connector, given, opts.cluster).await?;
         eprintln!(
@@ -149,7 +150,54 @@ pub async fn run(
     if result.is_err() {
         pending.abort().await;
     }
+    if let (Ok(report), Some(path)) = (&result, &opts.metrics_file) {
+        let metrics = [
+            (
+                "etcdops_snapshot_last_success_timestamp_seconds",
+                "When the last snapshot save succeeded (Unix time).",
+                crate::timestamp::now_ns() as f64 / 1e9,
+            ),
+            (
+                "etcdops_snapshot_last_duration_seconds",
+                "How long the last successful save took.",
+                started.elapsed().as_secs_f64(),
+            ),
+            (
+                "etcdops_snapshot_last_size_bytes",
+                "Size of the last saved snapshot (database and trailer).",
+                report.size as f64,
+            ),
+            (
+                "etcdops_snapshot_last_revision",
+                "Revision of the last saved snapshot (0 when it was not read back).",
+                report.revision.unwrap_or(0) as f64,
+            ),
+        ];
+        if let Err(e) = write_metrics(path, &metrics) {
+            eprintln!("warning: the snapshot is saved, but {e:#}");
+        }
+    }
     result
+}
+
+/// A Prometheus textfile (node-exporter's textfile collector), replaced atomically, mode 0644:
+/// it holds numbers only.
+fn write_metrics(path: &Path, metrics: &[(&str, &str, f64)]) -> Result<()> {
+    let mut text = String::new();
+    for (name, help, value) in metrics {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    let mut temp = crate::fsutil::prepare(path, text.as_bytes(), None)
+        .with_context(|| format!("writing the metrics file {}", path.display()))?;
+    if let Some(f) = temp.file() {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    temp.commit(path)
+        .with_context(|| format!("writing the metrics file {}", path.display()))
 }
 
 /// Exactly one endpoint: the only one given, else the healthy leader, else the healthy member
