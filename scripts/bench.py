@@ -366,7 +366,7 @@ def revision_log(certs, quick):
         follower = subprocess.Popen([ETCDOPS, "snapshot", "follow", f"{dest}/", f"--flush={flush}",
                                      "--compress=zstd", f"--endpoints={ep}", *server.tls()],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while logged_through(dest) == 0:
+        while not any(".log-" in n and n.endswith(".json") for n in os.listdir(dest)):
             time.sleep(0.1)
         base_through = logged_through(dest)
         etcd_cpu0, ours_cpu0 = proc_cpu(etcd_pid), proc_cpu(follower.pid)

@@ -360,13 +360,28 @@ fn needed_by(chain: &Chain, reaches: impl Fn(&SegmentMeta) -> bool) -> usize {
 /// sha256 and sizes) and against itself (events inside (after, through], a last progress
 /// record at `through`).
 pub async fn load(store: &Store, seg: &Segment, ids: &Identities) -> Result<Vec<Record>> {
-    let what = store.url(&seg.name);
+    let object = fetch(store, seg).await?;
+    open(&store.url(&seg.name), seg, object, ids)
+}
+
+/// A segment's stored object, checked against its sidecar's sha256 and size.
+pub async fn fetch(store: &Store, seg: &Segment) -> Result<Vec<u8>> {
     let m = &seg.meta;
     let object = store.read_object(&seg.name, m.object_size).await?;
     if hex(&Sha256::digest(&object)) != m.object_sha256 || object.len() as u64 != m.object_size {
-        bail!("{what} does not match its metadata (changed or corrupted after it was written)");
+        bail!(
+            "{} does not match its metadata (changed or corrupted after it was written)",
+            store.url(&seg.name)
+        );
     }
-    let (mut plain, _, _) = codec::decoder(std::io::Cursor::new(object), ids, &what)?;
+    Ok(object)
+}
+
+/// A fetched object decoded (age, zstd) and read as records, checked against the sidecar's
+/// plain sha256 and the segment's revisions.
+pub fn open(what: &str, seg: &Segment, object: Vec<u8>, ids: &Identities) -> Result<Vec<Record>> {
+    let m = &seg.meta;
+    let (mut plain, _, _) = codec::decoder(std::io::Cursor::new(object), ids, what)?;
     let mut bytes = Vec::new();
     (&mut plain)
         .take(m.plain_size + 1)
@@ -375,7 +390,7 @@ pub async fn load(store: &Store, seg: &Segment, ids: &Identities) -> Result<Vec<
     if bytes.len() as u64 != m.plain_size || hex(&Sha256::digest(&bytes)) != m.plain_sha256 {
         bail!("{what} decodes to something its metadata does not describe");
     }
-    let records = segment::decode(&bytes).with_context(|| what.clone())?;
+    let records = segment::decode(&bytes).with_context(|| what.to_string())?;
     let mut last_progress = None;
     for r in &records {
         match r {
@@ -398,36 +413,30 @@ pub async fn load(store: &Store, seg: &Segment, ids: &Identities) -> Result<Vec<
     Ok(records)
 }
 
-/// The records of a replay up to `point` from the records of the segments a [`pick`] needs:
-/// the whole of every segment but the last, and of the last the records before the first event
-/// past the point (compactions at or below the last revision kept are kept too).
-pub fn cut(segments: Vec<Vec<Record>>, point: Point) -> Vec<Record> {
-    let n = segments.len();
+/// The records of the last segment a [`pick`] needs, up to `point`: those before the first
+/// event past it (and the compactions at or below the last revision kept). `reached` is the
+/// revision the segments before it reach.
+pub fn cut_last(records: Vec<Record>, point: Point, mut reached: i64) -> Vec<Record> {
+    if point == Point::Latest {
+        return records;
+    }
     let mut out = Vec::new();
-    for (i, records) in segments.into_iter().enumerate() {
-        if i + 1 < n || point == Point::Latest {
-            out.extend(records);
-            continue;
+    let mut stopped = false;
+    for r in records {
+        if !stopped {
+            stopped = match (&r, point) {
+                (Record::Event(e), Point::Revision(rev)) => e.main > rev,
+                (Record::Event(e), Point::Time(t)) => e.time_ns > t,
+                (Record::Progress { revision, .. }, Point::Revision(rev)) => *revision > rev,
+                (Record::Progress { time_ns, .. }, Point::Time(t)) => *time_ns > t,
+                _ => false,
+            };
         }
-        let mut stopped = false;
-        let mut reached = out.iter().rev().find_map(revision_of).unwrap_or(0);
-        for r in records {
-            if !stopped {
-                let past = match (&r, point) {
-                    (Record::Event(e), Point::Revision(rev)) => e.main > rev,
-                    (Record::Event(e), Point::Time(t)) => e.time_ns > t,
-                    (Record::Progress { revision, .. }, Point::Revision(rev)) => *revision > rev,
-                    (Record::Progress { time_ns, .. }, Point::Time(t)) => *time_ns > t,
-                    _ => false,
-                };
-                stopped = past;
-            }
-            if !stopped {
-                reached = revision_of(&r).unwrap_or(reached);
-                out.push(r);
-            } else if matches!(r, Record::Compacted { revision, .. } if revision <= reached) {
-                out.push(r);
-            }
+        if !stopped {
+            reached = revision_of(&r).unwrap_or(reached);
+            out.push(r);
+        } else if matches!(r, Record::Compacted { revision, .. } if revision <= reached) {
+            out.push(r);
         }
     }
     out
@@ -513,33 +522,42 @@ impl ChainWriter {
     }
 
     /// Write `records` (which end with a progress record at `through`) as the next segment.
+    /// The records, their encoding and the object are each dropped as soon as the next form
+    /// exists: at most two copies of a segment are in memory at once.
     pub async fn write(
         &mut self,
         store: &Store,
-        records: &[Record],
+        records: Vec<Record>,
         through: i64,
         through_ns: i64,
     ) -> Result<SegmentMeta> {
+        let events = records
+            .iter()
+            .filter(|r| matches!(r, Record::Event(_)))
+            .count() as u64;
+        let first_event_ns = records.iter().find_map(|r| match r {
+            Record::Event(e) => Some(e.time_ns),
+            _ => None,
+        });
         let mut w = segment::Writer::new();
-        for r in records {
+        for r in &records {
             w.push(r);
         }
+        drop(records);
         let plain = w.finish();
         let plain_sha = Sha256::digest(&plain);
+        let plain_size = plain.len() as u64;
         let mut enc = Encoder::new(Vec::new(), &self.encoding)?;
         std::io::Write::write_all(&mut enc, &plain).context("encoding a segment")?;
+        drop(plain);
         let (object, digests) = enc
-            .finish(plain_sha.into(), plain.len() as u64)
+            .finish(plain_sha.into(), plain_size)
             .context("encoding a segment")?;
         let object_sha = if self.encoding.is_plain() {
             plain_sha.into()
         } else {
             digests.object_sha256
         };
-        let events = records
-            .iter()
-            .filter(|r| matches!(r, Record::Event(_)))
-            .count() as u64;
         let millis = crate::timestamp::now_ns() / 1_000_000;
         let name = segment_name(&self.stem, through, millis, self.encoding.suffix());
         let meta = SegmentMeta {
@@ -550,13 +568,10 @@ impl ChainWriter {
             after: self.through,
             through,
             events,
-            first_event_ns: records.iter().find_map(|r| match r {
-                Record::Event(e) => Some(e.time_ns),
-                _ => None,
-            }),
+            first_event_ns,
             through_ns,
             plain_sha256: hex(&plain_sha),
-            plain_size: plain.len() as u64,
+            plain_size,
             object_sha256: hex(&object_sha),
             object_size: object.len() as u64,
             previous_sha256: self.previous.clone(),
@@ -653,6 +668,19 @@ mod tests {
             },
             progress(15, 9),
         ];
+        let cut = |segments: Vec<Vec<Record>>, point: Point| -> Vec<Record> {
+            let n = segments.len();
+            let mut out: Vec<Record> = Vec::new();
+            for (i, records) in segments.into_iter().enumerate() {
+                let before = reached(&out).unwrap_or(0);
+                if i + 1 < n {
+                    out.extend(records);
+                } else {
+                    out.extend(cut_last(records, point, before));
+                }
+            }
+            out
+        };
         let at14 = cut(vec![first.clone(), last.clone()], Point::Revision(14));
         assert_eq!(reached(&at14), Some(14));
         assert!(at14.contains(&Record::Compacted {

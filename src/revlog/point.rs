@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::chain::Segment;
 use super::chain::{self, Point};
-use super::replay::{self, Replayed};
-use super::segment::Record;
+use super::replay::{Replay, Replayed};
 use crate::etcd::status::{has_trailer, TrailerCheck};
 use crate::fsutil::TempFile;
 use crate::remote::codec::Identities;
@@ -32,15 +32,16 @@ pub struct Restorable {
     pub revision: i64,
 }
 
-/// What the store says for `point`, read before anything is written.
+/// What the store says for `point`, read before anything is written: the segments it needs,
+/// each fetched, checked against its sidecar and kept in a 0600 temporary in the scratch
+/// directory (memory holds one segment at a time, whatever the length of the log).
 struct Needed {
     base: SourceSettings,
     base_name: String,
+    base_revision: i64,
     window: String,
     problems: Vec<String>,
-    segments: usize,
-    records: Vec<Record>,
-    revision: i64,
+    segments: Vec<(Segment, String, TempFile)>,
 }
 
 /// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix) of `cluster`
@@ -56,39 +57,60 @@ pub fn restorable(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let needed = rt.block_on(needed(src, point, cluster))?;
+    let needed = rt.block_on(needed(src, point, cluster, scratch))?;
     drop(rt);
     let base = source::open(&needed.base, scratch)?;
     let mut temp = working_copy(base, scratch)?;
-    let replayed = replay::replay(temp.path(), &needed.records)
-        .with_context(|| format!("replaying the log into {}", needed.base_name))?;
+    let ids = Identities::load(&src.identities)?;
+    let mut replay = Replay::new(temp.path());
+    let mut reached = needed.base_revision;
+    let n = needed.segments.len();
+    for (i, (seg, what, spooled)) in needed.segments.into_iter().enumerate() {
+        let object = std::fs::read(spooled.path())
+            .with_context(|| format!("reading {}", spooled.path().display()))?;
+        drop(spooled);
+        let mut records = chain::open(&what, &seg, object, &ids)?;
+        if i + 1 == n {
+            records = chain::cut_last(records, point, reached);
+        }
+        reached = chain::reached(&records).unwrap_or(reached).max(reached);
+        replay
+            .apply(records)
+            .with_context(|| format!("replaying {what} into {}", needed.base_name))?;
+    }
+    if let Point::Revision(r) = point {
+        if reached != r {
+            bail!("revision {r} is not in the log of {} (it reaches {reached}): a revision that changed nothing is never written; pick one that `etcdops snapshot log` lists", needed.base_name);
+        }
+    }
     append_trailer(&mut temp)?;
     Ok(Restorable {
         snapshot: PlainSnapshot::replayed(temp),
         base: needed.base_name,
         window: needed.window,
         problems: needed.problems,
-        segments: needed.segments,
-        replayed,
-        revision: needed.revision,
+        segments: n,
+        replayed: replay.finish(),
+        revision: reached,
     })
 }
 
-async fn needed(src: &SourceSettings, point: Point, cluster: Option<&str>) -> Result<Needed> {
+async fn needed(
+    src: &SourceSettings,
+    point: Point,
+    cluster: Option<&str>,
+    scratch: &Path,
+) -> Result<Needed> {
     let store = Store::open(&src.location, &src.s3).await?;
     let chains = chain::chains(&store).await?;
     let (chain, n) = chain::pick(&chains, point, cluster)?;
-    let ids = Identities::load(&src.identities)?;
-    let mut loaded = Vec::with_capacity(n);
+    let mut segments = Vec::with_capacity(n);
     for seg in &chain.segments[..n] {
-        loaded.push(chain::load(&store, seg, &ids).await?);
-    }
-    let records = chain::cut(loaded, point);
-    let revision = chain::reached(&records).unwrap_or(chain.base_revision);
-    if let Point::Revision(r) = point {
-        if revision != r {
-            bail!("revision {r} is not in the log of {} (it reaches {revision}): a revision that changed nothing is never written; pick one that `etcdops snapshot log` lists", chain.base.name);
-        }
+        let object = chain::fetch(&store, seg).await?;
+        crate::fsutil::ensure_free_space(scratch, object.len() as u64, "a revision-log segment")?;
+        let mut t = TempFile::beside(&scratch.join("etcdops-segment"), 0o600)?;
+        t.fill(&scratch.join(&seg.name), &object)?;
+        segments.push((seg.clone(), store.url(&seg.name), t));
     }
     Ok(Needed {
         base: SourceSettings {
@@ -97,11 +119,10 @@ async fn needed(src: &SourceSettings, point: Point, cluster: Option<&str>) -> Re
             s3: src.s3.clone(),
         },
         base_name: chain.base.name.clone(),
+        base_revision: chain.base_revision,
         window: chain.window(),
         problems: chain.problems.clone(),
-        segments: n,
-        records,
-        revision,
+        segments,
     })
 }
 

@@ -59,19 +59,82 @@ pub struct Replayed {
     pub revision: Option<i64>,
 }
 
-/// Apply `records` to the bbolt file at `path` in one commit: the events (in revision order,
-/// all after the base's last) appended to the `key` bucket, the lease records to the `lease`
-/// bucket; progress records say nothing to the database.
-pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> {
-    let events: Vec<Event> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Event(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect();
-    let events = events.as_slice();
-    check_order(events)?;
+/// Apply `records` to the bbolt file at `path` in one commit (see [`Replay`]).
+pub fn replay(path: &Path, records: Vec<Record>) -> Result<Replayed, ReplayError> {
+    let mut r = Replay::new(path);
+    r.apply(records)?;
+    Ok(r.finish())
+}
+
+/// A replay segment by segment: one commit per [`Replay::apply`], so that memory holds one
+/// segment at a time, whatever the length of the log.
+pub struct Replay {
+    path: std::path::PathBuf,
+    /// The last change applied: each next one must come after it.
+    last: Option<(i64, u32)>,
+    /// Each key's lease in its last change, for the detached count.
+    last_lease: std::collections::HashMap<Vec<u8>, i64>,
+    events: usize,
+    /// The lease bucket's keys after the last commit.
+    leases: Vec<Vec<u8>>,
+}
+
+impl Replay {
+    pub fn new(path: &Path) -> Replay {
+        Replay {
+            path: path.to_path_buf(),
+            last: None,
+            last_lease: Default::default(),
+            events: 0,
+            leases: Vec::new(),
+        }
+    }
+
+    /// Apply `records` in one commit: the events (in revision order, after everything applied
+    /// so far and after the base's last) appended to the `key` bucket, the lease records to
+    /// the `lease` bucket, a compaction to the `meta` bucket's marks; progress records say
+    /// nothing to the database.
+    pub fn apply(&mut self, records: Vec<Record>) -> Result<(), ReplayError> {
+        // The events become key-bucket entries as they are taken; the other records are few.
+        let mut added: Vec<Entry> = Vec::new();
+        let mut others: Vec<Record> = Vec::new();
+        for r in records {
+            let Record::Event(e) = r else {
+                others.push(r);
+                continue;
+            };
+            check_order(self.last, &e)?;
+            self.last = Some((e.main, e.sub));
+            let lease = match &e.change {
+                super::segment::Change::Put { lease, .. } => *lease,
+                super::segment::Change::Delete => 0,
+            };
+            let (key, value) = e.key_bucket_entry();
+            self.last_lease.insert(e.key, lease);
+            added.push(Entry {
+                key,
+                value,
+                bucket: false,
+            });
+        }
+        self.events += added.len();
+        self.leases = commit(&self.path, added, &others)?;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Replayed {
+        Replayed {
+            events: self.events,
+            leases: self.leases.len(),
+            detached: detached(&self.last_lease, &self.leases),
+            revision: self.last.map(|(main, _)| main),
+        }
+    }
+}
+
+/// One commit of the base file: `added` appended to the key bucket, `others` applied to the
+/// lease and meta buckets. Returns the lease bucket's keys.
+fn commit(path: &Path, added: Vec<Entry>, others: &[Record]) -> Result<Vec<Vec<u8>>, ReplayError> {
     let mut db = Db::open_file(path)?;
     let meta = *db.meta();
     let root = db.root();
@@ -87,25 +150,13 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> 
             page: meta.root,
             reason,
         })?;
-    let added: Vec<Entry> = events
-        .iter()
-        .map(|e| {
-            let (key, value) = e.key_bucket_entry();
-            Entry {
-                key,
-                value,
-                bucket: false,
-            }
-        })
-        .collect();
     let mut w = Writer::new(&meta);
     let value = w.append_all(&mut db, &bucket, added, bucket_sequence(&key_bucket))?;
     set_bucket(&mut top, schema::BUCKET_KEY, value);
-    let leases = leases_after(&mut db, &top, records)?;
-    let lease_count = leases.len();
-    let detached = detached(events, &leases);
+    let leases = leases_after(&mut db, &top, others)?;
+    let keys: Vec<Vec<u8>> = leases.iter().map(|e| e.key.clone()).collect();
     set_bucket(&mut top, schema::BUCKET_LEASE, w.bucket_value(&leases, 0));
-    if let Some(meta_bucket) = compacted_meta(&mut db, &top, records)? {
+    if let Some(meta_bucket) = compacted_meta(&mut db, &top, others)? {
         set_bucket(
             &mut top,
             schema::BUCKET_META,
@@ -121,42 +172,27 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Replayed, ReplayError> 
     };
     let file = OpenOptions::new().write(true).open(path).map_err(io)?;
     w.commit(&file, &meta, new_root).map_err(io)?;
-    Ok(Replayed {
-        events: events.len(),
-        leases: lease_count,
-        detached,
-        revision: events.last().map(|e| e.main),
-    })
+    Ok(keys)
 }
 
 /// Keys whose last event puts them on a lease that is not in `leases`.
-fn detached(events: &[Event], leases: &[Entry]) -> usize {
-    let mut last: std::collections::HashMap<&[u8], i64> = std::collections::HashMap::new();
-    for e in events {
-        let lease = match &e.change {
-            super::segment::Change::Put { lease, .. } => *lease,
-            super::segment::Change::Delete => 0,
-        };
-        last.insert(&e.key, lease);
-    }
-    last.values()
-        .filter(|&&l| l != 0 && !leases.iter().any(|e| e.key == l.to_be_bytes()))
+fn detached(last_lease: &std::collections::HashMap<Vec<u8>, i64>, leases: &[Vec<u8>]) -> usize {
+    last_lease
+        .values()
+        .filter(|&&l| l != 0 && !leases.iter().any(|k| *k == l.to_be_bytes()))
         .count()
 }
 
 /// Revisions strictly ascending by (main, sub).
-fn check_order(events: &[Event]) -> Result<(), ReplayError> {
-    match events
-        .windows(2)
-        .find(|w| (w[0].main, w[0].sub) >= (w[1].main, w[1].sub))
-    {
-        Some(w) => Err(ReplayError::OutOfOrder {
-            main: w[1].main,
-            sub: w[1].sub,
-            after: w[0].main,
-            after_sub: w[0].sub,
+fn check_order(last: Option<(i64, u32)>, e: &Event) -> Result<(), ReplayError> {
+    match last {
+        Some((main, sub)) if (main, sub) >= (e.main, e.sub) => Err(ReplayError::OutOfOrder {
+            main: e.main,
+            sub: e.sub,
+            after: main,
+            after_sub: sub,
         }),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -212,7 +212,7 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
 
     let replayed = dir.path().join("replayed.db");
     std::fs::copy(&base, &replayed).unwrap();
-    let done = etcdops::revlog::replay::replay(&replayed, &records).unwrap();
+    let done = etcdops::revlog::replay::replay(&replayed, records.clone()).unwrap();
     assert_eq!(done.revision, Some(target));
     assert!(
         key_bucket(&replayed) == key_bucket(&later),
@@ -238,9 +238,9 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
         .into_iter()
         .map(|e| Record::Event(e.clone()))
         .collect();
-    assert!(etcdops::revlog::replay::replay(&base, &swapped).is_err());
+    assert!(etcdops::revlog::replay::replay(&base, swapped).is_err());
     let first = Record::Event(event_of(&key_bucket(&base)[0]));
-    assert!(etcdops::revlog::replay::replay(&base, &[first]).is_err());
+    assert!(etcdops::revlog::replay::replay(&base, vec![first]).is_err());
     assert_eq!(std::fs::read(&base).unwrap(), before);
 
     let booted = boot(&replayed, dir.path());

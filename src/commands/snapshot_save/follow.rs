@@ -230,7 +230,8 @@ impl Follower<'_> {
             revision,
             time_ns: now_ns(),
         }];
-        w.write(&self.store, &opening, revision, now_ns()).await?;
+        w.write(&self.store, opening.to_vec(), revision, now_ns())
+            .await?;
         self.report.base = name;
         self.report.chains_started += 1;
         self.report.through = revision;
@@ -430,7 +431,7 @@ impl Follower<'_> {
         }
         records.push(Record::Progress { revision, time_ns });
         let meta = writer
-            .write(&self.store, &records, revision, time_ns)
+            .write(&self.store, records, revision, time_ns)
             .await?;
         log.leases = alive;
         log.compacted = compacted;

@@ -654,10 +654,11 @@ fn read_back(temp: &TempFile, report: &mut SaveReport) -> Result<()> {
     let status = snapshot_status::status(&src, checks)
         .with_context(|| format!("reading back {}", part.display()))?;
     report.revision = Some(status.revision);
+    // An empty store is at revision 1 (etcd's first write is revision 2).
     report.boot_revision = [status.compact_revision, status.scheduled_compact_revision]
         .into_iter()
         .flatten()
-        .chain([status.revision])
+        .chain([status.revision, 1])
         .max();
     report.hash = Some(status.hash);
     report.total_key = Some(status.total_key);
