@@ -522,8 +522,8 @@ impl ChainWriter {
     }
 
     /// Write `records` (which end with a progress record at `through`) as the next segment.
-    /// The records, their encoding and the object are each dropped as soon as the next form
-    /// exists: at most two copies of a segment are in memory at once.
+    /// The records are encoded, hashed and compressed one by one, and the object is read back
+    /// only after it left memory: about one copy of a segment is in memory at a time.
     pub async fn write(
         &mut self,
         store: &Store,
@@ -539,17 +539,21 @@ impl ChainWriter {
             Record::Event(e) => Some(e.time_ns),
             _ => None,
         });
-        let mut w = segment::Writer::new();
-        for r in &records {
-            w.push(r);
-        }
-        drop(records);
-        let plain = w.finish();
-        let plain_sha = Sha256::digest(&plain);
-        let plain_size = plain.len() as u64;
+        // Streamed: each record is encoded, hashed and compressed as it is taken, so the
+        // records shrink while the object grows.
         let mut enc = Encoder::new(Vec::new(), &self.encoding)?;
-        std::io::Write::write_all(&mut enc, &plain).context("encoding a segment")?;
-        drop(plain);
+        let mut hasher = Sha256::new();
+        let mut plain_size = 0u64;
+        let mut chunk = segment::MAGIC.to_vec();
+        for r in records {
+            segment::push_record(&mut chunk, &r);
+            drop(r);
+            hasher.update(&chunk);
+            plain_size += chunk.len() as u64;
+            std::io::Write::write_all(&mut enc, &chunk).context("encoding a segment")?;
+            chunk.clear();
+        }
+        let plain_sha = hasher.finalize();
         let (object, digests) = enc
             .finish(plain_sha.into(), plain_size)
             .context("encoding a segment")?;

@@ -162,6 +162,26 @@ impl Writer {
     }
 
     pub fn push(&mut self, record: &Record) {
+        push_record(&mut self.bytes, record);
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() == MAGIC.len()
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// Append one record's bytes (length, CRC-32C, tag, body) to `out`: what a segment holds after
+/// its [`MAGIC`], record after record (a writer that streams a segment uses it directly).
+pub fn push_record(out: &mut Vec<u8>, record: &Record) {
+    {
         let mut body = Vec::new();
         let tag = match record {
             Record::Event(e) => {
@@ -207,23 +227,10 @@ impl Writer {
             }
         };
         let crc = crc32c::crc32c_append(crc32c::crc32c(&[tag]), &body);
-        self.bytes
-            .extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
-        self.bytes.extend_from_slice(&crc.to_le_bytes());
-        self.bytes.push(tag);
-        self.bytes.extend_from_slice(&body);
-    }
-
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.len() == MAGIC.len()
-    }
-
-    pub fn finish(self) -> Vec<u8> {
-        self.bytes
+        out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.push(tag);
+        out.extend_from_slice(&body);
     }
 }
 
