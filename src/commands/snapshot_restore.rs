@@ -146,8 +146,8 @@ struct Plan<'s> {
     versions: (Option<String>, Option<String>),
     /// The release that will run the data, when known (`--etcd-version`, the manifest's image).
     target: Option<Release>,
-    /// The revision a revision log was replayed to (the other members restore the same).
-    log_revision: Option<i64>,
+    /// From a DIR/ or s3:// prefix: what the other members restore to get the same data.
+    from_prefix: Option<FromPrefix>,
 }
 
 /// What the restore found in the snapshot while building the data dir.
@@ -176,10 +176,13 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
             ""
         }
     )));
-    let (plain, from_log) = open_source(opts)?;
+    let (plain, from_prefix) = open_source(opts)?;
     let mut plan = plan(opts, &plain.path, destinations)?;
-    plan.log_revision = from_log.as_ref().map(|(r, _)| *r);
-    let from_log = from_log.map(|(_, notes)| notes).unwrap_or_default();
+    let from_log = from_prefix
+        .as_ref()
+        .map(|p| p.notes.clone())
+        .unwrap_or_default();
+    plan.from_prefix = from_prefix;
     let (mut report, committing) = if opts.dry_run {
         // The snapshot is read as the restore would read it: a dry run refuses what the run
         // would refuse, and knows whether the data is Kubernetes' (for the --bump-revision note).
@@ -225,10 +228,16 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
 
 /// SOURCE as a plain snapshot file: a file or object as it is, or a DIR/ or s3:// prefix's
 /// revision log made into one at the point asked for (with the lines that say how).
-#[allow(clippy::type_complexity)]
-fn open_source(
-    opts: &RestoreSettings,
-) -> Result<(source::PlainSnapshot, Option<(i64, Vec<String>)>)> {
+/// What a restore from a DIR/ or s3:// prefix restored.
+struct FromPrefix {
+    /// The revision a revision log was replayed to (`None`: its newest snapshot, `snapshot`).
+    revision: Option<i64>,
+    /// That snapshot's name in the prefix.
+    snapshot: String,
+    notes: Vec<String>,
+}
+
+fn open_source(opts: &RestoreSettings) -> Result<(source::PlainSnapshot, Option<FromPrefix>)> {
     let scratch = scratch_dir(&opts.data_dir);
     if !opts.source.location.is_prefix() {
         return Ok((source::open(&opts.source, &scratch)?, None));
@@ -244,6 +253,19 @@ fn open_source(
         opts.cluster_id.as_deref(),
         &scratch,
     )?;
+    if r.segments == 0 {
+        // No revision log there: the newest verified snapshot, restored as it is.
+        let note = format!(
+            "note: no revision log in {}: restoring its newest snapshot, {}",
+            opts.source.location, r.base
+        );
+        let from = FromPrefix {
+            revision: None,
+            snapshot: r.base,
+            notes: vec![note],
+        };
+        return Ok((r.snapshot, Some(from)));
+    }
     let mut notes = vec![format!(
         "note: revision {} from the chain of {} (window {}): {} segments, {} changes replayed",
         r.revision, r.base, r.window, r.segments, r.replayed.events
@@ -255,7 +277,12 @@ fn open_source(
         notes.push(format!("note: {} keys were written on leases the log never saw granted (granted and gone between two segments); they are kept, attached to no lease", r.replayed.detached));
     }
     notes.push("note: the log holds key changes, leases and compactions; users, roles and membership changes made after the base are not in it".to_string());
-    Ok((r.snapshot, Some((r.revision, notes))))
+    let from = FromPrefix {
+        revision: Some(r.revision),
+        snapshot: r.base,
+        notes,
+    };
+    Ok((r.snapshot, Some(from)))
 }
 
 /// The checks that need no snapshot: the flags, the data and WAL dirs empty or missing, the
@@ -358,7 +385,7 @@ fn plan<'s>(
         needs,
         versions: (storage, cluster),
         target: target.map(|(r, _)| r),
-        log_revision: None,
+        from_prefix: None,
     })
 }
 
@@ -813,6 +840,12 @@ impl Plan<'_> {
                 s
             }
         };
+        // A prefix without a log: the very snapshot restored here, not whatever is newest
+        // when the other members restore.
+        let snapshot = match &self.from_prefix {
+            Some(p) if p.revision.is_none() => format!("{snapshot}{}", p.snapshot),
+            _ => snapshot,
+        };
         let mut cmd = vec![
             "etcdops".to_string(),
             "snapshot".into(),
@@ -864,7 +897,7 @@ impl Plan<'_> {
             "--initial-cluster-token={}",
             shell_quote(&opts.initial_cluster_token)
         ));
-        if let Some(r) = self.log_revision {
+        if let Some(r) = self.from_prefix.as_ref().and_then(|p| p.revision) {
             cmd.push(format!("--to-revision={r}"));
             if let Some(id) = &opts.cluster_id {
                 cmd.push(format!("--cluster-id={}", shell_quote(id)));

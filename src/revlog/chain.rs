@@ -279,7 +279,7 @@ pub fn pick<'a>(
     point: Point,
     cluster: Option<&str>,
 ) -> Result<(&'a Chain, usize)> {
-    let chains = of_one_cluster(chains, cluster)?;
+    let chains = of_one_cluster(chains, cluster, point)?;
     let reaches = |c: &Chain| match point {
         Point::Latest => true,
         Point::Revision(r) => c.base_revision <= r && r <= c.through(),
@@ -317,8 +317,16 @@ pub fn pick<'a>(
 
 /// The chains of one cluster: the one named, or the only one there is (revisions of two
 /// clusters are not comparable: a store holding several needs the choice made).
-fn of_one_cluster<'a>(chains: &'a [Chain], cluster: Option<&str>) -> Result<Vec<&'a Chain>> {
-    let logged = chains.iter().filter(|c| !c.segments.is_empty());
+fn of_one_cluster<'a>(
+    chains: &'a [Chain],
+    cluster: Option<&str>,
+    point: Point,
+) -> Result<Vec<&'a Chain>> {
+    // Without a log, the newest point is the newest snapshot.
+    let any_log = chains.iter().any(|c| !c.segments.is_empty());
+    let logged = chains
+        .iter()
+        .filter(move |c| !c.segments.is_empty() || (!any_log && point == Point::Latest));
     let mut ids: Vec<&str> = logged.clone().map(Chain::cluster_id).collect();
     ids.sort();
     ids.dedup();

@@ -245,10 +245,6 @@ fn replaying_events_gives_the_later_snapshot_byte_for_byte_and_what_etcd_served(
 
     let booted = boot(&replayed, dir.path());
     let at = format!("--rev={target}");
-    let ask = |cl: &Cluster, args: &[&str]| -> serde_json::Value {
-        let out = cl.etcdctl(&cl.members[0].client_url, args);
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
     // An etcd booted on the replayed data serves what the live cluster served at `target`.
     let get = ["get", "", "--prefix", at.as_str(), "-w", "json"];
     assert_eq!(ask(&booted, &get)["kvs"], ask(&c, &get)["kvs"]);
@@ -544,6 +540,20 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
         text.contains(&format!("etcdops_snapshot_last_revision {last}")),
         "{text}"
     );
+    // A directory of snapshots without a log: its newest snapshot.
+    let plain_dir = format!("{}/", saved.display());
+    let data = dir.path().join("newest.etcd");
+    let r = restore_member(
+        Path::new(&plain_dir),
+        &data,
+        "r1",
+        "https://127.0.0.1:2380",
+        "r1=https://127.0.0.1:2380",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("no revision log in"), "{r:?}");
+    assert_eq!(r.json()["revision"], last, "{r:?}");
 
     // A second cluster's log in the same place: a restore must be told whose.
     let other = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));

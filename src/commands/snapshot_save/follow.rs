@@ -197,12 +197,13 @@ impl Follower<'_> {
     async fn open_chain(&mut self, fresh: bool) -> Result<ChainWriter> {
         let encoding = super::encoding(&self.opts.save)?;
         let recipients = encoding.recipients.iter().map(|r| r.text.clone()).collect();
-        let cluster = self.cluster_id().await?;
+        let (cluster, node) = self.whose().await?;
         if !fresh {
             let chains = chain::chains(&self.store).await?;
             let newest = chains
                 .iter()
-                .filter(|c| c.cluster_id() == cluster && !c.segments.is_empty())
+                .filter(|c| c.cluster_id() == cluster && c.base.parsed.node == node)
+                .filter(|c| !c.segments.is_empty())
                 .max_by_key(|c| (c.through_ns(), c.base_ns));
             if let Some(c) = newest.filter(|c| !self.base_too_old(c.base_ns)) {
                 for why in &c.problems {
@@ -244,12 +245,16 @@ impl Follower<'_> {
             .is_some_and(|every| now_ns().saturating_sub(base_ns) > every.as_nanos() as i64)
     }
 
-    /// The cluster ID (as sidecars write it) of the endpoint a save would use.
-    async fn cluster_id(&self) -> Result<String> {
+    /// The cluster ID (as sidecars write it) and the node name (as generated names have it)
+    /// of the endpoint a save would use: a follower continues only its own node's chains, so
+    /// that the followers of several control planes writing to one place never share a chain.
+    async fn whose(&self) -> Result<(String, String)> {
         let (target, status, _) =
             super::choose(self.connector, self.given.clone(), self.opts.save.cluster).await?;
-        let _ = target;
-        Ok(crate::units::hex_id(status.cluster_id))
+        let origin = super::origin(self.connector, target, status).await;
+        let name = crate::remote::meta::generate(&origin.node, 0, "");
+        let node = crate::remote::meta::parse_name(&name).map_or(origin.node.clone(), |n| n.node);
+        Ok((crate::units::hex_id(origin.status.cluster_id), node))
     }
 
     /// Save a base as `snapshot save DEST` does; its revision from its bytes (the save's
