@@ -824,7 +824,10 @@ impl Plan<'_> {
     }
 
     /// The words every other member's command shares.
-    fn common_arguments(&self) -> Vec<String> {
+    /// SOURCE as the other members give it: absolute, a directory kept a directory, and a
+    /// prefix without a log replaced by the very snapshot restored here (not whatever is newest
+    /// when they restore).
+    fn source_argument(&self) -> String {
         let opts = self.opts;
         let snapshot = match &opts.source.location {
             Location::S3 { .. } => opts.source.location.to_string(),
@@ -833,19 +836,21 @@ impl Plan<'_> {
                     .unwrap_or_else(|_| opts.file.clone())
                     .display()
                     .to_string();
-                // A directory of a revision log stays a directory.
                 if opts.source.location.is_prefix() && !s.ends_with('/') {
                     s.push('/');
                 }
                 s
             }
         };
-        // A prefix without a log: the very snapshot restored here, not whatever is newest
-        // when the other members restore.
-        let snapshot = match &self.from_prefix {
+        match &self.from_prefix {
             Some(p) if p.revision.is_none() => format!("{snapshot}{}", p.snapshot),
             _ => snapshot,
-        };
+        }
+    }
+
+    fn common_arguments(&self) -> Vec<String> {
+        let opts = self.opts;
+        let snapshot = self.source_argument();
         let mut cmd = vec![
             "etcdops".to_string(),
             "snapshot".into(),
