@@ -486,6 +486,55 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
             "the restored cluster's revision"
         );
     }
+    // Three members from the log: the other two run the commands the restore prints for them
+    // (they carry --to-revision), and the cluster they form serves that revision.
+    let target = &served[1];
+    let peers: Vec<String> = (0..3)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let initial = (0..3)
+        .map(|i| format!("n{}={}", i + 1, peers[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ha = dir.path().join("ha");
+    std::fs::create_dir(&ha).unwrap();
+    let rev = target.revision.to_string();
+    let r = restore_member(
+        Path::new(&format!("{}/", dest.display())),
+        &ha.join("n1.etcd"),
+        "n1",
+        &peers[0],
+        &initial,
+        &["--to-revision", &rev],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let others = r.json()["other_members"].as_array().unwrap().clone();
+    assert_eq!(others.len(), 2, "{r:?}");
+    for o in &others {
+        let command = o["command"].as_str().unwrap();
+        assert!(
+            command.contains(&format!("--to-revision={rev}")),
+            "{command}"
+        );
+        let r = crate::common::run::run_printed(command, &[], &ha);
+        assert_eq!(r.code, 0, "{command}\n{r:?}");
+    }
+    let members: Vec<(String, std::path::PathBuf, String)> = (0..3)
+        .map(|i| {
+            let name = format!("n{}", i + 1);
+            (
+                name.clone(),
+                ha.join(format!("{name}.etcd")),
+                peers[i].clone(),
+            )
+        })
+        .collect();
+    let booted = Cluster::boot(Version::V3_5_1, &members);
+    let at = format!("--rev={rev}");
+    let kvs = ask(&booted, &["get", "", "--prefix", &at, "-w", "json"])["kvs"].clone();
+    assert_eq!(kvs, target.kvs, "three members restored from the log");
+    drop(booted);
+
     // The lease granted after the base is back with its TTL and its key.
     let (booted, _) = restore_and_boot(&dest, dir.path(), "latest", &[]);
     let ttl = ask(
