@@ -359,6 +359,7 @@ fn wait_logged(dest: &Path, revision: i64, log: &Path) {
 /// Restore `dest` at `point_args` into a new data dir, boot it and return the booted cluster
 /// and the restore's result.
 fn restore_and_boot(
+    version: Version,
     dest: &Path,
     dir: &Path,
     label: &str,
@@ -370,15 +371,23 @@ fn restore_and_boot(
     let source = format!("{}/", dest.display());
     let r = restore_member(Path::new(&source), &data, "r1", &peer, &initial, point_args);
     assert_eq!(r.code, 0, "{r:?}");
-    (
-        Cluster::boot(Version::V3_5_1, &[("r1".into(), data, peer)]),
-        r,
-    )
+    (Cluster::boot(version, &[("r1".into(), data, peer)]), r)
 }
 
 #[test]
-fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
-    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+fn follow_then_restore_to_a_revision_gives_what_etcd_served_then_3_5_1() {
+    follow_then_restore(Version::V3_5_1);
+}
+
+#[test]
+fn follow_then_restore_to_a_revision_gives_what_etcd_served_then_3_5_30() {
+    follow_then_restore(Version::V3_5_30);
+}
+
+/// A workload under `follow`, then restores to several revisions booted and compared with what
+/// the live cluster served at each; three members from the log; metrics; two clusters' logs.
+fn follow_then_restore(version: Version) {
+    let c = Cluster::start(ClusterOptions::new(version, 1));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("backups");
     std::fs::create_dir(&dest).unwrap();
@@ -464,6 +473,7 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
     for (i, s) in served.iter().enumerate() {
         let rev = s.revision.to_string();
         let (booted, r) = restore_and_boot(
+            version,
             &dest,
             dir.path(),
             &format!("at{i}"),
@@ -529,14 +539,14 @@ fn follow_then_restore_to_a_revision_gives_what_etcd_served_then() {
             )
         })
         .collect();
-    let booted = Cluster::boot(Version::V3_5_1, &members);
+    let booted = Cluster::boot(version, &members);
     let at = format!("--rev={rev}");
     let kvs = ask(&booted, &["get", "", "--prefix", &at, "-w", "json"])["kvs"].clone();
     assert_eq!(kvs, target.kvs, "three members restored from the log");
     drop(booted);
 
     // The lease granted after the base is back with its TTL and its key.
-    let (booted, _) = restore_and_boot(&dest, dir.path(), "latest", &[]);
+    let (booted, _) = restore_and_boot(c.version, &dest, dir.path(), "latest", &[]);
     let ttl = ask(
         &booted,
         &[
@@ -782,7 +792,7 @@ fn follow_survives_kills_and_compaction_and_says_where_the_gaps_are() {
     let listed = ls_json(&dest);
     assert_eq!(listed["chains"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["chains"][0]["last_revision"], last, "{listed}");
-    let (booted, _) = restore_and_boot(&dest, dir.path(), "latest", &[]);
+    let (booted, _) = restore_and_boot(c.version, &dest, dir.path(), "latest", &[]);
     let at = format!("--rev={last}");
     let get = ["get", "", "--prefix", at.as_str(), "-w", "json"];
     assert_eq!(ask(&booted, &get)["kvs"], ask(&c, &get)["kvs"]);
