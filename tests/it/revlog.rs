@@ -1244,8 +1244,33 @@ fn the_follow_service_runs_as_written_and_base_every_rolls_over_without_a_gap() 
     let v = verify_chain(&dest);
     assert_eq!(v.code, 0, "{v:?}");
 
-    // Retention keeps only the newest base, and its segments; the others' go with them.
+    // Retention by time: every base of the last hour (all of them) with every segment.
     let src = format!("{}/", dest.display());
+    let p = etcdops(
+        &[
+            "snapshot",
+            "prune",
+            &src,
+            "--keep-within",
+            "1h",
+            "--dry-run",
+            "-w",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(p.code, 0, "{p:?}");
+    let plan = p.json();
+    assert!(plan["segments_deleted"].is_null(), "{plan}");
+    assert!(
+        plan["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == "keep" && s["why"].as_str().unwrap().contains("within")),
+        "{plan}"
+    );
+    // Retention keeps only the newest base, and its segments; the others' go with them.
     let p = etcdops(
         &["snapshot", "prune", &src, "--keep-last", "1", "-w", "json"],
         &[],
