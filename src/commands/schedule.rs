@@ -67,12 +67,7 @@ pub fn run(s: &ScheduleSettings, dir: Option<&Path>) -> Result<String> {
             let mut out = String::new();
             for (name, text) in &files {
                 let path = dir.join(name);
-                let mut temp = crate::fsutil::prepare(&path, text.as_bytes(), None)?;
-                if let Some(f) = temp.file() {
-                    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                        .with_context(|| format!("setting the mode of {}", path.display()))?;
-                }
-                temp.commit(&path)?;
+                crate::fsutil::write_atomic_public(&path, text.as_bytes())?;
                 out.push_str(&format!("wrote {}\n", path.display()));
             }
             Ok(out)

@@ -37,7 +37,9 @@ pub use signals::{
     catch_file_size_signal, interruption_leaves, remove_temporaries_on_signals, wait_if_signalled,
     Critical, SignalsHandledHere, SIGXFSZ,
 };
-pub use temp::{prepare, prepare_secret, undo_commit, write_atomic, TempDir, TempFile};
+pub use temp::{
+    prepare, prepare_secret, undo_commit, write_atomic, write_atomic_public, TempDir, TempFile,
+};
 
 /// What every temporary name of ours has after the destination's name.
 const TAG: &str = ".etcdops-";

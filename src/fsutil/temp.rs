@@ -219,6 +219,18 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> R
     prepare(dest, bytes, like)?.commit(dest)
 }
 
+/// [`write_atomic`] for a file others read (a systemd unit, a Prometheus textfile): mode 0644,
+/// set before the rename. Nothing secret goes through it.
+pub fn write_atomic_public(dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut temp = prepare(dest, bytes, None)?;
+    if let Some(f) = temp.file() {
+        f.set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", dest.display()))?;
+    }
+    temp.commit(dest)
+}
+
 /// The temporary [`write_atomic`] commits: written and synced beside `dest`, not yet renamed
 /// (a caller replacing several files prepares them all before the first rename).
 pub fn prepare(dest: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> Result<TempFile> {

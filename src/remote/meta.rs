@@ -97,6 +97,12 @@ pub struct Name {
 }
 
 pub fn generate(node: &str, unix: i64, suffix: &str) -> String {
+    format!("etcd-{}-{}.db{suffix}", name_node(node), compact_utc(unix))
+}
+
+/// A member name as generated names hold it: `[A-Za-z0-9._-]` kept, anything else `_`,
+/// `unnamed` when empty.
+pub fn name_node(node: &str) -> String {
     let node: String = node
         .chars()
         .map(|c| {
@@ -107,12 +113,11 @@ pub fn generate(node: &str, unix: i64, suffix: &str) -> String {
             }
         })
         .collect();
-    let node = if node.is_empty() {
+    if node.is_empty() {
         "unnamed".to_string()
     } else {
         node
-    };
-    format!("etcd-{node}-{}.db{suffix}", compact_utc(unix))
+    }
 }
 
 /// `Some` for names [`generate`] makes, `None` for anything else (never ours to touch).

@@ -131,14 +131,27 @@ async fn needed(
 fn working_copy(base: PlainSnapshot, scratch: &Path) -> Result<TempFile> {
     let verified = base.trailer_verified;
     let path = base.path.clone();
+    let bad_trailer = |e: &dyn std::fmt::Display| anyhow!("the base {}: {e}", path.display());
     let mut temp = match base.into_temp() {
+        // Decoded: its trailer was checked while it was written.
+        Some(_) if !verified => return Err(bad_trailer(&"the sha256 trailer does not match")),
         Some(t) => t,
+        // A plain file used where it is: copied, its trailer checked in the same pass.
         None => {
             let mut t = TempFile::beside(&scratch.join("etcdops-replay.db"), 0o600)?;
-            let mut from = crate::fsutil::open_regular(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
             let to = t.file().ok_or_else(|| anyhow!("the temporary is closed"))?;
-            std::io::copy(&mut from, to).with_context(|| format!("copying {}", path.display()))?;
+            let mut check = TrailerCheck::new();
+            let mut written = Ok(());
+            read_all(&path, |b| {
+                check.feed(b);
+                if written.is_ok() {
+                    written = to.write_all(b);
+                }
+            })?;
+            written.with_context(|| format!("copying {}", path.display()))?;
+            if !verified {
+                check.verify().map_err(|e| bad_trailer(&e))?;
+            }
             t
         }
     };
@@ -150,24 +163,16 @@ fn working_copy(base: PlainSnapshot, scratch: &Path) -> Result<TempFile> {
     if !has_trailer(len) {
         bail!("the base {} has no sha256 trailer", path.display());
     }
-    if !verified {
-        let mut check = TrailerCheck::new();
-        read_all(temp.path(), |b| check.feed(b))?;
-        check
-            .verify()
-            .map_err(|e| anyhow!("the base {}: {e}", path.display()))?;
-    }
-    let file = temp
-        .file()
-        .ok_or_else(|| anyhow!("the temporary is closed"))?;
     file.set_len(len - 32)?;
     file.sync_all()?;
     Ok(temp)
 }
 
-/// Every byte of the file at `path`, in order (a temporary is opened for writing only).
+/// Every byte of the regular file at `path`, in order (a temporary is opened for writing
+/// only, so it is read through a path).
 fn read_all(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut f =
+        crate::fsutil::open_regular(path).with_context(|| format!("reading {}", path.display()))?;
     let mut buf = crate::buf::AlignedBuf::new(1 << 20);
     loop {
         let n = f.read(&mut buf)?;

@@ -252,8 +252,7 @@ impl Follower<'_> {
         let (target, status, _) =
             super::choose(self.connector, self.given.clone(), self.opts.save.cluster).await?;
         let origin = super::origin(self.connector, target, status).await;
-        let name = crate::remote::meta::generate(&origin.node, 0, "");
-        let node = crate::remote::meta::parse_name(&name).map_or(origin.node.clone(), |n| n.node);
+        let node = crate::remote::meta::name_node(&origin.node);
         Ok((crate::units::hex_id(origin.status.cluster_id), node))
     }
 

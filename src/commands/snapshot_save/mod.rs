@@ -189,14 +189,7 @@ fn write_metrics(path: &Path, metrics: &[(&str, &str, f64)]) -> Result<()> {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));
     }
-    let mut temp = crate::fsutil::prepare(path, text.as_bytes(), None)
-        .with_context(|| format!("writing the metrics file {}", path.display()))?;
-    if let Some(f) = temp.file() {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", path.display()))?;
-    }
-    temp.commit(path)
+    crate::fsutil::write_atomic_public(path, text.as_bytes())
         .with_context(|| format!("writing the metrics file {}", path.display()))
 }
 
