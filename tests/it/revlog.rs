@@ -356,6 +356,48 @@ fn wait_logged(dest: &Path, revision: i64, log: &Path) {
     }
 }
 
+/// The gaps `ls` reports between chains.
+fn gaps(dest: &Path) -> Vec<serde_json::Value> {
+    ls_json(dest)["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.get("gap_before").cloned())
+        .collect()
+}
+
+/// Wait until the log reaches `revision` with no gap between its chains.
+fn wait_carried(dest: &Path, revision: i64, log: &Path) {
+    wait_logged(dest, revision, log);
+    let start = std::time::Instant::now();
+    while !gaps(dest).is_empty() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "a chain ends short of the next base: {}\n{}",
+            ls_json(dest),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Remove the last segment of the chain of `base` (as if its follower had been stopped
+/// before writing it).
+fn drop_last_segment(dest: &Path, base: &str) {
+    let stem = etcdops::remote::meta::stem_of(base).unwrap();
+    let last = std::fs::read_dir(dest)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let n = etcdops::revlog::chain::parse_segment_name(&name)?;
+            (n.stem == stem).then_some((n.through, name))
+        })
+        .max()
+        .unwrap();
+    std::fs::remove_file(dest.join(format!("{}.json", last.1))).unwrap();
+    std::fs::remove_file(dest.join(&last.1)).unwrap();
+}
+
 /// Restore `dest` at `point_args` into a new data dir, boot it and return the booted cluster
 /// and the restore's result.
 fn restore_and_boot(
@@ -1231,16 +1273,69 @@ fn the_follow_service_runs_as_written_and_base_every_rolls_over_without_a_gap() 
     std::thread::sleep(std::time::Duration::from_secs(6));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    wait_logged(&dest, revision(&c), &log);
+    // The newest base may have been saved a moment ago: the chain before it is carried up to it.
+    wait_carried(&dest, revision(&c), &log);
     send_signal(f.id(), "TERM");
     assert!(f.wait().unwrap().success());
     let listed = ls_json(&dest);
     let chains = listed["chains"].as_array().unwrap().clone();
     assert!(chains.len() >= 2, "{listed}");
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+
+    // A follower stopped in the middle of a rollover (the new base saved, the old chain not yet
+    // carried up to it): the next start carries it first.
+    let before = chains[chains.len() - 2]["base"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop_last_segment(&dest, &before);
+    assert!(!gaps(&dest).is_empty(), "{}", ls_json(&dest));
+    let log2 = tmp.path().join("follow-2.log");
+    let mut f = follow(&c, &dest, &log2);
+    wait_carried(&dest, revision(&c), &log2);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    let said = std::fs::read_to_string(&log2).unwrap();
     assert!(
-        chains.iter().all(|c| c["gap_before"].is_null()),
-        "the old chain is carried to the new base: {listed}"
+        said.contains(&format!("carrying the chain of {before} from revision")),
+        "{said}"
     );
+    // Stopped longer than --base-every, the service carries its chain up to a new base.
+    let newest = ls_json(&dest)["chains"].as_array().unwrap().last().unwrap()["base"].clone();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut f = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {exec}"))
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while ls_json(&dest)["chains"].as_array().unwrap().len() == chains.len() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "no new base: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    c.client(None)
+        .put_all(&[(b"/registry/w/after-restart".to_vec(), b"x".to_vec())], 1);
+    wait_carried(&dest, revision(&c), &log);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "carrying the chain of {} from revision",
+            newest.as_str().unwrap()
+        )),
+        "{said}"
+    );
+    let listed = ls_json(&dest);
+    let chains = listed["chains"].as_array().unwrap().clone();
     let v = verify_chain(&dest);
     assert_eq!(v.code, 0, "{v:?}");
 

@@ -5,7 +5,10 @@
 //!   revision + 1; without one (or when `--base-every` says the base is old) a base is saved
 //!   exactly as `snapshot save DEST` saves it, its revision read from its bytes (the status
 //!   walk: the last key's revision, raised to the compaction marks), and an opening segment
-//!   makes the chain exist at once.
+//!   makes the chain exist at once. A chain never ends short of the base after it while its
+//!   revisions can still be watched: a rollover carries the old chain up to the new base
+//!   first, and a follower started again after it was stopped in the middle of one (or after
+//!   `--base-every` went by) carries it then.
 //! - The watch: the whole keyspace from that revision + 1. Every `--flush` (or when 16 MiB
 //!   wait) the changes received make one segment, complete through the last one's revision
 //!   (revlog::chain: encoded, read back, then its sidecar). An idle log asks for a progress
@@ -135,18 +138,27 @@ enum Next {
 impl Follower<'_> {
     /// Chains, one after another, until a signal ends the command.
     async fn follow(&mut self) -> Result<String> {
-        let mut writer = self.open_chain(false).await?;
+        let (mut writer, mut next) = self.open_chains().await?;
         let mut backoff = Duration::from_secs(1);
-        let mut next: Option<ChainWriter> = None;
         loop {
             let started = Instant::now();
             let until = next.as_ref().map(|n| n.base_revision);
             match self.watch(&mut writer, until).await {
                 Next::NewChain(why) => {
-                    eprintln!("etcdops: follow: {why}; starting a new chain with a new base");
                     writer = match next.take() {
-                        Some(n) => n,
-                        None => self.new_chain().await,
+                        Some(n) => {
+                            eprintln!(
+                                "etcdops: follow: {why}; the chain of {} ends at revision {}, going on with the chain of {}",
+                                writer.base, writer.through, n.base
+                            );
+                            n
+                        }
+                        None => {
+                            eprintln!(
+                                "etcdops: follow: {why}; starting a new chain with a new base"
+                            );
+                            self.new_chain().await
+                        }
                     };
                     backoff = Duration::from_secs(1);
                 }
@@ -181,7 +193,7 @@ impl Follower<'_> {
     async fn new_chain(&mut self) -> ChainWriter {
         let mut backoff = Duration::from_secs(1);
         loop {
-            match self.open_chain(true).await {
+            match self.open_chain().await {
                 Ok(w) => return w,
                 Err(e) => {
                     eprintln!("etcdops: follow: saving a new base: {e:#}; again in {backoff:?}");
@@ -192,32 +204,68 @@ impl Follower<'_> {
         }
     }
 
-    /// The chain to write: the newest of this cluster in DEST, or (`fresh`, none, or its base
-    /// older than `--base-every`) a new one on a new base.
-    async fn open_chain(&mut self, fresh: bool) -> Result<ChainWriter> {
+    /// The chains a follower starts with: the one to write now, and the one to go on with once
+    /// it reaches that one's base (as a `--base-every` rollover does, so that no revision falls
+    /// between two chains, even when a follower was stopped in the middle of one).
+    ///
+    /// - The newest chain of this cluster and node in DEST, continued; but first the chain
+    ///   before it, when that one ends short of its base.
+    /// - Its base older than `--base-every`: carried up to a new base.
+    /// - None: a new chain on a new base.
+    async fn open_chains(&mut self) -> Result<(ChainWriter, Option<ChainWriter>)> {
+        let (cluster, node) = self.whose().await?;
+        let chains = chain::chains(&self.store).await?;
+        let mine: Vec<&chain::Chain> = chains
+            .iter()
+            .filter(|c| c.cluster_id() == cluster && c.base.parsed.node == node)
+            .filter(|c| !c.segments.is_empty())
+            .collect();
+        // The newest base: the chain before it may have been carried past its last write.
+        let Some(newest) = mine.iter().max_by_key(|c| (c.base_ns, c.through_ns())) else {
+            return Ok((self.open_chain().await?, None));
+        };
+        for why in &newest.problems {
+            eprintln!("etcdops: follow: note: left out of the chain: {why}");
+        }
+        let before = mine
+            .iter()
+            .filter(|p| p.base_revision < newest.base_revision)
+            .max_by_key(|p| p.base_ns)
+            .filter(|p| p.through() < newest.base_revision);
+        let (carried, next) = if self.base_too_old(newest.base_ns) {
+            (*newest, self.open_chain().await?)
+        } else if let Some(p) = before {
+            (*p, self.resume(newest)?)
+        } else {
+            eprintln!(
+                "etcdops: follow: continuing the chain of {} from revision {}",
+                newest.base.name,
+                newest.through() + 1
+            );
+            self.report.base = newest.base.name.clone();
+            return Ok((self.resume(newest)?, None));
+        };
+        eprintln!(
+            "etcdops: follow: carrying the chain of {} from revision {} up to revision {}, the base of {}",
+            carried.base.name,
+            carried.through() + 1,
+            next.base_revision,
+            next.base
+        );
+        self.report.base = next.base.clone();
+        Ok((self.resume(carried)?, Some(next)))
+    }
+
+    fn resume(&self, c: &chain::Chain) -> Result<ChainWriter> {
         let encoding = super::encoding(&self.opts.save)?;
         let recipients = encoding.recipients.iter().map(|r| r.text.clone()).collect();
-        let (cluster, node) = self.whose().await?;
-        if !fresh {
-            let chains = chain::chains(&self.store).await?;
-            let newest = chains
-                .iter()
-                .filter(|c| c.cluster_id() == cluster && c.base.parsed.node == node)
-                .filter(|c| !c.segments.is_empty())
-                .max_by_key(|c| (c.through_ns(), c.base_ns));
-            if let Some(c) = newest.filter(|c| !self.base_too_old(c.base_ns)) {
-                for why in &c.problems {
-                    eprintln!("etcdops: follow: note: left out of the chain: {why}");
-                }
-                eprintln!(
-                    "etcdops: follow: continuing the chain of {} from revision {}",
-                    c.base.name,
-                    c.through() + 1
-                );
-                self.report.base = c.base.name.clone();
-                return ChainWriter::resume(c, encoding, recipients);
-            }
-        }
+        ChainWriter::resume(c, encoding, recipients)
+    }
+
+    /// A new chain on a new base.
+    async fn open_chain(&mut self) -> Result<ChainWriter> {
+        let encoding = super::encoding(&self.opts.save)?;
+        let recipients = encoding.recipients.iter().map(|r| r.text.clone()).collect();
         let (name, meta, revision) = self.save_base().await?;
         let mut w = ChainWriter::start(
             &name,
