@@ -507,6 +507,10 @@ pub struct PutBackArgs {
     /// From a revision log in a store that holds several clusters' logs: this cluster's
     #[arg(long, value_name = "ID")]
     pub cluster_id: Option<String>,
+    /// From a revision log that several control planes' followers write: this node's chains
+    /// (the NODE that `snapshot ls` shows)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
     /// Say what would be put back and what is skipped; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -716,6 +720,10 @@ pub struct RestoreArgs {
     /// ID `snapshot ls` shows)
     #[arg(long, value_name = "ID")]
     pub cluster_id: Option<String>,
+    /// From a revision log that several control planes' followers write: this node's chains
+    /// (the NODE that `snapshot ls` shows)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
     /// age identity or unencrypted ssh private key, for encrypted snapshots
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,

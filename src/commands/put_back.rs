@@ -17,7 +17,7 @@ use crate::client::{Connector, Target};
 use crate::etcd::keyspace::{self, Kv, Query};
 use crate::output::Report;
 use crate::remote::source;
-use crate::revlog::chain::Point;
+use crate::revlog::chain::{Point, Whose};
 use crate::settings::PutBackSettings;
 use crate::text::escape;
 
@@ -91,13 +91,12 @@ fn shown(key: &[u8]) -> String {
 fn wanted(s: &PutBackSettings) -> Result<(i64, Vec<Kv>)> {
     let scratch = std::env::temp_dir();
     let (plain, at) = if s.source.location.is_prefix() {
-        let point = match (s.to_revision, s.to_time_ns) {
-            (Some(r), _) => Point::Revision(r),
-            (None, Some(t)) => Point::Time(t),
-            (None, None) => Point::Latest,
+        let whose = Whose {
+            cluster: s.cluster_id.as_deref(),
+            node: s.node.as_deref(),
         };
-        let r =
-            crate::revlog::point::restorable(&s.source, point, s.cluster_id.as_deref(), &scratch)?;
+        let point = Point::of(s.to_revision, s.to_time_ns);
+        let r = crate::revlog::point::restorable(&s.source, point, whose, &scratch)?;
         (r.snapshot, None)
     } else {
         (source::open(&s.source, &scratch)?, s.to_revision)

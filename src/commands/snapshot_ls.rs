@@ -46,6 +46,8 @@ pub struct Listed {
 pub struct ListedChain {
     pub base: String,
     pub cluster_id: String,
+    /// The node whose follower writes it (from the base's name).
+    pub node: String,
     pub base_revision: i64,
     pub last_revision: i64,
     pub from: String,
@@ -143,6 +145,7 @@ fn listed_chains(chains: &[Chain]) -> Vec<ListedChain> {
         out.push(ListedChain {
             base: c.base.name.clone(),
             cluster_id: c.cluster_id().to_string(),
+            node: c.base.parsed.node.clone(),
             base_revision: c.base_revision,
             last_revision: c.through(),
             from: crate::timestamp::rfc3339_ns(c.base_ns),

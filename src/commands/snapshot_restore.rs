@@ -36,7 +36,7 @@ use crate::release::{data_needs, Release};
 use crate::remote::s3::BucketLookup;
 use crate::remote::source;
 use crate::remote::Location;
-use crate::revlog::chain::Point;
+use crate::revlog::chain::{Point, Whose};
 use crate::settings::RestoreSettings;
 use crate::text::shell_quote;
 use crate::units::hex_id;
@@ -242,17 +242,12 @@ fn open_source(opts: &RestoreSettings) -> Result<(source::PlainSnapshot, Option<
     if !opts.source.location.is_prefix() {
         return Ok((source::open(&opts.source, &scratch)?, None));
     }
-    let point = match (opts.to_revision, opts.to_time_ns) {
-        (Some(r), _) => Point::Revision(r),
-        (None, Some(t)) => Point::Time(t),
-        (None, None) => Point::Latest,
+    let whose = Whose {
+        cluster: opts.cluster_id.as_deref(),
+        node: opts.node.as_deref(),
     };
-    let r = crate::revlog::point::restorable(
-        &opts.source,
-        point,
-        opts.cluster_id.as_deref(),
-        &scratch,
-    )?;
+    let point = Point::of(opts.to_revision, opts.to_time_ns);
+    let r = crate::revlog::point::restorable(&opts.source, point, whose, &scratch)?;
     if r.segments == 0 {
         // No revision log there: the newest verified snapshot, restored as it is.
         let note = format!(
@@ -906,6 +901,9 @@ impl Plan<'_> {
             cmd.push(format!("--to-revision={r}"));
             if let Some(id) = &opts.cluster_id {
                 cmd.push(format!("--cluster-id={}", shell_quote(id)));
+            }
+            if let Some(node) = &opts.node {
+                cmd.push(format!("--node={}", shell_quote(node)));
             }
         }
         if let Some(b) = opts.bump_revision {

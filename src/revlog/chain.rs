@@ -262,6 +262,17 @@ pub enum Point {
     Time(i64),
 }
 
+impl Point {
+    /// `--to-revision` or `--to-time` (Unix nanoseconds); neither: the newest point.
+    pub fn of(revision: Option<i64>, time_ns: Option<i64>) -> Point {
+        match (revision, time_ns) {
+            (Some(r), _) => Point::Revision(r),
+            (None, Some(t)) => Point::Time(t),
+            (None, None) => Point::Latest,
+        }
+    }
+}
+
 impl std::fmt::Display for Point {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -272,14 +283,18 @@ impl std::fmt::Display for Point {
     }
 }
 
+/// Whose revision log, in a store that holds several: `--cluster-id` (needed when it holds
+/// several clusters' logs) and `--node` (the chains of one control plane's follower).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Whose<'a> {
+    pub cluster: Option<&'a str>,
+    pub node: Option<&'a str>,
+}
+
 /// The chain that reaches `point` from the newest base (the shortest replay), and how many of
 /// its segments the replay needs; refused with the restorable windows named.
-pub fn pick<'a>(
-    chains: &'a [Chain],
-    point: Point,
-    cluster: Option<&str>,
-) -> Result<(&'a Chain, usize)> {
-    let chains = of_one_cluster(chains, cluster, point)?;
+pub fn pick<'a>(chains: &'a [Chain], point: Point, whose: Whose) -> Result<(&'a Chain, usize)> {
+    let chains = of_one_node(of_one_cluster(chains, whose.cluster, point)?, whose.node)?;
     let reaches = |c: &Chain| match point {
         Point::Latest => true,
         Point::Revision(r) => c.base_revision <= r && r <= c.through(),
@@ -350,6 +365,33 @@ fn of_one_cluster<'a>(
         bail!(
             "no revision log of cluster {wanted} here (there are: {})",
             ids.join(", ")
+        );
+    }
+    Ok(mine)
+}
+
+/// The chains of `node`'s follower, when one is named (as generated names carry it).
+fn of_one_node<'a>(chains: Vec<&'a Chain>, node: Option<&str>) -> Result<Vec<&'a Chain>> {
+    let Some(node) = node else {
+        return Ok(chains);
+    };
+    let wanted = crate::remote::meta::name_node(node);
+    let mut nodes: Vec<&str> = chains.iter().map(|c| c.base.parsed.node.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    let mine: Vec<&Chain> = chains
+        .iter()
+        .copied()
+        .filter(|c| c.base.parsed.node == wanted)
+        .collect();
+    if mine.is_empty() {
+        bail!(
+            "no revision log of node {wanted} here (there are: {})",
+            if nodes.is_empty() {
+                "none".to_string()
+            } else {
+                nodes.join(", ")
+            }
         );
     }
     Ok(mine)

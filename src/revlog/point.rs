@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::chain::Segment;
-use super::chain::{self, Point};
+use super::chain::{self, Point, Whose};
 use super::replay::{Replay, Replayed};
 use crate::etcd::status::{has_trailer, TrailerCheck};
 use crate::fsutil::TempFile;
@@ -44,12 +44,12 @@ struct Needed {
     segments: Vec<(Segment, String, TempFile)>,
 }
 
-/// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix) of `cluster`
+/// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix) of `whose`
 /// (needed when the store holds several), built in `scratch`.
 pub fn restorable(
     src: &SourceSettings,
     point: Point,
-    cluster: Option<&str>,
+    whose: Whose,
     scratch: &Path,
 ) -> Result<Restorable> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +57,7 @@ pub fn restorable(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let needed = rt.block_on(needed(src, point, cluster, scratch))?;
+    let needed = rt.block_on(needed(src, point, whose, scratch))?;
     drop(rt);
     let base = source::open(&needed.base, scratch)?;
     let mut temp = working_copy(base, scratch)?;
@@ -98,12 +98,12 @@ pub fn restorable(
 async fn needed(
     src: &SourceSettings,
     point: Point,
-    cluster: Option<&str>,
+    whose: Whose<'_>,
     scratch: &Path,
 ) -> Result<Needed> {
     let store = Store::open(&src.location, &src.s3).await?;
     let chains = chain::chains(&store).await?;
-    let (chain, n) = chain::pick(&chains, point, cluster)?;
+    let (chain, n) = chain::pick(&chains, point, whose)?;
     let mut segments = Vec::with_capacity(n);
     for seg in &chain.segments[..n] {
         let object = chain::fetch(&store, seg).await?;

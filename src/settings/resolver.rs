@@ -392,6 +392,7 @@ impl Resolver {
             namespace: a.namespace,
             to_revision: a.to_revision,
             cluster_id: a.cluster_id,
+            node: a.node,
             to_time_ns: a
                 .to_time
                 .map(|t| {
@@ -621,6 +622,7 @@ impl Resolver {
             to_revision: args.to_revision,
             to_time_ns,
             cluster_id: args.cluster_id.clone(),
+            node: args.node.clone(),
             file: PathBuf::from(file),
             data_dir,
             wal_dir: args.wal_dir,

@@ -264,6 +264,8 @@ pub struct PutBackSettings {
     pub to_revision: Option<i64>,
     pub to_time_ns: Option<i64>,
     pub cluster_id: Option<String>,
+    /// `--node`: whose follower's chains.
+    pub node: Option<String>,
     pub dry_run: bool,
 }
 
@@ -328,6 +330,8 @@ pub struct RestoreSettings {
     pub to_time_ns: Option<i64>,
     /// `--cluster-id`: whose revision log, when the store holds several.
     pub cluster_id: Option<String>,
+    /// `--node`: whose follower's chains.
+    pub node: Option<String>,
 }
 
 impl RestoreSettings {

@@ -312,12 +312,17 @@ fn served_now(c: &Cluster) -> Served {
 /// `snapshot follow DIR/` in the background, its stderr in a file (a long run must never block
 /// on a full pipe).
 fn follow(c: &Cluster, dest: &Path, log: &Path) -> std::process::Child {
+    follow_member(c, 0, dest, log)
+}
+
+/// `follow` through member `i` (as the follower of that control plane would).
+fn follow_member(c: &Cluster, i: usize, dest: &Path, log: &Path) -> std::process::Child {
     let mut args = vec![
         "snapshot".to_string(),
         "follow".into(),
         format!("{}/", dest.display()),
         "--flush=200ms".into(),
-        format!("--endpoints={}", c.members[0].client_url),
+        format!("--endpoints={}", c.members[i].client_url),
         format!("--metrics-file={}", log.with_extension("prom").display()),
     ];
     args.extend(c.tls_args());
@@ -655,6 +660,32 @@ fn follow_then_restore(version: Version) {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("no revision log in"), "{r:?}");
     assert_eq!(r.json()["revision"], last, "{r:?}");
+    // A revision asked of a place without a log: the error says how to write one; done as
+    // told, the same restore works.
+    let at = dir.path().join("at.etcd");
+    let peer = "https://127.0.0.1:2380";
+    let initial = format!("r1={peer}");
+    let rev = last.to_string();
+    let to_rev = ["--to-revision", rev.as_str()];
+    let r = restore_member(Path::new(&plain_dir), &at, "r1", peer, &initial, &to_rev);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "error: revision {last} is not restorable here: no chain (run `etcdops snapshot follow` to write one)"
+        )),
+        "{r:?}"
+    );
+    assert!(!at.exists());
+    let told = dir.path().join("told.log");
+    // (Not in the second of the last save: two saves of a member in one second share a name.)
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut f = follow(&c, &saved, &told);
+    wait_logged(&saved, last, &told);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    let r = restore_member(Path::new(&plain_dir), &at, "r1", peer, &initial, &to_rev);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["revision"], last, "{r:?}");
 
     // A second cluster's log in the same place: a restore must be told whose.
     let other = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
@@ -697,6 +728,127 @@ fn follow_then_restore(version: Version) {
         r.stderr.contains(&format!("note: revision {last} ")),
         "{r:?}"
     );
+}
+
+#[test]
+fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() {
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 3));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("log");
+    std::fs::create_dir(&dest).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = background_writes(&c, stop.clone());
+    let logs = [dir.path().join("m1.log"), dir.path().join("m2.log")];
+    let mut followers: Vec<_> = (0..2)
+        .map(|i| follow_member(&c, i, &dest, &logs[i]))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let last = revision(&c);
+    let start = std::time::Instant::now();
+    loop {
+        let listed = ls_json(&dest);
+        let mut nodes: Vec<String> = listed["chains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ch| ch["last_revision"] == last)
+            .map(|ch| ch["node"].as_str().unwrap().to_string())
+            .collect();
+        nodes.sort();
+        if nodes == ["m1", "m2"] {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "{listed}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for f in &mut followers {
+        send_signal(f.id(), "TERM");
+        assert!(f.wait().unwrap().success());
+    }
+    let v = verify_chain(&dest);
+    assert_eq!(v.code, 0, "{v:?}");
+    let src = format!("{}/", dest.display());
+    let peers: Vec<String> = (0..3)
+        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+        .collect();
+    let initial = (0..3)
+        .map(|i| format!("n{}={}", i + 1, peers[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ha = dir.path().join("ha");
+    std::fs::create_dir(&ha).unwrap();
+    let n1 = ha.join("n1.etcd");
+    let r = restore_member(
+        Path::new(&src),
+        &n1,
+        "n1",
+        &peers[0],
+        &initial,
+        &["--node", "nosuch"],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("no revision log of node nosuch here (there are: m1, m2)"),
+        "{r:?}"
+    );
+    assert!(!n1.exists());
+    // put-back takes whose log the same way.
+    for (node, code) in [("m1", 0), ("nosuch", 2)] {
+        let mut args = vec![
+            "snapshot".to_string(),
+            "put-back".into(),
+            src.clone(),
+            "--prefix=/registry/w/".into(),
+            format!("--node={node}"),
+            "--dry-run".into(),
+            format!("--endpoints={}", c.members[0].client_url),
+        ];
+        args.extend(c.tls_args());
+        let r = etcdops(&args_of(&args), &[]);
+        assert_eq!(r.code, code, "{r:?}");
+    }
+    // The newest point of m2's chain; the other members run the commands printed for them.
+    let r = restore_member(
+        Path::new(&src),
+        &n1,
+        "n1",
+        &peers[0],
+        &initial,
+        &["--node", "m2"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("note: revision {last} from the chain of etcd-m2-")),
+        "{r:?}"
+    );
+    for o in r.json()["other_members"].as_array().unwrap() {
+        let command = o["command"].as_str().unwrap();
+        assert!(
+            command.contains("--node=m2") && command.contains(&format!("--to-revision={last}")),
+            "{command}"
+        );
+        let r = crate::common::run::run_printed(command, &[], &ha);
+        assert_eq!(r.code, 0, "{command}\n{r:?}");
+        assert!(r.stderr.contains("from the chain of etcd-m2-"), "{r:?}");
+    }
+    let members: Vec<(String, std::path::PathBuf, String)> = (0..3)
+        .map(|i| {
+            let name = format!("n{}", i + 1);
+            (
+                name.clone(),
+                ha.join(format!("{name}.etcd")),
+                peers[i].clone(),
+            )
+        })
+        .collect();
+    let booted = Cluster::boot(c.version, &members);
+    let want = ask(&c, &["get", "", "--prefix", "-w", "json"])["kvs"].clone();
+    let got = ask(&booted, &["get", "", "--prefix", "-w", "json"])["kvs"].clone();
+    assert_eq!(got, want, "three members restored from m2's log");
 }
 
 /// Puts, overwrites, deletes and transactions from a thread until `stop`.
