@@ -20,6 +20,11 @@ impl Message {
         Message::default()
     }
 
+    /// A message that will hold about `n` bytes (one allocation for a large value).
+    pub fn with_capacity(n: usize) -> Message {
+        Message(Vec::with_capacity(n))
+    }
+
     /// A varint field, written even when zero.
     pub fn uint(mut self, field: u32, v: u64) -> Message {
         varint(&mut self.0, u64::from(field) << 3);

@@ -196,13 +196,31 @@ impl Writer {
 
     /// Write the new pages, sync, then publish them with a meta for `root`; sync again.
     /// Returns the new meta.
-    pub fn commit(mut self, file: &File, old: &Meta, root: PageId) -> io::Result<Meta> {
+    pub fn commit(self, file: &File, old: &Meta, root: PageId) -> io::Result<Meta> {
+        self.commit_with(file, old, root, true)
+    }
+
+    /// [`Writer::commit`] of a scratch file that nobody opens before it is synced whole (and
+    /// that is deleted if we stop first): the same writes, no syncs.
+    pub fn commit_unsynced(self, file: &File, old: &Meta, root: PageId) -> io::Result<Meta> {
+        self.commit_with(file, old, root, false)
+    }
+
+    fn commit_with(
+        mut self,
+        file: &File,
+        old: &Meta,
+        root: PageId,
+        sync: bool,
+    ) -> io::Result<Meta> {
         self.pages.sort_by_key(|(id, _)| *id);
         let ps = self.page_size as u64;
         for (id, image) in &self.pages {
             file.write_all_at(image, id.0 * ps)?;
         }
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         let meta = Meta {
             root,
             freelist: NO_FREELIST,
@@ -212,7 +230,9 @@ impl Writer {
         };
         let slot = meta.txid.0 % 2;
         file.write_all_at(&meta.encode_page(slot), slot * ps)?;
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         Ok(meta)
     }
 }

@@ -139,6 +139,8 @@ struct Plan<'s> {
     wal_dir: Option<PathBuf>,
     src: FileSource,
     trailer: bool,
+    /// Made from a revision log here: no trailer to check.
+    replayed: bool,
     edit: Option<ManifestEdit>,
     /// The release the data needs, and the key that says so.
     needs: Option<(Release, String)>,
@@ -177,7 +179,7 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
         }
     )));
     let (plain, from_prefix) = open_source(opts)?;
-    let mut plan = plan(opts, &plain.path, destinations)?;
+    let mut plan = plan(opts, &plain, destinations)?;
     let from_log = from_prefix
         .as_ref()
         .map(|p| p.notes.clone())
@@ -311,13 +313,13 @@ fn check_destinations(opts: &RestoreSettings) -> Result<(Option<PathBuf>, Option
 /// membership (etcd/restore_membership.rs).
 fn plan<'s>(
     opts: &'s RestoreSettings,
-    snapshot: &Path,
+    snapshot: &source::PlainSnapshot,
     (wal_dir, edit): (Option<PathBuf>, Option<ManifestEdit>),
 ) -> Result<Plan<'s>> {
-    let src =
-        FileSource::open(snapshot).with_context(|| format!("reading {}", opts.file.display()))?;
+    let src = FileSource::open(&snapshot.path)
+        .with_context(|| format!("reading {}", opts.file.display()))?;
     let trailer = has_trailer(src.size());
-    if !trailer && !opts.skip_hash_check {
+    if !trailer && !opts.skip_hash_check && !snapshot.replayed {
         bail!(
             "{} has no sha256 trailer (is it a raw member/snap/db?); pass --skip-hash-check to restore it without verification",
             opts.file.display()
@@ -376,6 +378,7 @@ fn plan<'s>(
         wal_dir,
         src,
         trailer,
+        replayed: snapshot.replayed,
         edit,
         needs,
         versions: (storage, cluster),
@@ -765,7 +768,9 @@ impl Plan<'_> {
             total_key: restored.map(|r| r.status.total_key),
             hash: restored.map(|r| r.status.hash),
             sha256: restored.map(|_| {
-                if opts.skip_hash_check {
+                if self.replayed {
+                    "none: made from the revision log, each segment's sha256 checked"
+                } else if opts.skip_hash_check {
                     "not checked"
                 } else {
                     "verified"

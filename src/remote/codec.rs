@@ -321,14 +321,21 @@ pub fn decoder<R: Read + Send + 'static>(
     what: &str,
 ) -> Result<(Box<dyn Read + Send>, Layers, ObjectHash)> {
     let hash = ObjectHash::default();
-    let (head, outer) = peek(
-        HashingReader {
-            inner: raw,
-            hash: hash.clone(),
-        },
-        AGE_MAGIC.len(),
-    )
-    .with_context(|| format!("reading {what}"))?;
+    let hashing = HashingReader {
+        inner: raw,
+        hash: hash.clone(),
+    };
+    let (plain, layers) = unwrap_layers(hashing, identities, what)?;
+    Ok((plain, layers, hash))
+}
+
+/// [`decoder`] of an object whose sha256 was already checked: the layers only.
+pub fn unwrap_layers<R: Read + Send + 'static>(
+    raw: R,
+    identities: &Identities,
+    what: &str,
+) -> Result<(Box<dyn Read + Send>, Layers)> {
+    let (head, outer) = peek(raw, AGE_MAGIC.len()).with_context(|| format!("reading {what}"))?;
     let mut outer = AlignedReader::with_capacity(1 << 20, outer);
     let mut layers = Layers::default();
     let inner: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
@@ -381,7 +388,7 @@ pub fn decoder<R: Read + Send + 'static>(
             what: what.to_string(),
         })
     };
-    Ok((plain, layers, hash))
+    Ok((plain, layers))
 }
 
 /// The most recipients a save encrypts to.

@@ -45,18 +45,21 @@ pub struct PlainSnapshot {
     pub meta: Option<Metadata>,
     /// A decoded temporary whose sha256 trailer was checked while it was written.
     pub trailer_verified: bool,
+    /// Made here from a revision log: no trailer (every segment's sha256 was checked instead).
+    pub replayed: bool,
 }
 
 impl PlainSnapshot {
-    /// A snapshot file made here (a base with the revision log replayed into it, its sha256
-    /// trailer written after the replay).
+    /// A database made here (a base with the revision log replayed into it): it has no sha256
+    /// trailer, and nothing read it but us.
     pub fn replayed(temp: TempFile) -> PlainSnapshot {
         PlainSnapshot {
             path: temp.path().to_path_buf(),
             temp: Some(temp),
             layers: Layers::default(),
             meta: None,
-            trailer_verified: true,
+            trailer_verified: false,
+            replayed: true,
         }
     }
 
@@ -110,6 +113,7 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
             layers: Layers::default(),
             meta,
             trailer_verified,
+            replayed: false,
         });
     }
     let file =
@@ -129,6 +133,7 @@ fn open_local(path: &Path, src: &SourceSettings, scratch: &Path) -> Result<Plain
         layers,
         meta,
         trailer_verified,
+        replayed: false,
     })
 }
 
@@ -207,6 +212,7 @@ fn open_s3(bucket: &str, key: &str, src: &SourceSettings, scratch: &Path) -> Res
         layers,
         meta: Some(meta),
         trailer_verified,
+        replayed: false,
     })
 }
 

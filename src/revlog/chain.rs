@@ -430,17 +430,51 @@ pub async fn fetch(store: &Store, seg: &Segment) -> Result<Vec<u8>> {
 /// A fetched object decoded (age, zstd) and read as records, checked against the sidecar's
 /// plain sha256 and the segment's revisions.
 pub fn open(what: &str, seg: &Segment, object: Vec<u8>, ids: &Identities) -> Result<Vec<Record>> {
-    let m = &seg.meta;
-    let (mut plain, _, _) = codec::decoder(std::io::Cursor::new(object), ids, what)?;
-    let mut bytes = Vec::new();
-    (&mut plain)
-        .take(m.plain_size + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("decoding {what}"))?;
-    if bytes.len() as u64 != m.plain_size || hex(&Sha256::digest(&bytes)) != m.plain_sha256 {
+    let bytes = plain_of(what, seg, std::io::Cursor::new(object), ids)?;
+    if hex(&Sha256::digest(&bytes)) != seg.meta.plain_sha256 {
         bail!("{what} decodes to something its metadata does not describe");
     }
-    let records = segment::decode(&bytes).with_context(|| what.to_string())?;
+    records_of(what, seg, &bytes)
+}
+
+/// [`open`] of an object that [`fetch`] checked and that was kept where nobody else writes
+/// (a 0600 temporary of ours): its decoding is deterministic, so the plain sha256 (written
+/// from the same bytes the object was made of) is not computed a second time.
+pub fn open_fetched(
+    what: &str,
+    seg: &Segment,
+    object: std::fs::File,
+    ids: &Identities,
+) -> Result<Vec<Record>> {
+    let bytes = plain_of(what, seg, object, ids)?;
+    records_of(what, seg, &bytes)
+}
+
+/// The plain bytes of a segment object, of the size its sidecar says.
+fn plain_of<R: Read + Send + 'static>(
+    what: &str,
+    seg: &Segment,
+    object: R,
+    ids: &Identities,
+) -> Result<Vec<u8>> {
+    let size = seg.meta.plain_size;
+    let (plain, _) = codec::unwrap_layers(object, ids, what)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(64 << 20));
+    plain
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("decoding {what}"))?;
+    if bytes.len() as u64 != size {
+        bail!("{what} decodes to something its metadata does not describe");
+    }
+    Ok(bytes)
+}
+
+/// A segment's plain bytes as records, checked against its revisions: events inside
+/// (after, through], a last progress record at `through`.
+fn records_of(what: &str, seg: &Segment, bytes: &[u8]) -> Result<Vec<Record>> {
+    let m = &seg.meta;
+    let records = segment::decode(bytes).with_context(|| what.to_string())?;
     let mut last_progress = None;
     for r in &records {
         match r {

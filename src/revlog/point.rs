@@ -1,13 +1,14 @@
 //! A point of a revision log made into a snapshot file: the chain that reaches it picked, every
 //! segment it needs read and checked (sidecar, sha256, hash chain, records) before anything is
-//! written, the base decoded into a 0600 temporary, the segments replayed into it, and a new
-//! sha256 trailer appended — a snapshot `snapshot restore` restores as any other.
+//! written, the base decoded into a 0600 temporary and the segments replayed into it: a
+//! database `snapshot restore` restores as any other, but without a sha256 trailer (its
+//! integrity is the segments' checked sha256s; hashing the result again would only prove that
+//! we read back what we wrote).
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::chain::Segment;
 use super::chain::{self, Point, Whose};
@@ -60,16 +61,16 @@ pub fn restorable(
     let needed = rt.block_on(needed(src, point, whose, scratch))?;
     drop(rt);
     let base = source::open(&needed.base, scratch)?;
-    let mut temp = working_copy(base, scratch)?;
+    let temp = working_copy(base, scratch)?;
     let ids = Identities::load(&src.identities)?;
     let mut replay = Replay::new(temp.path());
     let mut reached = needed.base_revision;
     let n = needed.segments.len();
     for (i, (seg, what, spooled)) in needed.segments.into_iter().enumerate() {
-        let object = std::fs::read(spooled.path())
+        let object = crate::fsutil::open_regular(spooled.path())
             .with_context(|| format!("reading {}", spooled.path().display()))?;
+        let mut records = chain::open_fetched(&what, &seg, object, &ids)?;
         drop(spooled);
-        let mut records = chain::open(&what, &seg, object, &ids)?;
         if i + 1 == n {
             records = chain::cut_last(records, point, reached);
         }
@@ -83,7 +84,6 @@ pub fn restorable(
             bail!("revision {r} is not in the log of {} (it reaches {reached}): a revision that changed nothing is never written; pick one that `etcdops snapshot log` lists", needed.base_name);
         }
     }
-    append_trailer(&mut temp)?;
     Ok(Restorable {
         snapshot: PlainSnapshot::replayed(temp),
         base: needed.base_name,
@@ -108,8 +108,11 @@ async fn needed(
     for seg in &chain.segments[..n] {
         let object = chain::fetch(&store, seg).await?;
         crate::fsutil::ensure_free_space(scratch, object.len() as u64, "a revision-log segment")?;
+        // A scratch copy, read back by this run and deleted: not synced.
         let mut t = TempFile::beside(&scratch.join("etcdops-segment"), 0o600)?;
-        t.fill(&scratch.join(&seg.name), &object)?;
+        let to = t.file().ok_or_else(|| anyhow!("the temporary is closed"))?;
+        to.write_all(&object)
+            .with_context(|| format!("spooling {} to {}", seg.name, scratch.display()))?;
         segments.push((seg.clone(), store.url(&seg.name), t));
     }
     Ok(Needed {
@@ -155,16 +158,15 @@ fn working_copy(base: PlainSnapshot, scratch: &Path) -> Result<TempFile> {
             t
         }
     };
+    // Synced once, whole, when the restore moves it into place.
     let file = temp
         .file()
         .ok_or_else(|| anyhow!("the temporary is closed"))?;
-    file.sync_all()?;
     let len = file.metadata()?.len();
     if !has_trailer(len) {
         bail!("the base {} has no sha256 trailer", path.display());
     }
     file.set_len(len - 32)?;
-    file.sync_all()?;
     Ok(temp)
 }
 
@@ -181,17 +183,4 @@ fn read_all(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
         }
         each(&buf[..n]);
     }
-}
-
-/// etcd's trailer: the sha256 of the database, appended.
-fn append_trailer(temp: &mut TempFile) -> Result<()> {
-    let mut hasher = Sha256::new();
-    read_all(temp.path(), |b| hasher.update(b))?;
-    let file = temp
-        .file()
-        .ok_or_else(|| anyhow!("the temporary is closed"))?;
-    file.seek(std::io::SeekFrom::End(0))?;
-    file.write_all(&hasher.finalize())?;
-    file.sync_all()?;
-    Ok(())
 }

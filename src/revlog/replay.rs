@@ -110,7 +110,12 @@ impl Replay {
                 super::segment::Change::Delete => 0,
             };
             let (key, value) = e.key_bucket_entry();
-            self.last_lease.insert(e.key, lease);
+            // Only keys on a lease can be detached.
+            if lease != 0 {
+                self.last_lease.insert(e.key, lease);
+            } else if !self.last_lease.is_empty() {
+                self.last_lease.remove(&e.key);
+            }
             added.push(Entry {
                 key,
                 value,
@@ -171,7 +176,8 @@ fn commit(path: &Path, added: Vec<Entry>, others: &[Record]) -> Result<Vec<Vec<u
         source,
     };
     let file = OpenOptions::new().write(true).open(path).map_err(io)?;
-    w.commit(&file, &meta, new_root).map_err(io)?;
+    // The working copy is synced once, whole, when the restore moves it into place.
+    w.commit_unsynced(&file, &meta, new_root).map_err(io)?;
     Ok(keys)
 }
 

@@ -124,7 +124,9 @@ impl Event {
                 lease,
                 value,
             } => {
-                let mut m = Message::new().bytes(1, &self.key);
+                // Tags, lengths and four varints: 48 bytes at most beside the key and value.
+                let mut m =
+                    Message::with_capacity(self.key.len() + value.len() + 48).bytes(1, &self.key);
                 for (field, v) in [(2, *create_revision), (3, self.main), (4, *version)] {
                     if v != 0 {
                         m = m.uint(field, v as u64);
