@@ -825,6 +825,10 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
             .contains(&format!("note: revision {last} from the chain of etcd-m2-")),
         "{r:?}"
     );
+    assert_eq!(
+        r.json()["sha256"],
+        "none: made from the revision log, each segment's sha256 checked"
+    );
     for o in r.json()["other_members"].as_array().unwrap() {
         let command = o["command"].as_str().unwrap();
         assert!(
