@@ -437,13 +437,13 @@ pub fn open(what: &str, seg: &Segment, object: Vec<u8>, ids: &Identities) -> Res
     records_of(what, seg, &bytes)
 }
 
-/// [`open`] of an object that [`fetch`] checked and that was kept where nobody else writes
-/// (a 0600 temporary of ours): its decoding is deterministic, so the plain sha256 (written
-/// from the same bytes the object was made of) is not computed a second time.
-pub fn open_fetched(
+/// [`open`] of an object that [`fetch`] checked (and that stayed in our memory since): its
+/// decoding is deterministic, so the plain sha256 (written from the same bytes the object
+/// was made of) is not computed a second time.
+pub fn open_fetched<R: Read + Send + 'static>(
     what: &str,
     seg: &Segment,
-    object: std::fs::File,
+    object: R,
     ids: &Identities,
 ) -> Result<Vec<Record>> {
     let bytes = plain_of(what, seg, object, ids)?;

@@ -1,12 +1,13 @@
-//! A point of a revision log made into a snapshot file: the chain that reaches it picked, every
-//! segment it needs read and checked (sidecar, sha256, hash chain, records) before anything is
-//! written, the base decoded into a 0600 temporary and the segments replayed into it: a
-//! database `snapshot restore` restores as any other, but without a sha256 trailer (its
-//! integrity is the segments' checked sha256s; hashing the result again would only prove that
-//! we read back what we wrote).
+//! A point of a revision log made into a snapshot file: the chain that reaches it picked from
+//! the sidecars (linked by their sha256s), the base decoded into a 0600 temporary, and each
+//! segment it needs fetched, checked against its sidecar (object sha256 and size, then its
+//! plain size and records) and replayed into it: a database `snapshot restore` restores as
+//! any other, but without a sha256 trailer (its integrity is the segments' checked sha256s;
+//! hashing the result again would only prove that we read back what we wrote).
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -33,20 +34,25 @@ pub struct Restorable {
     pub revision: i64,
 }
 
-/// What the store says for `point`, read before anything is written: the segments it needs,
-/// each fetched, checked against its sidecar and kept in a 0600 temporary in the scratch
-/// directory (memory holds one segment at a time, whatever the length of the log).
+/// What the store says for `point`: the chain that reaches it and the segments it needs, as
+/// their sidecars describe them (linked: each names the sha256 of the one before).
 struct Needed {
+    store: Arc<Store>,
     base: SourceSettings,
     base_name: String,
     base_revision: i64,
     window: String,
     problems: Vec<String>,
-    segments: Vec<(Segment, String, TempFile)>,
+    segments: Vec<Segment>,
 }
 
 /// The snapshot of `point` in the revision log at `src` (a DIR/ or s3:// prefix) of `whose`
 /// (needed when the store holds several), built in `scratch`.
+///
+/// Each segment is fetched and checked against its sidecar (object sha256 and size) on a
+/// worker while the one before is replayed, so that reading and hashing overlap the replay;
+/// memory holds two segments at a time, whatever the length of the log. Nothing is written
+/// outside the scratch copy until every segment needed has been checked and replayed.
 pub fn restorable(
     src: &SourceSettings,
     point: Point,
@@ -58,19 +64,27 @@ pub fn restorable(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let needed = rt.block_on(needed(src, point, whose, scratch))?;
-    drop(rt);
+    let needed = rt.block_on(needed(src, point, whose))?;
+    let fetch = |seg: &Segment| {
+        let (store, seg) = (needed.store.clone(), seg.clone());
+        rt.spawn(async move { chain::fetch(&store, &seg).await })
+    };
+    let mut next = needed.segments.first().map(fetch);
     let base = source::open(&needed.base, scratch)?;
     let temp = working_copy(base, scratch)?;
     let ids = Identities::load(&src.identities)?;
     let mut replay = Replay::new(temp.path());
     let mut reached = needed.base_revision;
     let n = needed.segments.len();
-    for (i, (seg, what, spooled)) in needed.segments.into_iter().enumerate() {
-        let object = crate::fsutil::open_regular(spooled.path())
-            .with_context(|| format!("reading {}", spooled.path().display()))?;
-        let mut records = chain::open_fetched(&what, &seg, object, &ids)?;
-        drop(spooled);
+    for (i, seg) in needed.segments.iter().enumerate() {
+        let Some(fetching) = next.take() else { break };
+        let object = rt
+            .block_on(fetching)
+            .map_err(|e| anyhow!("fetching {}: {e}", seg.name))??;
+        next = needed.segments.get(i + 1).map(fetch);
+        let what = needed.store.url(&seg.name);
+        let mut records =
+            chain::open_fetched(&what, seg, std::io::Cursor::new(object), &ids)?;
         if i + 1 == n {
             records = chain::cut_last(records, point, reached);
         }
@@ -79,6 +93,7 @@ pub fn restorable(
             .apply(records)
             .with_context(|| format!("replaying {what} into {}", needed.base_name))?;
     }
+    drop(rt);
     if let Point::Revision(r) = point {
         if reached != r {
             bail!("revision {r} is not in the log of {} (it reaches {reached}): a revision that changed nothing is never written; pick one that `etcdops snapshot log` lists", needed.base_name);
@@ -95,26 +110,10 @@ pub fn restorable(
     })
 }
 
-async fn needed(
-    src: &SourceSettings,
-    point: Point,
-    whose: Whose<'_>,
-    scratch: &Path,
-) -> Result<Needed> {
+async fn needed(src: &SourceSettings, point: Point, whose: Whose<'_>) -> Result<Needed> {
     let store = Store::open(&src.location, &src.s3).await?;
     let chains = chain::chains(&store).await?;
     let (chain, n) = chain::pick(&chains, point, whose)?;
-    let mut segments = Vec::with_capacity(n);
-    for seg in &chain.segments[..n] {
-        let object = chain::fetch(&store, seg).await?;
-        crate::fsutil::ensure_free_space(scratch, object.len() as u64, "a revision-log segment")?;
-        // A scratch copy, read back by this run and deleted: not synced.
-        let mut t = TempFile::beside(&scratch.join("etcdops-segment"), 0o600)?;
-        let to = t.file().ok_or_else(|| anyhow!("the temporary is closed"))?;
-        to.write_all(&object)
-            .with_context(|| format!("spooling {} to {}", seg.name, scratch.display()))?;
-        segments.push((seg.clone(), store.url(&seg.name), t));
-    }
     Ok(Needed {
         base: SourceSettings {
             location: store.location_of(&chain.base.name),
@@ -125,7 +124,8 @@ async fn needed(
         base_revision: chain.base_revision,
         window: chain.window(),
         problems: chain.problems.clone(),
-        segments,
+        segments: chain.segments[..n].to_vec(),
+        store: Arc::new(store),
     })
 }
 

@@ -855,6 +855,97 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
     assert_eq!(got, want, "three members restored from m2's log");
 }
 
+#[test]
+fn a_revision_no_change_has_is_refused_and_one_that_snapshot_log_lists_restores() {
+    use etcdops::revlog::chain::{self, ChainWriter};
+    use etcdops::revlog::segment::{Change, Event, Record};
+    let c = Cluster::start(ClusterOptions::new(Version::V3_5_1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("log");
+    std::fs::create_dir(&dest).unwrap();
+    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..3)
+        .map(|i| (format!("/registry/a/{i}").into_bytes(), b"x".to_vec()))
+        .collect();
+    c.client(None).put_all(&kvs, 1);
+    let log = dir.path().join("follow.log");
+    let mut f = follow(&c, &dest, &log);
+    wait_logged(&dest, revision(&c), &log);
+    send_signal(f.id(), "TERM");
+    assert!(f.wait().unwrap().success());
+    // A segment written as a follower writes one (sidecar, hash chain), whose one change is
+    // two revisions on: the revision between is in the chain's window but no change has it.
+    let through = logged_through(&dest);
+    let at = through + 2;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = etcdops::remote::store::Store::Dir(dest.clone());
+        let chains = chain::chains(&store).await.unwrap();
+        let mut w = ChainWriter::resume(&chains[0], Default::default(), Vec::new()).unwrap();
+        let now = etcdops::timestamp::now_ns();
+        let change = Change::Put {
+            create_revision: at,
+            version: 1,
+            lease: 0,
+            value: b"late".to_vec(),
+        };
+        let records = vec![
+            Record::Event(Event {
+                main: at,
+                sub: 0,
+                time_ns: now,
+                key: b"/registry/a/late".to_vec(),
+                change,
+            }),
+            Record::Progress {
+                revision: at,
+                time_ns: now,
+            },
+        ];
+        w.write(&store, records, at, now).await.unwrap();
+    });
+    let src = format!("{}/", dest.display());
+    let data = dir.path().join("r.etcd");
+    let peer = "https://127.0.0.1:2380";
+    let initial = format!("r1={peer}");
+    let skipped = (through + 1).to_string();
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        peer,
+        &initial,
+        &["--to-revision", &skipped],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("revision {skipped} is not in the log of"))
+            && r.stderr.contains("pick one that `etcdops snapshot log` lists"),
+        "{r:?}"
+    );
+    assert!(!data.exists());
+    // As told: a revision that `snapshot log` lists.
+    let l = etcdops(&["snapshot", "log", &src, "-w", "json"], &[]);
+    assert_eq!(l.code, 0, "{l:?}");
+    let listed: Vec<i64> = l.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ch| ch["revision"].as_i64().unwrap())
+        .collect();
+    assert!(!listed.contains(&(through + 1)), "{listed:?}");
+    let pick = listed.iter().find(|&&r| r > through).unwrap().to_string();
+    let r = restore_member(
+        Path::new(&src),
+        &data,
+        "r1",
+        peer,
+        &initial,
+        &["--to-revision", &pick],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["revision"].to_string(), pick, "{r:?}");
+}
+
 /// Puts, overwrites, deletes and transactions from a thread until `stop`.
 fn background_writes(
     c: &Cluster,
