@@ -83,8 +83,7 @@ pub fn restorable(
             .map_err(|e| anyhow!("fetching {}: {e}", seg.name))??;
         next = needed.segments.get(i + 1).map(fetch);
         let what = needed.store.url(&seg.name);
-        let mut records =
-            chain::open_fetched(&what, seg, std::io::Cursor::new(object), &ids)?;
+        let mut records = chain::open_fetched(&what, seg, std::io::Cursor::new(object), &ids)?;
         if i + 1 == n {
             records = chain::cut_last(records, point, reached);
         }

@@ -918,8 +918,10 @@ fn a_revision_no_change_has_is_refused_and_one_that_snapshot_log_lists_restores(
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stderr.contains(&format!("revision {skipped} is not in the log of"))
-            && r.stderr.contains("pick one that `etcdops snapshot log` lists"),
+        r.stderr
+            .contains(&format!("revision {skipped} is not in the log of"))
+            && r.stderr
+                .contains("pick one that `etcdops snapshot log` lists"),
         "{r:?}"
     );
     assert!(!data.exists());
