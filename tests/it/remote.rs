@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::age_identity;
-use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, Version};
+use crate::common::cluster::{free_port, shared, Cluster, ClusterOptions, ThreeMembers, Version};
 use crate::common::oracle::run_etcdutl;
 use crate::common::run::{etcdops, etcdops_spawn, wait_run, Run};
 use crate::common::s3::{S3Server, SECRET_KEY};
@@ -1438,13 +1438,8 @@ fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluste
         tc.dump()
     };
 
-    let peers: Vec<String> = (0..3)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
-        .collect();
-    let initial = (0..3)
-        .map(|i| format!("n{}={}", i + 1, peers[i]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let three = ThreeMembers::new();
+    let (peers, initial) = (&three.peers, &three.initial);
     let first = tmp.path().join("n1.etcd");
     let r = with_s3(
         server,
@@ -1461,7 +1456,7 @@ fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluste
             "--initial-advertise-peer-urls",
             &peers[0],
             "--initial-cluster",
-            &initial,
+            initial,
             "-w",
             "json",
         ],
@@ -1484,16 +1479,7 @@ fn a_three_member_restore_from_s3_runs_the_printed_commands_and_forms_one_cluste
         let r = crate::common::run::run_printed(command, &envs, tmp.path());
         assert_eq!(r.code, 0, "{command}\n{r:?}");
     }
-    let restored: Vec<(String, PathBuf, String)> = (0..3)
-        .map(|i| {
-            (
-                format!("n{}", i + 1),
-                tmp.path().join(format!("n{}.etcd", i + 1)),
-                peers[i].clone(),
-            )
-        })
-        .collect();
-    let booted = Cluster::boot(Version::V3_5_30, &restored);
+    let booted = Cluster::boot(Version::V3_5_30, &three.in_dir(tmp.path()));
     let mut tc = booted.client(None);
     assert_eq!(
         tc.dump(),

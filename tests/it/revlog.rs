@@ -9,7 +9,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, PutOptions, Txn, TxnOp};
 use etcdops::bolt::{bucket_entries, BucketRoot, Db, Entry};
 use etcdops::revlog::segment::{self, Change, Event, Record};
 
-use crate::common::cluster::{free_port, Cluster, ClusterOptions, Version};
+use crate::common::cluster::{free_port, Cluster, ClusterOptions, ThreeMembers, Version};
 use crate::common::run::{etcdops, restore_member, send_signal};
 use crate::common::s;
 
@@ -546,13 +546,8 @@ fn follow_then_restore(version: Version) {
     // Three members from the log: the other two run the commands the restore prints for them
     // (they carry --to-revision), and the cluster they form serves that revision.
     let target = &served[1];
-    let peers: Vec<String> = (0..3)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
-        .collect();
-    let initial = (0..3)
-        .map(|i| format!("n{}={}", i + 1, peers[i]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let three = ThreeMembers::new();
+    let (peers, initial) = (&three.peers, &three.initial);
     let ha = dir.path().join("ha");
     std::fs::create_dir(&ha).unwrap();
     let rev = target.revision.to_string();
@@ -561,7 +556,7 @@ fn follow_then_restore(version: Version) {
         &ha.join("n1.etcd"),
         "n1",
         &peers[0],
-        &initial,
+        initial,
         &["--to-revision", &rev],
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -576,17 +571,7 @@ fn follow_then_restore(version: Version) {
         let r = crate::common::run::run_printed(command, &[], &ha);
         assert_eq!(r.code, 0, "{command}\n{r:?}");
     }
-    let members: Vec<(String, std::path::PathBuf, String)> = (0..3)
-        .map(|i| {
-            let name = format!("n{}", i + 1);
-            (
-                name.clone(),
-                ha.join(format!("{name}.etcd")),
-                peers[i].clone(),
-            )
-        })
-        .collect();
-    let booted = Cluster::boot(version, &members);
+    let booted = Cluster::boot(version, &three.in_dir(&ha));
     let at = format!("--rev={rev}");
     let kvs = ask(&booted, &["get", "", "--prefix", &at, "-w", "json"])["kvs"].clone();
     assert_eq!(kvs, target.kvs, "three members restored from the log");
@@ -770,13 +755,8 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
     let v = verify_chain(&dest);
     assert_eq!(v.code, 0, "{v:?}");
     let src = format!("{}/", dest.display());
-    let peers: Vec<String> = (0..3)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
-        .collect();
-    let initial = (0..3)
-        .map(|i| format!("n{}={}", i + 1, peers[i]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let three = ThreeMembers::new();
+    let (peers, initial) = (&three.peers, &three.initial);
     let ha = dir.path().join("ha");
     std::fs::create_dir(&ha).unwrap();
     let n1 = ha.join("n1.etcd");
@@ -785,7 +765,7 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
         &n1,
         "n1",
         &peers[0],
-        &initial,
+        initial,
         &["--node", "nosuch"],
     );
     assert_eq!(r.code, 2, "{r:?}");
@@ -816,7 +796,7 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
         &n1,
         "n1",
         &peers[0],
-        &initial,
+        initial,
         &["--node", "m2"],
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -839,17 +819,7 @@ fn followers_of_two_control_planes_share_a_place_and_a_restore_takes_one_node() 
         assert_eq!(r.code, 0, "{command}\n{r:?}");
         assert!(r.stderr.contains("from the chain of etcd-m2-"), "{r:?}");
     }
-    let members: Vec<(String, std::path::PathBuf, String)> = (0..3)
-        .map(|i| {
-            let name = format!("n{}", i + 1);
-            (
-                name.clone(),
-                ha.join(format!("{name}.etcd")),
-                peers[i].clone(),
-            )
-        })
-        .collect();
-    let booted = Cluster::boot(c.version, &members);
+    let booted = Cluster::boot(c.version, &three.in_dir(&ha));
     let want = ask(&c, &["get", "", "--prefix", "-w", "json"])["kvs"].clone();
     let got = ask(&booted, &["get", "", "--prefix", "-w", "json"])["kvs"].clone();
     assert_eq!(got, want, "three members restored from m2's log");

@@ -6,7 +6,9 @@ use crate::common::s;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::cluster::{free_port, Cluster, ClusterOptions, Kv, TestClient, Version};
+use crate::common::cluster::{
+    free_port, Cluster, ClusterOptions, Kv, TestClient, ThreeMembers, Version,
+};
 use crate::common::oracle::{run_etcdutl, run_etcdutl_of};
 use crate::common::repo;
 use crate::common::run::restore_member as restore;
@@ -284,13 +286,7 @@ fn three_member_restore_forms_one_cluster(version: Version) {
     let snap = dir.path().join("s.db");
     c.etcdctl_save(0, &snap, None);
 
-    let peers: Vec<String> = (0..3)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
-        .collect();
-    let initial = (0..3)
-        .map(|i| format!("n{}={}", i + 1, peers[i]))
-        .collect::<Vec<_>>()
-        .join(",");
+    let ThreeMembers { peers, initial } = ThreeMembers::new();
     // n1 restores with the full list; n2 and n3 run exactly the commands it printed (here in
     // `dir`, where etcd's default data dir NAME.etcd lands).
     let data = dir.path().join("n1.etcd");

@@ -93,6 +93,37 @@ impl Version {
     }
 }
 
+/// Three members n1, n2, n3 to restore a cluster into, each with a free peer URL on loopback.
+pub struct ThreeMembers {
+    pub peers: Vec<String>,
+    /// `--initial-cluster` naming the three.
+    pub initial: String,
+}
+
+impl ThreeMembers {
+    pub fn new() -> ThreeMembers {
+        let peers: Vec<String> = (0..3)
+            .map(|_| format!("https://127.0.0.1:{}", free_port()))
+            .collect();
+        let initial = (0..3)
+            .map(|i| format!("n{}={}", i + 1, peers[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        ThreeMembers { peers, initial }
+    }
+
+    /// Each member's `(name, DIR/NAME.etcd, peer URL)`, as [`Cluster::boot`] takes them.
+    pub fn in_dir(&self, dir: &Path) -> Vec<(String, PathBuf, String)> {
+        (0..3)
+            .map(|i| {
+                let name = format!("n{}", i + 1);
+                let data = dir.join(format!("{name}.etcd"));
+                (name, data, self.peers[i].clone())
+            })
+            .collect()
+    }
+}
+
 /// A free TCP port on 127.0.0.1. Ports handed out in this process are never handed out twice.
 pub fn free_port() -> u16 {
     static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
