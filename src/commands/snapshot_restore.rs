@@ -228,8 +228,6 @@ pub fn run(opts: &RestoreSettings) -> Result<RestoreReport> {
     Ok(report)
 }
 
-/// SOURCE as a plain snapshot file: a file or object as it is, or a DIR/ or s3:// prefix's
-/// revision log made into one at the point asked for (with the lines that say how).
 /// What a restore from a DIR/ or s3:// prefix restored.
 struct FromPrefix {
     /// The revision a revision log was replayed to (`None`: its newest snapshot, `snapshot`).
@@ -239,6 +237,8 @@ struct FromPrefix {
     notes: Vec<String>,
 }
 
+/// SOURCE as a plain snapshot file: a file or object as it is, or a DIR/ or s3:// prefix's
+/// revision log made into one at the point asked for (with the lines that say how).
 fn open_source(opts: &RestoreSettings) -> Result<(source::PlainSnapshot, Option<FromPrefix>)> {
     let scratch = scratch_dir(&opts.data_dir);
     if !opts.source.location.is_prefix() {
@@ -823,7 +823,6 @@ impl Plan<'_> {
             .collect()
     }
 
-    /// The words every other member's command shares.
     /// SOURCE as the other members give it: absolute, a directory kept a directory, and a
     /// prefix without a log replaced by the very snapshot restored here (not whatever is newest
     /// when they restore).
@@ -848,6 +847,7 @@ impl Plan<'_> {
         }
     }
 
+    /// The words every other member's command shares.
     fn common_arguments(&self) -> Vec<String> {
         let opts = self.opts;
         let snapshot = self.source_argument();

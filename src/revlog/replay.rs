@@ -72,7 +72,7 @@ pub struct Replay {
     path: std::path::PathBuf,
     /// The last change applied: each next one must come after it.
     last: Option<(i64, u32)>,
-    /// Each key's lease in its last change, for the detached count.
+    /// The lease of each key whose last change put it on one, for the detached count.
     last_lease: std::collections::HashMap<Vec<u8>, i64>,
     events: usize,
     /// The lease bucket's keys after the last commit.
@@ -181,11 +181,12 @@ fn commit(path: &Path, added: Vec<Entry>, others: &[Record]) -> Result<Vec<Vec<u
     Ok(keys)
 }
 
-/// Keys whose last event puts them on a lease that is not in `leases`.
+/// Keys whose last event puts them on a lease (the map holds only those) that is not in
+/// `leases`.
 fn detached(last_lease: &std::collections::HashMap<Vec<u8>, i64>, leases: &[Vec<u8>]) -> usize {
     last_lease
         .values()
-        .filter(|&&l| l != 0 && !leases.iter().any(|k| *k == l.to_be_bytes()))
+        .filter(|&&l| !leases.iter().any(|k| *k == l.to_be_bytes()))
         .count()
 }
 

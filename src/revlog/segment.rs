@@ -183,57 +183,55 @@ impl Writer {
 /// Append one record's bytes (length, CRC-32C, tag, body) to `out`: what a segment holds after
 /// its [`MAGIC`], record after record (a writer that streams a segment uses it directly).
 pub fn push_record(out: &mut Vec<u8>, record: &Record) {
-    {
-        let mut body = Vec::new();
-        let tag = match record {
-            Record::Event(e) => {
-                body.extend_from_slice(&e.main.to_le_bytes());
-                body.extend_from_slice(&e.sub.to_le_bytes());
-                body.extend_from_slice(&e.time_ns.to_le_bytes());
-                body.push(matches!(e.change, Change::Delete) as u8);
-                put_bytes(&mut body, &e.key);
-                if let Change::Put {
-                    create_revision,
-                    version,
-                    lease,
-                    value,
-                } = &e.change
-                {
-                    for v in [create_revision, version, lease] {
-                        body.extend_from_slice(&v.to_le_bytes());
-                    }
-                    put_bytes(&mut body, value);
-                }
-                TAG_EVENT
-            }
-            Record::Progress { revision, time_ns } => {
-                body.extend_from_slice(&revision.to_le_bytes());
-                body.extend_from_slice(&time_ns.to_le_bytes());
-                TAG_PROGRESS
-            }
-            Record::Lease { id, ttl, time_ns } => {
-                for v in [id, ttl, time_ns] {
+    let mut body = Vec::new();
+    let tag = match record {
+        Record::Event(e) => {
+            body.extend_from_slice(&e.main.to_le_bytes());
+            body.extend_from_slice(&e.sub.to_le_bytes());
+            body.extend_from_slice(&e.time_ns.to_le_bytes());
+            body.push(matches!(e.change, Change::Delete) as u8);
+            put_bytes(&mut body, &e.key);
+            if let Change::Put {
+                create_revision,
+                version,
+                lease,
+                value,
+            } = &e.change
+            {
+                for v in [create_revision, version, lease] {
                     body.extend_from_slice(&v.to_le_bytes());
                 }
-                TAG_LEASE
+                put_bytes(&mut body, value);
             }
-            Record::LeaseEnd { id, time_ns } => {
-                body.extend_from_slice(&id.to_le_bytes());
-                body.extend_from_slice(&time_ns.to_le_bytes());
-                TAG_LEASE_END
+            TAG_EVENT
+        }
+        Record::Progress { revision, time_ns } => {
+            body.extend_from_slice(&revision.to_le_bytes());
+            body.extend_from_slice(&time_ns.to_le_bytes());
+            TAG_PROGRESS
+        }
+        Record::Lease { id, ttl, time_ns } => {
+            for v in [id, ttl, time_ns] {
+                body.extend_from_slice(&v.to_le_bytes());
             }
-            Record::Compacted { revision, time_ns } => {
-                body.extend_from_slice(&revision.to_le_bytes());
-                body.extend_from_slice(&time_ns.to_le_bytes());
-                TAG_COMPACTED
-            }
-        };
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&[tag]), &body);
-        out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.push(tag);
-        out.extend_from_slice(&body);
-    }
+            TAG_LEASE
+        }
+        Record::LeaseEnd { id, time_ns } => {
+            body.extend_from_slice(&id.to_le_bytes());
+            body.extend_from_slice(&time_ns.to_le_bytes());
+            TAG_LEASE_END
+        }
+        Record::Compacted { revision, time_ns } => {
+            body.extend_from_slice(&revision.to_le_bytes());
+            body.extend_from_slice(&time_ns.to_le_bytes());
+            TAG_COMPACTED
+        }
+    };
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[tag]), &body);
+    out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.push(tag);
+    out.extend_from_slice(&body);
 }
 
 fn put_bytes(body: &mut Vec<u8>, b: &[u8]) {

@@ -631,20 +631,34 @@ fn follow_then_restore(version: Version) {
         text.contains(&format!("etcdops_snapshot_last_revision {last}")),
         "{text}"
     );
-    // A directory of snapshots without a log: its newest snapshot.
+    // A directory of snapshots without a log: its newest snapshot, and the other members'
+    // commands (run as printed) name that very snapshot, not the directory.
     let plain_dir = format!("{}/", saved.display());
-    let data = dir.path().join("newest.etcd");
+    let three = ThreeMembers::new();
+    let newest = dir.path().join("newest");
+    std::fs::create_dir(&newest).unwrap();
     let r = restore_member(
         Path::new(&plain_dir),
-        &data,
-        "r1",
-        "https://127.0.0.1:2380",
-        "r1=https://127.0.0.1:2380",
+        &newest.join("n1.etcd"),
+        "n1",
+        &three.peers[0],
+        &three.initial,
         &[],
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("no revision log in"), "{r:?}");
     assert_eq!(r.json()["revision"], last, "{r:?}");
+    for o in r.json()["other_members"].as_array().unwrap() {
+        let command = o["command"].as_str().unwrap();
+        assert!(command.contains(&format!("{plain_dir}etcd-")), "{command}");
+        let r = crate::common::run::run_printed(command, &[], &newest);
+        assert_eq!(r.code, 0, "{command}\n{r:?}");
+        assert!(!r.stderr.contains("no revision log in"), "{r:?}");
+    }
+    let booted = Cluster::boot(version, &three.in_dir(&newest));
+    let now = ask(&booted, &["endpoint", "status", "-w", "json"]);
+    assert_eq!(now[0]["Status"]["header"]["revision"], last);
+    drop(booted);
     // A revision asked of a place without a log: the error says how to write one; done as
     // told, the same restore works.
     let at = dir.path().join("at.etcd");
