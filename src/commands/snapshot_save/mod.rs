@@ -29,13 +29,12 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::bolt::FileSource;
-use crate::buf::AlignedWriter;
 use crate::client::cluster::{
     endpoint_status, member_list, resolve_targets, statuses, EndpointStatus,
 };
 use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TrailerCheck};
-use crate::fsutil::TempFile;
+use crate::fsutil::{DirectWriter, TempFile};
 use crate::output::{Progress, Report};
 use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
 use crate::remote::meta::{self, Metadata};
@@ -47,8 +46,6 @@ use crate::remote::store::Store;
 use crate::settings::{SaveDest, SaveSettings};
 use crate::timestamp::rfc3339;
 use crate::units::{go_duration, hex, hex_id, humanize_bytes};
-
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// How long `--keep` may spend listing the destination and reading its sidecars: the listing
 /// deadline of every command.
@@ -451,7 +448,7 @@ fn taken(what: impl std::fmt::Display) -> anyhow::Error {
 enum Output {
     Stdout(Encoder<std::io::Stdout>),
     File {
-        encoder: Encoder<AlignedWriter<TempFile>>,
+        encoder: Encoder<DirectWriter>,
         dest: PathBuf,
         /// The generated name, for DIR/.
         name: Option<String>,
@@ -482,7 +479,7 @@ impl Output {
             return Err(taken(dest.display()));
         }
         let temp = TempFile::beside(&dest, 0o600)?;
-        let encoder = Encoder::new(AlignedWriter::with_capacity(WRITE_BUFFER, temp), encoding)?;
+        let encoder = Encoder::new(DirectWriter::new(temp), encoding)?;
         Ok(Output::File {
             encoder,
             dest,
@@ -588,7 +585,7 @@ async fn save_local(
 /// save's is, before the object is completed. Without room for it (a full or read-only
 /// `$TMPDIR`), the upload goes on without the read-back, and the report says so.
 struct Spool {
-    file: Option<AlignedWriter<TempFile>>,
+    file: Option<DirectWriter>,
     /// Why there is no read-back.
     lost: Option<String>,
 }
@@ -598,7 +595,7 @@ impl Spool {
         let at = std::env::temp_dir().join("etcdops-save.db");
         match TempFile::beside(&at, 0o600) {
             Ok(t) => Spool {
-                file: Some(AlignedWriter::with_capacity(WRITE_BUFFER, t)),
+                file: Some(DirectWriter::new(t)),
                 lost: None,
             },
             Err(e) => Spool {
@@ -619,7 +616,7 @@ impl Spool {
 
     /// Walk the copy (and remove it); a database we cannot read is an error.
     fn read_back(self, report: &mut SaveReport) -> Result<()> {
-        let temp = match self.file.map(AlignedWriter::into_inner) {
+        let temp = match self.file.map(DirectWriter::into_inner) {
             Some(Ok(temp)) => temp,
             Some(Err(e)) => {
                 report.read_back = Some(format!("not read back: writing the copy in $TMPDIR: {e}"));
