@@ -36,7 +36,8 @@ const NAMESPACES: [&str; 6] = [
 ];
 const IN_FLIGHT: usize = 8;
 const BATCH: usize = 64;
-/// etcd's default request limit is 1.5 MiB; stay well below it per transaction.
+/// etcd's default request limit is 1.5 MiB; no transaction goes past this (a value that would
+/// is left for the next one, unless it is alone: values are at most 1 MB).
 const MAX_TXN_BYTES: usize = 1_200_000;
 
 struct Rng(u64);
@@ -214,6 +215,9 @@ async fn fill(mut client: Client, target: i64) -> anyhow::Result<()> {
                     }
                     if roll < 10 {
                         let v = rng.object();
+                        if bytes + v.len() > MAX_TXN_BYTES && !ops.is_empty() {
+                            break;
+                        }
                         bytes += v.len();
                         ops.push(TxnOp::put(key(old), v, None));
                     } else {
@@ -221,6 +225,9 @@ async fn fill(mut client: Client, target: i64) -> anyhow::Result<()> {
                     }
                 } else {
                     let v = rng.object();
+                    if bytes + v.len() > MAX_TXN_BYTES && !ops.is_empty() {
+                        break;
+                    }
                     bytes += v.len();
                     ops.push(TxnOp::put(key(next), v, None));
                     touched.insert(next);

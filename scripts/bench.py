@@ -495,6 +495,16 @@ def main():
             rows.append(row(f"snapshot status, {label}, integrity check, no sha256 (`--skip-hash-check`, etcdutl's work)",
                             r["etcdops-skip-hash"], r["etcdutl"], "etcdutl", [("wall", 0.33), ("rss", 128)]))
 
+    # snapshot ls SOURCE at every size: the live keyspace (no peer reads a snapshot's keys offline).
+    ls_scaling = []
+    for label in labels:
+        db = dataset(label, certs)
+        r = compare(f"ls {label}", {
+            "summary": [ETCDOPS, "snapshot", "ls", db, "--summary"],
+            "keys-only": [ETCDOPS, "snapshot", "ls", db, "--keys-only", "-w", "json"],
+        }, runs)
+        ls_scaling.append((label, db.stat().st_size, r))
+
     # snapshot restore at every size: etcdops vs etcdutl vs the disk's floor (dd).
     out = CACHE / "restore-out"
 
@@ -650,6 +660,19 @@ def main():
         out.append(f"| {label} | {size / 10**6:.0f} MB | {r['etcdops'][0]:.3f} s | {r['etcdops'][2] / MIB:.1f} MiB "
                    f"| {r['etcdutl'][0]:.3f} s | {r['etcdutl'][2] / MIB:.1f} MiB | {r['dd'][0]:.3f} s "
                    f"| {r['openssl'][0]:.3f} s |")
+    out += [
+        "",
+        "## Scaling of `snapshot ls SOURCE`",
+        "",
+        "The live keyspace of a snapshot, rebuilt from the `key` bucket (no other tool reads it offline): held in"
+        " memory without values, so memory grows with the number of live keys.",
+        "",
+        "| database | file size | `--summary` wall | `--summary` RSS | `--keys-only -w json` wall | `--keys-only -w json` RSS |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, size, r in ls_scaling:
+        out.append(f"| {label} | {size / 10**6:.0f} MB | {r['summary'][0]:.3f} s | {r['summary'][2] / MIB:.1f} MiB "
+                   f"| {r['keys-only'][0]:.3f} s | {r['keys-only'][2] / MIB:.1f} MiB |")
     p99, flush, rate, seconds = pitr["lag"]
     ours_cpu, etcd_cpu = pitr["cpu"]
     events, seg_bytes, plain = pitr["size"]

@@ -339,7 +339,12 @@ impl<S: ReadAt> Db<S> {
                 },
             });
         }
-        self.read(offset, (pages * ps) as usize)
+        let len = (pages * ps) as usize;
+        // Most often the window the header came from holds the whole span.
+        if head.start + len <= head.window.len() {
+            return Ok(PageBytes { len, ..head });
+        }
+        self.read(offset, len)
     }
 
     /// Read `len` bytes at `offset` through the window cache.
@@ -384,7 +389,13 @@ impl<S: ReadAt> Db<S> {
                 b.resize(want);
                 b
             }
-            None => AlignedBuf::new(want),
+            // Room for the longest planned read, so that reusing it never reallocates (a
+            // fresh buffer page-faults on its first read); untouched pages cost nothing.
+            None => {
+                let mut b = AlignedBuf::new(want.max(WINDOW_BYTES as usize));
+                b.resize(want);
+                b
+            }
         };
         self.src
             .read_exact_at(&mut data, offset)

@@ -19,7 +19,7 @@ use crate::buf::{AlignedBuf, ALIGN};
 const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
 
 /// Bytes per write: whole blocks, large enough that a synchronous direct write keeps up.
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 2 << 20;
 
 /// A buffered writer into a [`TempFile`] that writes its full buffers with `O_DIRECT`.
 pub struct DirectWriter {
