@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -175,27 +176,43 @@ fn compute<S: ReadAt>(
     let storage_version = db
         .get(schema::BUCKET_META, schema::META_STORAGE_VERSION)?
         .map(|v| semver(&v));
-    let mut visitor = StatusVisitor {
-        crc: 0,
-        total_key: 0,
-        revision: 0,
-        live: (user_keys || storage_version.is_some()).then(LiveKeys::new),
-        meta: Vec::new(),
-        members: Vec::new(),
-        removed: Vec::new(),
-        cluster_version: None,
-        kubernetes: false,
-    };
-    let problems = if integrity {
-        db.walk_checked(&mut visitor)?
-    } else {
-        db.walk(&mut visitor, false)?
-    };
-    if !problems.is_empty() {
-        return Err(SnapshotError::Integrity { problems });
-    }
-    let meta = *db.meta();
-    visitor.into_status(meta, db.page_size(), storage_version, integrity)
+    let count_live = user_keys || storage_version.is_some();
+    // The live-key set is kept on a second core: its inserts into a table larger than the
+    // caches were a tenth of the walk.
+    let (ops, todo) = mpsc::sync_channel(LIVE_BATCHES_AHEAD);
+    std::thread::scope(|scope| {
+        let counter = count_live.then(|| scope.spawn(move || count_live_keys(todo)));
+        let mut visitor = StatusVisitor {
+            crc: 0,
+            total_key: 0,
+            revision: 0,
+            live: count_live.then(|| LiveKeys::new(ops)),
+            live_count: None,
+            meta: Vec::new(),
+            members: Vec::new(),
+            removed: Vec::new(),
+            cluster_version: None,
+            kubernetes: false,
+        };
+        let walked = if integrity {
+            db.walk_checked(&mut visitor)
+        } else {
+            db.walk(&mut visitor, false)
+        };
+        // Hand over the last batch and hang up, so that the counter finishes.
+        if let Some(live) = visitor.live.take() {
+            live.finish();
+        }
+        if let Some(counter) = counter {
+            visitor.live_count = Some(counter.join().map_err(|_| SnapshotError::HashThread)?);
+        }
+        let problems = walked?;
+        if !problems.is_empty() {
+            return Err(SnapshotError::Integrity { problems });
+        }
+        let meta = *db.meta();
+        visitor.into_status(meta, db.page_size(), storage_version, integrity)
+    })
 }
 
 impl StatusVisitor {
@@ -221,12 +238,12 @@ impl StatusVisitor {
         Ok(SnapshotStatus {
             hash: self.crc,
             revision: self.revision,
-            total_key: match (&self.live, storage_version.is_some()) {
-                (Some(live), true) => live.len() as u64,
+            total_key: match (self.live_count, storage_version.is_some()) {
+                (Some(live), true) => live,
                 _ => self.total_key,
             },
             total_key_etcdutl_3_5: self.total_key,
-            total_key_etcdutl_3_6: self.live.as_ref().map(|l| l.len() as u64),
+            total_key_etcdutl_3_6: self.live_count,
             rules: if storage_version.is_some() {
                 RULES_3_6
             } else {
@@ -276,6 +293,8 @@ struct StatusVisitor {
     revision: i64,
     /// 3.6 files: the user keys whose newest revision is not a tombstone.
     live: Option<LiveKeys>,
+    /// What the live-key counter found, once the walk is over.
+    live_count: Option<u64>,
     meta: Vec<(Vec<u8>, Vec<u8>)>,
     members: Vec<(Vec<u8>, Vec<u8>)>,
     removed: Vec<Vec<u8>>,
@@ -360,19 +379,27 @@ fn track_live(live: &mut LiveKeys, key: &[u8], value: &[u8]) -> Result<(), Snaps
 /// a key; no copy of the key), where a set of the keys themselves costs SipHash, an allocation
 /// per key and memory that grows with the keys (half of a 1 GB `--skip-hash-check` status went
 /// there). The seeds are drawn per process, so keys crafted in a snapshot cannot be made to
-/// collide.
+/// collide. The walk hashes each key and sends the puts and tombstones in order, in batches,
+/// to [`count_live_keys`] on another thread, which keeps the set.
 struct LiveKeys {
     seeds: [u64; 2],
-    set: HashSet<u128, std::hash::BuildHasherDefault<Folded>>,
+    batch: Vec<LiveOp>,
+    to: SyncSender<Vec<LiveOp>>,
 }
 
+/// A key's id, and whether it was put (or deleted).
+type LiveOp = (u128, bool);
+const LIVE_BATCH: usize = 8192;
+const LIVE_BATCHES_AHEAD: usize = 4;
+
 impl LiveKeys {
-    fn new() -> LiveKeys {
+    fn new(to: SyncSender<Vec<LiveOp>>) -> LiveKeys {
         use std::hash::{BuildHasher, Hasher};
         let seed = || std::hash::RandomState::new().build_hasher().finish() | 1;
         LiveKeys {
             seeds: [seed(), seed()],
-            set: HashSet::default(),
+            batch: Vec::with_capacity(LIVE_BATCH),
+            to,
         }
     }
 
@@ -381,19 +408,45 @@ impl LiveKeys {
         (u128::from(a) << 64) | u128::from(b)
     }
 
-    fn insert(&mut self, key: &[u8]) {
+    fn record(&mut self, key: &[u8], put: bool) {
         let id = self.id(key);
-        self.set.insert(id);
+        self.batch.push((id, put));
+        if self.batch.len() == LIVE_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(LIVE_BATCH));
+            // The counter only stops when we hang up.
+            let _ = self.to.send(full);
+        }
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        self.record(key, true);
     }
 
     fn remove(&mut self, key: &[u8]) {
-        let id = self.id(key);
-        self.set.remove(&id);
+        self.record(key, false);
     }
 
-    fn len(&self) -> usize {
-        self.set.len()
+    /// Send what is left; the counter finishes once this is dropped.
+    fn finish(self) {
+        if !self.batch.is_empty() {
+            let _ = self.to.send(self.batch);
+        }
     }
+}
+
+/// Apply the puts and tombstones, in order, to a set of ids: its size at the end.
+fn count_live_keys(ops: Receiver<Vec<LiveOp>>) -> u64 {
+    let mut set: HashSet<u128, std::hash::BuildHasherDefault<Folded>> = HashSet::default();
+    for batch in ops {
+        for (id, put) in batch {
+            if put {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+        }
+    }
+    set.len() as u64
 }
 
 /// rustc's FxHasher step over the key eight bytes at a time, the length first, then a final
