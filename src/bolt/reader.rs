@@ -417,13 +417,18 @@ impl<S: ReadAt> Db<S> {
     /// a run is planned as one page; its overflow, if any, is read when it is met.
     fn plan(&mut self, children: &[(Vec<u8>, PageId)]) {
         let ps = self.page_size as u64;
+        // Below the high-water mark, so no offset overflows (the file holds every page below
+        // it); a child past it is reported when it is met.
+        let hwm = self.state.meta.pgid.0;
         let mut i = 0;
         while i < children.len() {
             let start = children[i].1 .0;
             let mut last = start;
             let mut j = i + 1;
             while let Some((_, PageId(next))) = children.get(j) {
-                if *next <= last
+                if start >= hwm
+                    || *next >= hwm
+                    || *next <= last
                     || *next - last > RUN_GAP_PAGES
                     || (*next - start) * ps >= WINDOW_BYTES
                 {

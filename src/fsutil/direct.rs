@@ -6,7 +6,7 @@
 //! pages to reach the disk. With `O_DIRECT` the disk reads our page-aligned buffer itself, and
 //! the fsync has only the metadata left. The buffer is written in whole 4 KiB blocks; the tail
 //! (a snapshot ends with its 32-byte trailer) goes through the page cache once `O_DIRECT` is
-//! cleared. A filesystem that refuses `O_DIRECT` (tmpfs, some FUSE and network ones) gets
+//! cleared. A filesystem that refuses `O_DIRECT` (older tmpfs, some FUSE and network ones) gets
 //! ordinary writes: same bytes, same fsync, only the copy.
 
 use std::io::{self, Write};
