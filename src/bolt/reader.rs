@@ -780,9 +780,8 @@ mod tests {
 
     use super::*;
     use crate::bolt::entries::Entry;
-    use crate::bolt::meta::Meta;
-    use crate::bolt::page::{TxId, ELEMENT_SIZE};
-    use crate::bolt::writer::Writer;
+    use crate::bolt::page::ELEMENT_SIZE;
+    use crate::bolt::writer::{fresh_meta, numbered_entries, Writer};
 
     /// Bytes in memory that count what is read from them.
     struct Counted(Vec<u8>, AtomicU64);
@@ -807,23 +806,8 @@ mod tests {
 
     /// A 40 MB database of one-page leaves, as our writer lays it out (leaves in key order).
     fn database() -> Vec<u8> {
-        let entries: Vec<Entry> = (0..20_000u32)
-            .map(|i| Entry {
-                key: format!("k{i:06}").into_bytes(),
-                value: vec![b'v'; 1500],
-                bucket: false,
-            })
-            .collect();
-        let meta = Meta {
-            page_size: 4096,
-            flags: 0,
-            root: PageId(3),
-            sequence: 0,
-            freelist: NO_FREELIST,
-            pgid: PageId(4),
-            txid: TxId(1),
-            checksum: 0,
-        };
+        let entries = numbered_entries(20_000, 1500);
+        let meta = fresh_meta();
         let mut w = Writer::new(&meta);
         let bucket = Entry {
             key: b"key".to_vec(),

@@ -303,6 +303,33 @@ fn branch_image(children: &[(Vec<u8>, PageId)]) -> Vec<u8> {
     b
 }
 
+/// `n` entries `k000000`, `k000001`, … whose values are `value_len` bytes.
+#[cfg(test)]
+pub(crate) fn numbered_entries(n: u32, value_len: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| Entry {
+            key: format!("k{i:06}").into_bytes(),
+            value: vec![b'v'; value_len],
+            bucket: false,
+        })
+        .collect()
+}
+
+/// The meta of an empty database of 4 KiB pages, for a writer to start from.
+#[cfg(test)]
+pub(crate) fn fresh_meta() -> Meta {
+    Meta {
+        page_size: 4096,
+        flags: 0,
+        root: PageId(3),
+        sequence: 0,
+        freelist: NO_FREELIST,
+        pgid: PageId(4),
+        txid: TxId(1),
+        checksum: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,23 +442,8 @@ mod tests {
 
     #[test]
     fn many_entries_make_branches() {
-        let entries: Vec<Entry> = (0..5000u32)
-            .map(|i| Entry {
-                key: format!("k{i:06}").into_bytes(),
-                value: vec![b'v'; 50],
-                bucket: false,
-            })
-            .collect();
-        let meta = Meta {
-            page_size: 4096,
-            flags: 0,
-            root: PageId(3),
-            sequence: 0,
-            freelist: NO_FREELIST,
-            pgid: PageId(4),
-            txid: TxId(1),
-            checksum: 0,
-        };
+        let entries = numbered_entries(5000, 50);
+        let meta = fresh_meta();
         let mut w = Writer::new(&meta);
         let root = w.tree(&entries);
         assert!(w.next > 4 + 70, "expected many pages, got {}", w.next);

@@ -23,6 +23,8 @@ pub enum SnapshotError {
     Trailer(std::io::Error),
     #[error("the sha256 check stopped unexpectedly")]
     HashThread,
+    #[error("counting the live keys stopped unexpectedly")]
+    LiveKeyThread,
     #[error("cannot get hash of bucket {0}: the root holds a plain key")]
     PlainKeyInRoot(String),
     #[error("key bucket: key {0} is not a revision")]

@@ -204,7 +204,7 @@ fn compute<S: ReadAt>(
             live.finish();
         }
         if let Some(counter) = counter {
-            visitor.live_count = Some(counter.join().map_err(|_| SnapshotError::HashThread)?);
+            visitor.live_count = Some(counter.join().map_err(|_| SnapshotError::LiveKeyThread)?);
         }
         let problems = walked?;
         if !problems.is_empty() {

@@ -14,83 +14,67 @@ use std::io::{self, Write};
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
 use super::TempFile;
-use crate::buf::{AlignedBuf, ALIGN};
+use crate::buf::{AlignedWriter, ALIGN};
 
 const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
 
 /// Bytes per write: whole blocks, large enough that a synchronous direct write keeps up.
 const CHUNK: usize = 2 << 20;
 
-/// A buffered writer into a [`TempFile`] that writes its full buffers with `O_DIRECT`.
-pub struct DirectWriter {
+/// What a save writes its file through: an [`AlignedWriter`] whose full, page-aligned buffers
+/// go to the disk with `O_DIRECT`.
+pub type DirectWriter = AlignedWriter<DirectFile>;
+
+/// [`DirectWriter`] into `temp`.
+pub fn direct_writer(temp: TempFile) -> DirectWriter {
+    AlignedWriter::with_capacity(CHUNK, DirectFile::new(temp))
+}
+
+/// A [`TempFile`] written with `O_DIRECT` for as long as every write is whole aligned blocks
+/// from an aligned buffer: the first write that is not (the tail, or a flush in between), or
+/// that the filesystem refuses, turns it off for good, so the file's offset never needs to be
+/// aligned again.
+pub struct DirectFile {
     temp: TempFile,
-    buf: AlignedBuf,
-    filled: usize,
     direct: bool,
 }
 
-impl DirectWriter {
-    pub fn new(mut temp: TempFile) -> DirectWriter {
+impl DirectFile {
+    fn new(mut temp: TempFile) -> DirectFile {
         let direct = temp.file().is_some_and(|f| set_direct(f, true).is_ok());
-        DirectWriter {
-            temp,
-            buf: AlignedBuf::new(CHUNK),
-            filled: 0,
-            direct,
-        }
+        DirectFile { temp, direct }
     }
 
-    /// Write the buffer; a direct write the filesystem refuses is made again without.
-    fn flush_buf(&mut self) -> io::Result<()> {
-        let data = &self.buf[..self.filled];
-        let Some(file) = self.temp.file() else {
-            return Err(io::Error::other("the temporary file is already committed"));
-        };
-        if self.direct && data.len() % ALIGN != 0 {
-            set_direct(file, false)?;
-            self.direct = false;
-        }
-        let mut done = 0;
-        while done < data.len() {
-            match file.write(&data[done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Refused (or a short direct write left the offset unaligned): the rest goes
-                // through the page cache from where the last write ended.
-                Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
-                    set_direct(file, false)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.filled = 0;
-        Ok(())
-    }
-
-    /// Write what is buffered (the tail through the page cache) and give the temporary back.
-    pub fn into_inner(mut self) -> io::Result<TempFile> {
-        self.flush_buf()?;
-        Ok(self.temp)
+    /// The temporary, to commit.
+    pub fn into_temp(self) -> TempFile {
+        self.temp
     }
 }
 
-impl Write for DirectWriter {
+impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.filled == self.buf.len() {
-            self.flush_buf()?;
+        let Some(file) = self.temp.file() else {
+            return Err(io::Error::other("the temporary file is already committed"));
+        };
+        let whole = (data.as_ptr() as usize) % ALIGN == 0 && data.len() % ALIGN == 0;
+        if self.direct && !whole {
+            set_direct(file, false)?;
+            self.direct = false;
         }
-        let n = (self.buf.len() - self.filled).min(data.len());
-        self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
-        self.filled += n;
-        Ok(n)
+        match file.write(data) {
+            // Refused (or an earlier short direct write left the offset unaligned): the rest
+            // goes through the page cache from where the last write ended.
+            Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) => {
+                set_direct(file, false)?;
+                self.direct = false;
+                file.write(data)
+            }
+            r => r,
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Buffered bytes stay until a whole chunk or the end: a flush in between would make
-        // the rest of the file unaligned for direct writes.
-        Ok(())
+        self.temp.flush()
     }
 }
 
@@ -123,12 +107,12 @@ mod tests {
         ];
         for dir in dirs.iter().flatten() {
             let dest = dir.path().join("snapshot.db");
-            let mut w = DirectWriter::new(TempFile::beside(&dest, 0o600).unwrap());
+            let mut w = direct_writer(TempFile::beside(&dest, 0o600).unwrap());
             for piece in data.chunks(1_000_003) {
                 w.write_all(piece).unwrap();
             }
             w.flush().unwrap();
-            w.into_inner().unwrap().commit(&dest).unwrap();
+            w.into_inner().unwrap().into_temp().commit(&dest).unwrap();
             assert!(std::fs::read(&dest).unwrap() == data, "{}", dest.display());
         }
     }

@@ -31,7 +31,7 @@ mod signals;
 mod temp;
 
 pub use crate::regular::{kind_name, open_regular, read_capped, read_capped_text};
-pub use direct::DirectWriter;
+pub use direct::{direct_writer, DirectFile, DirectWriter};
 pub use lock::{clean_stale, lock_dir};
 pub use read::ensure_free_space;
 pub use replace::Replacement;

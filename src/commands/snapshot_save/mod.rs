@@ -34,7 +34,7 @@ use crate::client::cluster::{
 };
 use crate::client::{Connector, Target};
 use crate::etcd::status::{self as snapshot_status, Checks, TrailerCheck};
-use crate::fsutil::{DirectWriter, TempFile};
+use crate::fsutil::{direct_writer, DirectFile, DirectWriter, TempFile};
 use crate::output::{Progress, Report};
 use crate::remote::codec::{parse_recipients, Digests, Encoder, Encoding};
 use crate::remote::meta::{self, Metadata};
@@ -479,7 +479,7 @@ impl Output {
             return Err(taken(dest.display()));
         }
         let temp = TempFile::beside(&dest, 0o600)?;
-        let encoder = Encoder::new(DirectWriter::new(temp), encoding)?;
+        let encoder = Encoder::new(direct_writer(temp), encoding)?;
         Ok(Output::File {
             encoder,
             dest,
@@ -549,7 +549,8 @@ async fn save_local(
         .map_err(|e| write_failed(e, Some(&dest)))?;
     let temp = buffered
         .into_inner()
-        .map_err(|e| write_failed(e, Some(&dest)))?;
+        .map_err(|e| write_failed(e, Some(&dest)))?
+        .into_temp();
     match spool {
         None => read_back(&temp, &mut report)?,
         Some(spool) => spool.read_back(&mut report)?,
@@ -595,7 +596,7 @@ impl Spool {
         let at = std::env::temp_dir().join("etcdops-save.db");
         match TempFile::beside(&at, 0o600) {
             Ok(t) => Spool {
-                file: Some(DirectWriter::new(t)),
+                file: Some(direct_writer(t)),
                 lost: None,
             },
             Err(e) => Spool {
@@ -616,7 +617,7 @@ impl Spool {
 
     /// Walk the copy (and remove it); a database we cannot read is an error.
     fn read_back(self, report: &mut SaveReport) -> Result<()> {
-        let temp = match self.file.map(DirectWriter::into_inner) {
+        let temp = match self.file.map(|w| w.into_inner().map(DirectFile::into_temp)) {
             Some(Ok(temp)) => temp,
             Some(Err(e)) => {
                 report.read_back = Some(format!("not read back: writing the copy in $TMPDIR: {e}"));
